@@ -1,0 +1,129 @@
+# mailedge — one plain GNU Makefile, no recursion.
+#   make            the binary (build/mailedge)
+#   make test       installs test dependencies, then unit + fuzz-corpus replay +
+#                   integration, on the normal build and again under ASan+UBSan
+#   make SAN=1 ...  any target on the sanitizer build (build/san/)
+#   make V=1        show full commands
+
+PROG     := mailedge
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+CLANG    ?= clang
+SAN      ?= 0
+PYTHON   ?= /usr/bin/python3
+
+ifeq ($(SAN),1)
+BUILD    := build/san
+OPT      := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD    := build
+OPT      := -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fno-omit-frame-pointer
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -fno-common
+PKGS     :=
+PKG_CFLAGS := $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
+PKG_LIBS   := $(if $(PKGS),$(shell pkg-config --libs $(PKGS)))
+CPPFLAGS += -D_GNU_SOURCE -Isrc -DMAILEDGE_VERSION='"$(VERSION)"'
+CFLAGS   += -std=c11 $(WARN) $(OPT) $(PKG_CFLAGS) -MMD -MP
+LDLIBS   += $(PKG_LIBS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+SRCS       := $(filter-out src/main.c,$(wildcard src/*.c))
+OBJS       := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB        := $(BUILD)/libmailedge.a
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=$(BUILD)/replay/replay_%)
+FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=build/fuzz/fuzz_%)
+FUZZ_TIME  ?= 60
+
+.PHONY: all test test-one unit replay integration check deps fuzz bench demo run install clean format lint
+
+all: $(BUILD)/$(PROG)
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/$(PROG): $(BUILD)/obj/main.o $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+$(BUILD)/replay/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< tests/fuzz/replay.c $(LIB) $(LDLIBS)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRCS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $<")
+	$(Q)$(CLANG) $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(SRCS) $(PKG_LIBS)
+
+# The README's test command. Installs what the tests need (as root, with
+# apt-get), then runs everything twice: normal build and ASan+UBSan.
+test: deps
+	$(Q)$(MAKE) --no-print-directory test-one SAN=0
+	$(Q)$(MAKE) --no-print-directory test-one SAN=1
+
+test-one: all unit replay integration
+
+deps:
+	$(Q)sh scripts/deps.sh test
+
+unit: $(UNIT_BINS)
+	$(Q)set -e; for t in $(if $(T),$(BUILD)/tests/$(T),$(UNIT_BINS)); do echo "  UNIT    $$t"; $$t; done
+
+replay: $(REPLAY_BINS)
+	$(Q)set -e; for r in $(REPLAY_BINS); do n=$${r##*/replay_}; \
+	  echo "  REPLAY  $$n"; $$r tests/fuzz/corpus/$$n; done
+
+integration: all
+	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) MAILEDGE_SAN=$(SAN) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(if $(T),-k $(T))
+
+check: test lint
+
+fuzz: $(FUZZ_BINS)
+	$(Q)set -e; for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p build/fuzz/corpus/$$n; \
+	  echo "  FUZZ    $$n for $(FUZZ_TIME)s"; \
+	  $$f -max_total_time=$(FUZZ_TIME) -dict=tests/fuzz/$$n.dict build/fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
+
+lint:
+	$(Q)sh scripts/lint.sh
+
+format:
+	$(Q)clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
+
+demo run: all
+	$(Q)sh scripts/run-local.sh $(BUILD)/$(PROG)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0755 $(BUILD)/$(PROG) $(DESTDIR)$(PREFIX)/sbin/$(PROG)
+	install -m 0644 man/mailedge.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 man/mailedge.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d) $(BUILD)/obj/main.d

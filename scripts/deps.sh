@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian packages a make target needs, only when missing.
+# Usage: scripts/deps.sh build|test|bench|demo
+set -eu
+want="gcc make pkg-config"
+case "${1:-build}" in
+    test)  want="$want libcmocka-dev python3-pytest clang socat" ;;
+    bench) want="$want haproxy nginx-light libnginx-mod-stream" ;;
+    demo)  want="$want socat" ;;
+esac
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing Debian packages:$missing (run as root, or install them)" >&2
+    exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,50 @@
+/*
+ * addr: socket address parsing and formatting, pure (inet_pton/ntop only).
+ * "1.2.3.4:25", "[2001:db8::1]:25", ":25" (every address), with an
+ * optional port when the caller allows it.
+ */
+#ifndef MAILEDGE_ADDR_H
+#define MAILEDGE_ADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Longest text addr_format() writes: "[" v6 "%" scope "]:" port, NUL. */
+#define ADDR_STRLEN 64
+
+enum addr_port { ADDR_PORT_REQUIRED, ADDR_PORT_OPTIONAL };
+
+/*
+ * Parses an IP literal with a port. ":PORT" and "*:PORT" give the IPv6
+ * wildcard with <*any> set true (the caller binds dual-stack). With
+ * ADDR_PORT_OPTIONAL a missing port leaves port 0. Returns 0, or -1 with
+ * a static reason in <*why>.
+ */
+int addr_parse(const char *s, enum addr_port mode, struct sockaddr_storage *out, bool *any,
+               const char **why);
+
+/* Length of the sockaddr for its family (for bind/connect). */
+socklen_t addr_len(const struct sockaddr *sa);
+
+/* Port in host order (0 for other families). */
+unsigned addr_port(const struct sockaddr *sa);
+void addr_set_port(struct sockaddr *sa, unsigned port);
+
+/*
+ * Rewrites an IPv4-mapped IPv6 address (::ffff:a.b.c.d) in place as
+ * AF_INET, so logs and PROXY headers show the IPv4 client. Others are
+ * left alone.
+ */
+void addr_unmap(struct sockaddr_storage *ss);
+
+/* Formats "1.2.3.4:25" or "[::1]:25" into <buf> (>= ADDR_STRLEN); returns <buf>. */
+char *addr_format(const struct sockaddr *sa, char *buf, size_t cap);
+
+/* Formats the address alone, no port, no brackets; returns <buf>. */
+char *addr_format_ip(const struct sockaddr *sa, char *buf, size_t cap);
+
+/* True when both have the same family, address and port. */
+bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+
+#endif

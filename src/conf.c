@@ -1,0 +1,1630 @@
+/*
+ * conf: parses the configuration (conf_lex gives the words of each line),
+ * validates it and builds an immutable struct conf. Every error becomes a
+ * diagnostic and parsing goes on, so one run lists every mistake; the
+ * checks that need the whole file (routes, bind overlaps, inherited
+ * timeouts) run once everything is read.
+ */
+#include "conf.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "addr.h"
+#include "conf_lex.h"
+#include "util.h"
+
+#define MAX_ERRORS 50
+#define INCLUDE_DEPTH_MAX 16
+#define FILE_SIZE_MAX (16u << 20)
+#define DURATION_MAX_MS (24ull * 60 * 60 * 1000)
+
+#define DEFAULT_CONNECT_MS 5000
+#define DEFAULT_PROXY_MS 3000
+#define DEFAULT_IDLE_MS (30ull * 60 * 1000)
+#define DEFAULT_GRACE_MS 30000
+
+/* Directives whose first appearance is remembered (duplicates, required). */
+enum dir {
+    D_LOG, D_GRACE, D_SPLICE,
+    D_T_CONNECT, D_T_PROXY, D_T_IDLE,
+    D_SERVER, D_SEND_PROXY, D_BALANCE,
+    D_BIND, D_PROTOCOL, D_ACCEPT_PROXY, D_ROUTE,
+    D_COUNT
+};
+
+enum blk { BLK_NONE, BLK_GLOBAL, BLK_BACKEND, BLK_LISTENER, BLK_SKIP };
+
+static const char *const blk_names[] = { "top level", "global", "backend", "listener", "" };
+
+/* A route waits here until every backend is known. */
+struct pend_route {
+    size_t listener;
+    char target[CONF_HOST_MAX];     /* backend name, or the address of an implicit one */
+    bool implicit;
+    struct sockaddr_storage addr;   /* implicit only */
+    struct conf_pos pos;            /* of the target word */
+};
+
+struct open_file {
+    dev_t dev;
+    ino_t ino;
+};
+
+struct ctx {
+    struct conf *c;
+    struct diag_list *diags;
+    size_t nerr;
+    bool stop;
+    bool allow_include;
+    const char *file;               /* interned name of the file being read */
+    int line;
+    struct open_file open[INCLUDE_DEPTH_MAX];
+    int depth;
+
+    enum blk blk;                   /* the block being read */
+    size_t bi;                      /* its index in backends or listeners */
+    struct conf_pos bpos;           /* its keyword */
+    char bname[CONF_NAME_MAX];
+    struct conf_pos seen[D_COUNT];  /* first use of each directive in it (line 0: none) */
+
+    /* A block header without '{': opened if the next line is a lone '{'. */
+    bool pending;
+    enum blk pending_blk;
+    char pending_name[CONF_NAME_MAX];
+    struct conf_pos pending_pos;
+
+    bool global_seen;
+    struct conf_pos global_pos;
+    uint64_t g_connect, g_proxy, g_idle;  /* 0: not set */
+
+    struct pend_route *routes;
+    size_t nroutes;
+};
+
+struct directive {
+    const char *name;
+    enum dir id;
+    bool once;
+    size_t min, max;                /* words after the keyword */
+    const char *usage;
+    void (*fn)(struct ctx *x, const struct lex_word *w, size_t n);
+};
+
+#define MANY ((size_t)-1)
+
+/* ---- diagnostics ---- */
+
+static void
+diag_push(struct diag_list *d, const char *file, int line, int col, const char *msg)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        struct conf_diag *nv = realloc(d->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            return;  /* the load still fails: the error count is kept apart */
+        d->v = nv;
+        d->cap = cap;
+    }
+    struct conf_diag *g = &d->v[d->n++];
+    util_strlcpy(g->file, file != NULL ? file : "", sizeof(g->file));
+    g->line = line;
+    g->col = col;
+    util_strlcpy(g->msg, msg, sizeof(g->msg));
+}
+
+static void
+verr(struct ctx *x, const char *file, int line, int col, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static void
+verr(struct ctx *x, const char *file, int line, int col, const char *fmt, va_list ap)
+{
+    char msg[sizeof(((struct conf_diag *)0)->msg)];
+
+    if (x->stop)
+        return;
+    if (++x->nerr > MAX_ERRORS) {
+        diag_push(x->diags, file, line, col, "too many errors, giving up");
+        x->stop = true;
+        return;
+    }
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    diag_push(x->diags, file, line, col, msg);
+}
+
+static void
+errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* An error about word <w> of the current line. */
+static void
+errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    verr(x, x->file, x->line, w->col, fmt, ap);
+    va_end(ap);
+}
+
+static void
+errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    verr(x, p->file, p->line, p->col, fmt, ap);
+    va_end(ap);
+}
+
+static void
+oom(struct ctx *x)
+{
+    if (!x->stop) {
+        x->nerr++;
+        diag_push(x->diags, x->file, x->line, 0, "out of memory");
+    }
+    x->stop = true;
+}
+
+static void
+lex_error(void *arg, int line, int col, const char *msg)
+{
+    struct ctx *x = arg;
+    struct conf_pos p = { x->file, line, col };
+
+    errp(x, &p, "%s", msg);
+}
+
+/* "line 12" when <p> is in the current file, else "other.conf:12". */
+static const char *
+where(const struct ctx *x, const struct conf_pos *p, char *buf, size_t cap)
+{
+    if (p->file == x->file)
+        snprintf(buf, cap, "line %d", p->line);
+    else
+        snprintf(buf, cap, "%s:%d", p->file, p->line);
+    return buf;
+}
+
+/* ---- small helpers ---- */
+
+/*
+ * Makes room for element <n> of an array whose capacity is implied by its
+ * count (the next power of two), so the conf needs no capacity fields.
+ */
+static void *
+append(struct ctx *x, void *v, size_t n, size_t size)
+{
+    if (n != 0 && (n & (n - 1)) != 0)
+        return v;
+    size_t cap = n ? n * 2 : 1;
+    if (cap > SIZE_MAX / size) {
+        oom(x);
+        return NULL;
+    }
+    void *nv = realloc(v, cap * size);
+    if (nv == NULL)
+        oom(x);
+    return nv;
+}
+
+static struct conf_pos
+pos_of(const struct ctx *x, const struct lex_word *w)
+{
+    struct conf_pos p = { x->file, x->line, w->col };
+
+    return p;
+}
+
+static bool
+is_word(const struct lex_word *w, const char *s)
+{
+    return strcmp(w->text, s) == 0;
+}
+
+static bool
+is_brace(const struct lex_word *w, char brace)
+{
+    return !w->quoted && w->text[0] == brace && w->text[1] == '\0';
+}
+
+static const char *
+intern(struct ctx *x, const char *name)
+{
+    struct conf *c = x->c;
+
+    for (size_t i = 0; i < c->nfiles; i++) {
+        if (strcmp(c->files[i], name) == 0)
+            return c->files[i];
+    }
+    char **nf = append(x, c->files, c->nfiles, sizeof(*nf));
+    if (nf == NULL)
+        return NULL;
+    c->files = nf;
+    char *s = strdup(name);
+    if (s == NULL) {
+        oom(x);
+        return NULL;
+    }
+    c->files[c->nfiles++] = s;
+    return s;
+}
+
+static bool
+name_char(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '.' || ch == '-';
+}
+
+/* Checks a listener, backend or server name; reports and returns false if bad. */
+static bool
+check_name(struct ctx *x, const struct lex_word *w, const char *what)
+{
+    const char *s = w->text;
+    size_t len = strlen(s);
+
+    if (len == 0) {
+        errw(x, w, "empty %s name", what);
+        return false;
+    }
+    if (len >= CONF_NAME_MAX) {
+        errw(x, w, "%s name '%.20s...' is too long (at most %d characters)", what, s,
+             CONF_NAME_MAX - 1);
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!name_char(s[i])) {
+            errw(x, w, "bad %s name '%s': use letters, digits, '_', '.' and '-'%s", what, s,
+                 strchr(s, '{') != NULL ? " (put a blank before '{')" : "");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Parses a duration word into <out>; reports and returns false if bad. */
+static bool
+duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out)
+{
+    uint64_t ms;
+
+    if (util_parse_duration(w->text, &ms) != 0) {
+        errw(x, w, "bad duration '%s': expected a duration like 30s, 500ms, 5m", w->text);
+        return false;
+    }
+    if (ms == 0 && !zero_ok) {
+        errw(x, w, "a timeout of 0 is impossible: expected a duration like 30s, 500ms, 5m");
+        return false;
+    }
+    if (ms > DURATION_MAX_MS) {
+        errw(x, w, "duration '%s' is too long (at most 24h)", w->text);
+        return false;
+    }
+    *out = ms;
+    return true;
+}
+
+/* Reports a second use of a once-only directive; records the first. */
+static bool
+first_use(struct ctx *x, enum dir id, const struct lex_word *w, const char *what)
+{
+    char buf[300];
+
+    if (x->seen[id].line != 0) {
+        errw(x, w, "duplicate '%s' (first at %s; it may appear once per block)", what,
+             where(x, &x->seen[id], buf, sizeof(buf)));
+        return false;
+    }
+    x->seen[id] = pos_of(x, w);
+    return true;
+}
+
+static struct conf_backend *
+cur_backend(struct ctx *x)
+{
+    return &x->c->backends[x->bi];
+}
+
+static struct conf_listener *
+cur_listener(struct ctx *x)
+{
+    return &x->c->listeners[x->bi];
+}
+
+/* ---- global ---- */
+
+static void
+d_log(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+    bool have_format = false, have_level = false;
+
+    if (is_word(&w[1], "stderr")) {
+        g->log_path[0] = '\0';
+    } else if (w[1].text[0] != '/') {
+        errw(x, &w[1], "log destination must be 'stderr' or an absolute path, not '%s'",
+             w[1].text);
+    } else if (util_strlcpy(g->log_path, w[1].text, sizeof(g->log_path)) != 0) {
+        errw(x, &w[1], "log path is too long (at most %zu bytes)", sizeof(g->log_path) - 1);
+        g->log_path[0] = '\0';
+    }
+    for (size_t i = 2; i < n; i += 2) {
+        bool fmt = is_word(&w[i], "format");
+        if (!fmt && !is_word(&w[i], "level")) {
+            errw(x, &w[i], "unknown log option '%s' (expected format or level)", w[i].text);
+            return;
+        }
+        if (i + 1 >= n) {
+            errw(x, &w[i], "'%s' needs a value: %s", w[i].text,
+                 fmt ? "logfmt or json" : "info or debug");
+            return;
+        }
+        if (fmt ? have_format : have_level) {
+            errw(x, &w[i], "log option '%s' given twice", w[i].text);
+            continue;
+        }
+        const struct lex_word *v = &w[i + 1];
+        if (fmt) {
+            have_format = true;
+            if (is_word(v, "logfmt"))
+                g->log_format = LOG_FORMAT_LOGFMT;
+            else if (is_word(v, "json"))
+                g->log_format = LOG_FORMAT_JSON;
+            else
+                errw(x, v, "bad log format '%s': expected logfmt or json", v->text);
+        } else {
+            have_level = true;
+            if (is_word(v, "info"))
+                g->log_debug = false;
+            else if (is_word(v, "debug"))
+                g->log_debug = true;
+            else
+                errw(x, v, "bad log level '%s': expected info or debug", v->text);
+        }
+    }
+}
+
+static void
+d_grace(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    duration(x, &w[1], true, &x->c->global.grace_ms);
+}
+
+static void
+d_splice(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    if (is_word(&w[1], "on"))
+        x->c->global.splice = true;
+    else if (is_word(&w[1], "off"))
+        x->c->global.splice = false;
+    else
+        errw(x, &w[1], "bad value '%s' for splice: expected on or off", w[1].text);
+}
+
+/* "timeout KIND DURATION" in any block; <allowed> is a mask of 1 << D_T_*. */
+static void
+d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    static const struct {
+        const char *name;
+        enum dir id;
+        const char *home;
+    } kinds[] = {
+        { "connect", D_T_CONNECT, "a backend or the global block" },
+        { "proxy", D_T_PROXY, "a listener or the global block" },
+        { "idle", D_T_IDLE, "a listener or the global block" },
+    };
+    const char *allowed = x->blk == BLK_GLOBAL    ? "connect, proxy, idle"
+                          : x->blk == BLK_BACKEND ? "connect"
+                                                  : "proxy, idle";
+    size_t k;
+    uint64_t ms;
+
+    (void)n;
+    for (k = 0; k < ARRAY_LEN(kinds); k++) {
+        if (is_word(&w[1], kinds[k].name))
+            break;
+    }
+    if (k == ARRAY_LEN(kinds)) {
+        errw(x, &w[1], "unknown timeout '%s' (allowed in a %s block: %s)", w[1].text,
+             blk_names[x->blk], allowed);
+        return;
+    }
+    enum dir id = kinds[k].id;
+    bool ok = x->blk == BLK_GLOBAL || (x->blk == BLK_BACKEND && id == D_T_CONNECT) ||
+              (x->blk == BLK_LISTENER && id != D_T_CONNECT);
+    if (!ok) {
+        errw(x, &w[1], "timeout %s does not belong in a %s block (set it in %s)", w[1].text,
+             blk_names[x->blk], kinds[k].home);
+        return;
+    }
+    char what[32];
+    snprintf(what, sizeof(what), "timeout %s", kinds[k].name);
+    if (!first_use(x, id, &w[0], what) || !duration(x, &w[2], false, &ms))
+        return;
+    if (x->blk == BLK_GLOBAL) {
+        if (id == D_T_CONNECT)
+            x->g_connect = ms;
+        else if (id == D_T_PROXY)
+            x->g_proxy = ms;
+        else
+            x->g_idle = ms;
+    } else if (x->blk == BLK_BACKEND) {
+        cur_backend(x)->timeout_connect_ms = ms;
+    } else if (id == D_T_PROXY) {
+        cur_listener(x)->timeout_proxy_ms = ms;
+    } else {
+        cur_listener(x)->timeout_idle_ms = ms;
+    }
+}
+
+/* ---- backend ---- */
+
+static bool
+unspecified(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return false;
+}
+
+static void
+d_server(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_backend *b = cur_backend(x);
+    struct sockaddr_storage ss;
+    const char *why = NULL;
+    bool any;
+    char buf[300];
+
+    (void)n;
+    bool name_ok = check_name(x, &w[1], "server");
+    if (name_ok) {
+        for (size_t i = 0; i < b->nservers; i++) {
+            if (strcmp(b->servers[i].name, w[1].text) == 0) {
+                errw(x, &w[1], "duplicate server '%s' in backend '%s' (first at %s)",
+                     w[1].text, b->name, where(x, &b->servers[i].pos, buf, sizeof(buf)));
+                name_ok = false;
+                break;
+            }
+        }
+    }
+    const char *t = w[2].text;
+    if (addr_parse(t, ADDR_PORT_OPTIONAL, &ss, &any, &why) != 0) {
+        errw(x, &w[2], "bad server address '%s': %s (expected an IP address like 10.0.0.5:25 or [fd00::5]:25)",
+             t, why);
+        return;
+    }
+    if (any || unspecified(&ss)) {
+        errw(x, &w[2], "bad server address '%s': a server needs a specific IP address, not a wildcard",
+             t);
+        return;
+    }
+    if (!name_ok)
+        return;
+
+    struct conf_server *sv = append(x, b->servers, b->nservers, sizeof(*sv));
+    if (sv == NULL)
+        return;
+    b->servers = sv;
+    sv = &b->servers[b->nservers++];
+    memset(sv, 0, sizeof(*sv));
+    util_strlcpy(sv->name, w[1].text, sizeof(sv->name));
+    sv->addr = ss;
+    sv->has_port = addr_port((const struct sockaddr *)&ss) != 0;
+    sv->pos = pos_of(x, &w[1]);
+    /* The host as written: without brackets and port (addr_parse bounds its length). */
+    size_t hl = strlen(t);
+    if (t[0] == '[') {
+        t++;
+        hl = (size_t)(strchr(t, ']') - t);
+    } else if (sv->has_port) {
+        hl = (size_t)(strrchr(t, ':') - t);
+    }
+    if (hl >= sizeof(sv->host))
+        hl = sizeof(sv->host) - 1;
+    memcpy(sv->host, t, hl);
+    sv->host[hl] = '\0';
+}
+
+static void
+d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    if (is_word(&w[1], "v1"))
+        cur_backend(x)->send_proxy = 1;
+    else if (is_word(&w[1], "v2"))
+        cur_backend(x)->send_proxy = 2;
+    else
+        errw(x, &w[1], "bad PROXY version '%s': expected v1 or v2", w[1].text);
+}
+
+static void
+d_balance(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    if (is_word(&w[1], "round-robin"))
+        cur_backend(x)->balance = BALANCE_ROUND_ROBIN;
+    else if (is_word(&w[1], "first"))
+        cur_backend(x)->balance = BALANCE_FIRST;
+    else
+        errw(x, &w[1], "bad balance '%s': expected round-robin or first", w[1].text);
+}
+
+/* ---- listener ---- */
+
+static void
+d_bind(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_listener *l = cur_listener(x);
+
+    for (size_t i = 1; i < n; i++) {
+        struct sockaddr_storage ss;
+        const char *why = NULL;
+        bool any;
+        if (addr_parse(w[i].text, ADDR_PORT_REQUIRED, &ss, &any, &why) != 0) {
+            errw(x, &w[i], "bad bind address '%s': %s (expected ADDR:PORT like 0.0.0.0:25, [::]:25 or :25)",
+                 w[i].text, why);
+            continue;
+        }
+        struct conf_bind *b = append(x, l->binds, l->nbinds, sizeof(*b));
+        if (b == NULL)
+            return;
+        l->binds = b;
+        b = &l->binds[l->nbinds++];
+        memset(b, 0, sizeof(*b));
+        b->addr = ss;
+        b->any = any;
+        b->pos = pos_of(x, &w[i]);
+    }
+}
+
+static const char *const proto_names[] = {
+    [PROTO_SMTP] = "smtp", [PROTO_SUBMISSION] = "submission", [PROTO_IMAP] = "imap",
+    [PROTO_POP3] = "pop3", [PROTO_TLS] = "tls",               [PROTO_TCP] = "tcp",
+};
+
+static void
+d_protocol(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    for (size_t i = 0; i < ARRAY_LEN(proto_names); i++) {
+        if (is_word(&w[1], proto_names[i])) {
+            cur_listener(x)->proto = (enum proto)i;
+            return;
+        }
+    }
+    errw(x, &w[1], "bad protocol '%s': expected smtp, submission, imap, pop3, tls or tcp",
+         w[1].text);
+}
+
+static void
+d_accept_proxy(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_listener *l = cur_listener(x);
+    enum pp_accept v;
+    char buf[300];
+
+    if (is_word(&w[1], "v1")) {
+        v = PP_ACCEPT_V1;
+    } else if (is_word(&w[1], "v2")) {
+        v = PP_ACCEPT_V2;
+    } else if (is_word(&w[1], "any")) {
+        v = PP_ACCEPT_ANY;
+    } else {
+        errw(x, &w[1], "bad PROXY version '%s': expected v1, v2 or any", w[1].text);
+        return;
+    }
+    if (!is_word(&w[2], "from")) {
+        errw(x, &w[2], "expected 'from' after 'accept-proxy %s' (usage: accept-proxy v1|v2|any from CIDR ...)",
+             w[1].text);
+        return;
+    }
+    if (n < 4) {
+        errw(x, &w[2], "accept-proxy needs at least one network after 'from', like 10.0.0.0/8");
+        return;
+    }
+    /* Repeating the directive extends the list; the version must agree. */
+    if (l->accept_proxy != 0 && l->accept_proxy != v) {
+        errw(x, &w[1], "accept-proxy %s conflicts with the version given at %s", w[1].text,
+             where(x, &x->seen[D_ACCEPT_PROXY], buf, sizeof(buf)));
+        return;
+    }
+    l->accept_proxy = v;
+    for (size_t i = 3; i < n; i++) {
+        struct cidr cd;
+        const char *why = NULL;
+        if (cidr_parse(w[i].text, &cd, &why) != 0) {
+            errw(x, &w[i], "bad network '%s': %s (expected a CIDR like 10.0.0.0/8 or fd7a::/48)",
+                 w[i].text, why);
+            continue;
+        }
+        struct cidr *t = append(x, l->trusted, l->ntrusted, sizeof(*t));
+        if (t == NULL)
+            return;
+        l->trusted = t;
+        l->trusted[l->ntrusted++] = cd;
+    }
+}
+
+static void
+d_route(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_listener *l = cur_listener(x);
+    struct pend_route r;
+    struct sockaddr_storage ss;
+    bool any;
+
+    (void)n;
+    if (!is_word(&w[1], "->")) {
+        errw(x, &w[1], "expected '->' after 'route'%s (usage: route -> BACKEND[:PORT])",
+             is_word(&w[1], "sni") ? ": SNI routes are not supported yet" : "");
+        return;
+    }
+    const struct lex_word *t = &w[2];
+    memset(&r, 0, sizeof(r));
+    r.listener = x->bi;
+    r.pos = pos_of(x, t);
+    l->route.pos = pos_of(x, &w[0]);
+
+    if (addr_parse(t->text, ADDR_PORT_REQUIRED, &ss, &any, NULL) == 0) {
+        if (any || unspecified(&ss)) {
+            errw(x, t, "route -> %s: a route needs a backend or a specific IP address", t->text);
+            return;
+        }
+        r.implicit = true;
+        r.addr = ss;
+        addr_format((const struct sockaddr *)&ss, r.target, sizeof(r.target));
+    } else {
+        const char *colon = strchr(t->text, ':');
+        size_t len = colon != NULL ? (size_t)(colon - t->text) : strlen(t->text);
+        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+            errw(x, t, "bad route target '%s': an IPv6 address with a port is written [ADDR]:PORT",
+                 t->text);
+            return;
+        }
+        if (len == 0 || len >= CONF_NAME_MAX) {
+            errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT", t->text);
+            return;
+        }
+        for (size_t i = 0; i < len; i++) {
+            if (!name_char(t->text[i])) {
+                errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT",
+                     t->text);
+                return;
+            }
+        }
+        if (colon != NULL) {
+            uint64_t port;
+            if (util_parse_uint(colon + 1, 65535, &port) != 0 || port == 0) {
+                errw(x, t, "bad port '%s' in route: expected a number from 1 to 65535",
+                     colon + 1);
+                return;
+            }
+            l->route.port = (unsigned)port;
+        }
+        memcpy(r.target, t->text, len);
+        r.target[len] = '\0';
+    }
+    struct pend_route *v = append(x, x->routes, x->nroutes, sizeof(*v));
+    if (v == NULL)
+        return;
+    x->routes = v;
+    x->routes[x->nroutes++] = r;
+}
+
+/* ---- blocks ---- */
+
+static const struct directive global_dirs[] = {
+    { "log", D_LOG, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]", d_log },
+    { "grace", D_GRACE, true, 1, 1, "grace DURATION", d_grace },
+    { "splice", D_SPLICE, true, 1, 1, "splice on|off", d_splice },
+    { "timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle DURATION", d_timeout },
+};
+
+static const struct directive backend_dirs[] = {
+    { "server", D_SERVER, false, 2, 2, "server NAME ADDR[:PORT]", d_server },
+    { "send-proxy", D_SEND_PROXY, true, 1, 1, "send-proxy v1|v2", d_send_proxy },
+    { "balance", D_BALANCE, true, 1, 1, "balance round-robin|first", d_balance },
+    { "timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", d_timeout },
+};
+
+static const struct directive listener_dirs[] = {
+    { "bind", D_BIND, false, 1, MANY, "bind ADDR:PORT ...", d_bind },
+    { "protocol", D_PROTOCOL, true, 1, 1, "protocol smtp|submission|imap|pop3|tls|tcp",
+      d_protocol },
+    { "accept-proxy", D_ACCEPT_PROXY, false, 2, MANY, "accept-proxy v1|v2|any from CIDR ...",
+      d_accept_proxy },
+    { "route", D_ROUTE, true, 2, 2, "route -> BACKEND[:PORT]", d_route },
+    { "timeout", D_COUNT, false, 2, 2, "timeout proxy|idle DURATION", d_timeout },
+};
+
+static const struct {
+    const struct directive *v;
+    size_t n;
+    const char *list;
+} tables[] = {
+    [BLK_GLOBAL] = { global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, timeout" },
+    [BLK_BACKEND] = { backend_dirs, ARRAY_LEN(backend_dirs),
+                      "server, send-proxy, balance, timeout" },
+    [BLK_LISTENER] = { listener_dirs, ARRAY_LEN(listener_dirs),
+                       "bind, protocol, accept-proxy, route, timeout" },
+};
+
+static const struct directive *
+find_directive(enum blk b, const char *name)
+{
+    for (size_t i = 0; i < tables[b].n; i++) {
+        if (strcmp(tables[b].v[i].name, name) == 0)
+            return &tables[b].v[i];
+    }
+    return NULL;
+}
+
+/* The block kind other than <not> that has directive <name>, for hints. */
+static enum blk
+directive_home(const char *name, enum blk not)
+{
+    static const enum blk order[] = { BLK_GLOBAL, BLK_BACKEND, BLK_LISTENER };
+
+    for (size_t i = 0; i < ARRAY_LEN(order); i++) {
+        if (order[i] != not && find_directive(order[i], name) != NULL)
+            return order[i];
+    }
+    return BLK_NONE;
+}
+
+static enum blk
+block_kind(const char *kw)
+{
+    if (strcmp(kw, "global") == 0)
+        return BLK_GLOBAL;
+    if (strcmp(kw, "backend") == 0)
+        return BLK_BACKEND;
+    if (strcmp(kw, "listener") == 0)
+        return BLK_LISTENER;
+    return BLK_NONE;
+}
+
+static void
+open_block(struct ctx *x, enum blk kind, const char *name, const struct conf_pos *kw,
+           const struct conf_pos *namepos)
+{
+    struct conf *c = x->c;
+    char buf[300];
+
+    memset(x->seen, 0, sizeof(x->seen));
+    x->bpos = *kw;
+    util_strlcpy(x->bname, name, sizeof(x->bname));
+    x->blk = kind;
+    if (kind == BLK_GLOBAL) {
+        if (x->global_seen) {
+            errp(x, kw, "duplicate global block (first at %s)",
+                 where(x, &x->global_pos, buf, sizeof(buf)));
+            x->blk = BLK_SKIP;
+        }
+        x->global_seen = true;
+        x->global_pos = *kw;
+    } else if (kind == BLK_BACKEND) {
+        const struct conf_backend *dup = conf_find_backend(c, name);
+        if (dup != NULL)
+            errp(x, namepos, "duplicate backend '%s' (first defined at %s)", name,
+                 where(x, &dup->pos, buf, sizeof(buf)));
+        struct conf_backend *v = append(x, c->backends, c->nbackends, sizeof(*v));
+        if (v == NULL)
+            return;
+        c->backends = v;
+        x->bi = c->nbackends++;
+        struct conf_backend *b = &c->backends[x->bi];
+        memset(b, 0, sizeof(*b));
+        util_strlcpy(b->name, name, sizeof(b->name));
+        b->balance = BALANCE_ROUND_ROBIN;
+        b->pos = *kw;
+    } else if (kind == BLK_LISTENER) {
+        for (size_t i = 0; i < c->nlisteners; i++) {
+            if (strcmp(c->listeners[i].name, name) == 0) {
+                errp(x, namepos, "duplicate listener '%s' (first defined at %s)", name,
+                     where(x, &c->listeners[i].pos, buf, sizeof(buf)));
+                break;
+            }
+        }
+        struct conf_listener *v = append(x, c->listeners, c->nlisteners, sizeof(*v));
+        if (v == NULL)
+            return;
+        c->listeners = v;
+        x->bi = c->nlisteners++;
+        struct conf_listener *l = &c->listeners[x->bi];
+        memset(l, 0, sizeof(*l));
+        util_strlcpy(l->name, name, sizeof(l->name));
+        l->proto = PROTO_TCP;
+        l->pos = *kw;
+    }
+}
+
+/* '}': checks what the block requires, then leaves it. */
+static void
+close_block(struct ctx *x)
+{
+    if (x->blk == BLK_LISTENER) {
+        if (x->seen[D_BIND].line == 0)
+            errp(x, &x->bpos, "listener '%s' has no bind (add: bind ADDR:PORT)", x->bname);
+        if (x->seen[D_PROTOCOL].line == 0)
+            errp(x, &x->bpos,
+                 "listener '%s' has no protocol (add: protocol smtp|submission|imap|pop3|tls|tcp)",
+                 x->bname);
+        if (x->seen[D_ROUTE].line == 0)
+            errp(x, &x->bpos, "listener '%s' has no route (add: route -> BACKEND[:PORT])",
+                 x->bname);
+    } else if (x->blk == BLK_BACKEND) {
+        if (x->seen[D_SERVER].line == 0)
+            errp(x, &x->bpos, "backend '%s' has no server (add: server NAME ADDR[:PORT])",
+                 x->bname);
+    }
+    x->blk = BLK_NONE;
+}
+
+static void load_file(struct ctx *x, const char *path, const struct conf_pos *from);
+
+static bool
+has_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+static void
+include(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_pos from = pos_of(x, &w[0]);
+
+    if (!x->allow_include) {
+        errw(x, &w[0], "include is not allowed when the configuration is loaded from memory");
+        return;
+    }
+    if (n != 2) {
+        errw(x, n < 2 ? &w[0] : &w[2], "include takes one path (usage: include PATH)");
+        return;
+    }
+    const char *arg = w[1].text;
+    if (arg[0] == '\0') {
+        errw(x, &w[1], "empty include path");
+        return;
+    }
+    /* Relative to the including file's directory, not to the working directory. */
+    const char *slash = strrchr(x->file, '/');
+    size_t dlen = arg[0] != '/' && slash != NULL ? (size_t)(slash - x->file) + 1 : 0;
+    size_t alen = strlen(arg);
+    char *path = malloc(dlen + alen + 1);
+    if (path == NULL) {
+        oom(x);
+        return;
+    }
+    memcpy(path, x->file, dlen);
+    memcpy(path + dlen, arg, alen + 1);
+
+    if (!has_glob(arg)) {
+        load_file(x, path, &from);
+        free(path);
+        return;
+    }
+    glob_t g;
+    int r = glob(path, 0, NULL, &g);
+    if (r == 0) {
+        for (size_t i = 0; i < g.gl_pathc && !x->stop; i++)
+            load_file(x, g.gl_pathv[i], &from);
+    } else if (r == GLOB_NOSPACE) {
+        oom(x);
+    } else if (r != GLOB_NOMATCH) {
+        errw(x, &w[1], "cannot read the files matching '%s'", path);
+    }
+    if (r != GLOB_NOMATCH)
+        globfree(&g);
+    free(path);
+}
+
+static void
+top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
+{
+    size_t ob = 0;
+
+    while (ob < n && !is_brace(&w[ob], '{'))
+        ob++;
+    if (is_brace(&w[0], '}')) {
+        errw(x, &w[0], "'}' without an open block");
+        return;
+    }
+    if (ob == 0) {
+        errw(x, &w[0], "'{' without a block header (a block opens on the line of its name: listener NAME {)");
+        x->blk = BLK_SKIP;
+        x->bpos = pos_of(x, &w[0]);
+        x->bname[0] = '\0';
+        return;
+    }
+    if (bad) {
+        /* The header is unusable; swallow the block so its lines do not cascade. */
+        if (ob < n) {
+            x->blk = BLK_SKIP;
+            x->bpos = pos_of(x, &w[0]);
+            x->bname[0] = '\0';
+        }
+        return;
+    }
+    if (ob + 1 < n)
+        errw(x, &w[ob + 1], "unexpected text after '{' (a block's content starts on the next line)");
+
+    const char *kw = w[0].text;
+    if (strcmp(kw, "include") == 0) {
+        if (ob < n)
+            errw(x, &w[ob], "unexpected '{' after include");
+        else
+            include(x, w, n);
+        return;
+    }
+    enum blk kind = block_kind(kw);
+    if (kind == BLK_NONE) {
+        if (ob < n) {
+            errw(x, &w[0], "unknown block '%s' (expected global, backend or listener)", kw);
+            x->blk = BLK_SKIP;
+            x->bpos = pos_of(x, &w[0]);
+            x->bname[0] = '\0';
+            return;
+        }
+        enum blk home = directive_home(kw, BLK_NONE);
+        if (home != BLK_NONE)
+            errw(x, &w[0], "statement outside a block: '%s' belongs in a %s block", kw,
+                 blk_names[home]);
+        else
+            errw(x, &w[0], "statement outside a block: unknown keyword '%s' (the top level has global, backend, listener and include)",
+                 kw);
+        return;
+    }
+
+    size_t want = kind == BLK_GLOBAL ? 1 : 2;
+    const char *usage = kind == BLK_GLOBAL ? "global {" : kind == BLK_BACKEND ? "backend NAME {"
+                                                                              : "listener NAME {";
+    struct conf_pos kwpos = pos_of(x, &w[0]);
+    bool ok = true;
+    if (ob < want) {
+        errw(x, &w[0], "%s needs a name (usage: %s)", kw, usage);
+        ok = false;
+    } else if (ob > want) {
+        errw(x, &w[want], "unexpected '%s' after '%s%s%s' (usage: %s)", w[want].text, kw,
+             want > 1 ? " " : "", want > 1 ? w[1].text : "", usage);
+        ok = false;
+    } else if (want == 2 && !check_name(x, &w[1], kw)) {
+        ok = false;
+    }
+    if (ob == n) {
+        if (!ok)
+            return;
+        const struct lex_word *last = &w[n - 1];
+        struct conf_pos p = { x->file, x->line, last->end_col };
+        errp(x, &p, "expected '{' at the end of the line (usage: %s)", usage);
+        x->pending = true;
+        x->pending_blk = kind;
+        x->pending_pos = kwpos;
+        util_strlcpy(x->pending_name, want == 2 ? w[1].text : "", sizeof(x->pending_name));
+        return;
+    }
+    if (!ok) {
+        x->blk = BLK_SKIP;
+        x->bpos = kwpos;
+        x->bname[0] = '\0';
+        return;
+    }
+    struct conf_pos np = want == 2 ? pos_of(x, &w[1]) : kwpos;
+    open_block(x, kind, want == 2 ? w[1].text : "", &kwpos, &np);
+}
+
+static void
+block_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
+{
+    char buf[300];
+
+    if (n == 1 && is_brace(&w[0], '}')) {
+        close_block(x);
+        return;
+    }
+    /* A new block header here almost always means a forgotten '}'. */
+    if (is_brace(&w[n - 1], '{') && block_kind(w[0].text) != BLK_NONE) {
+        if (x->blk == BLK_SKIP)
+            errw(x, &w[0], "missing '}' before this line: blocks do not nest");
+        else
+            errw(x, &w[0], "missing '}' before this line: %s%s%s (opened at %s) is still open, and blocks do not nest",
+                 blk_names[x->blk], x->bname[0] ? " " : "", x->bname,
+                 where(x, &x->bpos, buf, sizeof(buf)));
+        close_block(x);
+        top_statement(x, w, n, bad);
+        return;
+    }
+    bool closes = is_brace(&w[n - 1], '}');
+    if (closes) {
+        errw(x, &w[n - 1], "'}' must be alone on its line");
+        n--;
+    }
+    if (x->blk == BLK_SKIP)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        if (is_brace(&w[i], '{')) {
+            errw(x, &w[i], "unexpected '{': blocks do not nest");
+            goto done;
+        }
+    }
+
+    const struct directive *d = find_directive(x->blk, w[0].text);
+    if (d == NULL) {
+        if (bad)
+            goto done;
+        if (is_word(&w[0], "include")) {
+            errw(x, &w[0], "include is only allowed at the top level, outside blocks");
+            goto done;
+        }
+        enum blk home = directive_home(w[0].text, x->blk);
+        char hint[64] = "";
+        if (home != BLK_NONE)
+            snprintf(hint, sizeof(hint), "; '%s' belongs in a %s block", w[0].text,
+                     blk_names[home]);
+        errw(x, &w[0], "unknown directive '%s' in a %s block (allowed: %s)%s", w[0].text,
+             blk_names[x->blk], tables[x->blk].list, hint);
+        goto done;
+    }
+    if (bad) {
+        /* Count it as present, so its absence is not reported as well. */
+        if (d->id != D_COUNT && x->seen[d->id].line == 0)
+            x->seen[d->id] = pos_of(x, &w[0]);
+        goto done;
+    }
+    if (d->once && !first_use(x, d->id, &w[0], d->name))
+        goto done;
+    if (!d->once && d->id != D_COUNT && x->seen[d->id].line == 0)
+        x->seen[d->id] = pos_of(x, &w[0]);
+    if (n - 1 < d->min) {
+        errw(x, &w[0], "too few arguments for '%s' (usage: %s)", d->name, d->usage);
+        goto done;
+    }
+    if (d->max != MANY && n - 1 > d->max) {
+        errw(x, &w[d->max + 1], "too many arguments for '%s' (usage: %s)", d->name, d->usage);
+        goto done;
+    }
+    d->fn(x, w, n);
+done:
+    if (closes)
+        close_block(x);
+}
+
+static void
+statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
+{
+    if (x->pending) {
+        x->pending = false;
+        if (n == 1 && is_brace(&w[0], '{')) {
+            struct conf_pos np = x->pending_pos;
+            open_block(x, x->pending_blk, x->pending_name, &x->pending_pos, &np);
+            return;
+        }
+    }
+    if (x->blk == BLK_NONE)
+        top_statement(x, w, n, bad);
+    else
+        block_statement(x, w, n, bad);
+}
+
+static void
+parse_text(struct ctx *x, const char *file, const char *text, size_t len)
+{
+    const char *saved_file = x->file;
+    int saved_line = x->line;
+    struct lexer lx;
+
+    x->file = file;
+    x->line = 0;
+    lex_init(&lx, text, len, lex_error, x);
+    while (!x->stop) {
+        int r = lex_next(&lx);
+        if (r < 0)
+            oom(x);
+        if (r <= 0)
+            break;
+        x->line = lx.line;
+        statement(x, lx.words, lx.nwords, lx.bad);
+    }
+    lex_free(&lx);
+    if (x->blk != BLK_NONE) {
+        if (x->blk == BLK_SKIP)
+            errp(x, &x->bpos, "unterminated block: missing '}' before the end of the file");
+        else
+            errp(x, &x->bpos, "unterminated %s%s%s block: missing '}' before the end of the file",
+                 blk_names[x->blk], x->bname[0] ? " " : "", x->bname);
+    }
+    x->blk = BLK_NONE;
+    x->pending = false;
+    x->file = saved_file;
+    x->line = saved_line;
+}
+
+/* Reads <path> whole; <from> is the include statement (NULL for the main file). */
+static void
+load_file(struct ctx *x, const char *path, const struct conf_pos *from)
+{
+    struct conf_pos top = { path, 0, 0 };
+    const struct conf_pos *at = from != NULL ? from : &top;
+    struct stat st;
+
+    if (x->depth >= INCLUDE_DEPTH_MAX) {
+        errp(x, at, "includes nested too deeply (more than %d files deep) at '%s'",
+             INCLUDE_DEPTH_MAX, path);
+        return;
+    }
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        errp(x, at, "cannot open '%s': %s", path, strerror(errno));
+        return;
+    }
+    if (fstat(fileno(fp), &st) != 0) {
+        errp(x, at, "cannot read '%s': %s", path, strerror(errno));
+        fclose(fp);
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        errp(x, at, "cannot read '%s': it is a directory", path);
+        fclose(fp);
+        return;
+    }
+    for (int i = 0; i < x->depth; i++) {
+        if (x->open[i].dev == st.st_dev && x->open[i].ino == st.st_ino) {
+            errp(x, at, "include loop: '%s' is already being read", path);
+            fclose(fp);
+            return;
+        }
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= FILE_SIZE_MAX) {
+                errp(x, at, "'%s' is larger than %u MiB", path, FILE_SIZE_MAX >> 20);
+                free(text);
+                fclose(fp);
+                return;
+            }
+            cap = cap ? cap * 2 : 8192;
+            char *nt = realloc(text, cap + 1);
+            if (nt == NULL) {
+                free(text);
+                fclose(fp);
+                oom(x);
+                return;
+            }
+            text = nt;
+        }
+        size_t r = fread(text + len, 1, cap - len, fp);
+        if (r == 0)
+            break;
+        len += r;
+    }
+    if (ferror(fp)) {
+        errp(x, at, "cannot read '%s': %s", path, strerror(errno));
+        free(text);
+        fclose(fp);
+        return;
+    }
+    fclose(fp);
+    const char *name = intern(x, path);
+    if (name != NULL) {
+        x->open[x->depth].dev = st.st_dev;
+        x->open[x->depth].ino = st.st_ino;
+        x->depth++;
+        parse_text(x, name, text, len);
+        x->depth--;
+    }
+    free(text);
+}
+
+/* ---- checks over the whole configuration ---- */
+
+static struct conf_backend *
+add_implicit_backend(struct ctx *x, const struct pend_route *r)
+{
+    struct conf *c = x->c;
+
+    struct conf_backend *v = append(x, c->backends, c->nbackends, sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    c->backends = v;
+    struct conf_backend *b = &c->backends[c->nbackends];
+    memset(b, 0, sizeof(*b));
+    b->servers = calloc(1, sizeof(*b->servers));
+    if (b->servers == NULL) {
+        oom(x);
+        return NULL;
+    }
+    c->nbackends++;
+    util_strlcpy(b->name, r->target, sizeof(b->name));
+    b->nservers = 1;
+    b->balance = BALANCE_ROUND_ROBIN;
+    b->pos = r->pos;
+    struct conf_server *s = &b->servers[0];
+    util_strlcpy(s->name, r->target, sizeof(s->name));
+    addr_format_ip((const struct sockaddr *)&r->addr, s->host, sizeof(s->host));
+    s->addr = r->addr;
+    s->has_port = true;
+    s->pos = r->pos;
+    return b;
+}
+
+/* "a, b, c" of the explicit backends, shortened to fit <cap>. */
+static void
+backend_list(const struct conf *c, size_t nexplicit, char *buf, size_t cap)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < nexplicit; i++) {
+        size_t need = strlen(c->backends[i].name) + 2;
+        if (len + need + 5 >= cap) {
+            snprintf(buf + len, cap - len, "%s...", i ? ", " : "");
+            return;
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", c->backends[i].name);
+    }
+}
+
+/*
+ * Resolves routes to backend indices, creating the implicit backends of
+ * "route -> IP:PORT". Indices, not pointers: the array may still move.
+ */
+static void
+resolve_routes(struct ctx *x, size_t *idx)
+{
+    struct conf *c = x->c;
+    size_t nexplicit = c->nbackends;
+    char list[120];
+
+    for (size_t i = 0; i < x->nroutes && !x->stop; i++) {
+        const struct pend_route *r = &x->routes[i];
+        size_t bi;
+        idx[i] = SIZE_MAX;
+        for (bi = r->implicit ? nexplicit : 0; bi < c->nbackends; bi++) {
+            if (strcmp(c->backends[bi].name, r->target) == 0)
+                break;
+        }
+        if (bi == c->nbackends && r->implicit) {
+            if (add_implicit_backend(x, r) == NULL)
+                return;
+        } else if (bi == c->nbackends) {
+            struct sockaddr_storage ss;
+            if (addr_parse(r->target, ADDR_PORT_OPTIONAL, &ss, NULL, NULL) == 0) {
+                errp(x, &r->pos, "route to the address '%s' needs a port (route -> %s:PORT), or define a backend of that name",
+                     r->target, r->target);
+            } else if (nexplicit == 0) {
+                errp(x, &r->pos, "route to unknown backend '%s' (no backend is defined)",
+                     r->target);
+            } else {
+                backend_list(c, nexplicit, list, sizeof(list));
+                errp(x, &r->pos, "route to unknown backend '%s' (defined backends: %s)",
+                     r->target, list);
+            }
+            continue;
+        }
+        idx[i] = bi;
+
+        const struct conf_backend *b = &c->backends[bi];
+        if (c->listeners[r->listener].route.port != 0)
+            continue;
+        for (size_t s = 0; s < b->nservers; s++) {
+            if (!b->servers[s].has_port) {
+                errp(x, &r->pos, "route -> %s needs a port: server '%s' of backend '%s' has none (write route -> %s:PORT)",
+                     r->target, b->servers[s].name, b->name, r->target);
+                break;
+            }
+        }
+    }
+}
+
+struct bind_ref {
+    unsigned port;
+    size_t li, bi;
+    const struct conf_listener *l;
+    const struct conf_bind *b;
+};
+
+static int
+bind_ref_cmp(const void *a, const void *b)
+{
+    const struct bind_ref *x = a, *y = b;
+
+    if (x->port != y->port)
+        return x->port < y->port ? -1 : 1;
+    /* Keep file order within a port, so the later bind is the one blamed. */
+    if (x->li != y->li)
+        return x->li < y->li ? -1 : 1;
+    return x->bi < y->bi ? -1 : x->bi > y->bi;
+}
+
+/*
+ * Linux refuses (or, with SO_REUSEPORT, silently shares) a second listening
+ * socket on a port when the addresses are equal or either is a wildcard of
+ * the other's family; ":PORT" is dual-stack and so covers both families.
+ */
+static bool
+binds_overlap(const struct conf_bind *a, const struct conf_bind *b)
+{
+    if (a->any || b->any)
+        return true;
+    if (a->addr.ss_family != b->addr.ss_family)
+        return false;
+    return unspecified(&a->addr) || unspecified(&b->addr) ||
+           addr_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr);
+}
+
+static const char *
+bind_text(const struct conf_bind *b, char *buf, size_t cap)
+{
+    if (b->any)
+        snprintf(buf, cap, ":%u", addr_port((const struct sockaddr *)&b->addr));
+    else
+        addr_format((const struct sockaddr *)&b->addr, buf, cap);
+    return buf;
+}
+
+static void
+check_binds(struct ctx *x)
+{
+    const struct conf *c = x->c;
+    size_t n = 0;
+
+    for (size_t i = 0; i < c->nlisteners; i++)
+        n += c->listeners[i].nbinds;
+    if (n < 2)
+        return;
+    struct bind_ref *refs = calloc(n, sizeof(*refs));
+    if (refs == NULL) {
+        oom(x);
+        return;
+    }
+    n = 0;
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        for (size_t j = 0; j < c->listeners[i].nbinds; j++) {
+            const struct conf_bind *b = &c->listeners[i].binds[j];
+            refs[n].port = addr_port((const struct sockaddr *)&b->addr);
+            refs[n].li = i;
+            refs[n].bi = j;
+            refs[n].l = &c->listeners[i];
+            refs[n].b = b;
+            n++;
+        }
+    }
+    qsort(refs, n, sizeof(*refs), bind_ref_cmp);
+    for (size_t lo = 0, hi; lo < n; lo = hi) {
+        for (hi = lo + 1; hi < n && refs[hi].port == refs[lo].port; hi++)
+            ;
+        for (size_t j = lo + 1; j < hi; j++) {
+            for (size_t i = lo; i < j; i++) {
+                if (!binds_overlap(refs[i].b, refs[j].b))
+                    continue;
+                char a[ADDR_STRLEN], b[ADDR_STRLEN], w[300];
+                const struct conf_pos *p = &refs[i].b->pos;
+                if (p->file == refs[j].b->pos.file)
+                    snprintf(w, sizeof(w), "line %d col %d", p->line, p->col);
+                else
+                    snprintf(w, sizeof(w), "%s:%d:%d", p->file, p->line, p->col);
+                bind_text(refs[j].b, a, sizeof(a));
+                bind_text(refs[i].b, b, sizeof(b));
+                if (strcmp(a, b) == 0)
+                    errp(x, &refs[j].b->pos, "bind %s is already used by listener '%s' at %s",
+                         a, refs[i].l->name, w);
+                else
+                    errp(x, &refs[j].b->pos,
+                         "bind %s overlaps %s of listener '%s' at %s: a wildcard covers every address",
+                         a, b, refs[i].l->name, w);
+                break;
+            }
+        }
+    }
+    free(refs);
+}
+
+static void
+finish(struct ctx *x)
+{
+    struct conf *c = x->c;
+    size_t *idx = NULL;
+
+    if (x->nroutes > 0) {
+        idx = calloc(x->nroutes, sizeof(*idx));
+        if (idx == NULL) {
+            oom(x);
+            return;
+        }
+        resolve_routes(x, idx);
+    }
+    for (size_t i = 0; i < c->nbackends; i++) {
+        struct conf_backend *b = &c->backends[i];
+        if (b->timeout_connect_ms == 0)
+            b->timeout_connect_ms = x->g_connect ? x->g_connect : DEFAULT_CONNECT_MS;
+    }
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        struct conf_listener *l = &c->listeners[i];
+        if (l->timeout_proxy_ms == 0)
+            l->timeout_proxy_ms = x->g_proxy ? x->g_proxy : DEFAULT_PROXY_MS;
+        if (l->timeout_idle_ms == 0)
+            l->timeout_idle_ms = x->g_idle ? x->g_idle : DEFAULT_IDLE_MS;
+    }
+    /* The backends array is final now: pointers into it stay valid. */
+    for (size_t i = 0; idx != NULL && i < x->nroutes && !x->stop; i++) {
+        if (idx[i] != SIZE_MAX)
+            c->listeners[x->routes[i].listener].route.backend = &c->backends[idx[i]];
+    }
+    free(idx);
+    check_binds(x);
+}
+
+/* ---- entry points ---- */
+
+static struct conf *
+conf_new(void)
+{
+    struct conf *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->global.log_format = LOG_FORMAT_LOGFMT;
+    c->global.grace_ms = DEFAULT_GRACE_MS;
+    c->global.splice = true;
+    return c;
+}
+
+typedef void loader_fn(struct ctx *x, const void *arg);
+
+struct text_arg {
+    const char *name, *text;
+    size_t len;
+};
+
+static void
+load_text(struct ctx *x, const void *arg)
+{
+    const struct text_arg *t = arg;
+    const char *name = intern(x, t->name);
+
+    if (name == NULL)
+        return;
+    if (t->len > FILE_SIZE_MAX) {
+        struct conf_pos p = { name, 0, 0 };
+        errp(x, &p, "configuration is larger than %u MiB", FILE_SIZE_MAX >> 20);
+        return;
+    }
+    parse_text(x, name, t->text, t->len);
+}
+
+static void
+load_path(struct ctx *x, const void *arg)
+{
+    load_file(x, arg, NULL);
+}
+
+static int
+load(const char *name, loader_fn *fn, const void *arg, bool allow_include, struct conf **out,
+     struct diag_list *diags)
+{
+    struct ctx x;
+
+    *out = NULL;
+    memset(&x, 0, sizeof(x));
+    x.diags = diags;
+    x.allow_include = allow_include;
+    x.c = conf_new();
+    if (x.c == NULL) {
+        diag_push(diags, name, 0, 0, "out of memory");
+        return -1;
+    }
+    fn(&x, arg);
+    if (!x.stop) {
+        finish(&x);
+        if (x.nerr == 0 && x.c->nlisteners == 0) {
+            struct conf_pos p = { name, 0, 0 };
+            errp(&x, &p, "no listener is defined, so there is nothing to do");
+        }
+    }
+    free(x.routes);
+    if (x.nerr > 0) {
+        conf_free(x.c);
+        return -1;
+    }
+    *out = x.c;
+    return 0;
+}
+
+int
+conf_load(const char *path, struct conf **out, struct diag_list *diags)
+{
+    return load(path, load_path, path, true, out, diags);
+}
+
+int
+conf_load_string(const char *name, const char *text, size_t len, bool allow_include,
+                 struct conf **out, struct diag_list *diags)
+{
+    struct text_arg t = { name, text, len };
+
+    return load(name, load_text, &t, allow_include, out, diags);
+}
+
+void
+conf_free(struct conf *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->nbackends; i++)
+        free(c->backends[i].servers);
+    free(c->backends);
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        free(c->listeners[i].binds);
+        free(c->listeners[i].trusted);
+    }
+    free(c->listeners);
+    for (size_t i = 0; i < c->nfiles; i++)
+        free(c->files[i]);
+    free(c->files);
+    free(c);
+}
+
+const struct conf_backend *
+conf_find_backend(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nbackends; i++) {
+        if (strcmp(c->backends[i].name, name) == 0)
+            return &c->backends[i];
+    }
+    return NULL;
+}
+
+const char *
+conf_proto_name(enum proto p)
+{
+    if ((size_t)p < ARRAY_LEN(proto_names))
+        return proto_names[p];
+    return "unknown";
+}
+
+bool
+conf_proto_server_first(enum proto p)
+{
+    return p == PROTO_SMTP || p == PROTO_SUBMISSION || p == PROTO_IMAP || p == PROTO_POP3;
+}
+
+void
+diag_list_print(const struct diag_list *d, void *fp)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const struct conf_diag *g = &d->v[i];
+        if (g->line > 0)
+            fprintf(fp, "%s:%d:%d: %s\n", g->file, g->line, g->col, g->msg);
+        else
+            fprintf(fp, "%s: %s\n", g->file, g->msg);
+    }
+}
+
+void
+diag_list_free(struct diag_list *d)
+{
+    free(d->v);
+    d->v = NULL;
+    d->n = d->cap = 0;
+}

@@ -1,0 +1,132 @@
+/*
+ * conf: the configuration snapshot and its loader. The loader turns a file
+ * (plus includes) into an immutable struct conf, or into a list of
+ * diagnostics with FILE:LINE:COL. It touches files only to read them; no
+ * sockets. docs/config.md is the user-facing description of the grammar.
+ */
+#ifndef MAILEDGE_CONF_H
+#define MAILEDGE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cidr.h"
+#include "proxyproto.h"
+
+#define CONF_NAME_MAX 64     /* listener, backend and server names, NUL included */
+#define CONF_HOST_MAX 256
+
+enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PROTO_TCP };
+enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
+enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST };
+
+/* Where a statement came from, for messages after loading. */
+struct conf_pos {
+    const char *file;  /* owned by the conf (interned) */
+    int line, col;
+};
+
+struct conf_server {
+    char name[CONF_NAME_MAX];
+    char host[CONF_HOST_MAX];        /* as written, without the port */
+    struct sockaddr_storage addr;    /* the IP literal; port set when has_port */
+    bool has_port;                   /* else the route gives it */
+    struct conf_pos pos;
+};
+
+struct conf_backend {
+    char name[CONF_NAME_MAX];
+    struct conf_server *servers;
+    size_t nservers;
+    int send_proxy;                  /* 0 none, 1 or 2: PROXY version sent */
+    enum balance balance;            /* default round-robin */
+    uint64_t timeout_connect_ms;     /* default 5s (or global) */
+    struct conf_pos pos;
+};
+
+struct conf_route {
+    const struct conf_backend *backend;  /* points into the same conf */
+    unsigned port;                       /* 0: each server's own port */
+    struct conf_pos pos;
+};
+
+struct conf_bind {
+    struct sockaddr_storage addr;
+    bool any;                        /* written ":PORT": bind [::] dual-stack */
+    struct conf_pos pos;
+};
+
+struct conf_listener {
+    char name[CONF_NAME_MAX];
+    struct conf_bind *binds;
+    size_t nbinds;
+    enum proto proto;
+    enum pp_accept accept_proxy;     /* 0: no inbound PROXY header */
+    struct cidr *trusted;            /* sources allowed to send one */
+    size_t ntrusted;
+    struct conf_route route;         /* route -> BACKEND[:PORT] */
+    uint64_t timeout_proxy_ms;       /* default 3s */
+    uint64_t timeout_idle_ms;        /* default 30m */
+    struct conf_pos pos;
+};
+
+struct conf_global {
+    char log_path[4096];             /* "" means stderr */
+    enum log_format log_format;
+    bool log_debug;                  /* log level debug instead of info */
+    uint64_t grace_ms;               /* drain time on SIGTERM, default 30s */
+    bool splice;                     /* relay with splice(2), default on */
+};
+
+struct conf {
+    struct conf_global global;
+    struct conf_backend *backends;
+    size_t nbackends;
+    struct conf_listener *listeners;
+    size_t nlisteners;
+    char **files;                    /* interned file names for conf_pos */
+    size_t nfiles;
+};
+
+struct conf_diag {
+    char file[256];
+    int line, col;
+    char msg[200];
+};
+
+struct diag_list {
+    struct conf_diag *v;
+    size_t n, cap;
+};
+
+/*
+ * Loads <path> and everything it includes. Returns 0 and a new conf in
+ * <*out> (free with conf_free), or -1 with every error found appended to
+ * <diags> (the loader keeps going after an error so one run lists them all).
+ */
+int conf_load(const char *path, struct conf **out, struct diag_list *diags);
+
+/*
+ * The same from text in memory; <name> is used in diagnostics. With
+ * <allow_include> false an include statement is an error (fuzzing).
+ */
+int conf_load_string(const char *name, const char *text, size_t len, bool allow_include,
+                     struct conf **out, struct diag_list *diags);
+
+void conf_free(struct conf *c);
+
+const struct conf_backend *conf_find_backend(const struct conf *c, const char *name);
+
+/* "smtp", "submission", ... */
+const char *conf_proto_name(enum proto p);
+
+/* True for smtp, submission, imap and pop3: the server speaks first. */
+bool conf_proto_server_first(enum proto p);
+
+/* Prints each diagnostic as "FILE:LINE:COL: message\n" to <fp>-like sink. */
+void diag_list_print(const struct diag_list *d, void *fp);
+void diag_list_free(struct diag_list *d);
+
+#endif

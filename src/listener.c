@@ -1,0 +1,124 @@
+/* listener: accepting clients. */
+#include "listener.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "log.h"
+#include "session.h"
+#include "sock.h"
+#include "worker.h"
+
+#define ACCEPT_BATCH 64
+#define PAUSE_MS 100            /* how long to stop accepting when out of fds */
+#define PAUSE_LOG_EVERY_MS 10000
+
+static bool
+is_unspecified(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr == INADDR_ANY;
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+    return false;
+}
+
+static void
+pause_accepting(struct listener *l, int err)
+{
+    uint64_t now = loop_now(l->w->loop);
+    /* Level-triggered and still pending: stop polling it, or we would spin. */
+    if (loop_mod(l->w->loop, &l->io, 0) == -1)
+        log_warn("listener %s: cannot pause accepting", l->conf->name);
+    loop_timer_at(l->w->loop, &l->pause_timer, now + PAUSE_MS);
+    if (l->last_pause_log == 0 || now - l->last_pause_log >= PAUSE_LOG_EVERY_MS) {
+        char a[ADDR_STRLEN];
+        l->last_pause_log = now;
+        log_begin(LOG_WARN, "accept_paused");
+        log_str("listener", l->conf->name);
+        log_str("addr", addr_format((const struct sockaddr *)&l->bind->addr, a, sizeof(a)));
+        log_str("error", strerror(err));
+        log_u64("pause_ms", PAUSE_MS);
+        log_end();
+    }
+}
+
+static void
+on_resume(struct timer *t)
+{
+    struct listener *l = (struct listener *)(void *)((char *)t - offsetof(struct listener, pause_timer));
+    if (l->io.fd >= 0 && loop_mod(l->w->loop, &l->io, EPOLLIN) == -1)
+        log_warn("listener %s: cannot resume accepting", l->conf->name);
+}
+
+static void
+on_accept(struct io *io, uint32_t ev)
+{
+    (void)ev;
+    struct listener *l = (struct listener *)(void *)io;
+    for (int i = 0; i < ACCEPT_BATCH && l->io.fd >= 0; i++) {
+        struct sockaddr_storage peer;
+        int fd = sock_accept(l->io.fd, &peer);
+        if (fd >= 0) {
+            session_start(l, fd, &peer);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+            return;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            pause_accepting(l, errno);
+            return;
+        default:
+            /* ECONNABORTED and friends: that client is gone, the next may not be. */
+            continue;
+        }
+    }
+}
+
+int
+listener_open(struct listener *l, struct worker *w, const struct conf_listener *conf,
+              const struct conf_bind *bind)
+{
+    memset(l, 0, sizeof(*l));
+    l->w = w;
+    l->conf = conf;
+    l->bind = bind;
+    l->backend = worker_backend(w, conf->route.backend);
+    l->wildcard = bind->any || is_unspecified((const struct sockaddr *)&bind->addr);
+    timer_init(&l->pause_timer, on_resume);
+    l->io.cb = on_accept;
+    l->io.fd = sock_listen((const struct sockaddr *)&bind->addr, bind->any, false, 1024);
+    if (l->io.fd == -1)
+        return -1;
+    if (loop_add(w->loop, &l->io, EPOLLIN) == -1) {
+        int saved = errno;
+        close(l->io.fd);
+        l->io.fd = -1;
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+void
+listener_close(struct listener *l)
+{
+    if (l->w == NULL)
+        return;
+    loop_timer_cancel(l->w->loop, &l->pause_timer);
+    if (l->io.fd >= 0) {
+        loop_del(l->w->loop, &l->io);
+        close(l->io.fd);
+        l->io.fd = -1;
+    }
+}

@@ -1,0 +1,37 @@
+/*
+ * listener: one bound socket of a configured listener. Accepts clients
+ * and hands each to a new session; pauses accepting for a moment when the
+ * process is out of descriptors instead of spinning on EMFILE.
+ */
+#ifndef MAILEDGE_LISTENER_H
+#define MAILEDGE_LISTENER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+#include "loop.h"
+
+struct worker;
+struct backend;
+
+struct listener {
+    struct io io;                       /* the listening socket */
+    struct worker *w;
+    const struct conf_listener *conf;
+    const struct conf_bind *bind;
+    struct backend *backend;            /* where the route goes */
+    bool wildcard;                      /* bound to 0.0.0.0 or [::]: ask getsockname */
+    struct timer pause_timer;           /* resumes accepting after EMFILE */
+    uint64_t last_pause_log;
+};
+
+/* Binds and starts accepting. Returns 0, or -1 with errno (nothing logged). */
+int listener_open(struct listener *l, struct worker *w, const struct conf_listener *conf,
+                  const struct conf_bind *bind);
+
+/* Stops accepting and closes the socket. Safe to call twice. */
+void listener_close(struct listener *l);
+
+#endif

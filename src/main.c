@@ -1,0 +1,179 @@
+/*
+ * main: command line, configuration, signals, and the worker. Kept small:
+ * everything with a concern of its own lives in its module.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "loop.h"
+#include "worker.h"
+
+#define DEFAULT_CONF "/etc/mailedge/mailedge.conf"
+
+struct signals {
+    struct io io;
+    struct worker *w;
+};
+
+static void
+usage(FILE *fp)
+{
+    fprintf(fp, "usage: mailedge [-c FILE] [-t] [-f] [-V]\n"
+                "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
+                "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
+                "  -f       stay in the foreground (always the case; for init scripts)\n"
+                "  -V       print version and build features\n");
+}
+
+static void
+version(void)
+{
+    printf("mailedge %s\n", MAILEDGE_VERSION);
+    printf("features: epoll splice proxy-v1 proxy-v2\n");
+}
+
+static void
+on_signal(struct io *io, uint32_t ev)
+{
+    (void)ev;
+    struct signals *sg = (struct signals *)(void *)io;
+    struct signalfd_siginfo si;
+    while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            log_begin(LOG_INFO, "signal");
+            log_str("signal", si.ssi_signo == SIGTERM ? "TERM" : "INT");
+            log_end();
+            worker_drain(sg->w);
+            break;
+        case SIGUSR1:
+            if (log_reopen() == -1)
+                log_warn("cannot reopen the log file");
+            break;
+        case SIGHUP:
+            log_warnx("SIGHUP: reloading is not available yet; the running configuration stays");
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONF;
+    bool check_only = false;
+    int ch;
+    while ((ch = getopt(argc, argv, "c:tfVh")) != -1) {
+        switch (ch) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            check_only = true;
+            break;
+        case 'f':
+            break;
+        case 'V':
+            version();
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "mailedge: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    struct conf *conf = NULL;
+    struct diag_list diags = {0};
+    if (conf_load(path, &conf, &diags) == -1) {
+        diag_list_print(&diags, stderr);
+        diag_list_free(&diags);
+        return 1;
+    }
+    diag_list_free(&diags);
+    if (check_only) {
+        printf("%s: configuration ok\n", path);
+        conf_free(conf);
+        return 0;
+    }
+
+    log_setup(conf->global.log_format, conf->global.log_debug);
+    if (log_open(conf->global.log_path) == -1) {
+        fprintf(stderr, "mailedge: cannot open log file %s: %s\n", conf->global.log_path,
+                strerror(errno));
+        conf_free(conf);
+        return 1;
+    }
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1)
+        fatal("sigprocmask");
+
+    log_begin(LOG_INFO, "start");
+    log_str("version", MAILEDGE_VERSION);
+    log_u64("pid", (uint64_t)getpid());
+    log_str("config", path);
+    log_end();
+
+    struct worker w;
+    if (worker_init(&w, conf) == -1) {
+        worker_free(&w);
+        conf_free(conf);
+        return 1;
+    }
+    struct signals sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
+                                .cb = on_signal},
+                         .w = &w};
+    if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
+        fatal("signalfd");
+
+    log_begin(LOG_INFO, "ready");
+    log_u64("listeners", w.nlisteners);
+    log_end();
+
+    int rc = worker_run(&w) == 0 ? 0 : 1;
+    if (rc != 0)
+        log_warn("event loop failed");
+    log_begin(LOG_INFO, "exit");
+    log_u64("status", (uint64_t)rc);
+    log_end();
+    close(sg.io.fd);
+    worker_free(&w);
+    conf_free(conf);
+    return rc;
+}

@@ -1,0 +1,242 @@
+/*
+ * relay: the data path. We splice socket -> pipe -> socket and refill the
+ * pipe only once it is empty, so an EAGAIN from the first splice always
+ * means "the source has nothing" and never "the pipe is full".
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PIPE_CHUNK (64 * 1024)  /* default pipe capacity on Linux */
+#define BUF_SIZE (16 * 1024)
+
+struct relay_pool {
+    size_t max_idle;
+    int (*pipes)[2];
+    size_t npipes;
+    char **bufs;
+    size_t nbufs;
+};
+
+struct relay_pool *
+relay_pool_new(size_t max_idle)
+{
+    struct relay_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->max_idle = max_idle;
+    p->pipes = calloc(max_idle ? max_idle : 1, sizeof(*p->pipes));
+    p->bufs = calloc(max_idle ? max_idle : 1, sizeof(*p->bufs));
+    if (p->pipes == NULL || p->bufs == NULL) {
+        relay_pool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void
+relay_pool_free(struct relay_pool *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->npipes; i++) {
+        close(p->pipes[i][0]);
+        close(p->pipes[i][1]);
+    }
+    for (size_t i = 0; i < p->nbufs; i++)
+        free(p->bufs[i]);
+    free(p->pipes);
+    free(p->bufs);
+    free(p);
+}
+
+void
+relay_half_init(struct relay_half *h, bool copy)
+{
+    *h = (struct relay_half){.pipe = {-1, -1}, .copy = copy};
+}
+
+static int
+take_pipe(struct relay_pool *p, struct relay_half *h)
+{
+    if (h->pipe[0] >= 0)
+        return 0;
+    if (p->npipes > 0) {
+        p->npipes--;
+        h->pipe[0] = p->pipes[p->npipes][0];
+        h->pipe[1] = p->pipes[p->npipes][1];
+        return 0;
+    }
+    return pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC);
+}
+
+static void
+give_pipe(struct relay_pool *p, struct relay_half *h)
+{
+    if (h->pipe[0] < 0)
+        return;
+    /* A pipe with bytes left in it would leak them into another session. */
+    if (h->pending == 0 && p->npipes < p->max_idle) {
+        p->pipes[p->npipes][0] = h->pipe[0];
+        p->pipes[p->npipes][1] = h->pipe[1];
+        p->npipes++;
+    } else {
+        close(h->pipe[0]);
+        close(h->pipe[1]);
+    }
+    h->pipe[0] = h->pipe[1] = -1;
+}
+
+static int
+take_buf(struct relay_pool *p, struct relay_half *h)
+{
+    if (h->buf != NULL)
+        return 0;
+    if (p->nbufs > 0) {
+        h->buf = p->bufs[--p->nbufs];
+        return 0;
+    }
+    h->buf = malloc(BUF_SIZE);
+    return h->buf ? 0 : -1;
+}
+
+static void
+give_buf(struct relay_pool *p, struct relay_half *h)
+{
+    if (h->buf == NULL)
+        return;
+    if (p->nbufs < p->max_idle)
+        p->bufs[p->nbufs++] = h->buf;
+    else
+        free(h->buf);
+    h->buf = NULL;
+}
+
+void
+relay_half_release(struct relay_pool *p, struct relay_half *h)
+{
+    if (h->pending != 0) {
+        /* Dropped bytes: never hand this pipe to another session. */
+        if (h->pipe[0] >= 0) {
+            close(h->pipe[0]);
+            close(h->pipe[1]);
+            h->pipe[0] = h->pipe[1] = -1;
+        }
+        h->pending = 0;
+    }
+    give_pipe(p, h);
+    give_buf(p, h);
+}
+
+/* Writes pending bytes. Returns bytes written, 0 on EAGAIN, -1 on error. */
+static ssize_t
+flush(struct relay_half *h, int dst)
+{
+    ssize_t n;
+    do {
+        if (h->copy)
+            n = send(dst, h->buf + h->off, h->pending, MSG_NOSIGNAL);
+        else
+            n = splice(h->pipe[0], NULL, dst, NULL, h->pending,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    return n;
+}
+
+/* Reads into the pipe or buffer. Returns bytes, 0 at EOF, -1 (errno EAGAIN too). */
+static ssize_t
+fill(struct relay_pool *p, struct relay_half *h, int src)
+{
+    ssize_t n;
+    if (!h->copy) {
+        if (take_pipe(p, h) == 0) {
+            do {
+                n = splice(src, NULL, h->pipe[1], NULL, PIPE_CHUNK,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            } while (n == -1 && errno == EINTR);
+            if (n != -1 || errno != EINVAL)
+                return n;
+            /* This socket cannot be spliced: copy from now on. */
+            give_pipe(p, h);
+        }
+        /* No pipe (EMFILE, ENFILE): copying still works. */
+        h->copy = true;
+    }
+    if (take_buf(p, h) == -1) {
+        errno = ENOMEM;
+        return -2;
+    }
+    do {
+        n = recv(src, h->buf, BUF_SIZE, 0);
+    } while (n == -1 && errno == EINTR);
+    h->off = 0;
+    return n;
+}
+
+enum relay_result
+relay_pump(struct relay_pool *p, struct relay_half *h, struct relay_end *src,
+           struct relay_end *dst, size_t budget, bool *moved)
+{
+    size_t total = 0;
+    for (;;) {
+        if (h->pending > 0) {
+            if (!dst->wr)
+                return RELAY_BLOCKED;
+            ssize_t n = flush(h, dst->fd);
+            if (n == -1)
+                return RELAY_ERR_DST;
+            if (n == 0) {
+                dst->wr = false;
+                return RELAY_BLOCKED;
+            }
+            h->pending -= (uint32_t)n;
+            h->off += (uint32_t)n;
+            h->bytes += (uint64_t)n;
+            total += (size_t)n;
+            *moved = true;
+            if (h->pending == 0) {
+                give_pipe(p, h);
+                give_buf(p, h);
+            }
+            continue;
+        }
+        if (h->eof) {
+            if (!h->done) {
+                h->done = true;
+                /* ENOTCONN: the peer is gone already; the other half will tell. */
+                (void)shutdown(dst->fd, SHUT_WR);
+            }
+            return RELAY_DONE;
+        }
+        if (total >= budget)
+            return RELAY_MORE;
+        if (!src->rd)
+            return RELAY_BLOCKED;
+        ssize_t n = fill(p, h, src->fd);
+        if (n > 0) {
+            h->pending = (uint32_t)n;
+            continue;
+        }
+        int saved = errno;
+        give_pipe(p, h);
+        give_buf(p, h);
+        if (n == 0) {
+            h->eof = true;
+            continue;
+        }
+        errno = saved;
+        if (n == -2)
+            return RELAY_ERR_NOMEM;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            src->rd = false;
+            return RELAY_BLOCKED;
+        }
+        return RELAY_ERR_SRC;
+    }
+}

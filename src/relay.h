@@ -1,0 +1,62 @@
+/*
+ * relay: moves bytes one way between two non-blocking sockets, with
+ * splice(2) through a pipe or with read/write through a buffer. A pipe or a
+ * buffer is held only while bytes are in flight and goes back to a pool as
+ * soon as it is empty, so an idle session holds neither (IMAP IDLE scale).
+ * Readiness is cached per socket (edge-triggered epoll): the caller sets the
+ * flags from events, the pump clears them on EAGAIN.
+ */
+#ifndef MAILEDGE_RELAY_H
+#define MAILEDGE_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct relay_pool;
+
+/* One socket as seen by the pump. */
+struct relay_end {
+    int fd;
+    bool rd;   /* may have bytes (or EOF/error) to read */
+    bool wr;   /* may accept bytes */
+};
+
+/* One direction of a session. Zero it, set pipe to -1 (relay_half_init). */
+struct relay_half {
+    int pipe[2];        /* held pipe, or -1 */
+    char *buf;          /* held buffer (copy mode), or NULL */
+    uint32_t pending;   /* bytes read but not yet written */
+    uint32_t off;       /* copy mode: where pending bytes start in buf */
+    uint64_t bytes;     /* delivered to the destination */
+    bool copy;          /* read/write instead of splice */
+    bool eof;           /* the source sent FIN */
+    bool done;          /* and we passed it on with shutdown(SHUT_WR) */
+};
+
+enum relay_result {
+    RELAY_BLOCKED,      /* waiting for the source or the destination */
+    RELAY_MORE,         /* the budget is used up, more may be ready */
+    RELAY_DONE,         /* the source ended and the FIN was passed on */
+    RELAY_ERR_SRC,      /* reading failed; errno is set */
+    RELAY_ERR_DST,      /* writing failed; errno is set */
+    RELAY_ERR_NOMEM,    /* no buffer could be had */
+};
+
+/* A pool that keeps up to <max_idle> empty pipes and buffers for reuse. */
+struct relay_pool *relay_pool_new(size_t max_idle);
+void relay_pool_free(struct relay_pool *p);
+
+void relay_half_init(struct relay_half *h, bool copy);
+
+/*
+ * Moves bytes from <src> to <dst> until one would block, the source ends,
+ * or about <budget> bytes went through. Sets <*moved> when any byte moved.
+ */
+enum relay_result relay_pump(struct relay_pool *p, struct relay_half *h, struct relay_end *src,
+                             struct relay_end *dst, size_t budget, bool *moved);
+
+/* Gives back what <h> holds (bytes still pending are dropped). */
+void relay_half_release(struct relay_pool *p, struct relay_half *h);
+
+#endif

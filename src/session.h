@@ -1,0 +1,48 @@
+/*
+ * session: one client connection and its backend connection, from accept
+ * to the log line. An explicit state machine (docs/ARCHITECTURE.md has the
+ * diagram); every path out goes through one close that logs and counts.
+ */
+#ifndef MAILEDGE_SESSION_H
+#define MAILEDGE_SESSION_H
+
+#include <sys/socket.h>
+
+struct listener;
+struct worker;
+
+enum session_state {
+    SESSION_READ_PROXY,   /* waiting for the inbound PROXY header (timeout proxy) */
+    SESSION_CONNECTING,   /* backend connect in progress (timeout connect) */
+    SESSION_RELAYING,     /* moving bytes both ways, maybe half-closed (timeout idle) */
+    SESSION_CLOSED,       /* done and logged; freed after this batch of events */
+};
+
+/* Why a session ended: the log's reason= value. Keep end_reason_names in step. */
+enum end_reason {
+    END_CLIENT_CLOSED,    /* clean end, the client sent FIN first */
+    END_BACKEND_CLOSED,   /* clean end, the backend sent FIN first */
+    END_CLIENT_RESET,     /* read or write error on the client side */
+    END_BACKEND_RESET,    /* read or write error on the backend side */
+    END_IDLE_TIMEOUT,
+    END_CONNECT_REFUSED,  /* every server refused or failed */
+    END_CONNECT_TIMEOUT,  /* the last server tried did not answer in time */
+    END_PROXY_TIMEOUT,    /* no complete inbound PROXY header in time */
+    END_PROXY_INVALID,    /* the inbound header was malformed or missing */
+    END_PROXY_UNTRUSTED,  /* a source not allowed to send a PROXY header */
+    END_SHUTDOWN,         /* cut at the end of the drain grace period */
+    END_RESOURCE,         /* out of memory or descriptors */
+};
+
+const char *session_end_reason_name(enum end_reason r);
+
+/*
+ * Takes ownership of the accepted descriptor <fd> from <l> and starts a
+ * session for it. On failure the descriptor is closed and logged.
+ */
+void session_start(struct listener *l, int fd, const struct sockaddr_storage *peer);
+
+/* Ends every session of <w> with END_SHUTDOWN. */
+void session_cut_all(struct worker *w);
+
+#endif

@@ -1,0 +1,127 @@
+/* worker: the loop, its listeners and its sessions. */
+#include "worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "addr.h"
+#include "listener.h"
+#include "log.h"
+#include "relay.h"
+#include "session.h"
+
+#define POOL_IDLE 256   /* empty pipes and buffers kept for reuse */
+
+static void
+on_grace(struct timer *t)
+{
+    struct worker *w = (struct worker *)(void *)((char *)t - offsetof(struct worker, grace_timer));
+    if (w->nsessions > 0) {
+        log_begin(LOG_INFO, "drain_timeout");
+        log_u64("sessions", w->nsessions);
+        log_end();
+    }
+    session_cut_all(w);
+}
+
+struct backend *
+worker_backend(struct worker *w, const struct conf_backend *cb)
+{
+    return &w->backends[cb - w->conf->backends];
+}
+
+int
+worker_init(struct worker *w, const struct conf *conf)
+{
+    memset(w, 0, sizeof(*w));
+    w->conf = conf;
+    timer_init(&w->grace_timer, on_grace);
+    if (getrandom(&w->id_seed, sizeof(w->id_seed), 0) != sizeof(w->id_seed))
+        w->id_seed = (uint64_t)(uintptr_t)w ^ (uint64_t)time(NULL);
+    w->loop = loop_new();
+    w->pool = relay_pool_new(POOL_IDLE);
+    w->backends = calloc(conf->nbackends ? conf->nbackends : 1, sizeof(*w->backends));
+    size_t nbinds = 0;
+    for (size_t i = 0; i < conf->nlisteners; i++)
+        nbinds += conf->listeners[i].nbinds;
+    w->listeners = calloc(nbinds ? nbinds : 1, sizeof(*w->listeners));
+    if (w->loop == NULL || w->pool == NULL || w->backends == NULL || w->listeners == NULL) {
+        log_warn("worker: cannot allocate");
+        return -1;
+    }
+    for (size_t i = 0; i < conf->nbackends; i++)
+        backend_init(&w->backends[i], &conf->backends[i]);
+    for (size_t i = 0; i < conf->nlisteners; i++) {
+        const struct conf_listener *lc = &conf->listeners[i];
+        for (size_t j = 0; j < lc->nbinds; j++) {
+            struct listener *l = &w->listeners[w->nlisteners];
+            char a[ADDR_STRLEN];
+            addr_format((const struct sockaddr *)&lc->binds[j].addr, a, sizeof(a));
+            if (listener_open(l, w, lc, &lc->binds[j]) == -1) {
+                log_begin(LOG_ERROR, "listen_failed");
+                log_str("listener", lc->name);
+                log_str("addr", a);
+                log_str("error", strerror(errno));
+                log_end();
+                return -1;
+            }
+            w->nlisteners++;
+            log_begin(LOG_INFO, "listen");
+            log_str("listener", lc->name);
+            log_str("addr", a);
+            log_str("protocol", conf_proto_name(lc->proto));
+            log_str("backend", lc->route.backend->name);
+            log_end();
+        }
+    }
+    return 0;
+}
+
+int
+worker_run(struct worker *w)
+{
+    return loop_run(w->loop);
+}
+
+void
+worker_drain(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        listener_close(&w->listeners[i]);
+    log_begin(LOG_INFO, "drain");
+    log_u64("sessions", w->nsessions);
+    log_u64("grace_ms", w->conf->global.grace_ms);
+    log_end();
+    if (w->nsessions == 0)
+        loop_stop(w->loop);
+    else
+        loop_timer_at(w->loop, &w->grace_timer, loop_now(w->loop) + w->conf->global.grace_ms);
+}
+
+void
+worker_session_gone(struct worker *w)
+{
+    w->nsessions--;
+    if (w->draining && w->nsessions == 0) {
+        loop_timer_cancel(w->loop, &w->grace_timer);
+        loop_stop(w->loop);
+    }
+}
+
+void
+worker_free(struct worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        listener_close(&w->listeners[i]);
+    free(w->listeners);
+    free(w->backends);
+    relay_pool_free(w->pool);
+    loop_free(w->loop);
+    memset(w, 0, sizeof(*w));
+}

@@ -1,0 +1,59 @@
+/*
+ * worker: one event loop with its listeners, backends and sessions. Today
+ * the process runs one worker; several shared-nothing workers on
+ * SO_REUSEPORT sockets need nothing more than one struct worker each
+ * (docs/ARCHITECTURE.md).
+ */
+#ifndef MAILEDGE_WORKER_H
+#define MAILEDGE_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "conf.h"
+#include "loop.h"
+
+struct listener;
+struct session;
+struct relay_pool;
+
+struct worker {
+    struct loop *loop;
+    struct relay_pool *pool;
+    const struct conf *conf;
+    struct backend *backends;        /* parallel to conf->backends */
+    struct listener *listeners;      /* one per bind address */
+    size_t nlisteners;
+    struct session *sessions;        /* every open session, for drain */
+    size_t nsessions;
+    uint64_t id_seed, id_next;       /* session ids */
+    bool draining;
+    struct timer grace_timer;
+};
+
+/*
+ * Sets up <w> for <conf> (kept by reference) and binds every listener.
+ * Returns 0, or -1 after logging which listener and address failed.
+ */
+int worker_init(struct worker *w, const struct conf *conf);
+
+/* Runs the loop until drained. Returns 0, or -1 if the loop failed. */
+int worker_run(struct worker *w);
+
+/*
+ * Stops accepting: closes the listeners, lets sessions finish for the
+ * grace period, then cuts the rest. The loop stops when none is left.
+ */
+void worker_drain(struct worker *w);
+
+void worker_free(struct worker *w);
+
+/* The runtime backend for a configured one. */
+struct backend *worker_backend(struct worker *w, const struct conf_backend *cb);
+
+/* Called by sessions as they end. */
+void worker_session_gone(struct worker *w);
+
+#endif

@@ -1,0 +1,107 @@
+"""Idle timeout, and draining on SIGTERM / SIGINT."""
+
+import signal
+
+import pytest
+
+import harness as h
+
+
+def test_idle_timeout(rig, splice):
+    s = rig.simple(send_proxy="v2", splice=splice, listener_extra=["timeout idle 1s"])
+    c = rig.client(s.ip, s.port)
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    conn = s.backend.wait_conn()
+    c.wait_end()          # mailedge closes the silent session
+    conn.wait_end()       # and the backend side too
+    assert c.snapshot() == b"220 test ESMTP\r\n"
+    c.close()
+    h.assert_session(s.me.wait_session(), reason="idle_timeout", bytes_in=0, bytes_out=16)
+
+
+def test_global_idle_timeout(rig):
+    s = rig.simple(send_proxy=None, global_extra=["timeout idle 1s"])
+    c = rig.client(s.ip, s.port)
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    c.wait_end()
+    c.close()
+    h.assert_session(s.me.wait_session(), reason="idle_timeout")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_drain_keeps_established_sessions(rig, splice, sig):
+    s = rig.simple(send_proxy="v2", splice=splice, grace="30s")
+    c = rig.client(s.ip, s.port)
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    conn = s.backend.wait_conn()
+
+    s.me.signal(sig)
+    # New connections are refused once the listener is closed.
+    h.wait_until(lambda: h.connect_refused(s.ip, s.port, source=rig.ip(11)),
+                 what="the listener to close after %s" % sig.name, info=s.me.describe)
+    # The established session still works both ways.
+    c.send(b"EHLO still.here\r\n")
+    conn.wait_endswith(b"EHLO still.here\r\n")
+    conn.send(b"250 ok\r\n")
+    c.wait_endswith(b"250 ok\r\n")
+    assert s.me.running, "mailedge exited while a session was open"
+    # The session ends; mailedge exits with status 0.
+    c.send(b"QUIT\r\n")
+    conn.wait_endswith(b"QUIT\r\n")
+    conn.send(b"221 bye\r\n")
+    conn.close()
+    c.wait_eof()
+    c.close()
+    assert s.me.wait_exit() == 0
+    line = s.me.sessions(peer=h.fmt_addr(*c.local))
+    assert len(line) == 1, "expected one session line for the client: %r" % s.me.sessions()
+    h.assert_session(line[0], reason="backend_closed")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_grace_expiry_cuts_sessions(rig, sig):
+    s = rig.simple(send_proxy="v2", grace="1s")
+    clients = [rig.client(s.ip, s.port, source=rig.ip(20 + i), name="c%d" % i)
+               for i in range(3)]
+    for c in clients:
+        c.wait_endswith(b"220 test ESMTP\r\n")
+    s.backend.wait_conn(3)
+    s.me.signal(sig)
+    assert s.me.wait_exit() == 0
+    for c in clients:
+        c.wait_end()
+    for conn in s.backend.conns:
+        conn.wait_end()
+    lines = s.me.sessions()
+    assert len(lines) == 3
+    for ln in lines:
+        h.assert_session(ln, reason="shutdown")
+
+
+def test_sigterm_without_sessions_exits_at_once(rig):
+    """No sessions: exit 0 without waiting for the grace period (30s here;
+    the deadline below is far shorter than that)."""
+    s = rig.simple(grace="30s")
+    s.me.signal(signal.SIGTERM)
+    assert s.me.wait_exit(h.DEADLINE) == 0
+
+
+def test_half_open_session_survives_drain(rig):
+    """During the drain a half-closed session still delivers the answer."""
+    s = rig.simple(send_proxy="v1", grace="30s", close_on_eof=False)
+    c = rig.client(s.ip, s.port)
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    conn = s.backend.wait_conn()
+    c.send(b"QUIT\r\n")
+    c.shutdown_write()
+    conn.wait_eof()
+    s.me.signal(signal.SIGTERM)
+    h.wait_until(lambda: h.connect_refused(s.ip, s.port, source=rig.ip(11)),
+                 what="the listener to close")
+    conn.send(b"221 bye\r\n")
+    c.wait_endswith(b"221 bye\r\n")
+    conn.close()
+    c.wait_eof()
+    c.close()
+    assert s.me.wait_exit() == 0
+    h.assert_session(s.me.wait_session(), reason="client_closed")

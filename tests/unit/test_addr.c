@@ -1,0 +1,213 @@
+/*
+ * Unit tests for addr: parsing "ip:port" forms, formatting, unmapping.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "addr.h"
+#include "util.h"
+
+struct parse_case {
+    const char *in;
+    enum addr_port mode;
+    int rc;
+    const char *formatted;  /* addr_format() of the result when rc == 0 */
+    bool any;
+};
+
+static void
+test_parse_table(void **state)
+{
+    static const struct parse_case cases[] = {
+        { "1.2.3.4:25", ADDR_PORT_REQUIRED, 0, "1.2.3.4:25", false },
+        { "0.0.0.0:587", ADDR_PORT_REQUIRED, 0, "0.0.0.0:587", false },
+        { "255.255.255.255:65535", ADDR_PORT_REQUIRED, 0, "255.255.255.255:65535", false },
+        { "[::1]:25", ADDR_PORT_REQUIRED, 0, "[::1]:25", false },
+        { "[2001:db8::1]:993", ADDR_PORT_REQUIRED, 0, "[2001:db8::1]:993", false },
+        { "[::ffff:1.2.3.4]:25", ADDR_PORT_REQUIRED, 0, "[::ffff:1.2.3.4]:25", false },
+        { ":25", ADDR_PORT_REQUIRED, 0, "[::]:25", true },
+        { "*:25", ADDR_PORT_REQUIRED, 0, "[::]:25", true },
+        { "1.2.3.4", ADDR_PORT_OPTIONAL, 0, "1.2.3.4:0", false },
+        { "[::1]", ADDR_PORT_OPTIONAL, 0, "[::1]:0", false },
+        { "::1", ADDR_PORT_OPTIONAL, 0, "[::1]:0", false },
+        { "2001:db8::25", ADDR_PORT_OPTIONAL, 0, "[2001:db8::25]:0", false },
+        { "*", ADDR_PORT_OPTIONAL, 0, "[::]:0", true },
+        { "1.2.3.4:25", ADDR_PORT_OPTIONAL, 0, "1.2.3.4:25", false },
+        { "1.2.3.4", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "[::1]", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "::1", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "::1:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "*", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "", ADDR_PORT_OPTIONAL, -1, NULL, false },
+        { ":", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "1.2.3.4:", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "1.2.3.4:0", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "1.2.3.4:65536", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "1.2.3.4:-1", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "1.2.3.4:25x", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "1.2.3.4: 25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "01.2.3.4:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "1.2.3.04:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "1.2.3:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "1.2.3.256:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "mail.example.com:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "[::1:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "[::1]25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "[1.2.3.4]:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "[fe80::1%eth0]:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "[]:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "**:25", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "[::1]:", ADDR_PORT_REQUIRED, -1, NULL, false },
+        { "[0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0001]:25",
+          ADDR_PORT_REQUIRED, -1, NULL, false },
+    };
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        struct sockaddr_storage ss;
+        bool any = !cases[i].any;
+        const char *why = NULL;
+        char buf[ADDR_STRLEN];
+        int rc = addr_parse(cases[i].in, cases[i].mode, &ss, &any, &why);
+        if (rc != cases[i].rc)
+            fail_msg("addr_parse(\"%s\"): rc %d (%s)", cases[i].in, rc, why ? why : "-");
+        if (rc != 0) {
+            assert_non_null(why);
+            continue;
+        }
+        addr_format((const struct sockaddr *)&ss, buf, sizeof(buf));
+        if (strcmp(buf, cases[i].formatted) != 0 || any != cases[i].any)
+            fail_msg("addr_parse(\"%s\"): got %s any=%d", cases[i].in, buf, any);
+    }
+}
+
+static void
+test_parse_null_any(void **state)
+{
+    struct sockaddr_storage ss;
+    (void)state;
+    assert_int_equal(addr_parse(":25", ADDR_PORT_REQUIRED, &ss, NULL, NULL), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(addr_parse("x", ADDR_PORT_REQUIRED, &ss, NULL, NULL), -1);
+}
+
+static void
+test_len_port(void **state)
+{
+    struct sockaddr_storage ss;
+    (void)state;
+
+    assert_int_equal(addr_parse("1.2.3.4:25", ADDR_PORT_REQUIRED, &ss, NULL, NULL), 0);
+    assert_int_equal(addr_len((struct sockaddr *)&ss), sizeof(struct sockaddr_in));
+    assert_int_equal(addr_port((struct sockaddr *)&ss), 25);
+    addr_set_port((struct sockaddr *)&ss, 65535);
+    assert_int_equal(addr_port((struct sockaddr *)&ss), 65535);
+
+    assert_int_equal(addr_parse("[::1]:587", ADDR_PORT_REQUIRED, &ss, NULL, NULL), 0);
+    assert_int_equal(addr_len((struct sockaddr *)&ss), sizeof(struct sockaddr_in6));
+    assert_int_equal(addr_port((struct sockaddr *)&ss), 587);
+    addr_set_port((struct sockaddr *)&ss, 1);
+    assert_int_equal(addr_port((struct sockaddr *)&ss), 1);
+
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = AF_UNIX;
+    assert_int_equal(addr_len((struct sockaddr *)&ss), 0);
+    assert_int_equal(addr_port((struct sockaddr *)&ss), 0);
+    addr_set_port((struct sockaddr *)&ss, 25);
+    assert_int_equal(addr_port((struct sockaddr *)&ss), 0);
+}
+
+static void
+test_unmap(void **state)
+{
+    struct sockaddr_storage ss;
+    char buf[ADDR_STRLEN];
+    (void)state;
+
+    assert_int_equal(addr_parse("[::ffff:192.0.2.7]:4000", ADDR_PORT_REQUIRED, &ss, NULL, NULL),
+                     0);
+    addr_unmap(&ss);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_string_equal(addr_format((struct sockaddr *)&ss, buf, sizeof(buf)), "192.0.2.7:4000");
+
+    /* Not mapped: untouched. */
+    assert_int_equal(addr_parse("[2001:db8::1]:25", ADDR_PORT_REQUIRED, &ss, NULL, NULL), 0);
+    addr_unmap(&ss);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(addr_parse("[::192.0.2.7]:25", ADDR_PORT_REQUIRED, &ss, NULL, NULL), 0);
+    addr_unmap(&ss);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(addr_parse("1.2.3.4:25", ADDR_PORT_REQUIRED, &ss, NULL, NULL), 0);
+    addr_unmap(&ss);
+    assert_string_equal(addr_format((struct sockaddr *)&ss, buf, sizeof(buf)), "1.2.3.4:25");
+}
+
+static void
+test_format(void **state)
+{
+    struct sockaddr_in6 sin6;
+    char buf[ADDR_STRLEN], small[6];
+    (void)state;
+
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", &sin6.sin6_addr);
+    sin6.sin6_port = htons(65535);
+    sin6.sin6_scope_id = 4294967295u;
+    assert_string_equal(addr_format((struct sockaddr *)&sin6, buf, sizeof(buf)),
+                        "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe%4294967295]:65535");
+    assert_string_equal(addr_format_ip((struct sockaddr *)&sin6, buf, sizeof(buf)),
+                        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe%4294967295");
+    sin6.sin6_scope_id = 0;
+    assert_string_equal(addr_format_ip((struct sockaddr *)&sin6, buf, sizeof(buf)),
+                        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe");
+    /* Truncates, always terminated. */
+    assert_string_equal(addr_format((struct sockaddr *)&sin6, small, sizeof(small)), "[ffff");
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = AF_UNIX;
+    assert_string_equal(addr_format((struct sockaddr *)&ss, buf, sizeof(buf)), "unknown");
+}
+
+static void
+test_equal(void **state)
+{
+    struct sockaddr_storage a, b;
+    (void)state;
+
+    addr_parse("1.2.3.4:25", ADDR_PORT_REQUIRED, &a, NULL, NULL);
+    addr_parse("1.2.3.4:25", ADDR_PORT_REQUIRED, &b, NULL, NULL);
+    assert_true(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
+    addr_parse("1.2.3.4:26", ADDR_PORT_REQUIRED, &b, NULL, NULL);
+    assert_false(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
+    addr_parse("1.2.3.5:25", ADDR_PORT_REQUIRED, &b, NULL, NULL);
+    assert_false(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
+    addr_parse("[::ffff:1.2.3.4]:25", ADDR_PORT_REQUIRED, &b, NULL, NULL);
+    assert_false(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
+    addr_parse("[::1]:25", ADDR_PORT_REQUIRED, &a, NULL, NULL);
+    addr_parse("[::1]:25", ADDR_PORT_REQUIRED, &b, NULL, NULL);
+    assert_true(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
+    addr_parse("[::2]:25", ADDR_PORT_REQUIRED, &b, NULL, NULL);
+    assert_false(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_table),
+        cmocka_unit_test(test_parse_null_any),
+        cmocka_unit_test(test_len_port),
+        cmocka_unit_test(test_unmap),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_equal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
