@@ -32,24 +32,33 @@
 
 /* Directives whose first appearance is remembered (duplicates, required). */
 enum dir {
-    D_LOG, D_GRACE, D_SPLICE,
-    D_T_CONNECT, D_T_PROXY, D_T_IDLE,
-    D_SERVER, D_SEND_PROXY, D_BALANCE,
-    D_BIND, D_PROTOCOL, D_ACCEPT_PROXY, D_ROUTE,
+    D_LOG,
+    D_GRACE,
+    D_SPLICE,
+    D_T_CONNECT,
+    D_T_PROXY,
+    D_T_IDLE,
+    D_SERVER,
+    D_SEND_PROXY,
+    D_BALANCE,
+    D_BIND,
+    D_PROTOCOL,
+    D_ACCEPT_PROXY,
+    D_ROUTE,
     D_COUNT
 };
 
 enum blk { BLK_NONE, BLK_GLOBAL, BLK_BACKEND, BLK_LISTENER, BLK_SKIP };
 
-static const char *const blk_names[] = { "top level", "global", "backend", "listener", "" };
+static const char *const blk_names[] = {"top level", "global", "backend", "listener", ""};
 
 /* A route waits here until every backend is known. */
 struct pend_route {
     size_t listener;
-    char target[CONF_HOST_MAX];     /* backend name, or the address of an implicit one */
+    char target[CONF_HOST_MAX]; /* backend name, or the address of an implicit one */
     bool implicit;
-    struct sockaddr_storage addr;   /* implicit only */
-    struct conf_pos pos;            /* of the target word */
+    struct sockaddr_storage addr; /* implicit only */
+    struct conf_pos pos;          /* of the target word */
 };
 
 struct open_file {
@@ -63,16 +72,16 @@ struct ctx {
     size_t nerr;
     bool stop;
     bool allow_include;
-    const char *file;               /* interned name of the file being read */
+    const char *file; /* interned name of the file being read */
     int line;
     struct open_file open[INCLUDE_DEPTH_MAX];
     int depth;
 
-    enum blk blk;                   /* the block being read */
-    size_t bi;                      /* its index in backends or listeners */
-    struct conf_pos bpos;           /* its keyword */
+    enum blk blk;         /* the block being read */
+    size_t bi;            /* its index in backends or listeners */
+    struct conf_pos bpos; /* its keyword */
     char bname[CONF_NAME_MAX];
-    struct conf_pos seen[D_COUNT];  /* first use of each directive in it (line 0: none) */
+    struct conf_pos seen[D_COUNT]; /* first use of each directive in it (line 0: none) */
 
     /* A block header without '{': opened if the next line is a lone '{'. */
     bool pending;
@@ -82,7 +91,7 @@ struct ctx {
 
     bool global_seen;
     struct conf_pos global_pos;
-    uint64_t g_connect, g_proxy, g_idle;  /* 0: not set */
+    uint64_t g_connect, g_proxy, g_idle; /* 0: not set */
 
     struct pend_route *routes;
     size_t nroutes;
@@ -92,7 +101,7 @@ struct directive {
     const char *name;
     enum dir id;
     bool once;
-    size_t min, max;                /* words after the keyword */
+    size_t min, max; /* words after the keyword */
     const char *usage;
     void (*fn)(struct ctx *x, const struct lex_word *w, size_t n);
 };
@@ -108,7 +117,7 @@ diag_push(struct diag_list *d, const char *file, int line, int col, const char *
         size_t cap = d->cap ? d->cap * 2 : 16;
         struct conf_diag *nv = realloc(d->v, cap * sizeof(*nv));
         if (nv == NULL)
-            return;  /* the load still fails: the error count is kept apart */
+            return; /* the load still fails: the error count is kept apart */
         d->v = nv;
         d->cap = cap;
     }
@@ -119,8 +128,7 @@ diag_push(struct diag_list *d, const char *file, int line, int col, const char *
     util_strlcpy(g->msg, msg, sizeof(g->msg));
 }
 
-static void
-verr(struct ctx *x, const char *file, int line, int col, const char *fmt, va_list ap)
+static void verr(struct ctx *x, const char *file, int line, int col, const char *fmt, va_list ap)
     __attribute__((format(printf, 5, 0)));
 
 static void
@@ -139,8 +147,7 @@ verr(struct ctx *x, const char *file, int line, int col, const char *fmt, va_lis
     diag_push(x->diags, file, line, col, msg);
 }
 
-static void
-errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
+static void errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* An error about word <w> of the current line. */
@@ -154,8 +161,7 @@ errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
     va_end(ap);
 }
 
-static void
-errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
+static void errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -182,7 +188,7 @@ static void
 lex_error(void *arg, int line, int col, const char *msg)
 {
     struct ctx *x = arg;
-    struct conf_pos p = { x->file, line, col };
+    struct conf_pos p = {x->file, line, col};
 
     errp(x, &p, "%s", msg);
 }
@@ -223,7 +229,7 @@ append(struct ctx *x, void *v, size_t n, size_t size)
 static struct conf_pos
 pos_of(const struct ctx *x, const struct lex_word *w)
 {
-    struct conf_pos p = { x->file, x->line, w->col };
+    struct conf_pos p = {x->file, x->line, w->col};
 
     return p;
 }
@@ -355,8 +361,7 @@ d_log(struct ctx *x, const struct lex_word *w, size_t n)
     if (is_word(&w[1], "stderr")) {
         g->log_path[0] = '\0';
     } else if (w[1].text[0] != '/') {
-        errw(x, &w[1], "log destination must be 'stderr' or an absolute path, not '%s'",
-             w[1].text);
+        errw(x, &w[1], "log destination must be 'stderr' or an absolute path, not '%s'", w[1].text);
     } else if (util_strlcpy(g->log_path, w[1].text, sizeof(g->log_path)) != 0) {
         errw(x, &w[1], "log path is too long (at most %zu bytes)", sizeof(g->log_path) - 1);
         g->log_path[0] = '\0';
@@ -425,9 +430,9 @@ d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
         enum dir id;
         const char *home;
     } kinds[] = {
-        { "connect", D_T_CONNECT, "a backend or the global block" },
-        { "proxy", D_T_PROXY, "a listener or the global block" },
-        { "idle", D_T_IDLE, "a listener or the global block" },
+        {"connect", D_T_CONNECT, "a backend or the global block"},
+        {"proxy", D_T_PROXY, "a listener or the global block"},
+        {"idle", D_T_IDLE, "a listener or the global block"},
     };
     const char *allowed = x->blk == BLK_GLOBAL    ? "connect, proxy, idle"
                           : x->blk == BLK_BACKEND ? "connect"
@@ -499,8 +504,8 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
     if (name_ok) {
         for (size_t i = 0; i < b->nservers; i++) {
             if (strcmp(b->servers[i].name, w[1].text) == 0) {
-                errw(x, &w[1], "duplicate server '%s' in backend '%s' (first at %s)",
-                     w[1].text, b->name, where(x, &b->servers[i].pos, buf, sizeof(buf)));
+                errw(x, &w[1], "duplicate server '%s' in backend '%s' (first at %s)", w[1].text,
+                     b->name, where(x, &b->servers[i].pos, buf, sizeof(buf)));
                 name_ok = false;
                 break;
             }
@@ -508,13 +513,15 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
     }
     const char *t = w[2].text;
     if (addr_parse(t, ADDR_PORT_OPTIONAL, &ss, &any, &why) != 0) {
-        errw(x, &w[2], "bad server address '%s': %s (expected an IP address like 10.0.0.5:25 or [fd00::5]:25)",
-             t, why);
+        errw(
+            x, &w[2],
+            "bad server address '%s': %s (expected an IP address like 10.0.0.5:25 or [fd00::5]:25)",
+            t, why);
         return;
     }
     if (any || unspecified(&ss)) {
-        errw(x, &w[2], "bad server address '%s': a server needs a specific IP address, not a wildcard",
-             t);
+        errw(x, &w[2],
+             "bad server address '%s': a server needs a specific IP address, not a wildcard", t);
         return;
     }
     if (!name_ok)
@@ -580,7 +587,8 @@ d_bind(struct ctx *x, const struct lex_word *w, size_t n)
         const char *why = NULL;
         bool any;
         if (addr_parse(w[i].text, ADDR_PORT_REQUIRED, &ss, &any, &why) != 0) {
-            errw(x, &w[i], "bad bind address '%s': %s (expected ADDR:PORT like 0.0.0.0:25, [::]:25 or :25)",
+            errw(x, &w[i],
+                 "bad bind address '%s': %s (expected ADDR:PORT like 0.0.0.0:25, [::]:25 or :25)",
                  w[i].text, why);
             continue;
         }
@@ -597,8 +605,9 @@ d_bind(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 static const char *const proto_names[] = {
-    [PROTO_SMTP] = "smtp", [PROTO_SUBMISSION] = "submission", [PROTO_IMAP] = "imap",
-    [PROTO_POP3] = "pop3", [PROTO_TLS] = "tls",               [PROTO_TCP] = "tcp",
+    [PROTO_SMTP] = "smtp", [PROTO_SUBMISSION] = "submission",
+    [PROTO_IMAP] = "imap", [PROTO_POP3] = "pop3",
+    [PROTO_TLS] = "tls",   [PROTO_TCP] = "tcp",
 };
 
 static void
@@ -633,8 +642,10 @@ d_accept_proxy(struct ctx *x, const struct lex_word *w, size_t n)
         return;
     }
     if (!is_word(&w[2], "from")) {
-        errw(x, &w[2], "expected 'from' after 'accept-proxy %s' (usage: accept-proxy v1|v2|any from CIDR ...)",
-             w[1].text);
+        errw(
+            x, &w[2],
+            "expected 'from' after 'accept-proxy %s' (usage: accept-proxy v1|v2|any from CIDR ...)",
+            w[1].text);
         return;
     }
     if (n < 4) {
@@ -672,10 +683,14 @@ d_route(struct ctx *x, const struct lex_word *w, size_t n)
     struct sockaddr_storage ss;
     bool any;
 
-    (void)n;
     if (!is_word(&w[1], "->")) {
         errw(x, &w[1], "expected '->' after 'route'%s (usage: route -> BACKEND[:PORT])",
              is_word(&w[1], "sni") ? ": SNI routes are not supported yet" : "");
+        return;
+    }
+    if (n != 3) {
+        errw(x, n < 3 ? &w[1] : &w[3],
+             "route takes one target after '->' (usage: route -> BACKEND[:PORT])");
         return;
     }
     const struct lex_word *t = &w[2];
@@ -714,8 +729,7 @@ d_route(struct ctx *x, const struct lex_word *w, size_t n)
         if (colon != NULL) {
             uint64_t port;
             if (util_parse_uint(colon + 1, 65535, &port) != 0 || port == 0) {
-                errw(x, t, "bad port '%s' in route: expected a number from 1 to 65535",
-                     colon + 1);
+                errw(x, t, "bad port '%s' in route: expected a number from 1 to 65535", colon + 1);
                 return;
             }
             l->route.port = (unsigned)port;
@@ -733,27 +747,26 @@ d_route(struct ctx *x, const struct lex_word *w, size_t n)
 /* ---- blocks ---- */
 
 static const struct directive global_dirs[] = {
-    { "log", D_LOG, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]", d_log },
-    { "grace", D_GRACE, true, 1, 1, "grace DURATION", d_grace },
-    { "splice", D_SPLICE, true, 1, 1, "splice on|off", d_splice },
-    { "timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle DURATION", d_timeout },
+    {"log", D_LOG, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]", d_log},
+    {"grace", D_GRACE, true, 1, 1, "grace DURATION", d_grace},
+    {"splice", D_SPLICE, true, 1, 1, "splice on|off", d_splice},
+    {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle DURATION", d_timeout},
 };
 
 static const struct directive backend_dirs[] = {
-    { "server", D_SERVER, false, 2, 2, "server NAME ADDR[:PORT]", d_server },
-    { "send-proxy", D_SEND_PROXY, true, 1, 1, "send-proxy v1|v2", d_send_proxy },
-    { "balance", D_BALANCE, true, 1, 1, "balance round-robin|first", d_balance },
-    { "timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", d_timeout },
+    {"server", D_SERVER, false, 2, 2, "server NAME ADDR[:PORT]", d_server},
+    {"send-proxy", D_SEND_PROXY, true, 1, 1, "send-proxy v1|v2", d_send_proxy},
+    {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first", d_balance},
+    {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", d_timeout},
 };
 
 static const struct directive listener_dirs[] = {
-    { "bind", D_BIND, false, 1, MANY, "bind ADDR:PORT ...", d_bind },
-    { "protocol", D_PROTOCOL, true, 1, 1, "protocol smtp|submission|imap|pop3|tls|tcp",
-      d_protocol },
-    { "accept-proxy", D_ACCEPT_PROXY, false, 2, MANY, "accept-proxy v1|v2|any from CIDR ...",
-      d_accept_proxy },
-    { "route", D_ROUTE, true, 2, 2, "route -> BACKEND[:PORT]", d_route },
-    { "timeout", D_COUNT, false, 2, 2, "timeout proxy|idle DURATION", d_timeout },
+    {"bind", D_BIND, false, 1, MANY, "bind ADDR:PORT ...", d_bind},
+    {"protocol", D_PROTOCOL, true, 1, 1, "protocol smtp|submission|imap|pop3|tls|tcp", d_protocol},
+    {"accept-proxy", D_ACCEPT_PROXY, false, 2, MANY, "accept-proxy v1|v2|any from CIDR ...",
+     d_accept_proxy},
+    {"route", D_ROUTE, true, 1, MANY, "route -> BACKEND[:PORT]", d_route},
+    {"timeout", D_COUNT, false, 2, 2, "timeout proxy|idle DURATION", d_timeout},
 };
 
 static const struct {
@@ -761,11 +774,10 @@ static const struct {
     size_t n;
     const char *list;
 } tables[] = {
-    [BLK_GLOBAL] = { global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, timeout" },
-    [BLK_BACKEND] = { backend_dirs, ARRAY_LEN(backend_dirs),
-                      "server, send-proxy, balance, timeout" },
-    [BLK_LISTENER] = { listener_dirs, ARRAY_LEN(listener_dirs),
-                       "bind, protocol, accept-proxy, route, timeout" },
+    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, timeout"},
+    [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs), "server, send-proxy, balance, timeout"},
+    [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),
+                      "bind, protocol, accept-proxy, route, timeout"},
 };
 
 static const struct directive *
@@ -780,12 +792,12 @@ find_directive(enum blk b, const char *name)
 
 /* The block kind other than <not> that has directive <name>, for hints. */
 static enum blk
-directive_home(const char *name, enum blk not)
+directive_home(const char *name, enum blk not )
 {
-    static const enum blk order[] = { BLK_GLOBAL, BLK_BACKEND, BLK_LISTENER };
+    static const enum blk order[] = {BLK_GLOBAL, BLK_BACKEND, BLK_LISTENER};
 
     for (size_t i = 0; i < ARRAY_LEN(order); i++) {
-        if (order[i] != not && find_directive(order[i], name) != NULL)
+        if (order[i] != not &&find_directive(order[i], name) != NULL)
             return order[i];
     }
     return BLK_NONE;
@@ -950,7 +962,8 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
         return;
     }
     if (ob == 0) {
-        errw(x, &w[0], "'{' without a block header (a block opens on the line of its name: listener NAME {)");
+        errw(x, &w[0],
+             "'{' without a block header (a block opens on the line of its name: listener NAME {)");
         x->blk = BLK_SKIP;
         x->bpos = pos_of(x, &w[0]);
         x->bname[0] = '\0';
@@ -966,7 +979,8 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
         return;
     }
     if (ob + 1 < n)
-        errw(x, &w[ob + 1], "unexpected text after '{' (a block's content starts on the next line)");
+        errw(x, &w[ob + 1],
+             "unexpected text after '{' (a block's content starts on the next line)");
 
     const char *kw = w[0].text;
     if (strcmp(kw, "include") == 0) {
@@ -990,14 +1004,17 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
             errw(x, &w[0], "statement outside a block: '%s' belongs in a %s block", kw,
                  blk_names[home]);
         else
-            errw(x, &w[0], "statement outside a block: unknown keyword '%s' (the top level has global, backend, listener and include)",
+            errw(x, &w[0],
+                 "statement outside a block: unknown keyword '%s' (the top level has global, "
+                 "backend, listener and include)",
                  kw);
         return;
     }
 
     size_t want = kind == BLK_GLOBAL ? 1 : 2;
-    const char *usage = kind == BLK_GLOBAL ? "global {" : kind == BLK_BACKEND ? "backend NAME {"
-                                                                              : "listener NAME {";
+    const char *usage = kind == BLK_GLOBAL    ? "global {"
+                        : kind == BLK_BACKEND ? "backend NAME {"
+                                              : "listener NAME {";
     struct conf_pos kwpos = pos_of(x, &w[0]);
     bool ok = true;
     if (ob < want) {
@@ -1014,7 +1031,7 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
         if (!ok)
             return;
         const struct lex_word *last = &w[n - 1];
-        struct conf_pos p = { x->file, x->line, last->end_col };
+        struct conf_pos p = {x->file, x->line, last->end_col};
         errp(x, &p, "expected '{' at the end of the line (usage: %s)", usage);
         x->pending = true;
         x->pending_blk = kind;
@@ -1046,7 +1063,9 @@ block_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
         if (x->blk == BLK_SKIP)
             errw(x, &w[0], "missing '}' before this line: blocks do not nest");
         else
-            errw(x, &w[0], "missing '}' before this line: %s%s%s (opened at %s) is still open, and blocks do not nest",
+            errw(x, &w[0],
+                 "missing '}' before this line: %s%s%s (opened at %s) is still open, and blocks do "
+                 "not nest",
                  blk_names[x->blk], x->bname[0] ? " " : "", x->bname,
                  where(x, &x->bpos, buf, sizeof(buf)));
         close_block(x);
@@ -1162,7 +1181,7 @@ parse_text(struct ctx *x, const char *file, const char *text, size_t len)
 static void
 load_file(struct ctx *x, const char *path, const struct conf_pos *from)
 {
-    struct conf_pos top = { path, 0, 0 };
+    struct conf_pos top = {path, 0, 0};
     const struct conf_pos *at = from != NULL ? from : &top;
     struct stat st;
 
@@ -1310,15 +1329,17 @@ resolve_routes(struct ctx *x, size_t *idx)
         } else if (bi == c->nbackends) {
             struct sockaddr_storage ss;
             if (addr_parse(r->target, ADDR_PORT_OPTIONAL, &ss, NULL, NULL) == 0) {
-                errp(x, &r->pos, "route to the address '%s' needs a port (route -> %s:PORT), or define a backend of that name",
+                errp(x, &r->pos,
+                     "route to the address '%s' needs a port (route -> %s:PORT), or define a "
+                     "backend of that name",
                      r->target, r->target);
             } else if (nexplicit == 0) {
                 errp(x, &r->pos, "route to unknown backend '%s' (no backend is defined)",
                      r->target);
             } else {
                 backend_list(c, nexplicit, list, sizeof(list));
-                errp(x, &r->pos, "route to unknown backend '%s' (defined backends: %s)",
-                     r->target, list);
+                errp(x, &r->pos, "route to unknown backend '%s' (defined backends: %s)", r->target,
+                     list);
             }
             continue;
         }
@@ -1329,7 +1350,9 @@ resolve_routes(struct ctx *x, size_t *idx)
             continue;
         for (size_t s = 0; s < b->nservers; s++) {
             if (!b->servers[s].has_port) {
-                errp(x, &r->pos, "route -> %s needs a port: server '%s' of backend '%s' has none (write route -> %s:PORT)",
+                errp(x, &r->pos,
+                     "route -> %s needs a port: server '%s' of backend '%s' has none (write route "
+                     "-> %s:PORT)",
                      r->target, b->servers[s].name, b->name, r->target);
                 break;
             }
@@ -1427,11 +1450,12 @@ check_binds(struct ctx *x)
                 bind_text(refs[j].b, a, sizeof(a));
                 bind_text(refs[i].b, b, sizeof(b));
                 if (strcmp(a, b) == 0)
-                    errp(x, &refs[j].b->pos, "bind %s is already used by listener '%s' at %s",
-                         a, refs[i].l->name, w);
+                    errp(x, &refs[j].b->pos, "bind %s is already used by listener '%s' at %s", a,
+                         refs[i].l->name, w);
                 else
                     errp(x, &refs[j].b->pos,
-                         "bind %s overlaps %s of listener '%s' at %s: a wildcard covers every address",
+                         "bind %s overlaps %s of listener '%s' at %s: a wildcard covers every "
+                         "address",
                          a, b, refs[i].l->name, w);
                 break;
             }
@@ -1506,7 +1530,7 @@ load_text(struct ctx *x, const void *arg)
     if (name == NULL)
         return;
     if (t->len > FILE_SIZE_MAX) {
-        struct conf_pos p = { name, 0, 0 };
+        struct conf_pos p = {name, 0, 0};
         errp(x, &p, "configuration is larger than %u MiB", FILE_SIZE_MAX >> 20);
         return;
     }
@@ -1538,7 +1562,7 @@ load(const char *name, loader_fn *fn, const void *arg, bool allow_include, struc
     if (!x.stop) {
         finish(&x);
         if (x.nerr == 0 && x.c->nlisteners == 0) {
-            struct conf_pos p = { name, 0, 0 };
+            struct conf_pos p = {name, 0, 0};
             errp(&x, &p, "no listener is defined, so there is nothing to do");
         }
     }
@@ -1561,7 +1585,7 @@ int
 conf_load_string(const char *name, const char *text, size_t len, bool allow_include,
                  struct conf **out, struct diag_list *diags)
 {
-    struct text_arg t = { name, text, len };
+    struct text_arg t = {name, text, len};
 
     return load(name, load_text, &t, allow_include, out, diags);
 }

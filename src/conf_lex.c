@@ -53,12 +53,11 @@ is_control(char c)
 static bool
 is_name_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-static void
-lex_errf(struct lexer *lx, int col, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void lex_errf(struct lexer *lx, int col, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 lex_errf(struct lexer *lx, int col, const char *fmt, ...)
@@ -177,8 +176,7 @@ expand(struct lexer *lx, const char **qp, const char *ls)
     }
     for (const char *d = def; d != NULL && d < close; d++) {
         if (is_control(*d)) {
-            lex_errf(lx, column(ls, d), "invalid character 0x%02x",
-                     (unsigned)(unsigned char)*d);
+            lex_errf(lx, column(ls, d), "invalid character 0x%02x", (unsigned)(unsigned char)*d);
             return 0;
         }
     }
@@ -192,8 +190,9 @@ expand(struct lexer *lx, const char **qp, const char *ls)
         return put(lx, v, strlen(v));
     if (def != NULL)
         return put(lx, def, (size_t)(close - def));
-    lex_errf(lx, col, "environment variable '%s' is not set (write ${%s:-default} to give a default)",
-             var, var);
+    lex_errf(lx, col,
+             "environment variable '%s' is not set (write ${%s:-default} to give a default)", var,
+             var);
     return 0;
 }
 

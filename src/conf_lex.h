@@ -11,9 +11,9 @@
 #include <stddef.h>
 
 struct lex_word {
-    const char *text;   /* expanded, NUL-terminated; valid until the next lex_next() */
-    int col, end_col;   /* 1-based byte columns of its first character and just past it */
-    bool quoted;        /* written "...": never a brace or a comment */
+    const char *text; /* expanded, NUL-terminated; valid until the next lex_next() */
+    int col, end_col; /* 1-based byte columns of its first character and just past it */
+    bool quoted;      /* written "...": never a brace or a comment */
 };
 
 /* Receives each lexical error with its 1-based line and column. */
@@ -21,13 +21,13 @@ typedef void lex_error_fn(void *arg, int line, int col, const char *msg);
 
 struct lexer {
     const char *p, *end;
-    int line;                   /* of the words last returned */
-    bool bad;                   /* an error was reported on that line */
+    int line; /* of the words last returned */
+    bool bad; /* an error was reported on that line */
     struct lex_word *words;
     size_t nwords, wcap;
-    char *buf;                  /* storage for the words' text */
+    char *buf; /* storage for the words' text */
     size_t blen, bcap;
-    size_t *offs;               /* word starts in buf while the line is built */
+    size_t *offs; /* word starts in buf while the line is built */
     lex_error_fn *err;
     void *arg;
 };

@@ -193,7 +193,7 @@ v1_port(const uint8_t *s, size_t n, bool partial, unsigned *out)
     return NULL;
 }
 
-/* "TCP4 ", "TCP6 " and "UNKNOWN" after "PROXY "; returns the word's index. */
+/* Spec 2.1: "TCP4", "TCP6" or "UNKNOWN" after "PROXY "; sets <*word> to its index. */
 static enum pp_result
 v1_word(const uint8_t *buf, size_t len, size_t *pos, int *word, const char **why)
 {

@@ -407,6 +407,9 @@ read_proxy(struct session *s)
         return;
     }
     if (!hdr.local) {
+        /* A TCP6 header may carry ::ffff:a.b.c.d: the client is IPv4. */
+        addr_unmap(&hdr.src);
+        addr_unmap(&hdr.dst);
         sa_store(&s->client, &hdr.src);
         sa_store(&s->local, &hdr.dst);
     }

@@ -129,10 +129,11 @@ class Rig:
                greet_when=None, echo: bool = False, accept_proxy: Optional[str] = None,
                listener_extra=(), backend_extra=(), global_extra=(), grace: str = "5s",
                listen_ip: Optional[str] = None, backend_ip=None,
-               log: str = "stderr", close_on_eof: bool = True) -> Simple:
+               log: str = "stderr", close_on_eof: bool = True, **backend_kw) -> Simple:
         """One backend (recording, on host 2), one listener (host 1)."""
         b = self.backend(backend_ip if backend_ip is not None else 2, greeting=greeting,
-                         greet_when=greet_when, echo=echo, close_on_eof=close_on_eof)
+                         greet_when=greet_when, echo=echo, close_on_eof=close_on_eof,
+                         **backend_kw)
         lip = listen_ip or self.ip(1)
         lport = h.free_port(lip)
         body = (h.backend_block("mail", [("srv1", b.addr)], send_proxy=send_proxy,

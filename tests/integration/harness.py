@@ -141,7 +141,7 @@ class Peer:
     eof: the peer sent FIN; reset: the connection was reset/errored.
     """
 
-    def __init__(self, sock: socket.socket, name: str = "peer"):
+    def __init__(self, sock: socket.socket, name: str = "peer", paused: bool = False):
         self.sock = sock
         self.name = name
         self.cond = threading.Condition()
@@ -154,6 +154,9 @@ class Peer:
         self.sent_log = []           # (len(data) when sent, bytes) for ordering checks
         self.closed = False
         self._send_lock = threading.Lock()
+        self._go = threading.Event()
+        if not paused:
+            self._go.set()
         self._hooks: List[Callable[["Peer"], None]] = []
         self.local = sock.getsockname()[:2]
         self.remote = sock.getpeername()[:2]
@@ -171,6 +174,9 @@ class Peer:
     def _read_loop(self):
         try:
             while True:
+                while not self._go.wait(0.05):   # paused
+                    if self.closed:
+                        return
                 try:
                     b = self.sock.recv(RECV_CHUNK)
                 except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as e:
@@ -205,6 +211,13 @@ class Peer:
             with self.cond:
                 self.cond.notify_all()
 
+    def pause(self):
+        """Stops reading (after the recv in progress) so the sender stalls."""
+        self._go.clear()
+
+    def resume(self):
+        self._go.set()
+
     @property
     def ended(self) -> bool:
         return self.eof or self.reset
@@ -224,17 +237,19 @@ class Peer:
         end = time.monotonic() + timeout
         with self.cond:
             while True:
-                d = bytes(self.data)
-                if pred(d):
-                    return d
+                # pred sees the live bytearray (no copy: transfers are big).
+                if pred(self.data):
+                    return bytes(self.data)
+                d = self.data
                 if self.ended:
                     raise AssertionError(
                         "%s: connection ended (%s) while waiting for %s; got %d bytes: %r"
-                        % (self.name, "reset" if self.reset else "eof", what, len(d), d[:300]))
+                        % (self.name, "reset" if self.reset else "eof", what, len(d),
+                           bytes(d[:300])))
                 left = end - time.monotonic()
                 if left <= 0:
                     raise Timeout("%s: timed out after %.1fs waiting for %s; got %d bytes: %r"
-                                  % (self.name, timeout, what, len(d), d[:300]))
+                                  % (self.name, timeout, what, len(d), bytes(d[:300])))
                 self.cond.wait(min(left, 0.5))
 
     def wait_bytes(self, n: int, timeout: float = None) -> bytes:
@@ -306,7 +321,7 @@ class Peer:
 
     def sha256(self, start: int = 0) -> str:
         with self.cond:
-            return hashlib.sha256(self.data[start:]).hexdigest()
+            return hashlib.sha256(memoryview(self.data)[start:]).hexdigest()
 
 
 class SendThread(threading.Thread):
@@ -338,10 +353,13 @@ class SendThread(threading.Thread):
 
 class Client(Peer):
     def __init__(self, ip: str, port: int, source: Optional[str] = None,
-                 source_port: int = 0, name: str = "client", timeout: float = None):
+                 source_port: int = 0, name: str = "client", timeout: float = None,
+                 rcvbuf: Optional[int] = None):
         check_loopback(ip)
         s = socket.socket(family(ip), socket.SOCK_STREAM)
         try:
+            if rcvbuf:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             if source is not None:
                 check_loopback(source)
                 s.bind((source, source_port))
@@ -388,18 +406,22 @@ class Backend:
 
     def __init__(self, ip: str, port: int = 0, greeting: Optional[bytes] = None,
                  greet_when: Optional[Callable[[bytes], bool]] = None, echo: bool = False,
-                 name: str = "backend", backlog: int = 64, close_on_eof: bool = True):
+                 name: str = "backend", backlog: int = 64, close_on_eof: bool = True,
+                 rcvbuf: Optional[int] = None, paused: bool = False):
         check_loopback(ip)
         self.name = name
+        self.paused = paused          # connections start with reading paused
         self.close_on_eof = close_on_eof
         self.greeting = greeting
         self.greet_when = greet_when
         self.echo = echo
         self.lsock = socket.socket(family(ip), socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:
+            self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.lsock.bind((ip, port))
         self.lsock.listen(backlog)
-        self.lsock.settimeout(0.1)
+        self.lsock.setblocking(False)
         self.ip, self.port = self.lsock.getsockname()[:2]
         self.conns: List[Peer] = []
         self.cond = threading.Condition()
@@ -435,34 +457,39 @@ class Backend:
             self._on_data_locked(peer)
 
     def _on_data_locked(self, peer: Peer):
-        d = peer.snapshot()
+        # Runs after every recv: never copy the whole stream here.
         try:
-            if self.greet_when is not None and peer.greeted_at is None and self.greet_when(d):
-                peer.greeted_at = len(d)
-                peer.send(self.greeting)
+            if self.greet_when is not None and peer.greeted_at is None:
+                d = peer.snapshot()
+                if self.greet_when(d):
+                    peer.greeted_at = len(d)
+                    peer.send(self.greeting)
             if self.echo:
                 if peer.echo_off is None:
-                    peer.echo_off = pp.header_length(d)
-                if peer.echo_off is not None and len(d) > peer.echo_off + peer.echoed:
-                    chunk = d[peer.echo_off + peer.echoed:]
-                    peer.echoed += len(chunk)
-                    peer.send(chunk)
+                    with peer.cond:
+                        head = bytes(peer.data[:pp.V2_MAX])
+                    peer.echo_off = pp.header_length(head)
+                if peer.echo_off is not None:
+                    with peer.cond:
+                        chunk = bytes(peer.data[peer.echo_off + peer.echoed:])
+                    if chunk:
+                        peer.echoed += len(chunk)
+                        peer.send(chunk)
             if self.close_on_eof and peer.eof and not peer.fin_sent:
                 peer.fin_sent = True
                 peer.shutdown_write()
         except OSError:
             pass
 
-    def _accept_one(self, block: bool) -> bool:
+    def _accept_one(self) -> bool:
         with self._accept_lock:
             try:
-                self.lsock.settimeout(0.1 if block else 0.0)
                 s, _ = self.lsock.accept()
             except (socket.timeout, BlockingIOError, InterruptedError):
                 return False
             except OSError:
                 return False
-            peer = Peer(s, "%s-conn%d" % (self.name, len(self.conns)))
+            peer = Peer(s, "%s-conn%d" % (self.name, len(self.conns)), paused=self.paused)
             # Greet/echo set-up before the connection becomes visible.
             self._setup(peer)
             with self.cond:
@@ -471,14 +498,20 @@ class Backend:
             return True
 
     def _accept_loop(self):
+        import select
         while not self._stop.is_set():
-            self._accept_one(block=True)
+            try:
+                r, _, _ = select.select([self.lsock], [], [], 0.05)
+            except (OSError, ValueError):
+                return
+            if r:
+                self._accept_one()
 
     def accepted(self) -> int:
         """Number of connections accepted, after draining the accept queue
         (so a connection the kernel completed is counted)."""
         for _ in range(100):
-            if not self._accept_one(block=False):
+            if not self._accept_one():
                 break
         with self.cond:
             return len(self.conns)
@@ -873,3 +906,9 @@ def assert_session_shape(line: dict):
         assert re.fullmatch(r"\d+", line[k]), "%s is not a non-negative integer: %r" % (k, line)
     for k in ("client", "peer"):
         split_addr(line[k])
+
+
+def wait_header(conn: Peer, timeout: float = None) -> pp.ProxyHeader:
+    """Waits for a complete PROXY header at the start of conn's data."""
+    d = conn.wait(lambda d: pp.header_length(d) is not None, timeout, "PROXY header")
+    return pp.decode(d)

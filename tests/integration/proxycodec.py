@@ -15,6 +15,7 @@ from typing import List, Optional, Tuple
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_MAX = 107
+V2_MAX = 16 + 65535
 
 FAM_UNSPEC = 0x00
 FAM_TCP4 = 0x11
@@ -202,7 +203,7 @@ def decode(data: bytes) -> ProxyHeader:
 
     Raises NeedMore (valid prefix), NotProxy (no header) or InvalidProxy.
     """
-    data = bytes(data)
+    data = bytes(data[:V2_MAX])   # a header is never longer; do not copy payload
     if not data:
         raise NeedMore()
     n = min(len(data), len(V2_SIG))

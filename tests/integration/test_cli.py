@@ -122,7 +122,7 @@ def test_check_route_to_unknown_backend(binary, tmp_path):
 
 BAD_CASES = {
     "unknown-protocol": ("protocol smtp", "protocol http"),
-    "duration-without-unit": ("timeout idle 1h", "timeout idle 30"),
+    "duration-without-unit": ("timeout idle 1h", "timeout idle 45"),
     "bad-cidr": ("127.0.0.0/8 ::1/128", "127.0.0.0/33 ::1/128"),
     "bad-send-proxy": ("send-proxy v2", "send-proxy v3"),
     "bad-bind": ("bind 127.0.0.3:2525", "bind 127.0.0.3:99999"),

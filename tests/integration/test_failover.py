@@ -78,7 +78,7 @@ def test_connect_timeout_then_next_server(rig):
     me = rig.start(body)
     c = rig.client(lip, lport)
     c.wait_endswith(b"220 good\r\n")
-    assert pp.decode(good.wait_conn().snapshot()).src == c.local
+    assert h.wait_header(good.wait_conn()).src == c.local
     c.close()
     h.assert_session(me.wait_session(), server="good", reason="client_closed")
 

@@ -200,6 +200,36 @@ def port_accepts(ip, port, timeout=0.5):
         s.close()
 
 
+def _proc_net_addr(hexaddr):
+    raw = bytes.fromhex(hexaddr)
+    # /proc/net/tcp{,6} prints each 32-bit word in host (little-endian) order
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw)
+
+
+def listening(ip, port):
+    """True when a TCP socket listens on ip:port (from /proc/net/tcp{,6}:
+    unlike a test connection, it leaves no trace in the servers' logs)."""
+    want = ipaddress.ip_address(ip)
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 4 or fields[3] != "0A":
+                continue
+            addr, _, hport = fields[1].partition(":")
+            if int(hport, 16) != port:
+                continue
+            a = ipaddress.ip_address(_proc_net_addr(addr))
+            if a == want or a.is_unspecified:
+                return True
+    return False
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -226,6 +256,19 @@ def pid_environ_has(pid, needle):
         except OSError:
             pass
     return False
+
+
+def run_to_file(argv, outpath, env=None, timeout=60):
+    """Runs a command that may leave a daemon behind, with stdout/stderr in a
+    file; returns (exit status, output)."""
+    with open(outpath, "wb") as out:
+        try:
+            rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            rc = -1
+    with open(outpath, "rb") as f:
+        return rc, f.read().decode("utf-8", "replace")
 
 
 def read_pidfile(path):
@@ -368,6 +411,7 @@ mynetworks = 127.0.0.0/8 [::1]/128
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_banner = $myhostname ESMTP mailedge-interop
 smtpd_peername_lookup = no
+smtpd_client_port_logging = yes
 biff = no
 alias_maps =
 alias_database =
@@ -384,6 +428,8 @@ maillog_file = {maillog}
 maillog_file_prefixes = {base}
 postscreen_greet_wait = {greet_wait}
 postscreen_dnsbl_sites =
+# not permit_mynetworks: loopback clients must really be screened (PASS NEW)
+postscreen_access_list =
 postscreen_upstream_proxy_protocol = haproxy
 postscreen_cache_map = btree:$data_directory/postscreen_cache
 """
@@ -404,6 +450,8 @@ first_valid_gid = {gid}
 mail_location = maildir:{maildir}
 haproxy_trusted_networks = 127.0.0.0/8 ::1
 login_greeting = Dovecot ready (mailedge interop).
+# Dovecot's default, plus the ports at the end (the tests match exact ports)
+login_log_format_elements = user=<%u> method=%m rip=%r lip=%l mpid=%e %c session=<%{{session}}> rport=%{{rport}} lport=%{{lport}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {users}
@@ -664,11 +712,10 @@ class MailStack:
         return os.path.join(self.pf_spool, "pid", "master.pid")
 
     def _postfix_start(self):
-        r = subprocess.run(["postfix", "-c", self.pf_etc, "start"], env=self._postfix_env(),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=60)
-        if r.returncode != 0:
-            raise StackError("postfix start failed:\n" + r.stdout + self.postfix_log.text())
+        r = run_to_file(["postfix", "-c", self.pf_etc, "start"],
+                        os.path.join(self.base, "postfix", "start.out"), env=self._postfix_env())
+        if r[0] != 0:
+            raise StackError("postfix start failed:\n" + r[1] + self.postfix_log.text())
 
         def master():
             pid = read_pidfile(self._postfix_pidfile())
@@ -729,10 +776,11 @@ class MailStack:
         return os.path.join(self.dc_run, "master.pid")
 
     def _dovecot_start(self):
-        r = subprocess.run(["dovecot", "-c", self.dc_conf], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, timeout=60)
-        if r.returncode != 0:
-            raise StackError("dovecot failed to start:\n" + r.stdout + self.dovecot_log.text())
+        # The daemon keeps the stdio it inherited: a file, not a pipe (a pipe
+        # would never reach EOF while dovecot runs).
+        r = run_to_file(["dovecot", "-c", self.dc_conf], os.path.join(self.dc_dir, "start.out"))
+        if r[0] != 0:
+            raise StackError("dovecot failed to start:\n" + r[1] + self.dovecot_log.text())
 
         def master():
             pid = read_pidfile(self._dovecot_pidfile())
@@ -752,8 +800,8 @@ class MailStack:
                                                 "imap", "imap_proxy", "pop3", "pop3_proxy")]
         checks += [("::1", p["submission6"]), ("::1", p["imap_proxy"]), ("::1", p["pop3_proxy"])]
         for ip, port in checks:
-            wait_until(lambda: port_accepts(ip, port), 20 * SCALE,
-                       "%s to accept connections" % fmt_addr(ip, port))
+            wait_until(lambda: listening(ip, port), 20 * SCALE,
+                       "a listener on %s" % fmt_addr(ip, port))
 
 
 # --------------------------------------------------------------------------
@@ -803,7 +851,8 @@ class HAProxy:
         finally:
             out.close()
         for ip, port in wait_for:
-            wait_until(lambda: port_accepts(ip, port) or self.proc.poll() is not None,
+            # not a test connection: HAProxy would forward it down the chain
+            wait_until(lambda: listening(ip, port) or self.proc.poll() is not None,
                        10 * SCALE, "haproxy on %s" % fmt_addr(ip, port))
             if self.proc.poll() is not None:
                 raise StackError("haproxy exited (%s):\n%s" % (self.proc.returncode,

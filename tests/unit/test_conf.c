@@ -2,7 +2,8 @@
  * Unit tests for the configuration loader: the struct a good file gives
  * (defaults, inheritance, implicit backends, env expansion, includes), and
  * for every class of mistake the exact LINE:COL and message. Also replays
- * tests/configs/{good,bad}/*.conf (run from the repository root).
+ * the .conf files of tests/configs/good and tests/configs/bad (run from the
+ * repository root).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,7 +31,7 @@ static struct conf *
 load_ok(const char *text)
 {
     struct conf *c = NULL;
-    struct diag_list d = { 0 };
+    struct diag_list d = {0};
 
     int r = conf_load_string("test.conf", text, strlen(text), false, &c, &d);
     if (r != 0) {
@@ -334,7 +335,7 @@ test_env_expansion(void **state)
                              "backend b {\n"
                              "    server s ${MAILEDGE_T_HOST}:25\n"
                              "    server t ${MAILEDGE_T_UNSET:-10.0.0.9}:${MAILEDGE_T_EMPTY:-26}\n"
-                             "    server u 10.0.0.${MAILEDGE_T_EMPTY}7\n"
+                             "    server u 10.0.0.${MAILEDGE_T_EMPTY}7:25\n"
                              "}\n"
                              "listener l${MAILEDGE_T_PROTO} {\n"
                              "    bind :${MAILEDGE_T_UNSET:-143}\n"
@@ -361,7 +362,7 @@ test_env_value_never_splits(void **state)
 {
     (void)state;
     struct conf *c = NULL;
-    struct diag_list d = { 0 };
+    struct diag_list d = {0};
     setenv("MAILEDGE_T_TWO", "smtp imap", 1);
     const char *text = "listener a {\n"
                        "    protocol ${MAILEDGE_T_TWO}\n"
@@ -437,7 +438,7 @@ test_include(void **state)
 {
     (void)state;
     struct conf *c = NULL;
-    struct diag_list d = { 0 };
+    struct diag_list d = {0};
 
     write_file("main.conf", "include backends.conf   # relative to this file\n"
                             "include conf.d/*.conf\n"
@@ -471,7 +472,7 @@ static void
 expect_file_error(const char *rel, const char *file_suffix, int line, int col, const char *msg)
 {
     struct conf *c = NULL;
-    struct diag_list d = { 0 };
+    struct diag_list d = {0};
 
     assert_int_equal(load_path(rel, &c, &d), -1);
     assert_null(c);
@@ -496,8 +497,11 @@ test_include_errors(void **state)
     write_file("loop-b.conf", "\ninclude loop-a.conf\n");
     expect_file_error("loop-a.conf", "/loop-b.conf", 2, 1, "include loop");
 
-    write_file("self.conf", "include *.conf\n");
-    expect_file_error("self.conf", "/self.conf", 1, 1, "include loop");
+    char sub[512];
+    snprintf(sub, sizeof(sub), "%s/selfdir", tmpdir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    write_file("selfdir/self.conf", "include *.conf\n");
+    expect_file_error("selfdir/self.conf", "/selfdir/self.conf", 1, 1, "include loop");
 
     /* A chain deeper than the limit: deep0 includes deep1 ... deep19. */
     for (int i = 0; i < 20; i++) {
@@ -528,7 +532,7 @@ test_include_disabled(void **state)
 {
     (void)state;
     struct conf *c = NULL;
-    struct diag_list d = { 0 };
+    struct diag_list d = {0};
     const char *text = "include /etc/passwd\n";
 
     assert_int_equal(conf_load_string("mem", text, strlen(text), false, &c, &d), -1);
@@ -547,179 +551,193 @@ struct bad_case {
     const char *msg;
 };
 
-#define LST(body) "listener l {\n" body "}\n"  /* line 1 is the header */
+#define LST(body) "listener l {\n" body "}\n" /* line 1 is the header */
 #define OKL "    bind :25\n    protocol smtp\n    route -> b\n"
 
 static const struct bad_case bad_cases[] = {
     /* lexical */
-    { "backend b {\n    server s \"10.0.0.1:25\n}\n", 2, 14, "unterminated quoted word" },
-    { "backend b {\n    server s \"10.0.0.1\"25\n}\n", 2, 24, "expected a blank after the closing" },
-    { "backend b {\n    server s ab\"c\n}\n", 2, 16, "'\"' inside a word" },
-    { "global {\n    log \"/a\\nb\"\n}\n", 2, 12, "unknown escape" },
-    { "backend b {\n    server s ${MAILEDGE_T_NOPE}:25\n}\n", 2, 14,
-      "environment variable 'MAILEDGE_T_NOPE' is not set" },
-    { "backend b {\n    server s \"x${MAILEDGE_T_NOPE}\"\n}\n", 2, 16, "is not set" },
-    { "backend b {\n    server s ${MAILEDGE_T_NOPE\n}\n", 2, 14, "unterminated variable reference" },
-    { "backend b {\n    server s ${9X}\n}\n", 2, 14, "bad variable reference" },
-    { "backend b {\n    server s ${X-1}\n}\n", 2, 14, "bad variable reference" },
-    { "global {\n    grace 1s\x01\n}\n", 2, 13, "invalid character 0x01" },
+    {"backend b {\n    server s \"10.0.0.1:25\n}\n", 2, 14, "unterminated quoted word"},
+    {"backend b {\n    server s \"10.0.0.1\"25\n}\n", 2, 24, "expected a blank after the closing"},
+    {"backend b {\n    server s ab\"c\n}\n", 2, 16, "'\"' inside a word"},
+    {"global {\n    log \"/a\\nb\"\n}\n", 2, 12, "unknown escape"},
+    {"backend b {\n    server s ${MAILEDGE_T_NOPE}:25\n}\n", 2, 14,
+     "environment variable 'MAILEDGE_T_NOPE' is not set"},
+    {"backend b {\n    server s \"x${MAILEDGE_T_NOPE}\"\n}\n", 2, 16, "is not set"},
+    {"backend b {\n    server s ${MAILEDGE_T_NOPE\n}\n", 2, 14, "unterminated variable reference"},
+    {"backend b {\n    server s ${9X}\n}\n", 2, 14, "bad variable reference"},
+    {"backend b {\n    server s ${X-1}\n}\n", 2, 14, "bad variable reference"},
+    {"global {\n    grace 1s\x01\n}\n", 2, 13, "invalid character 0x01"},
     /* structure */
-    { "}\n", 1, 1, "'}' without an open block" },
-    { "bind :25\n", 1, 1, "statement outside a block: 'bind' belongs in a listener block" },
-    { "hello world\n", 1, 1, "statement outside a block: unknown keyword 'hello'" },
-    { "frontend x {\n    bind :25\n}\n", 1, 1, "unknown block 'frontend'" },
-    { "global { splice off\n}\n", 1, 10, "unexpected text after '{'" },
-    { "listener l\n", 1, 11, "expected '{' at the end of the line" },
-    { "listener {\n}\n", 1, 1, "listener needs a name" },
-    { "backend a b {\n}\n", 1, 11, "unexpected 'b' after 'backend a'" },
-    { "global foo {\n}\n", 1, 8, "unexpected 'foo' after 'global'" },
-    { "{\n}\n", 1, 1, "'{' without a block header" },
-    { "backend b {\n    server s 10.0.0.1:25\n", 1, 1, "unterminated backend b block" },
-    { "backend b {\n    server s 10.0.0.1:25\nlistener l {\n}\n", 3, 1,
-      "missing '}' before this line: backend b (opened at line 1)" },
-    { "backend b {\n    server s 10.0.0.1:25\n    foo {\n}\n", 3, 9, "blocks do not nest" },
-    { "backend b {\n    server s 10.0.0.1:25 }\n", 2, 26, "'}' must be alone on its line" },
-    { "global {\n}\nglobal {\n}\n", 3, 1, "duplicate global block (first at line 1)" },
-    { "backend b {\n    include x.conf\n}\n", 2, 5, "include is not allowed" },
-    { "include a.conf\n", 1, 1, "include is not allowed" },
+    {"}\n", 1, 1, "'}' without an open block"},
+    {"bind :25\n", 1, 1, "statement outside a block: 'bind' belongs in a listener block"},
+    {"hello world\n", 1, 1, "statement outside a block: unknown keyword 'hello'"},
+    {"frontend x {\n    bind :25\n}\n", 1, 1, "unknown block 'frontend'"},
+    {"global { splice off\n}\n", 1, 10, "unexpected text after '{'"},
+    {"listener l\n", 1, 11, "expected '{' at the end of the line"},
+    {"listener {\n}\n", 1, 1, "listener needs a name"},
+    {"backend a b {\n}\n", 1, 11, "unexpected 'b' after 'backend a'"},
+    {"global foo {\n}\n", 1, 8, "unexpected 'foo' after 'global'"},
+    {"{\n}\n", 1, 1, "'{' without a block header"},
+    {"backend b {\n    server s 10.0.0.1:25\n", 1, 1, "unterminated backend b block"},
+    {"backend b {\n    server s 10.0.0.1:25\nlistener l {\n}\n", 3, 1,
+     "missing '}' before this line: backend b (opened at line 1)"},
+    {"backend b {\n    server s 10.0.0.1:25\n    foo {\n}\n", 3, 9, "blocks do not nest"},
+    {"backend b {\n    server s 10.0.0.1:25 }\n", 2, 26, "'}' must be alone on its line"},
+    {"global {\n}\nglobal {\n}\n", 3, 1, "duplicate global block (first at line 1)"},
+    {"backend b {\n    include x.conf\n}\n", 2, 5, "include is only allowed at the top level"},
+    {"include a.conf\n", 1, 1, "include is not allowed"},
     /* names */
-    { "backend b-{\n}\n", 1, 9, "bad backend name 'b-{'" },
-    { "listener \"a b\" {\n}\n", 1, 10, "bad listener name 'a b'" },
-    { "backend aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa {\n}\n", 1, 9,
-      "is too long (at most 63 characters)" },
-    { "backend \"\" {\n}\n", 1, 9, "empty backend name" },
-    { "backend b {\n    server s 10.0.0.1:25\n}\nbackend b {\n    server s 10.0.0.1:25\n}\n", 4, 9,
-      "duplicate backend 'b' (first defined at line 1)" },
-    { "backend b {\n    server s 10.0.0.1:25\n}\n" LST(OKL) LST(OKL), 9, 10,
-      "duplicate listener 'l' (first defined at line 4)" },
-    { "backend b {\n    server s 10.0.0.1:25\n    server s 10.0.0.2:25\n}\n", 3, 12,
-      "duplicate server 's' in backend 'b' (first at line 2)" },
-    { "backend b {\n    server s/1 10.0.0.1:25\n}\n", 2, 12, "bad server name 's/1'" },
+    {"backend b-{\n}\n", 1, 9, "bad backend name 'b-{'"},
+    {"listener \"a b\" {\n}\n", 1, 10, "bad listener name 'a b'"},
+    {"backend aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa {\n}\n", 1, 9,
+     "is too long (at most 63 characters)"},
+    {"backend \"\" {\n}\n", 1, 9, "empty backend name"},
+    {"backend b {\n    server s 10.0.0.1:25\n}\nbackend b {\n    server s 10.0.0.1:25\n}\n", 4, 9,
+     "duplicate backend 'b' (first defined at line 1)"},
+    {"backend b {\n    server s 10.0.0.1:25\n}\n" LST(OKL) LST(OKL), 9, 10,
+     "duplicate listener 'l' (first defined at line 4)"},
+    {"backend b {\n    server s 10.0.0.1:25\n    server s 10.0.0.2:25\n}\n", 3, 12,
+     "duplicate server 's' in backend 'b' (first at line 2)"},
+    {"backend b {\n    server s/1 10.0.0.1:25\n}\n", 2, 12, "bad server name 's/1'"},
     /* unknown directives and argument counts */
-    { "global {\n    admin 127.0.0.1:9100\n}\n", 2, 5,
-      "unknown directive 'admin' in a global block (allowed: log, grace, splice, timeout)" },
-    { "backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
-      "allowed: server, send-proxy, balance, timeout); 'bind' belongs in a listener block" },
-    { LST("    limit per-ip 20\n"), 2, 5,
-      "unknown directive 'limit' in a listener block (allowed: bind, protocol, accept-proxy, route, timeout)" },
-    { "backend b {\n    server s\n}\n", 2, 5,
-      "too few arguments for 'server' (usage: server NAME ADDR[:PORT])" },
-    { "backend b {\n    server s 10.0.0.1:25 check\n}\n", 2, 26, "too many arguments for 'server'" },
-    { LST("    protocol smtp imap\n"), 2, 19, "too many arguments for 'protocol'" },
-    { LST("    bind\n"), 2, 5, "too few arguments for 'bind' (usage: bind ADDR:PORT ...)" },
-    { "global {\n    timeout 5s\n}\n", 2, 5, "too few arguments for 'timeout'" },
-    { "global {\n    log stderr format json level debug extra\n}\n", 2, 47,
-      "too many arguments for 'log'" },
+    {"global {\n    admin 127.0.0.1:9100\n}\n", 2, 5,
+     "unknown directive 'admin' in a global block (allowed: log, grace, splice, timeout)"},
+    {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
+     "allowed: server, send-proxy, balance, timeout); 'bind' belongs in a listener block"},
+    {LST("    limit per-ip 20\n"), 2, 5,
+     "unknown directive 'limit' in a listener block (allowed: bind, protocol, accept-proxy, route, "
+     "timeout)"},
+    {"backend b {\n    server s\n}\n", 2, 5,
+     "too few arguments for 'server' (usage: server NAME ADDR[:PORT])"},
+    {"backend b {\n    server s 10.0.0.1:25 check\n}\n", 2, 26, "too many arguments for 'server'"},
+    {LST("    protocol smtp imap\n"), 2, 19, "too many arguments for 'protocol'"},
+    {LST("    bind\n"), 2, 5, "too few arguments for 'bind' (usage: bind ADDR:PORT ...)"},
+    {"global {\n    timeout 5s\n}\n", 2, 5, "too few arguments for 'timeout'"},
+    {"global {\n    log stderr format json level debug extra\n}\n", 2, 40,
+     "too many arguments for 'log'"},
     /* values */
-    { "global {\n    grace 30\n}\n", 2, 11,
-      "bad duration '30': expected a duration like 30s, 500ms, 5m" },
-    { "global {\n    grace 25h\n}\n", 2, 11, "too long (at most 24h)" },
-    { "global {\n    timeout connect 0s\n}\n", 2, 21, "a timeout of 0 is impossible" },
-    { LST("    timeout idle 0ms\n"), 2, 18, "a timeout of 0 is impossible" },
-    { LST("    timeout proxy 1.5s\n"), 2, 19, "bad duration '1.5s'" },
-    { "global {\n    timeout read 5s\n}\n", 2, 13,
-      "unknown timeout 'read' (allowed in a global block: connect, proxy, idle)" },
-    { LST("    timeout connect 5s\n"), 2, 13,
-      "timeout connect does not belong in a listener block (set it in a backend or the global block)" },
-    { "backend b {\n    timeout idle 5s\n}\n", 2, 13, "timeout idle does not belong in a backend block" },
-    { "global {\n    splice yes\n}\n", 2, 12, "bad value 'yes' for splice: expected on or off" },
-    { "global {\n    log syslog\n}\n", 2, 9, "log destination must be 'stderr' or an absolute path" },
-    { "global {\n    log stderr format xml\n}\n", 2, 23, "bad log format 'xml': expected logfmt or json" },
-    { "global {\n    log stderr level trace\n}\n", 2, 22, "bad log level 'trace': expected info or debug" },
-    { "global {\n    log stderr colour red\n}\n", 2, 16, "unknown log option 'colour'" },
-    { "global {\n    log stderr format\n}\n", 2, 16, "'format' needs a value: logfmt or json" },
-    { "global {\n    log stderr level info level debug\n}\n", 2, 32, "log option 'level' given twice" },
-    { LST("    protocol smtps\n"), 2, 14,
-      "bad protocol 'smtps': expected smtp, submission, imap, pop3, tls or tcp" },
-    { "backend b {\n    send-proxy v3\n}\n", 2, 16, "bad PROXY version 'v3': expected v1 or v2" },
-    { "backend b {\n    balance leastconn\n}\n", 2, 13,
-      "bad balance 'leastconn': expected round-robin or first" },
+    {"global {\n    grace 30\n}\n", 2, 11,
+     "bad duration '30': expected a duration like 30s, 500ms, 5m"},
+    {"global {\n    grace 25h\n}\n", 2, 11, "too long (at most 24h)"},
+    {"global {\n    timeout connect 0s\n}\n", 2, 21, "a timeout of 0 is impossible"},
+    {LST("    timeout idle 0ms\n"), 2, 18, "a timeout of 0 is impossible"},
+    {LST("    timeout proxy 1.5s\n"), 2, 19, "bad duration '1.5s'"},
+    {"global {\n    timeout read 5s\n}\n", 2, 13,
+     "unknown timeout 'read' (allowed in a global block: connect, proxy, idle)"},
+    {LST("    timeout connect 5s\n"), 2, 13,
+     "timeout connect does not belong in a listener block (set it in a backend or the global "
+     "block)"},
+    {"backend b {\n    timeout idle 5s\n}\n", 2, 13,
+     "timeout idle does not belong in a backend block"},
+    {"global {\n    splice yes\n}\n", 2, 12, "bad value 'yes' for splice: expected on or off"},
+    {"global {\n    log syslog\n}\n", 2, 9, "log destination must be 'stderr' or an absolute path"},
+    {"global {\n    log stderr format xml\n}\n", 2, 23,
+     "bad log format 'xml': expected logfmt or json"},
+    {"global {\n    log stderr level trace\n}\n", 2, 22,
+     "bad log level 'trace': expected info or debug"},
+    {"global {\n    log stderr colour red\n}\n", 2, 16, "unknown log option 'colour'"},
+    {"global {\n    log stderr format\n}\n", 2, 16, "'format' needs a value: logfmt or json"},
+    {"global {\n    log stderr level info level debug\n}\n", 2, 27,
+     "log option 'level' given twice"},
+    {LST("    protocol smtps\n"), 2, 14,
+     "bad protocol 'smtps': expected smtp, submission, imap, pop3, tls or tcp"},
+    {"backend b {\n    send-proxy v3\n}\n", 2, 16, "bad PROXY version 'v3': expected v1 or v2"},
+    {"backend b {\n    balance leastconn\n}\n", 2, 13,
+     "bad balance 'leastconn': expected round-robin or first"},
     /* addresses */
-    { "backend b {\n    server s mail.example.org:25\n}\n", 2, 14,
-      "bad server address 'mail.example.org:25': not an IP address" },
-    { "backend b {\n    server s 10.0.0.1:99999\n}\n", 2, 14, "port must be a number from 1 to 65535" },
-    { "backend b {\n    server s :25\n}\n", 2, 14, "not a wildcard" },
-    { "backend b {\n    server s 0.0.0.0:25\n}\n", 2, 14, "not a wildcard" },
-    { "backend b {\n    server s [fd00::1\n}\n", 2, 14, "missing ']'" },
-    { LST("    bind 127.0.0.1:25 1.2.3.4\n"), 2, 23, "bad bind address '1.2.3.4': missing port" },
-    { LST("    bind ::1:25\n"), 2, 10, "[addr]:port" },
-    { LST("    bind [::1]:0\n"), 2, 10, "port must be a number from 1 to 65535" },
-    { LST("    accept-proxy v2 from 10.0.0.1/8\n"), 2, 27,
-      "bad network '10.0.0.1/8': host bits set beyond the prefix length" },
-    { LST("    accept-proxy v2 from 10.0.0.0/33\n"), 2, 27, "prefix length must be 0 to 32" },
-    { LST("    accept-proxy v3 from 10.0.0.0/8\n"), 2, 18,
-      "bad PROXY version 'v3': expected v1, v2 or any" },
-    { LST("    accept-proxy v2 10.0.0.0/8\n"), 2, 21, "expected 'from' after 'accept-proxy v2'" },
-    { LST("    accept-proxy v2 from\n"), 2, 21, "at least one network after 'from'" },
-    { LST("    accept-proxy v2 from 10.0.0.0/8\n    accept-proxy v1 from 10.1.0.0/16\n"), 3, 18,
-      "accept-proxy v1 conflicts with the version given at line 2" },
+    {"backend b {\n    server s mail.example.org:25\n}\n", 2, 14,
+     "bad server address 'mail.example.org:25': not an IP address"},
+    {"backend b {\n    server s 10.0.0.1:99999\n}\n", 2, 14,
+     "port must be a number from 1 to 65535"},
+    {"backend b {\n    server s :25\n}\n", 2, 14, "not a wildcard"},
+    {"backend b {\n    server s 0.0.0.0:25\n}\n", 2, 14, "not a wildcard"},
+    {"backend b {\n    server s [fd00::1\n}\n", 2, 14, "missing ']'"},
+    {LST("    bind 127.0.0.1:25 1.2.3.4\n"), 2, 23, "bad bind address '1.2.3.4': missing port"},
+    {LST("    bind ::1:25\n"), 2, 10, "[addr]:port"},
+    {LST("    bind [::1]:0\n"), 2, 10, "port must be a number from 1 to 65535"},
+    {LST("    accept-proxy v2 from 10.0.0.1/8\n"), 2, 26,
+     "bad network '10.0.0.1/8': host bits set beyond the prefix length"},
+    {LST("    accept-proxy v2 from 10.0.0.0/33\n"), 2, 26, "prefix length must be 0 to 32"},
+    {LST("    accept-proxy v3 from 10.0.0.0/8\n"), 2, 18,
+     "bad PROXY version 'v3': expected v1, v2 or any"},
+    {LST("    accept-proxy v2 10.0.0.0/8\n"), 2, 21, "expected 'from' after 'accept-proxy v2'"},
+    {LST("    accept-proxy v2 from\n"), 2, 21, "at least one network after 'from'"},
+    {LST("    accept-proxy v2 from 10.0.0.0/8\n    accept-proxy v1 from 10.1.0.0/16\n"), 3, 18,
+     "accept-proxy v1 conflicts with the version given at line 2"},
     /* once-only directives */
-    { LST(OKL "    protocol imap\n"), 5, 5,
-      "duplicate 'protocol' (first at line 3; it may appear once per block)" },
-    { LST(OKL "    route -> c\n"), 5, 5, "duplicate 'route' (first at line 4" },
-    { LST(OKL "    timeout idle 1m\n    timeout idle 2m\n"), 6, 5,
-      "duplicate 'timeout idle' (first at line 5" },
-    { "backend b {\n    send-proxy v1\n    send-proxy v2\n}\n", 3, 5, "duplicate 'send-proxy'" },
-    { "backend b {\n    balance first\n    balance first\n}\n", 3, 5, "duplicate 'balance'" },
-    { "backend b {\n    timeout connect 1s\n    timeout connect 1s\n}\n", 3, 5,
-      "duplicate 'timeout connect'" },
-    { "global {\n    grace 1s\n    grace 2s\n}\n", 3, 5, "duplicate 'grace'" },
-    { "global {\n    timeout proxy 1s\n    timeout proxy 2s\n}\n", 3, 5, "duplicate 'timeout proxy'" },
+    {LST(OKL "    protocol imap\n"), 5, 5,
+     "duplicate 'protocol' (first at line 3; it may appear once per block)"},
+    {LST(OKL "    route -> c\n"), 5, 5, "duplicate 'route' (first at line 4"},
+    {LST(OKL "    timeout idle 1m\n    timeout idle 2m\n"), 6, 5,
+     "duplicate 'timeout idle' (first at line 5"},
+    {"backend b {\n    send-proxy v1\n    send-proxy v2\n}\n", 3, 5, "duplicate 'send-proxy'"},
+    {"backend b {\n    balance first\n    balance first\n}\n", 3, 5, "duplicate 'balance'"},
+    {"backend b {\n    timeout connect 1s\n    timeout connect 1s\n}\n", 3, 5,
+     "duplicate 'timeout connect'"},
+    {"global {\n    grace 1s\n    grace 2s\n}\n", 3, 5, "duplicate 'grace'"},
+    {"global {\n    timeout proxy 1s\n    timeout proxy 2s\n}\n", 3, 5,
+     "duplicate 'timeout proxy'"},
     /* missing required */
-    { "backend b {\n}\n", 1, 1, "backend 'b' has no server (add: server NAME ADDR[:PORT])" },
-    { "backend b {\n    server s 10.0.0.1:25\n}\nlistener l {\n    protocol smtp\n    route -> b\n}\n",
-      4, 1, "listener 'l' has no bind" },
-    { "backend b {\n    server s 10.0.0.1:25\n}\nlistener l {\n    bind :25\n    route -> b\n}\n", 4,
-      1, "listener 'l' has no protocol" },
-    { "listener l {\n    bind :25\n    protocol smtp\n}\n", 1, 1,
-      "listener 'l' has no route (add: route -> BACKEND[:PORT])" },
-    { "global {\n}\n", 0, 0, "no listener is defined" },
-    { "", 0, 0, "no listener is defined" },
+    {"backend b {\n}\n", 1, 1, "backend 'b' has no server (add: server NAME ADDR[:PORT])"},
+    {"backend b {\n    server s 10.0.0.1:25\n}\nlistener l {\n    protocol smtp\n    route -> "
+     "b\n}\n",
+     4, 1, "listener 'l' has no bind"},
+    {"backend b {\n    server s 10.0.0.1:25\n}\nlistener l {\n    bind :25\n    route -> b\n}\n", 4,
+     1, "listener 'l' has no protocol"},
+    {"listener l {\n    bind :25\n    protocol smtp\n}\n", 1, 1,
+     "listener 'l' has no route (add: route -> BACKEND[:PORT])"},
+    {"global {\n}\n", 0, 0, "no listener is defined"},
+    {"", 0, 0, "no listener is defined"},
     /* routes */
-    { LST("    bind :25\n    protocol smtp\n    route -> nope\n") "backend a {\n    server s 10.0.0.1:25\n}\n"
-      "backend b {\n    server s 10.0.0.1:25\n}\n",
-      4, 14, "route to unknown backend 'nope' (defined backends: a, b)" },
-    { LST("    bind :25\n    protocol smtp\n    route -> nope:25\n"), 4, 14,
-      "route to unknown backend 'nope' (no backend is defined)" },
-    { "backend b {\n    server s1 10.0.0.1:25\n    server s2 10.0.0.2\n}\n"
-      LST("    bind :25\n    protocol smtp\n    route -> b\n"),
-      8, 14, "route -> b needs a port: server 's2' of backend 'b' has none (write route -> b:PORT)" },
-    { LST("    bind :25\n    protocol smtp\n    route -> 10.0.0.1\n"), 4, 14,
-      "route to the address '10.0.0.1' needs a port" },
-    { LST("    bind :25\n    protocol smtp\n    route -> fd00::1\n"), 4, 14,
-      "an IPv6 address with a port is written [ADDR]:PORT" },
-    { LST("    route -> b:0\n"), 2, 14, "bad port '0' in route" },
-    { LST("    route -> b:smtp\n"), 2, 14, "bad port 'smtp' in route" },
-    { LST("    route -> :25\n"), 2, 14, "a route needs a backend or a specific IP address" },
-    { LST("    route -> b/c\n"), 2, 14, "bad route target 'b/c'" },
-    { LST("    route b\n"), 2, 11, "expected '->' after 'route'" },
-    { LST("    route sni a.example -> b\n"), 2, 11, "SNI routes are not supported" },
+    {LST("    bind :25\n    protocol smtp\n    route -> nope\n") "backend a {\n    server s "
+                                                                 "10.0.0.1:25\n}\n"
+                                                                 "backend b {\n    server s "
+                                                                 "10.0.0.1:25\n}\n",
+     4, 14, "route to unknown backend 'nope' (defined backends: a, b)"},
+    {LST("    bind :25\n    protocol smtp\n    route -> nope:25\n"), 4, 14,
+     "route to unknown backend 'nope' (no backend is defined)"},
+    {"backend b {\n    server s1 10.0.0.1:25\n    server s2 10.0.0.2\n}\n" LST(
+         "    bind :25\n    protocol smtp\n    route -> b\n"),
+     8, 14, "route -> b needs a port: server 's2' of backend 'b' has none (write route -> b:PORT)"},
+    {LST("    bind :25\n    protocol smtp\n    route -> 10.0.0.1\n"), 4, 14,
+     "route to the address '10.0.0.1' needs a port"},
+    {LST("    bind :25\n    protocol smtp\n    route -> fd00::1\n"), 4, 14,
+     "an IPv6 address with a port is written [ADDR]:PORT"},
+    {LST("    route -> b:0\n"), 2, 14, "bad port '0' in route"},
+    {LST("    route -> b:smtp\n"), 2, 14, "bad port 'smtp' in route"},
+    {LST("    route -> :25\n"), 2, 14, "a route needs a backend or a specific IP address"},
+    {LST("    route -> b/c\n"), 2, 14, "bad route target 'b/c'"},
+    {LST("    route b\n"), 2, 11, "expected '->' after 'route'"},
+    {LST("    route sni a.example -> b\n"), 2, 11, "SNI routes are not supported"},
+    {LST("    route ->\n"), 2, 11, "route takes one target after '->'"},
+    {LST("    route -> a b\n"), 2, 16, "route takes one target after '->'"},
     /* bind overlaps */
-    { "backend b {\n    server s 10.0.0.1:25\n}\n"
-      "listener a {\n    bind 10.0.0.1:25\n    protocol smtp\n    route -> b\n}\n"
-      "listener c {\n    bind 127.0.0.1:26 10.0.0.1:25\n    protocol smtp\n    route -> b\n}\n",
-      10, 23, "bind 10.0.0.1:25 is already used by listener 'a' at line 5 col 10" },
-    { "backend b {\n    server s 10.0.0.1:25\n}\n"
-      "listener a {\n    bind :25\n    protocol smtp\n    route -> b\n}\n"
-      "listener c {\n    bind 0.0.0.0:25\n    protocol smtp\n    route -> b\n}\n",
-      10, 10, "bind 0.0.0.0:25 overlaps :25 of listener 'a' at line 5 col 10: a wildcard covers" },
-    { "backend b {\n    server s 10.0.0.1:25\n}\n"
-      "listener a {\n    bind [::]:25\n    protocol smtp\n    route -> b\n}\n"
-      "listener c {\n    bind *:25\n    protocol smtp\n    route -> b\n}\n",
-      10, 10, "bind :25 overlaps [::]:25 of listener 'a'" },
-    { "backend b {\n    server s 10.0.0.1:25\n}\n"
-      "listener a {\n    bind 0.0.0.0:25 [::1]:25 127.0.0.1:25\n    protocol smtp\n    route -> b\n}\n",
-      5, 30, "bind 127.0.0.1:25 overlaps 0.0.0.0:25 of listener 'a'" },
-    { "backend b {\n    server s 10.0.0.1:25\n}\n"
-      "listener a {\n    bind :25\n    bind :25\n    protocol smtp\n    route -> b\n}\n",
-      6, 10, "bind :25 is already used by listener 'a' at line 5 col 10" },
+    {"backend b {\n    server s 10.0.0.1:25\n}\n"
+     "listener a {\n    bind 10.0.0.1:25\n    protocol smtp\n    route -> b\n}\n"
+     "listener c {\n    bind 127.0.0.1:26 10.0.0.1:25\n    protocol smtp\n    route -> b\n}\n",
+     10, 23, "bind 10.0.0.1:25 is already used by listener 'a' at line 5 col 10"},
+    {"backend b {\n    server s 10.0.0.1:25\n}\n"
+     "listener a {\n    bind :25\n    protocol smtp\n    route -> b\n}\n"
+     "listener c {\n    bind 0.0.0.0:25\n    protocol smtp\n    route -> b\n}\n",
+     10, 10, "bind 0.0.0.0:25 overlaps :25 of listener 'a' at line 5 col 10: a wildcard covers"},
+    {"backend b {\n    server s 10.0.0.1:25\n}\n"
+     "listener a {\n    bind [::]:25\n    protocol smtp\n    route -> b\n}\n"
+     "listener c {\n    bind *:25\n    protocol smtp\n    route -> b\n}\n",
+     10, 10, "bind :25 overlaps [::]:25 of listener 'a'"},
+    {"backend b {\n    server s 10.0.0.1:25\n}\n"
+     "listener a {\n    bind 0.0.0.0:25 [::1]:25 127.0.0.1:25\n    protocol smtp\n    route -> "
+     "b\n}\n",
+     5, 30, "bind 127.0.0.1:25 overlaps 0.0.0.0:25 of listener 'a'"},
+    {"backend b {\n    server s 10.0.0.1:25\n}\n"
+     "listener a {\n    bind :25\n    bind :25\n    protocol smtp\n    route -> b\n}\n",
+     6, 10, "bind :25 is already used by listener 'a' at line 5 col 10"},
 };
 
 static bool
 check_bad(const struct bad_case *t)
 {
     struct conf *c = NULL;
-    struct diag_list d = { 0 };
+    struct diag_list d = {0};
     bool ok;
 
     int r = conf_load_string("bad.conf", t->text, strlen(t->text), false, &c, &d);
@@ -753,16 +771,16 @@ test_keeps_going(void **state)
 {
     (void)state;
     struct conf *c = NULL;
-    struct diag_list d = { 0 };
+    struct diag_list d = {0};
     const char *text = "backend b {\n"
                        "    server s 10.0.0.1:25\n"
-                       "    send-proxy v9\n"         /* 3:16 */
+                       "    send-proxy v9\n" /* 3:16 */
                        "}\n"
                        "listener l {\n"
                        "    bind :25\n"
-                       "    protocol smtpx\n"        /* 7:14 */
+                       "    protocol smtpx\n" /* 7:14 */
                        "    route -> b\n"
-                       "    timeout idle forever\n"  /* 9:18 */
+                       "    timeout idle forever\n" /* 9:18 */
                        "}\n";
     assert_int_equal(conf_load_string("k.conf", text, strlen(text), false, &c, &d), -1);
     assert_int_equal(d.n, 3);
@@ -778,7 +796,7 @@ test_diag_cap(void **state)
 {
     (void)state;
     struct conf *c = NULL;
-    struct diag_list d = { 0 };
+    struct diag_list d = {0};
     char text[4096];
     size_t len = 0;
 
@@ -796,7 +814,7 @@ test_diag_print(void **state)
 {
     (void)state;
     struct conf *c = NULL;
-    struct diag_list d = { 0 };
+    struct diag_list d = {0};
     char *out = NULL;
     size_t outlen = 0;
     const char *text = "global {\n  grace soon\n}\n";
@@ -861,7 +879,7 @@ test_config_files_good(void **state)
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         struct conf *c = NULL;
-        struct diag_list d = { 0 };
+        struct diag_list d = {0};
         if (conf_load(path, &c, &d) != 0) {
             diag_list_print(&d, stderr);
             failed++;
@@ -871,10 +889,10 @@ test_config_files_good(void **state)
         n++;
     }
     closedir(dp);
-    const char *examples[] = { "examples/local.conf", "examples/mailedge.conf" };
+    const char *examples[] = {"examples/local.conf", "examples/mailedge.conf"};
     for (size_t i = 0; i < ARRAY_LEN(examples); i++) {
         struct conf *c = NULL;
-        struct diag_list d = { 0 };
+        struct diag_list d = {0};
         if (conf_load(examples[i], &c, &d) != 0) {
             diag_list_print(&d, stderr);
             failed++;
@@ -917,7 +935,7 @@ test_config_files_bad(void **state)
             continue;
         }
         struct conf *c = NULL;
-        struct diag_list d = { 0 };
+        struct diag_list d = {0};
         int r = conf_load(path, &c, &d);
         if (r != -1 || d.n == 0 || d.v[0].line != line || d.v[0].col != col ||
             strstr(d.v[0].msg, first + off) == NULL) {

@@ -1,0 +1,276 @@
+"""The hard cases: back-pressure, FIN behind queued data, resets at odd
+moments, clients that leave while mailedge is still connecting, early client
+bytes across a fail-over, and file-descriptor leaks.
+
+Short sleeps here only pace the scenario (to make a stall likely); nothing
+asserts how long anything took.
+"""
+
+import hashlib
+import os
+import signal
+import time
+
+import pytest
+
+import harness as h
+import proxycodec as pp
+
+MIB = 1 << 20
+BIG = 16 * MIB
+SMALL_BUF = 32 * 1024
+
+
+def _header_len(conn) -> int:
+    d = conn.wait(lambda d: pp.header_length(d) is not None, what="PROXY header")
+    return pp.header_length(d)
+
+
+def test_backpressure_upstream_then_fin(rig, splice):
+    """The backend does not read for a while: mailedge must stop reading
+    the client, then deliver every byte and only then the FIN."""
+    s = rig.simple(protocol="tcp", send_proxy="v2", splice=splice, greeting=None,
+                   close_on_eof=False, paused=True, rcvbuf=SMALL_BUF)
+    c = rig.client(s.ip, s.port)
+    payload = os.urandom(BIG)
+    t = c.send_async(payload, chunk=256 * 1024)
+    conn = s.backend.wait_conn()
+    time.sleep(0.3)   # pacing: let every buffer on the way fill up
+    conn.resume()
+    t.finish(h.DEADLINE * 3)
+    c.shutdown_write()
+    data = conn.wait_eof(h.DEADLINE * 3)
+    hlen = pp.decode(data).length
+    assert len(data) - hlen == BIG, "backend got %d of %d bytes before EOF" % (len(data) - hlen,
+                                                                               BIG)
+    assert hashlib.sha256(data[hlen:]).hexdigest() == hashlib.sha256(payload).hexdigest()
+    conn.shutdown_write()
+    c.wait_eof()
+    c.close()
+    h.assert_session(s.me.wait_session(), bytes_in=BIG, bytes_out=0, reason="client_closed")
+
+
+def test_backpressure_downstream_then_fin(rig, splice):
+    """The client does not read for a while; the backend sends a lot then
+    FIN: everything arrives, then EOF."""
+    s = rig.simple(protocol="tcp", send_proxy="v1", splice=splice, greeting=None,
+                   close_on_eof=False)
+    c = rig.client(s.ip, s.port, rcvbuf=SMALL_BUF)
+    c.pause()
+    conn = s.backend.wait_conn()
+    payload = os.urandom(BIG)
+    t = conn.send_async(payload, chunk=256 * 1024)
+    time.sleep(0.3)   # pacing
+    c.resume()
+    t.finish(h.DEADLINE * 3)
+    conn.shutdown_write()
+    data = c.wait_eof(h.DEADLINE * 3)
+    assert len(data) == BIG, "client got %d of %d bytes before EOF" % (len(data), BIG)
+    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(payload).hexdigest()
+    c.close()
+    conn.wait_eof()
+    h.assert_session(s.me.wait_session(), bytes_in=0, bytes_out=BIG, reason="backend_closed")
+
+
+def test_backend_sends_and_closes_at_accept(rig, splice):
+    """Greeting and FIN right at accept, before mailedge even wrote its
+    header: the client still receives every byte, then EOF."""
+    msg = b"554 5.3.2 no service here\r\n" * 100
+    s = rig.simple(send_proxy="v2", splice=splice, greeting=msg)
+    c = rig.client(s.ip, s.port)
+    conn = s.backend.wait_conn()
+    conn.shutdown_write()
+    assert c.wait_eof() == msg
+    c.close()
+    h.assert_session(s.me.wait_session(), bytes_out=len(msg), reason="backend_closed")
+
+
+def test_backend_reset_mid_greeting(rig, splice):
+    s = rig.simple(send_proxy="v2", splice=splice, greeting=b"220-mx.test ESMTP\r\n220-wait")
+    c = rig.client(s.ip, s.port)
+    c.wait_contains(b"220-wait")
+    s.backend.wait_conn().abort()
+    c.wait_end()
+    c.close()
+    h.assert_session(s.me.wait_session(), reason="backend_reset")
+
+
+@pytest.mark.parametrize("failure", ["refused", "timeout"])
+def test_early_client_bytes_survive_failover(rig, failure):
+    """Bytes the client wrote while mailedge was still trying servers reach
+    the server that finally answers, after its PROXY header."""
+    bad = rig.refusing(3) if failure == "refused" else rig.blackhole(4)
+    good = rig.backend(2, greeting=None)
+    lip, lport = rig.endpoint(1)
+    me = rig.start(h.backend_block("mail", [("bad", bad.addr), ("good", good.addr)],
+                                   send_proxy="v2", balance="first",
+                                   extra=["timeout connect 500ms"])
+                   + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
+    c = rig.client(lip, lport)
+    early = b"EHLO early.bird\r\n" + os.urandom(4096)
+    c.send(early)
+    conn = good.wait_conn()
+    hdr = pp.decode(conn.wait(lambda d: pp.header_length(d) is not None, what="header"))
+    assert hdr.src == c.local
+    assert conn.wait_bytes(hdr.length + len(early))[hdr.length:] == early
+    c.close()
+    h.assert_session(me.wait_session(), server="good", bytes_in=len(early))
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_client_leaves_while_connecting(rig, how):
+    """The client goes away while the backend connect is still pending."""
+    hole = rig.blackhole(4)
+    lip, lport = rig.endpoint(1)
+    me = rig.start(h.backend_block("mail", [("hole", hole.addr)], send_proxy="v2",
+                                   extra=["timeout connect 2s"])
+                   + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
+    for i in range(5):
+        c = rig.client(lip, lport, source=rig.ip(20 + i), name="c%d" % i)
+        c.abort() if how == "reset" else c.close()
+    lines = me.wait_log("session", count=5)
+    want = {"close": ("client_closed", "connect_timeout"),
+            "reset": ("client_reset", "client_closed", "connect_timeout")}[how]
+    for ln in lines:
+        assert ln["reason"] in want, ln
+    assert me.running
+
+
+def test_client_leaves_during_header_wait(rig, net):
+    s = rig.simple(send_proxy="v2", accept_proxy="v2 from %s" % net.cidr)
+    c = rig.client(s.ip, s.port)
+    c.close()
+    h.assert_session(s.me.wait_session(), reason="client_closed", server="-")
+    assert s.backend.accepted() == 0
+
+
+def test_inbound_header_then_fin(rig, net, splice):
+    s = rig.simple(send_proxy="v1", splice=splice, greeting=None,
+                   accept_proxy="v2 from %s" % net.cidr)
+    c = rig.client(s.ip, s.port)
+    c.send(pp.encode_v2("127.9.9.9", 4242, s.ip, s.port))
+    c.shutdown_write()
+    conn = s.backend.wait_conn()
+    data = conn.wait_eof()
+    assert data == pp.encode_v1("127.9.9.9", 4242, s.ip, s.port)
+    c.wait_eof()
+    c.close()
+    h.assert_session(s.me.wait_session(), reason="client_closed", client="127.9.9.9:4242")
+
+
+def test_big_inbound_v2_header_with_tlvs(rig, net):
+    raw = pp.encode_v2("127.9.9.9", 4242, s_ip := net.ip(1), 25,
+                       tlvs=[(pp.TLV_NOOP, b"\x00" * 500), (pp.TLV_AUTHORITY, b"mx.test")])
+    assert s_ip and len(raw) > 536
+    s = rig.simple(send_proxy="v2", greeting=None, accept_proxy="v2 from %s" % net.cidr)
+    c = rig.client(s.ip, s.port)
+    c.send(raw + b"EHLO x\r\n")
+    conn = s.backend.wait_conn()
+    hdr = pp.decode(conn.wait(lambda d: pp.header_length(d) is not None, what="header"))
+    assert hdr.src == ("127.9.9.9", 4242)
+    assert hdr.length < 536, "outgoing header too long for Postfix"
+    assert conn.wait_endswith(b"EHLO x\r\n")[hdr.length:] == b"EHLO x\r\n"
+    c.close()
+    s.me.wait_session()
+
+
+def test_drain_during_large_transfer(rig, splice):
+    s = rig.simple(protocol="tcp", send_proxy="v2", splice=splice, greeting=None, grace="30s",
+                   paused=True, rcvbuf=SMALL_BUF)
+    c = rig.client(s.ip, s.port)
+    payload = os.urandom(BIG)
+    t = c.send_async(payload, chunk=256 * 1024)
+    conn = s.backend.wait_conn()
+    s.me.signal(signal.SIGTERM)
+    h.wait_until(lambda: h.connect_refused(s.ip, s.port, source=rig.ip(11)),
+                 what="the listener to close")
+    conn.resume()
+    t.finish(h.DEADLINE * 3)
+    hlen = _header_len(conn)
+    conn.wait_bytes(hlen + BIG, h.DEADLINE * 3)
+    assert conn.sha256(hlen) == hashlib.sha256(payload).hexdigest()
+    c.close()
+    assert s.me.wait_exit() == 0
+    h.assert_session(s.me.wait_session(), bytes_in=BIG, reason="client_closed")
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_no_fd_leak(rig, net):
+    """A mix of session endings leaves no file descriptor behind."""
+    good = rig.backend(2, greeting=b"220 ok\r\n")
+    bad = rig.refusing(3)
+    lp = [rig.endpoint(1) for _ in range(3)]
+    body = (h.backend_block("good", [("g", good.addr)], send_proxy="v2")
+            + h.backend_block("bad", [("b", bad.addr)], send_proxy="v2")
+            + h.listener_block("plain", h.fmt_addr(*lp[0]), "smtp", "good")
+            + h.listener_block("pp", h.fmt_addr(*lp[1]), "smtp", "good",
+                               accept_proxy="v2 from %s" % net.cidr,
+                               extra=["timeout proxy 500ms"])
+            + h.listener_block("down", h.fmt_addr(*lp[2]), "smtp", "bad"))
+    me = rig.start(body, splice="on")
+    n = 0
+    base = None
+    for rnd in range(4):
+        if rnd == 1:
+            # After a warm-up round: pools (e.g. of splice pipes) may keep
+            # descriptors, but they must not grow from here on.
+            h.wait_until(lambda: len(me.sessions()) == n)
+            base = _fds(me.pid)
+        # clean session
+        c = rig.client(*lp[0], name="clean%d" % rnd)
+        c.wait_endswith(b"220 ok\r\n")
+        c.close()
+        # client reset mid-session
+        c = rig.client(*lp[0], name="rst%d" % rnd)
+        c.wait_endswith(b"220 ok\r\n")
+        c.abort()
+        # backend reset mid-session
+        c = rig.client(*lp[0], name="brst%d" % rnd)
+        c.wait_endswith(b"220 ok\r\n")
+        good.conns[-1].abort()
+        c.wait_end()
+        c.close()
+        # malformed inbound header
+        c = rig.client(*lp[1], name="bad%d" % rnd)
+        c.send(b"PROXY nonsense\r\n")
+        c.wait_end()
+        c.close()
+        # inbound header timeout
+        c = rig.client(*lp[1], name="slow%d" % rnd)
+        c.wait_end()
+        c.close()
+        # all servers refuse
+        c = rig.client(*lp[2], name="down%d" % rnd)
+        c.wait_end()
+        c.close()
+        n += 6
+        me.wait_log("session", count=n)
+    # Some closes may trail the log line by a moment: poll.
+    h.wait_until(lambda: _fds(me.pid) <= base, what="fd count back to %d" % base,
+                 info=lambda: "now %d fds: %r" % (_fds(me.pid), sorted(
+                     os.readlink("/proc/%d/fd/%s" % (me.pid, f))
+                     for f in os.listdir("/proc/%d/fd" % me.pid))))
+    reasons = sorted({ln["reason"] for ln in me.sessions()})
+    assert reasons == sorted({"client_closed", "client_reset", "backend_reset",
+                              "proxy_invalid", "proxy_timeout", "connect_refused"}), reasons
+
+
+def test_many_concurrent_sessions(rig, splice):
+    s = rig.simple(protocol="tcp", send_proxy="v2", splice=splice, greeting=b"hi\r\n",
+                   echo=True)
+    n = 100
+    clients = []
+    for i in range(n):
+        clients.append(rig.client(s.ip, s.port, source=rig.ip(100 + i % 100), name="c%d" % i))
+    for i, c in enumerate(clients):
+        c.send(b"ping %d\r\n" % i)
+    for i, c in enumerate(clients):
+        c.wait(lambda d, i=i: d == b"hi\r\nping %d\r\n" % i, what="echo %d" % i)
+    for c in clients:
+        c.close()
+    lines = s.me.wait_log("session", count=n)
+    assert len({ln["id"] for ln in lines}) == n
+    assert {ln["reason"] for ln in lines} == {"client_closed"}

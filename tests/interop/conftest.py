@@ -1,0 +1,113 @@
+"""Fixtures for the interop suite: real Postfix, Dovecot and HAProxy around
+mailedge, all on loopback.
+
+One Postfix + Dovecot per pytest session (`stack`); each test gets fresh
+client addresses (`addrs.next()`), its own mailedge (`edge(...)`) and HAProxy
+(`haproxy(...)`), stopped at teardown by PID. The packages are installed on
+first use when running as root (`mailstack.ensure_packages`).
+
+Run:  /usr/bin/python3 -m pytest -m interop tests/interop
+      MAILEDGE_BIN=build/san/mailedge MAILEDGE_SAN=1 ... (sanitizer build)
+Without a mailedge binary the probe tests still run; the others are skipped.
+"""
+
+import os
+
+import pytest
+
+import interop_kit as k
+import mailstack as ms
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "interop: needs real Postfix/Dovecot/HAProxy (root)")
+    config.addinivalue_line("markers", "slow: takes several seconds (server timeouts)")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        if str(item.fspath).startswith(here + os.sep):
+            item.add_marker(pytest.mark.interop)
+
+
+def pytest_report_header(config):
+    b = k.mailedge_binary()
+    return "interop: mailedge binary %s (sanitizer build: %s, deadlines x%.0f)" % (
+        b or "missing (mailedge tests skipped)", "yes" if k.SAN else "no", k.SCALE)
+
+
+@pytest.fixture(scope="session")
+def stack(request):
+    if os.geteuid() != 0 and ms.missing_packages():
+        pytest.skip("interop needs root or the packages: " + " ".join(ms.missing_packages()))
+    try:
+        ms.ensure_packages()
+    except ms.StackError as e:
+        pytest.skip(str(e))
+    # Not under pytest's basetemp: that is 0700 root, and the postfix, dovecot
+    # and mail users must traverse the directory.
+    st = ms.MailStack()
+    st.up()
+    yield st
+    keep = request.session.testsfailed or os.environ.get("MAILEDGE_KEEP")
+    st.down(remove=not keep)
+    if keep:
+        print("\ninterop: logs kept in %s (postfix/maillog, dovecot/dovecot.log)" % st.base)
+
+
+@pytest.fixture(scope="session")
+def addrs():
+    return k.AddressPool()
+
+
+@pytest.fixture(scope="session")
+def mailedge_bin():
+    b = k.mailedge_binary()
+    if not b:
+        pytest.skip("no mailedge binary: build it with `make` or set MAILEDGE_BIN")
+    return b
+
+
+@pytest.fixture
+def edge(mailedge_bin, tmp_path):
+    """edge(config_text) -> a running interop_kit.Mailedge; stopped (clean
+    exit required) at teardown."""
+    started = []
+
+    def start(config_text, name=None):
+        me = k.Mailedge(mailedge_bin, str(tmp_path), config_text,
+                        name=name or "mailedge%d" % (len(started) + 1))
+        started.append(me)
+        return me.start()
+
+    yield start
+    errors = []
+    for me in started:
+        try:
+            me.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def haproxy(tmp_path):
+    """haproxy(config_text, wait_for=[(ip, port)]) -> a running mailstack.HAProxy."""
+    started = []
+
+    def start(config_text, wait_for=(), name=None):
+        h = ms.HAProxy(str(tmp_path), config_text, name=name or "haproxy%d" % (len(started) + 1))
+        started.append(h)
+        return h.start(wait_for=wait_for)
+
+    yield start
+    for h in started:
+        h.stop()
+
+
+@pytest.fixture
+def marks(stack):
+    """Log offsets at test start: marks['postfix'], marks['dovecot']."""
+    return {"postfix": stack.postfix_log.mark(), "dovecot": stack.dovecot_log.mark()}
