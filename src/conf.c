@@ -1585,7 +1585,7 @@ int
 conf_load_string(const char *name, const char *text, size_t len, bool allow_include,
                  struct conf **out, struct diag_list *diags)
 {
-    struct text_arg t = {name, text, len};
+    struct text_arg t = {name, text != NULL ? text : "", text != NULL ? len : 0};
 
     return load(name, load_text, &t, allow_include, out, diags);
 }

@@ -125,7 +125,10 @@ const char *conf_proto_name(enum proto p);
 /* True for smtp, submission, imap and pop3: the server speaks first. */
 bool conf_proto_server_first(enum proto p);
 
-/* Prints each diagnostic as "FILE:LINE:COL: message\n" to <fp>-like sink. */
+/*
+ * Prints each diagnostic as "FILE:LINE:COL: message\n" to <fp> (a FILE *);
+ * one about a whole file (it cannot be opened) as "FILE: message\n".
+ */
 void diag_list_print(const struct diag_list *d, void *fp);
 void diag_list_free(struct diag_list *d);
 

@@ -55,9 +55,9 @@ class Simple:
 
 
 class Rig:
-    """Everything one test starts, torn down in a safe order: clients first,
-    then mailedge (SIGTERM, exit status 0, no sanitizer report), then the
-    backends."""
+    """Everything one test starts, torn down in a safe order: clients and
+    backend connections first, then mailedge (SIGTERM, exit status 0, no
+    sanitizer report), then the backend listeners."""
 
     def __init__(self, binary: str, net: h.Net, tmp_path):
         self.binary = binary
@@ -150,6 +150,14 @@ class Rig:
                 c.close()
             except Exception as e:  # noqa: BLE001
                 errors.append(repr(e))
+        # Backend-side connections too, so no half-open session makes the
+        # drain below wait for the grace period.
+        for s in self.servers:
+            for conn in list(getattr(s, "conns", [])):
+                try:
+                    conn.close()
+                except Exception as e:  # noqa: BLE001
+                    errors.append(repr(e))
         for d in self.daemons:
             try:
                 d.stop()

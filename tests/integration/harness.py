@@ -382,6 +382,10 @@ def connect_refused(ip: str, port: int, source: Optional[str] = None) -> bool:
         s.connect((ip, port))
     except ConnectionRefusedError:
         return True
+    except (ConnectionResetError, ConnectionAbortedError):
+        # Caught in the listen queue while the listener closed: not
+        # conclusive, ask again.
+        return False
     finally:
         s.close()
     return False
@@ -570,7 +574,14 @@ class BlackholePort:
         self.ip, self.port = self.sock.getsockname()[:2]
         self.fillers = []
         import select
-        for _ in range(16):  # bounded: the queue holds 1 with backlog 0
+        # With backlog 0 Linux queues exactly one connection; after that,
+        # SYNs are dropped (even with syncookies). One blocking filler...
+        first = socket.socket(family(ip), socket.SOCK_STREAM)
+        first.settimeout(DEADLINE)
+        first.connect((ip, self.port))
+        self.fillers.append(first)
+        # ...then probe (bounded) until a connect does not complete.
+        for _ in range(16):
             c = socket.socket(family(ip), socket.SOCK_STREAM)
             c.setblocking(False)
             c.connect_ex((ip, self.port))

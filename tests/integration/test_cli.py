@@ -184,3 +184,28 @@ def test_version(binary):
     out = r.stdout + r.stderr
     assert "mailedge" in out
     assert re.search(r"\d+\.\d+(\.\d+)?", out), "no version number in %r" % out
+
+
+ENV_CONF = """\
+backend b {
+    server s1 ${MAILEDGE_TEST_SERVER}
+    server s2 ${MAILEDGE_TEST_UNSET_VAR:-127.0.0.2:2526}
+}
+listener l {
+    bind 127.0.0.3:2525
+    protocol smtp
+    route -> b
+}
+"""
+
+
+def test_check_environment_expansion(binary, tmp_path, monkeypatch):
+    path = _write(tmp_path, ENV_CONF)
+    monkeypatch.delenv("MAILEDGE_TEST_UNSET_VAR", raising=False)
+    monkeypatch.setenv("MAILEDGE_TEST_SERVER", "127.0.0.2:2525")
+    r = _check(binary, path)
+    assert r.returncode == 0, r.stderr
+    monkeypatch.delenv("MAILEDGE_TEST_SERVER")
+    d, r = _bad(binary, tmp_path, ENV_CONF, "env.conf")
+    assert 2 in [ln for ln, _, _ in d], r.stderr
+    assert any("MAILEDGE_TEST_SERVER" in m for _, _, m in d), r.stderr

@@ -230,7 +230,7 @@ def test_no_fd_leak(rig, net):
         # backend reset mid-session
         c = rig.client(*lp[0], name="brst%d" % rnd)
         c.wait_endswith(b"220 ok\r\n")
-        good.conns[-1].abort()
+        good.wait_conn(3 * rnd + 3).abort()
         c.wait_end()
         c.close()
         # malformed inbound header

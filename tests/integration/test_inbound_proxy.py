@@ -70,16 +70,29 @@ def test_payload_in_same_write_follows_own_header(rig, net, splice, version):
     h.assert_session(s.me.wait_session(), bytes_in=len(payload))
 
 
-def test_inbound_header_in_pieces(rig, net):
+@pytest.mark.parametrize("version,cuts", [
+    ("v2", "every7"),
+    ("v2", "after-signature"),
+    ("v1", "every7"),
+    ("v1", "between-CR-and-LF"),
+])
+def test_inbound_header_in_pieces(rig, net, version, cuts):
     """A header arriving over several segments is reassembled (mailedge is
-    the receiver here; being lenient is its choice, not the sender's)."""
-    s = rig.simple(send_proxy="v2", greeting=None, accept_proxy="v2 from %s" % net.cidr)
+    the receiver here; being lenient is its choice, not the sender's). The
+    v1 case splits CR from LF: a CR at the end of a read is not a bare CR."""
+    s = rig.simple(send_proxy="v2", greeting=None, accept_proxy="any from %s" % net.cidr)
     c = rig.client(s.ip, s.port)
     c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    raw = _inbound("v2")
-    for i in range(0, len(raw), 7):
-        c.send(raw[i:i + 7])
-        time.sleep(0.02)  # pacing only, nothing is asserted about time
+    raw = _inbound(version)
+    if cuts == "every7":
+        pieces = [raw[i:i + 7] for i in range(0, len(raw), 7)]
+    elif cuts == "after-signature":
+        pieces = [raw[:12], raw[12:16], raw[16:]]
+    else:
+        pieces = [raw[:-1], raw[-1:]]
+    for p in pieces:
+        c.send(p)
+        time.sleep(0.05)  # pacing only, nothing is asserted about time
     c.send(b"X")
     conn = s.backend.wait_conn()
     hdr = _outgoing_header(conn)
@@ -238,3 +251,39 @@ def test_header_with_tlvs_accepted(rig, net):
     assert conn.wait_endswith(b"Z")[hdr.length:] == b"Z"
     c.close()
     s.me.wait_session()
+
+
+def test_large_payload_in_same_write_as_header(rig, net, splice):
+    """Header + 256 KiB in one write: the bytes mailedge read together with
+    the header and the bytes it relays later stay in order."""
+    s = rig.simple(send_proxy="v1", splice=splice, greeting=None,
+                   accept_proxy="v2 from %s" % net.cidr)
+    c = rig.client(s.ip, s.port)
+    payload = bytes(range(256)) * 1024
+    c.send(_inbound("v2") + payload)
+    conn = s.backend.wait_conn()
+    hdr = h.wait_header(conn)
+    assert hdr.src == REAL
+    got = conn.wait_bytes(hdr.length + len(payload))
+    assert got[hdr.length:] == payload
+    c.close()
+    h.assert_session(s.me.wait_session(), bytes_in=len(payload))
+
+
+@pytest.mark.parametrize("fam", ["unspec", "unix"])
+def test_v2_proxy_command_without_inet_address(rig, net, fam):
+    """PROXY command with family UNSPEC or UNIX: no IP to use, so the real
+    peer is the client (documented in src/proxyproto.h)."""
+    if fam == "unspec":
+        raw = pp.V2_SIG + b"\x21\x00\x00\x00"
+    else:
+        raw = pp.V2_SIG + b"\x21\x31" + (216).to_bytes(2, "big") + b"/tmp/a".ljust(216, b"\0")
+    s = rig.simple(send_proxy="v2", greeting=None, accept_proxy="v2 from %s" % net.cidr)
+    c = rig.client(s.ip, s.port)
+    c.send(raw + b"Z")
+    conn = s.backend.wait_conn()
+    hdr = h.wait_header(conn)
+    assert hdr.src == c.local
+    assert conn.wait_endswith(b"Z")[hdr.length:] == b"Z"
+    c.close()
+    h.assert_session(s.me.wait_session(), client=h.fmt_addr(*c.local))

@@ -1,6 +1,7 @@
 """Idle timeout, and draining on SIGTERM / SIGINT."""
 
 import signal
+import time
 
 import pytest
 
@@ -16,7 +17,27 @@ def test_idle_timeout(rig, splice):
     conn.wait_end()       # and the backend side too
     assert c.snapshot() == b"220 test ESMTP\r\n"
     c.close()
-    h.assert_session(s.me.wait_session(), reason="idle_timeout", bytes_in=0, bytes_out=16)
+    line = s.me.wait_session()
+    h.assert_session(line, reason="idle_timeout", bytes_in=0, bytes_out=16)
+    # A lower bound only: the timeout must not fire early.
+    assert int(line["duration_ms"]) >= 900, line
+
+
+def test_traffic_keeps_session_alive(rig):
+    """The idle timer restarts with traffic: 12 exchanges 0.2s apart span
+    more than the 2s idle timeout (a 10x margin on each gap)."""
+    s = rig.simple(protocol="tcp", send_proxy="v2", greeting=None, echo=True,
+                   listener_extra=["timeout idle 2s"])
+    c = rig.client(s.ip, s.port)
+    want = b""
+    for i in range(12):
+        time.sleep(0.2)   # pacing
+        msg = b"ping %d\r\n" % i
+        c.send(msg)
+        want += msg
+        c.wait(lambda d: d == want, what="echo %d" % i)
+    c.close()
+    h.assert_session(s.me.wait_session(), reason="client_closed", bytes_in=len(want))
 
 
 def test_global_idle_timeout(rig):
@@ -105,3 +126,49 @@ def test_half_open_session_survives_drain(rig):
     c.close()
     assert s.me.wait_exit() == 0
     h.assert_session(s.me.wait_session(), reason="client_closed")
+
+
+def test_sighup_keeps_running_and_sessions(rig):
+    """SIGHUP (reload) never drops an established session nor the listener."""
+    s = rig.simple(send_proxy="v2")
+    c = rig.client(s.ip, s.port)
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    conn = s.backend.wait_conn()
+    s.me.signal(signal.SIGHUP)
+    c.send(b"NOOP\r\n")
+    conn.wait_endswith(b"NOOP\r\n")
+    conn.send(b"250 ok\r\n")
+    c.wait_endswith(b"250 ok\r\n")
+    c2 = rig.client(s.ip, s.port, source=rig.ip(11), name="c2")
+    c2.wait_endswith(b"220 test ESMTP\r\n")
+    assert s.me.running
+    c.close()
+    c2.close()
+    s.me.wait_log("session", count=2)
+
+
+def test_sigusr1_reopens_log_file(rig, tmp_path):
+    path = tmp_path / "edge.log"
+    s = rig.simple(send_proxy=None, log=str(path))
+    c = rig.client(s.ip, s.port, name="before")
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    c.close()
+    s.me.wait_session()
+    rotated = tmp_path / "edge.log.1"
+    path.rename(rotated)
+    s.me.signal(signal.SIGUSR1)
+    h.wait_until(path.exists, what="%s to be reopened after SIGUSR1" % path, info=s.me.describe)
+    c = rig.client(s.ip, s.port, source=rig.ip(11), name="after")
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    c.close()
+
+    def new_line():
+        for ln in path.read_text().splitlines():
+            d = h.parse_log_line(ln)
+            if d and d.get("event") == "session":
+                return d
+        return None
+    line = h.wait_until(new_line, what="the second session line in the new file")
+    h.assert_session(line, client=h.fmt_addr(*c.local))
+    old = [h.parse_log_line(ln) for ln in rotated.read_text().splitlines()]
+    assert sum(1 for d in old if d and d.get("event") == "session") == 1

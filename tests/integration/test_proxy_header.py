@@ -121,3 +121,19 @@ def test_each_connection_gets_its_own_header(rig, splice):
     for c in clients:
         c.close()
     s.me.wait_log("session", count=5)
+
+
+@needs_ipv6
+@pytest.mark.parametrize("listen_ip,backend_ip", [("v4", "::1"), ("::1", "v4")],
+                         ids=["v4-client-v6-backend", "v6-client-v4-backend"])
+def test_header_family_follows_client_not_backend(rig, listen_ip, backend_ip):
+    lip = rig.ip(1) if listen_ip == "v4" else listen_ip
+    bip = rig.ip(2) if backend_ip == "v4" else backend_ip
+    s = rig.simple(send_proxy="v2", greeting=None, listen_ip=lip, backend_ip=bip)
+    c = rig.client(s.ip, s.port)
+    conn = s.backend.wait_conn()
+    hdr = h.wait_header(conn)
+    assert hdr.src == c.local and hdr.dst == (s.ip, s.port)
+    assert hdr.fam_byte == (pp.FAM_TCP6 if h.is_v6(s.ip) else pp.FAM_TCP4)
+    c.close()
+    s.me.wait_session()

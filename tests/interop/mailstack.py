@@ -27,6 +27,7 @@ CLI (what scripts/demo.sh uses):
   /usr/bin/python3 tests/interop/mailstack.py up [--dir D]   # prints JSON, leaves it running
   /usr/bin/python3 tests/interop/mailstack.py down --dir D
   /usr/bin/python3 tests/interop/mailstack.py run [--dir D]  # up, wait for SIGINT/SIGTERM, down
+  /usr/bin/python3 tests/interop/mailstack.py free-ports --count N [--ip 127.0.0.1]
 """
 
 import argparse
@@ -915,6 +916,13 @@ def _cmd_run(args):
         st.down(remove=args.remove)
 
 
+def _cmd_free_ports(args):
+    used = set()
+    for _ in range(args.count):
+        used.add(free_port(args.ip, used))
+    print(" ".join(str(p) for p in sorted(used)))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -929,9 +937,13 @@ def main(argv=None):
     p = sub.add_parser("down")
     p.add_argument("--dir", required=True)
     p.add_argument("--remove", action="store_true", help="delete the directory afterwards")
+    p = sub.add_parser("free-ports", help="print COUNT ports free right now on IP")
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--ip", default="127.0.0.1")
     args = ap.parse_args(argv)
     try:
-        {"install": _cmd_install, "up": _cmd_up, "down": _cmd_down, "run": _cmd_run}[args.cmd](args)
+        {"install": _cmd_install, "up": _cmd_up, "down": _cmd_down, "run": _cmd_run,
+         "free-ports": _cmd_free_ports}[args.cmd](args)
     except StackError as e:
         log(str(e))
         return 1
