@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,7 +57,8 @@ struct session {
     int last_err;                      /* errno of the last failed connect */
     bool last_timeout;                 /* the last failed connect timed out */
     size_t srv_first, attempt;
-    const struct conf_server *srv;
+    const struct conf_server *trying;  /* the server being connected to */
+    const struct conf_server *srv;     /* the server connected to, for the log */
     uint64_t id, start_ms, last_ms;
     union sa client, peer, local;
 };
@@ -285,6 +287,7 @@ send_proxy_header(struct session *s)
 static void
 connected(struct session *s)
 {
+    s->srv = s->trying;
     if (!send_proxy_header(s))
         return;
     s->state = SESSION_RELAYING;
@@ -311,7 +314,7 @@ connect_next(struct session *s)
     const struct conf_server *srv;
     while ((srv = backend_server_at(b, s->srv_first, s->attempt)) != NULL) {
         struct sockaddr_storage sa;
-        s->srv = srv;
+        s->trying = srv;
         if (backend_server_addr(srv, lconf(s)->route.port, &sa) == -1) {
             s->last_err = EDESTADDRREQ;
             s->attempt++;
@@ -339,10 +342,11 @@ connect_next(struct session *s)
         return;
     }
     say_goodbye(s);
-    if (s->last_timeout)
-        session_close(s, END_CONNECT_TIMEOUT, "connect timed out");
-    else
-        session_close(s, END_CONNECT_REFUSED, strerror(s->last_err ? s->last_err : ECONNREFUSED));
+    char detail[CONF_NAME_MAX + 64];
+    snprintf(detail, sizeof(detail), "last server %s: %s", s->trying ? s->trying->name : "-",
+             s->last_timeout ? "connect timed out"
+                             : strerror(s->last_err ? s->last_err : ECONNREFUSED));
+    session_close(s, s->last_timeout ? END_CONNECT_TIMEOUT : END_CONNECT_REFUSED, detail);
 }
 
 static void
@@ -366,7 +370,8 @@ read_proxy(struct session *s)
         n = recv(s->cio.fd, buf, sizeof(buf), MSG_PEEK);
     } while (n == -1 && errno == EINTR);
     if (n == 0) {
-        session_close(s, END_PROXY_INVALID, "connection closed before the PROXY header");
+        /* Connect and close: a port scanner or a bare TCP probe, not an attack. */
+        session_close(s, END_CLIENT_CLOSED, "closed before sending a PROXY header");
         return;
     }
     if (n == -1) {

@@ -173,10 +173,26 @@ class Rig:
 
 
 @pytest.fixture
-def rig(binary, net, tmp_path):
+def rig(binary, net, tmp_path, request):
     r = Rig(binary, net, tmp_path)
+    request.node._mailedge_rig = r
     yield r
     r.teardown()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach each mailedge's config and log to the report."""
+    outcome = yield
+    rep = outcome.get_result()
+    r = getattr(item, "_mailedge_rig", None)
+    if r is None or not rep.failed or call.when != "call":
+        return
+    for i, d in enumerate(r.daemons):
+        try:
+            rep.sections.append(("mailedge %d" % (i + 1), d.describe()))
+        except Exception as e:  # noqa: BLE001
+            rep.sections.append(("mailedge %d" % (i + 1), "(unavailable: %r)" % e))
 
 
 def pytest_report_header(config):

@@ -209,3 +209,40 @@ def test_check_environment_expansion(binary, tmp_path, monkeypatch):
     d, r = _bad(binary, tmp_path, ENV_CONF, "env.conf")
     assert 2 in [ln for ln, _, _ in d], r.stderr
     assert any("MAILEDGE_TEST_SERVER" in m for _, _, m in d), r.stderr
+
+
+MINI = """\
+backend b {
+    server s1 127.0.0.2:2525
+}
+listener l {
+    bind 127.0.0.3:2525
+    protocol smtp
+    route -> b
+}
+"""
+
+STRUCTURE_CASES = {
+    # name: (text, line expected in a diagnostic)
+    "duplicate-backend": (MINI + MINI.split("listener")[0], 9),
+    "duplicate-listener": (MINI + "listener" + MINI.split("listener")[1].replace("2525", "2526"),
+                           9),
+    "no-route": (MINI.replace("    route -> b\n", ""), 4),
+    "no-server": (MINI.replace("    server s1 127.0.0.2:2525\n", ""), 1),
+    "same-bind-in-two-listeners": (MINI + "listener l2" + MINI.split("listener l")[1], 10),
+    "missing-open-brace": (MINI.replace("listener l {", "listener l"), 4),
+    "stray-close-brace": (MINI + "}\n", 9),
+    "fractional-duration": ("global {\n    grace 1.5s\n}\n" + MINI, 2),
+    "unknown-unit": ("global {\n    grace 3d\n}\n" + MINI, 2),
+    "timeout-proxy-in-backend": (MINI.replace("2525\n}", "2525\n    timeout proxy 1s\n}", 1), 3),
+    "accept-proxy-without-from": (MINI.replace("protocol smtp", "protocol smtp\n    accept-proxy v2"),
+                                  7),
+    "route-address-without-port": (MINI.replace("route -> b", "route -> 127.0.0.2"), 7),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRUCTURE_CASES))
+def test_check_structure_errors(binary, tmp_path, case):
+    text, line = STRUCTURE_CASES[case]
+    d, r = _bad(binary, tmp_path, text)
+    assert line in [ln for ln, _, _ in d], "expected line %d:\n%s\n%s" % (line, text, r.stderr)

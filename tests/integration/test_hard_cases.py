@@ -274,3 +274,26 @@ def test_many_concurrent_sessions(rig, splice):
     lines = s.me.wait_log("session", count=n)
     assert len({ln["id"] for ln in lines}) == n
     assert {ln["reason"] for ln in lines} == {"client_closed"}
+
+
+def test_recovers_from_fd_exhaustion(rig):
+    """With RLIMIT_NOFILE nearly used up, mailedge keeps running and serves
+    again once descriptors are free."""
+    import resource
+    s = rig.simple(send_proxy="v2", greeting=b"220 fd\r\n")
+    n = _fds(s.me.pid)
+    soft, hard = resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE, (n + 5, hard))
+    clients = [rig.client(s.ip, s.port, source=rig.ip(20 + i), name="c%d" % i)
+               for i in range(10)]
+    clients[0].wait_endswith(b"220 fd\r\n")   # the first one fits
+    for c in clients:
+        c.close()
+    # Every queued client is dealt with (one session line each, whatever the
+    # ending), then a new one is served.
+    s.me.wait_log("session", count=len(clients))
+    late = rig.client(s.ip, s.port, source=rig.ip(40), name="late")
+    late.wait_endswith(b"220 fd\r\n")
+    late.close()
+    assert s.me.running
+    resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE, (soft, hard))

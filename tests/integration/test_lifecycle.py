@@ -23,21 +23,43 @@ def test_idle_timeout(rig, splice):
     assert int(line["duration_ms"]) >= 900, line
 
 
-def test_traffic_keeps_session_alive(rig):
-    """The idle timer restarts with traffic: 12 exchanges 0.2s apart span
-    more than the 2s idle timeout (a 10x margin on each gap)."""
-    s = rig.simple(protocol="tcp", send_proxy="v2", greeting=None, echo=True,
-                   listener_extra=["timeout idle 2s"])
+@pytest.mark.parametrize("direction", ["both", "up", "down"])
+def test_traffic_keeps_session_alive(rig, direction):
+    """The idle timer restarts with traffic in either direction: 12 messages
+    0.2s apart span more than the 2s idle timeout (10x margin per gap)."""
+    s = rig.simple(protocol="tcp", send_proxy="v2", greeting=None,
+                   echo=(direction == "both"), listener_extra=["timeout idle 2s"])
     c = rig.client(s.ip, s.port)
+    conn = s.backend.wait_conn()
+    hlen = h.wait_header(conn).length
     want = b""
     for i in range(12):
         time.sleep(0.2)   # pacing
         msg = b"ping %d\r\n" % i
-        c.send(msg)
         want += msg
-        c.wait(lambda d: d == want, what="echo %d" % i)
+        if direction == "down":
+            conn.send(msg)
+            c.wait(lambda d: d == want, what="message %d" % i)
+        else:
+            c.send(msg)
+            if direction == "both":
+                c.wait(lambda d: d == want, what="echo %d" % i)
+            else:
+                conn.wait(lambda d: d[hlen:] == want, what="message %d" % i)
+    assert not c.ended and s.me.sessions() == [], "session cut while traffic flowed"
     c.close()
-    h.assert_session(s.me.wait_session(), reason="client_closed", bytes_in=len(want))
+    h.assert_session(s.me.wait_session(), reason="client_closed")
+
+
+def test_idle_timeout_applies_to_half_closed_session(rig):
+    s = rig.simple(send_proxy="v2", listener_extra=["timeout idle 1s"], close_on_eof=False)
+    c = rig.client(s.ip, s.port)
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    c.shutdown_write()
+    s.backend.wait_conn().wait_eof()
+    c.wait_end()
+    c.close()
+    h.assert_session(s.me.wait_session(), reason="idle_timeout")
 
 
 def test_global_idle_timeout(rig):
