@@ -145,10 +145,9 @@ log_begin(enum log_level lvl, const char *event)
     gettimeofday(&tv, NULL);
     struct tm tm;
     gmtime_r(&tv.tv_sec, &tm);
-    char ts[40], ms[8];
-    strftime(ts, sizeof(ts) - sizeof(ms), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ms, sizeof(ms), ".%03uZ", (unsigned)(tv.tv_usec / 1000) % 1000u);
-    strcat(ts, ms);
+    char ts[40];
+    size_t tl = strftime(ts, sizeof(ts) - 8, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + tl, sizeof(ts) - tl, ".%03uZ", (unsigned)(tv.tv_usec / 1000) % 1000u);
     log_str("ts", ts);
     log_str("level", level_names[lvl]);
     log_str("event", event);

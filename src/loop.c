@@ -6,6 +6,7 @@
  */
 #include "loop.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
@@ -139,6 +140,22 @@ loop_timer_cancel(struct loop *l, struct timer *t)
     heap_down(l, l->heap[i]->idx);
 }
 
+int
+loop_timer_reserve(struct loop *l, size_t n)
+{
+    if (n <= l->capheap)
+        return 0;
+    size_t cap = l->capheap ? l->capheap : 256;
+    while (cap < n)
+        cap *= 2;
+    struct timer **h = realloc(l->heap, cap * sizeof(struct timer *));
+    if (h == NULL)
+        return -1;
+    l->heap = h;
+    l->capheap = cap;
+    return 0;
+}
+
 void
 loop_timer_at(struct loop *l, struct timer *t, uint64_t when)
 {
@@ -148,14 +165,8 @@ loop_timer_at(struct loop *l, struct timer *t, uint64_t when)
         heap_down(l, t->idx);
         return;
     }
-    if (l->nheap == l->capheap) {
-        size_t cap = l->capheap ? l->capheap * 2 : 256;
-        struct timer **h = realloc(l->heap, cap * sizeof(*h));
-        if (h == NULL)
-            abort(); /* a timer we cannot arm would leak a session forever */
-        l->heap = h;
-        l->capheap = cap;
-    }
+    /* Owners reserve a slot before they own a timer (loop_timer_reserve). */
+    assert(l->nheap < l->capheap);
     t->when = when;
     t->idx = l->nheap;
     l->heap[l->nheap++] = t;

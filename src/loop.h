@@ -47,6 +47,12 @@ int loop_mod(struct loop *l, struct io *io, uint32_t events);
 void loop_del(struct loop *l, struct io *io);
 
 void timer_init(struct timer *t, void (*cb)(struct timer *t));
+
+/*
+ * Makes room for <n> armed timers in all, so that arming never allocates
+ * (and never fails) on the data path. -1 when out of memory.
+ */
+int loop_timer_reserve(struct loop *l, size_t n);
 void loop_timer_at(struct loop *l, struct timer *t, uint64_t when);
 void loop_timer_cancel(struct loop *l, struct timer *t);
 

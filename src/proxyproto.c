@@ -548,7 +548,8 @@ encode_v2(const struct endpoint *s, const struct endpoint *d, const char *author
     if (tlv > 0) {
         p[0] = V2_TLV_AUTHORITY;
         put_be16(p + 1, (unsigned)alen);
-        memcpy(p + V2_TLV_HDR_LEN, authority, alen);
+        /* A TLV value is length-prefixed, not a C string. */
+        memcpy(p + V2_TLV_HDR_LEN, authority, alen); // NOLINT(bugprone-not-null-terminated-result)
     }
     return total;
 }

@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PIPE_CHUNK (64 * 1024)  /* default pipe capacity on Linux */
-#define BUF_SIZE (16 * 1024)
+#define PIPE_CHUNK ((size_t)64 * 1024)  /* default pipe capacity on Linux */
+#define BUF_SIZE ((size_t)16 * 1024)
 
 struct relay_pool {
     size_t max_idle;

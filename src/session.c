@@ -32,7 +32,7 @@
 #include "worker.h"
 
 /* Bytes one direction may move per wake-up before yielding to others. */
-#define RELAY_BUDGET (256 * 1024)
+#define RELAY_BUDGET ((size_t)256 * 1024)
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -513,7 +513,10 @@ void
 session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
 {
     struct worker *w = l->w;
-    struct session *s = calloc(1, sizeof(*s));
+    /* One timer per session, plus the listeners' and the drain timer. */
+    struct session *s = NULL;
+    if (loop_timer_reserve(w->loop, w->nsessions + w->nlisteners + 2) == 0)
+        s = calloc(1, sizeof(*s));
     if (s == NULL) {
         close(fd);
         log_warnx("listener %s: out of memory for a new session", l->conf->name);

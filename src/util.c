@@ -55,8 +55,8 @@ util_parse_duration(const char *s, uint64_t *out_ms)
     } units[] = {
         { "ms", 1 },
         { "s", 1000 },
-        { "m", 60 * 1000 },
-        { "h", 60 * 60 * 1000 },
+        { "m", (uint64_t)60 * 1000 },
+        { "h", (uint64_t)60 * 60 * 1000 },
     };
     uint64_t v;
 
@@ -92,7 +92,7 @@ util_parse_size(const char *s, uint64_t *out)
     else if ((unit[0] == 'k' || unit[0] == 'K') && unit[1] == '\0')
         mult = 1024;
     else if ((unit[0] == 'm' || unit[0] == 'M') && unit[1] == '\0')
-        mult = 1024 * 1024;
+        mult = (uint64_t)1024 * 1024;
     else
         return -1;
     if (v > UINT64_MAX / mult)

@@ -48,7 +48,8 @@ worker_init(struct worker *w, const struct conf *conf)
     for (size_t i = 0; i < conf->nlisteners; i++)
         nbinds += conf->listeners[i].nbinds;
     w->listeners = calloc(nbinds ? nbinds : 1, sizeof(*w->listeners));
-    if (w->loop == NULL || w->pool == NULL || w->backends == NULL || w->listeners == NULL) {
+    if (w->loop == NULL || w->pool == NULL || w->backends == NULL || w->listeners == NULL ||
+        loop_timer_reserve(w->loop, nbinds + 2) == -1) {
         log_warn("worker: cannot allocate");
         return -1;
     }

@@ -77,6 +77,21 @@ def fmt_addr(ip: str, port: int) -> str:
     return "[%s]:%d" % (ip, port) if is_v6(ip) else "%s:%d" % (ip, port)
 
 
+def _have_ipv6() -> bool:
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        try:
+            s.bind(("::1", 0))
+        finally:
+            s.close()
+        return True
+    except OSError:
+        return False
+
+
+HAVE_IPV6 = _have_ipv6()
+
+
 def check_loopback(ip: str):
     import ipaddress
     a = ipaddress.ip_address(ip)

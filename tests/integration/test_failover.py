@@ -134,3 +134,33 @@ def test_route_to_address_implicit_backend(rig):
     line = me.wait_session()
     h.assert_session_shape(line)
     h.assert_session(line, reason="client_closed", bytes_in=6)
+
+
+def test_global_connect_timeout_is_inherited(rig):
+    hole = rig.blackhole(4)
+    lip, lport = rig.endpoint(1)
+    me = rig.start(h.backend_block("mail", [("hole", hole.addr)])
+                   + h.listener_block("front", h.fmt_addr(lip, lport), "pop3", "mail"),
+                   global_extra=["timeout connect 500ms"])
+    c = rig.client(lip, lport)
+    c.wait_end()
+    assert c.snapshot().startswith(b"-ERR")
+    c.close()
+    h.assert_session(me.wait_session(), reason="connect_timeout", server="-")
+
+
+def test_give_up_after_inbound_header(rig, net):
+    """Refused after a trusted inbound header: 421, and the log names the
+    decoded client."""
+    r1 = rig.refusing(3)
+    lip, lport = rig.endpoint(1)
+    me = rig.start(h.backend_block("mail", [("r1", r1.addr)], send_proxy="v2")
+                   + h.listener_block("front", h.fmt_addr(lip, lport), "submission", "mail",
+                                      accept_proxy="v1 from %s" % net.cidr))
+    c = rig.client(lip, lport)
+    c.send(pp.encode_v1("127.9.9.9", 4242, lip, lport))
+    c.wait_end()
+    assert c.snapshot().startswith(b"421 4.3.2")
+    c.close()
+    h.assert_session(me.wait_session(), reason="connect_refused", client="127.9.9.9:4242",
+                     peer=h.fmt_addr(*c.local), bytes_in=0)

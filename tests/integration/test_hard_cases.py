@@ -123,7 +123,7 @@ def test_client_leaves_while_connecting(rig, how):
     hole = rig.blackhole(4)
     lip, lport = rig.endpoint(1)
     me = rig.start(h.backend_block("mail", [("hole", hole.addr)], send_proxy="v2",
-                                   extra=["timeout connect 2s"])
+                                   extra=["timeout connect 1s"])
                    + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
     for i in range(5):
         c = rig.client(lip, lport, source=rig.ip(20 + i), name="c%d" % i)
@@ -297,3 +297,173 @@ def test_recovers_from_fd_exhaustion(rig):
     late.close()
     assert s.me.running
     resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE, (soft, hard))
+
+
+SCENARIOS = ("clean", "client_reset", "backend_reset", "half_close", "silent_close")
+REASON = {"clean": "client_closed", "client_reset": "client_reset",
+          "backend_reset": "backend_reset", "half_close": "client_closed",
+          "silent_close": "client_closed"}
+
+
+def test_mixed_concurrent_endings(rig, splice):
+    """60 concurrent sessions ending in different ways at the same time:
+    each is logged once with the right reason and byte count, clean ones
+    keep their bytes intact, and no descriptor stays behind."""
+    import random
+    rnd = random.Random(1234)
+    s = rig.simple(protocol="tcp", send_proxy="v2", splice=splice, greeting=None, echo=True)
+    n = 60
+    plan = [SCENARIOS[i % len(SCENARIOS)] for i in range(n)]
+    sizes = [rnd.choice([1, 100, 4096, 65536, 300000]) for _ in range(n)]
+    payloads = [rnd.randbytes(sz) for sz in sizes]
+    clients = [rig.client(s.ip, s.port, source=rig.ip(100 + i), name="c%d-%s" % (i, plan[i]))
+               for i in range(n)]
+    by_src = {}
+    for k in range(1, n + 1):
+        conn = s.backend.wait_conn(k)
+        by_src[h.wait_header(conn).src] = conn
+    conns = [by_src[c.local] for c in clients]
+    base = _fds(s.me.pid)
+    # Everyone but the silent ones sends; resets and half-closes right after.
+    senders = []
+    for i, c in enumerate(clients):
+        if plan[i] != "silent_close":
+            senders.append(c.send_async(payloads[i]))
+    for t in senders:
+        t.finish()
+    for i, c in enumerate(clients):
+        if plan[i] == "client_reset":
+            c.abort()
+        elif plan[i] == "half_close":
+            c.shutdown_write()
+        elif plan[i] == "silent_close":
+            c.close()
+        elif plan[i] == "backend_reset":
+            conns[i].wait(lambda d, i=i: len(d) > 0, what="some bytes")
+            conns[i].abort()
+    for i, c in enumerate(clients):
+        if plan[i] == "clean":
+            c.wait(lambda d, i=i: d == payloads[i], what="echo")
+            c.close()
+        elif plan[i] == "half_close":
+            assert c.wait_eof() == payloads[i]
+            c.close()
+        elif plan[i] == "backend_reset":
+            c.wait_end()
+            c.close()
+    lines = s.me.wait_log("session", count=n)
+    assert len(lines) == n
+    by_client = {ln["client"]: ln for ln in lines}
+    for i, c in enumerate(clients):
+        ln = by_client[h.fmt_addr(*c.local)]
+        h.assert_session(ln, reason=REASON[plan[i]])
+        if plan[i] in ("clean", "half_close"):
+            h.assert_session(ln, bytes_in=sizes[i], bytes_out=sizes[i])
+    h.wait_until(lambda: _fds(s.me.pid) <= base, what="descriptors released")
+
+
+@pytest.mark.parametrize("direction", ["down", "up"])
+def test_no_stale_bytes_after_abort_with_data_in_flight(rig, splice, direction):
+    """A session dies (RST) while bytes are stuck inside mailedge (pipe or
+    buffer); the following sessions must see exactly their own bytes, never
+    leftovers of the dead one from a pooled pipe or buffer."""
+    s = rig.simple(protocol="tcp", send_proxy=None, splice=splice, greeting=None,
+                   rcvbuf=SMALL_BUF if direction == "up" else None)
+    # The dead session: its receiver does not read, its sender floods.
+    victim = rig.client(s.ip, s.port, source=rig.ip(20), name="victim", rcvbuf=SMALL_BUF)
+    vconn = s.backend.wait_conn(1)
+    junk = b"\xee" * (4 * MIB)
+    if direction == "down":
+        victim.pause()
+        t = vconn.send_async(junk)
+    else:
+        vconn.pause()
+        t = victim.send_async(junk)
+    time.sleep(0.3)   # pacing: let the stall build up inside mailedge
+    if direction == "down":
+        victim.abort()
+        vconn.resume()
+    else:
+        vconn.abort()
+        victim.resume()
+    s.me.wait_session(1)
+    t.done.wait(h.DEADLINE)   # the flood ends with an error; that is expected
+    # Fresh sessions, one after the other, each with its own pattern.
+    for k in range(2, 7):
+        up = bytes([k]) * (256 * 1024 + k)
+        down = bytes([0x40 + k]) * (256 * 1024 + k)
+        c = rig.client(s.ip, s.port, source=rig.ip(20 + k), name="c%d" % k)
+        conn = s.backend.wait_conn(k)
+        c.send(up)
+        conn.send(down)
+        got_up = conn.wait_bytes(len(up))
+        got_down = c.wait_bytes(len(down))
+        assert got_up == up, "backend %d got foreign bytes" % k
+        assert got_down == down, "client %d got foreign bytes" % k
+        c.close()
+        conn.wait_eof()
+        s.me.wait_session(k)
+
+
+def test_inbound_header_data_and_fin_at_once(rig, net, splice):
+    """Header, payload and FIN all queued before mailedge looks: the bytes
+    after the header (left in the socket by the MSG_PEEK reader) and the EOF
+    must still be relayed."""
+    s = rig.simple(send_proxy="v2", splice=splice, greeting=None,
+                   accept_proxy="v1 from %s" % net.cidr)
+    c = rig.client(s.ip, s.port)
+    c.send(pp.encode_v1("127.9.9.9", 4242, s.ip, s.port) + b"QUIT\r\n")
+    c.shutdown_write()
+    conn = s.backend.wait_conn()
+    data = conn.wait_eof()
+    hdr = pp.decode(data)
+    assert hdr.src == ("127.9.9.9", 4242)
+    assert data[hdr.length:] == b"QUIT\r\n"
+    c.wait_eof()
+    c.close()
+    h.assert_session(s.me.wait_session(), reason="client_closed", bytes_in=6)
+
+
+def test_every_server_times_out(rig):
+    h1, h2 = rig.blackhole(4), rig.blackhole(5)
+    lip, lport = rig.endpoint(1)
+    me = rig.start(h.backend_block("mail", [("h1", h1.addr), ("h2", h2.addr)],
+                                   extra=["timeout connect 300ms"])
+                   + h.listener_block("front", h.fmt_addr(lip, lport), "imap", "mail"))
+    c = rig.client(lip, lport)
+    c.wait_end()
+    assert c.snapshot().startswith(b"* BYE")
+    c.close()
+    line = me.wait_session()
+    h.assert_session(line, reason="connect_timeout", server="-")
+    assert int(line["duration_ms"]) >= 500, "both servers should have been tried: %r" % line
+
+
+@pytest.mark.parametrize("state", ["read_proxy", "connecting"])
+def test_drain_serves_sessions_accepted_before_sigterm(rig, net, state):
+    """A session accepted before SIGTERM but not yet relaying (waiting for
+    its inbound header, or for its backend connect) still gets served."""
+    if state == "read_proxy":
+        s = rig.simple(send_proxy="v2", grace="30s", accept_proxy="v2 from %s" % net.cidr)
+        backend = s.backend
+        lip, lport, me = s.ip, s.port, s.me
+    else:
+        hole = rig.blackhole(4)
+        backend = rig.backend(2, greeting=b"220 test ESMTP\r\n")
+        lip, lport = rig.endpoint(1)
+        me = rig.start(h.backend_block("mail", [("hole", hole.addr), ("good", backend.addr)],
+                                       balance="first", extra=["timeout connect 1s"])
+                       + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"),
+                       grace="30s")
+    c = rig.client(lip, lport)
+    me.signal(signal.SIGTERM)
+    h.wait_until(lambda: h.connect_refused(lip, lport, source=rig.ip(11)),
+                 what="the listener to close")
+    if state == "read_proxy":
+        c.send(pp.encode_v2("127.9.9.9", 4242, lip, lport))
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    c.send(b"QUIT\r\n")
+    backend.wait_conn().wait_endswith(b"QUIT\r\n")
+    c.close()
+    assert me.wait_exit() == 0
+    h.assert_session(me.wait_session(), reason="client_closed")

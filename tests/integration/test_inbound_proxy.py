@@ -175,7 +175,8 @@ def test_version_not_accepted(rig, net, listener, sent):
     _assert_not_contacted(s)
 
 
-@pytest.mark.parametrize("partial", [b"", b"PROXY TCP4 127.9.", pp.encode_v2(*REAL, *ORIG_DST)[:20]])
+@pytest.mark.parametrize("partial", [b"", b"PROXY TCP4 127.9.", pp.encode_v2(*REAL, *ORIG_DST)[:20]],
+                         ids=["silent", "partial-v1", "partial-v2"])
 def test_header_timeout(rig, net, partial):
     s = rig.simple(send_proxy="v2", accept_proxy="any from %s" % net.cidr,
                    listener_extra=["timeout proxy 500ms"])
@@ -287,3 +288,13 @@ def test_v2_proxy_command_without_inet_address(rig, net, fam):
     assert conn.wait_endswith(b"Z")[hdr.length:] == b"Z"
     c.close()
     h.assert_session(s.me.wait_session(), client=h.fmt_addr(*c.local))
+
+
+def test_global_proxy_timeout(rig, net):
+    s = rig.simple(send_proxy="v2", accept_proxy="v2 from %s" % net.cidr,
+                   global_extra=["timeout proxy 500ms"])
+    c = rig.client(s.ip, s.port)
+    c.wait_end()
+    c.close()
+    h.assert_session(s.me.wait_session(), reason="proxy_timeout")
+    assert s.backend.accepted() == 0

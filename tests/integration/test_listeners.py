@@ -8,17 +8,9 @@ import harness as h
 import proxycodec as pp
 
 
-def _have_ipv6() -> bool:
-    try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.bind(("::1", 0))
-        s.close()
-        return True
-    except OSError:
-        return False
 
 
-@pytest.mark.skipif(not _have_ipv6(), reason="no ::1 on this host")
+@pytest.mark.skipif(not h.HAVE_IPV6, reason="no ::1 on this host")
 def test_one_listener_two_binds(rig):
     b = rig.backend(2, greeting=None)
     v4 = rig.endpoint(1)

@@ -2,7 +2,6 @@
 none without send-proxy, and its place before every client byte."""
 
 import os
-import socket
 
 import pytest
 
@@ -10,17 +9,9 @@ import harness as h
 import proxycodec as pp
 
 
-def _have_ipv6() -> bool:
-    try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.bind(("::1", 0))
-        s.close()
-        return True
-    except OSError:
-        return False
 
 
-needs_ipv6 = pytest.mark.skipif(not _have_ipv6(), reason="no ::1 on this host")
+needs_ipv6 = pytest.mark.skipif(not h.HAVE_IPV6, reason="no ::1 on this host")
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])

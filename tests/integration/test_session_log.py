@@ -93,3 +93,13 @@ def test_log_to_file(rig, tmp_path):
         return None
     line = h.wait_until(session_in_file, what="a session line in %s" % path)
     h.assert_session(line, client=h.fmt_addr(*c.local), reason="client_closed")
+
+
+def test_debug_level_keeps_session_line(rig):
+    s = rig.simple(send_proxy="v2", log="stderr level debug")
+    c = rig.client(s.ip, s.port)
+    c.wait_endswith(b"220 test ESMTP\r\n")
+    c.close()
+    line = s.me.wait_session()
+    h.assert_session_shape(line)
+    h.assert_session(line, reason="client_closed", bytes_out=16)
