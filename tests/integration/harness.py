@@ -334,9 +334,28 @@ class Peer:
         self._reader.join(DEADLINE)
         self.sock.close()
 
+    def data_segs_in(self) -> Optional[int]:
+        """Data segments received so far (tcp_info.tcpi_data_segs_in), or
+        None where the kernel does not report it. One write() of a small
+        header arrives as exactly one segment; two writes as two."""
+        return data_segs_in(self.sock)
+
     def sha256(self, start: int = 0) -> str:
         with self.cond:
             return hashlib.sha256(memoryview(self.data)[start:]).hexdigest()
+
+
+_TCPI_DATA_SEGS_IN = 152   # offset in struct tcp_info (Linux >= 4.6)
+
+
+def data_segs_in(sock: socket.socket) -> Optional[int]:
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return None
+    if len(info) < _TCPI_DATA_SEGS_IN + 4:
+        return None
+    return struct.unpack_from("I", info, _TCPI_DATA_SEGS_IN)[0]
 
 
 class SendThread(threading.Thread):
@@ -938,3 +957,13 @@ def wait_header(conn: Peer, timeout: float = None) -> pp.ProxyHeader:
     """Waits for a complete PROXY header at the start of conn's data."""
     d = conn.wait(lambda d: pp.header_length(d) is not None, timeout, "PROXY header")
     return pp.decode(d)
+
+
+def assert_header_in_one_segment(conn: Peer, hdr_len: int):
+    """Call when conn has received exactly the PROXY header and nothing else:
+    the header must have come in one TCP segment (one write; Postfix and
+    Dovecot refuse a header split over segments)."""
+    assert len(conn.snapshot()) == hdr_len, "call this before any other byte arrives"
+    n = conn.data_segs_in()
+    if n is not None:
+        assert n == 1, "the PROXY header came in %d TCP segments, not one write" % n

@@ -246,3 +246,38 @@ def test_check_structure_errors(binary, tmp_path, case):
     text, line = STRUCTURE_CASES[case]
     d, r = _bad(binary, tmp_path, text)
     assert line in [ln for ln, _, _ in d], "expected line %d:\n%s\n%s" % (line, text, r.stderr)
+
+
+MORE_BAD = {
+    "zero-timeout": ("global {\n    timeout idle 0s\n}\n" + MINI, 2),
+    "timeout-over-24h": ("global {\n    timeout proxy 25h\n}\n" + MINI, 2),
+    "relative-log-path": ("global {\n    log relative.log\n}\n" + MINI, 2),
+    "cidr-host-bits": (MINI.replace("protocol smtp", "protocol smtp\n    accept-proxy v2 from 127.0.0.1/8"), 7),
+    "unterminated-quote": (MINI.replace("route -> b", 'route -> "b'), 7),
+    "accept-proxy-version-change": (MINI.replace(
+        "protocol smtp", "protocol smtp\n    accept-proxy v2 from 127.0.0.0/8\n"
+                         "    accept-proxy v1 from ::1/128"), 8),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MORE_BAD))
+def test_check_more_bad_values(binary, tmp_path, case):
+    text, line = MORE_BAD[case]
+    d, r = _bad(binary, tmp_path, text)
+    assert line in [ln for ln, _, _ in d], "expected line %d:\n%s\n%s" % (line, text, r.stderr)
+
+
+def test_check_include_loop(binary, tmp_path):
+    (tmp_path / "b.conf").write_text("include a.conf\n")
+    path = _write(tmp_path, "include b.conf\n" + MINI, "a.conf")
+    r = _check(binary, path)
+    assert r.returncode == 1
+    assert re.search(r"b\.conf:1:\d+: ", r.stderr), r.stderr
+
+
+def test_check_gives_up_after_50_errors(binary, tmp_path):
+    path = _write(tmp_path, "".join("frob%d x\n" % i for i in range(80)))
+    r = _check(binary, path)
+    assert r.returncode == 1
+    assert 45 <= len(_diags(r, path)) <= 52, r.stderr
+    assert "too many errors" in r.stderr

@@ -35,8 +35,9 @@ def test_headline_smtp_proxy_v2(rig, splice):
     assert hdr.tlvs == []
     # The backend greeted when the header was complete and nothing else had come.
     assert conn.greeted_at == hdr.length == len(data)
-    # The header arrived in one piece (one write).
+    # The header arrived in one piece (one write, one segment).
     assert conn.chunks[0][:hdr.length] == hdr.raw
+    h.assert_header_in_one_segment(conn, hdr.length)
 
     # An SMTP-ish exchange in both directions.
     dialogue = [
@@ -78,7 +79,9 @@ def test_header_sent_without_client_bytes(rig, protocol, version):
     c = rig.client(s.ip, s.port)
     c.wait_endswith(greeting)
     conn = s.backend.wait_conn()
-    assert conn.snapshot() == h.expected_header(version, c.local, (s.ip, s.port))
+    want = h.expected_header(version, c.local, (s.ip, s.port))
+    assert conn.snapshot() == want
+    h.assert_header_in_one_segment(conn, len(want))
     assert c.sent == 0
     c.close()
     h.assert_session(s.me.wait_session(), reason="client_closed")

@@ -209,10 +209,14 @@ def test_local_uses_real_peer(rig, net, local):
                      peer=h.fmt_addr(*c.local), bytes_in=7)
 
 
-def test_v4_mapped_client_written_as_ipv4(rig, net):
-    s = rig.simple(send_proxy="v2", greeting=None, accept_proxy="v1 from %s" % net.cidr)
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_v4_mapped_client_written_as_ipv4(rig, net, version):
+    s = rig.simple(send_proxy="v2", greeting=None, accept_proxy="any from %s" % net.cidr)
     c = rig.client(s.ip, s.port)
-    c.send(pp.encode_v1("::ffff:127.9.9.9", 4242, "::ffff:" + s.ip, s.port, family="TCP6"))
+    if version == "v1":
+        c.send(pp.encode_v1("::ffff:127.9.9.9", 4242, "::ffff:" + s.ip, s.port, family="TCP6"))
+    else:
+        c.send(pp.encode_v2("::ffff:127.9.9.9", 4242, "::ffff:" + s.ip, s.port))
     conn = s.backend.wait_conn()
     hdr = _outgoing_header(conn)
     assert hdr.fam_byte == pp.FAM_TCP4, "IPv4-mapped client not written as IPv4"
@@ -298,3 +302,29 @@ def test_global_proxy_timeout(rig, net):
     c.close()
     h.assert_session(s.me.wait_session(), reason="proxy_timeout")
     assert s.backend.accepted() == 0
+
+
+@pytest.mark.skipif(not h.HAVE_IPV6, reason="no ::1 on this host")
+@pytest.mark.parametrize("trusted", [True, False])
+def test_ipv6_trusted_networks(rig, net, trusted):
+    """On a [::1] listener, ::1/128 trusts the client; an IPv4 network
+    (even 127.0.0.0/8) does not match an IPv6 peer."""
+    cidr = "::1/128" if trusted else "127.0.0.0/8"
+    s = rig.simple(send_proxy="v1", greeting=None, listen_ip="::1", backend_ip="::1",
+                   accept_proxy="v2 from %s" % cidr)
+    c = rig.client("::1", s.port)
+    try:
+        c.send(pp.encode_v2("::1", 4242, "::1", 25) + b"Z")
+    except OSError:
+        pass
+    if trusted:
+        hdr = h.wait_header(s.backend.wait_conn())
+        assert hdr.family == "TCP6" and hdr.src == ("::1", 4242)
+        c.close()
+        h.assert_session(s.me.wait_session(), client="[::1]:4242",
+                         peer=h.fmt_addr(*c.local))
+    else:
+        c.wait_end()
+        c.close()
+        h.assert_session(s.me.wait_session(), reason="proxy_untrusted")
+        assert s.backend.accepted() == 0
