@@ -47,7 +47,7 @@ REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=$(BUILD)/replay/replay_%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=build/fuzz/fuzz_%)
 FUZZ_TIME  ?= 60
 
-.PHONY: all test test-one unit replay integration check deps fuzz bench demo run install clean format lint
+.PHONY: all test test-one unit replay integration interop check deps fuzz bench demo install clean format lint
 
 all: $(BUILD)/$(PROG)
 
@@ -85,10 +85,11 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory test-one SAN=0
 	$(Q)$(MAKE) --no-print-directory test-one SAN=1
 
-test-one: all unit replay integration
+test-one: all unit replay integration interop
 
 deps:
 	$(Q)sh scripts/deps.sh test
+	$(Q)$(PYTHON) tests/interop/mailstack.py install
 
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(if $(T),$(BUILD)/tests/$(T),$(UNIT_BINS)); do echo "  UNIT    $$t"; $$t; done
@@ -100,6 +101,11 @@ replay: $(REPLAY_BINS)
 integration: all
 	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) MAILEDGE_SAN=$(SAN) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(if $(T),-k $(T))
+
+# Real Postfix, Dovecot and HAProxy on loopback (tests/interop/README.md).
+interop: all
+	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) MAILEDGE_SAN=$(SAN) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider -m interop tests/interop $(if $(T),-k $(T))
 
 check: test lint
 
@@ -114,8 +120,9 @@ lint:
 format:
 	$(Q)clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
 
-demo run: all
-	$(Q)sh scripts/run-local.sh $(BUILD)/$(PROG)
+# The README's run command: Postfix and Dovecot on loopback behind mailedge.
+demo: all
+	$(Q)sh scripts/demo.sh $(BUILD)/$(PROG)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5

@@ -23,7 +23,7 @@ case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PY=/usr/bin/python3
-STACK="$PY $ROOT/tests/interop/mailstack.py"
+stack() { "$PY" "$ROOT/tests/interop/mailstack.py" "$@"; }
 CLIENT=${DEMO_CLIENT:-127.0.0.77}
 CONF=$ROOT/examples/demo.conf
 
@@ -41,7 +41,7 @@ if [ ! -x "$PY" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null
 fi
-$STACK install >/dev/null || die "could not install the packages"
+stack install >/dev/null || die "could not install the packages"
 
 WORK=$(mktemp -d /tmp/mailedge-demo.XXXXXX)
 chmod 755 "$WORK"       # Postfix, Dovecot and the mail user traverse it
@@ -68,7 +68,7 @@ cleanup() {
         grep -E 'event=(drain|exit)' "$WORK/mailedge.log" | indent || true
     fi
     if [ -n "$STACK_STARTED" ]; then
-        $STACK down --dir "$WORK/stack" >/dev/null || true
+        stack down --dir "$WORK/stack" >/dev/null || true
         echo "    Postfix and Dovecot stopped"
     fi
     if [ "${DEMO_KEEP:-0}" = 1 ]; then
@@ -86,17 +86,18 @@ trap 'exit 143' TERM
 
 say "starting Postfix and Dovecot on loopback (in $WORK/stack)"
 STACK_STARTED=1
-$STACK up --dir "$WORK/stack" >"$WORK/stack.json" || die "the mail stack did not start"
+stack up --dir "$WORK/stack" >"$WORK/stack.json" || die "the mail stack did not start"
 info() { $PY -c 'import json, sys
 d = json.load(open(sys.argv[1]))
 for k in sys.argv[2].split("."): d = d[k]
 print(d)' "$WORK/stack.json" "$1"; }
 PF_LOG=$(info postfix_log)
 DC_LOG=$(info dovecot_log)
-export DEMO_POSTSCREEN_PORT="$(info ports.postscreen)"
-export DEMO_SUBMISSION_PORT="$(info ports.submission)"
-export DEMO_IMAP_PORT="$(info ports.imap_proxy)"
-export DEMO_POP3_PORT="$(info ports.pop3_proxy)"
+DEMO_POSTSCREEN_PORT=$(info ports.postscreen)
+DEMO_SUBMISSION_PORT=$(info ports.submission)
+DEMO_IMAP_PORT=$(info ports.imap_proxy)
+DEMO_POP3_PORT=$(info ports.pop3_proxy)
+export DEMO_POSTSCREEN_PORT DEMO_SUBMISSION_PORT DEMO_IMAP_PORT DEMO_POP3_PORT
 echo "    Postfix postscreen 127.0.0.1:$DEMO_POSTSCREEN_PORT, submission 127.0.0.1:$DEMO_SUBMISSION_PORT (PROXY required)"
 echo "    Dovecot IMAP 127.0.0.1:$DEMO_IMAP_PORT, POP3 127.0.0.1:$DEMO_POP3_PORT (haproxy = yes)"
 echo "    user test, password secret, address test@example.test"
@@ -104,8 +105,9 @@ echo "    user test, password secret, address test@example.test"
 # --- mailedge -----------------------------------------------------------------
 
 # shellcheck disable=SC2046
-set -- $($STACK free-ports --count 4)
-export DEMO_EDGE_SMTP_PORT=$1 DEMO_EDGE_SUBMISSION_PORT=$2 DEMO_EDGE_IMAP_PORT=$3 DEMO_EDGE_POP3_PORT=$4
+set -- $(stack free-ports --count 4)
+[ $# -eq 4 ] || die "could not find free ports"
+export DEMO_EDGE_SMTP_PORT="$1" DEMO_EDGE_SUBMISSION_PORT="$2" DEMO_EDGE_IMAP_PORT="$3" DEMO_EDGE_POP3_PORT="$4"
 
 say "starting mailedge -c examples/demo.conf"
 "$BIN" -t -c "$CONF" | indent || die "examples/demo.conf does not check"
@@ -157,14 +159,22 @@ while [ "$(grep -c "event=session.*client=$CLIENT:" "$WORK/mailedge.log" || true
     sleep 0.1; i=$((i + 1))
 done
 
-say "Postfix's own log ($PF_LOG): the client is $CLIENT, not mailedge"
-grep -F "[$CLIENT]" "$PF_LOG" | indent || echo "    (no line with [$CLIENT]!)"
-say "Dovecot's own log ($DC_LOG): rip=$CLIENT"
-grep -F "rip=$CLIENT," "$DC_LOG" | indent || echo "    (no line with rip=$CLIENT!)"
-say "mailedge's session lines"
-grep 'event=session' "$WORK/mailedge.log" | indent || echo "    (none yet)"
+FAILED=0
+show() {    # show TITLE FILE STRING: the lines of FILE that contain STRING
+    say "$1"
+    if grep -F -- "$3" "$2" >"$WORK/show.out"; then
+        indent <"$WORK/show.out"
+    else
+        echo "    NOT FOUND: no line with $3"
+        FAILED=1
+    fi
+}
+show "Postfix's own log ($PF_LOG): the client is $CLIENT, not mailedge" "$PF_LOG" "[$CLIENT]"
+show "Dovecot's own log ($DC_LOG)" "$DC_LOG" "rip=$CLIENT,"
+show "mailedge's session lines" "$WORK/mailedge.log" "event=session"
 
 if [ "${DEMO_ONESHOT:-0}" = 1 ] || [ ! -t 0 ]; then
+    [ "$FAILED" = 0 ] || die "the real client address is missing from a log above"
     exit 0
 fi
 

@@ -27,6 +27,9 @@ import time
 
 from mailstack import SCALE, SAN, StackError, check_loopback, fmt_addr, free_port, wait_until
 
+# re-exported for the test modules
+REEXPORTS = (SAN, SCALE, fmt_addr, free_port)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DEADLINE = 15.0 * SCALE
@@ -422,33 +425,3 @@ def pp_v2(src, sport, dst, dport):
         fam = 0x11
     a += struct.pack("!HH", sport, dport)
     return V2_SIG + bytes([0x21, fam]) + struct.pack("!H", len(a)) + a
-
-
-# --------------------------------------------------------------------------
-# log helpers
-
-
-def postfix_pid_of(lines, pattern):
-    """The [PID] of the first line matching pattern."""
-    rx = re.compile(pattern)
-    for ln in lines:
-        if rx.search(ln):
-            m = re.search(r"\[(\d+)\]:", ln)
-            if m:
-                return int(m.group(1))
-    return None
-
-
-def lines_of_pid(lines, pid):
-    return [ln for ln in lines if "[%d]:" % pid in ln]
-
-
-def addr_re(ip):
-    return re.escape(ip)
-
-
-def wait_free_port(ip):
-    return free_port(ip)
-
-
-__all__ = [n for n in dir() if not n.startswith("_")] + ["SAN", "SCALE", "fmt_addr"]

@@ -134,6 +134,15 @@ def ensure_packages(packages=PACKAGES, quiet=True):
 # small helpers
 
 
+def tool(name):
+    """Absolute path of a Debian tool: root's PATH may lack /usr/sbin."""
+    for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    return shutil.which(name) or name
+
+
 def check_loopback(ip):
     a = ipaddress.ip_address(ip)
     if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
@@ -186,19 +195,6 @@ def wait_until(pred, timeout, what, interval=0.05):
         if time.monotonic() >= end:
             raise StackError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
-
-
-def port_accepts(ip, port, timeout=0.5):
-    fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect((ip, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def _proc_net_addr(hexaddr):
@@ -280,7 +276,7 @@ def read_pidfile(path):
         return None
 
 
-def kill_pid(pid, marker, timeout=10.0, reap=None):
+def kill_pid(pid, marker, timeout=10.0):
     """SIGTERM to pid (only if it still carries marker), wait, then SIGKILL."""
     if pid is None or not pid_alive(pid):
         return
@@ -293,8 +289,6 @@ def kill_pid(pid, marker, timeout=10.0, reap=None):
         return
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if reap:
-            reap()
         if not pid_alive(pid):
             return
         time.sleep(0.05)
@@ -502,7 +496,9 @@ class MailStack:
     def __init__(self, base_dir=None, greet_wait="1s", ports=None):
         self.own_dir = base_dir is None
         if base_dir is None:
-            base_dir = tempfile.mkdtemp(prefix="mailedge-stack-")
+            # /tmp, not $TMPDIR: the postfix, dovecot and mail users must be
+            # able to traverse every parent directory
+            base_dir = tempfile.mkdtemp(prefix="mailedge-stack-", dir="/tmp")
         self.base = os.path.abspath(base_dir)
         self.greet_wait = greet_wait
         self.ports = dict(ports or {})
@@ -539,9 +535,9 @@ class MailStack:
         }
 
     def up(self):
-        for tool in ("postfix", "postconf", "dovecot"):
-            if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
-                raise StackError("%s not found: run `mailstack.py install` as root" % tool)
+        for name in ("postfix", "postconf", "dovecot"):
+            if not os.path.isabs(tool(name)):
+                raise StackError("%s not found: run `mailstack.py install` as root" % name)
         if os.geteuid() != 0:
             raise StackError("the mail stack needs root (Postfix/Dovecot drop privileges themselves)")
         os.chmod(self.base, 0o755)  # mkdtemp makes 0700; postfix/dovecot/mail users traverse it
@@ -704,7 +700,7 @@ class MailStack:
                 maillog=self.pf_log, base=self.base, greet_wait=self.greet_wait))
         with open(os.path.join(self.pf_etc, "vmailbox"), "w") as f:
             f.write("%s %s/Maildir/\n" % (ADDRESS, USER))
-        r = subprocess.run(["postfix", "-c", self.pf_etc, "check"], env=self._postfix_env(),
+        r = subprocess.run([tool("postfix"), "-c", self.pf_etc, "check"], env=self._postfix_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if r.returncode != 0:
             raise StackError("postfix check failed:\n" + r.stdout + self.postfix_log.text())
@@ -713,7 +709,7 @@ class MailStack:
         return os.path.join(self.pf_spool, "pid", "master.pid")
 
     def _postfix_start(self):
-        r = run_to_file(["postfix", "-c", self.pf_etc, "start"],
+        r = run_to_file([tool("postfix"), "-c", self.pf_etc, "start"],
                         os.path.join(self.base, "postfix", "start.out"), env=self._postfix_env())
         if r[0] != 0:
             raise StackError("postfix start failed:\n" + r[1] + self.postfix_log.text())
@@ -733,7 +729,7 @@ class MailStack:
             log("postfix pid %d does not belong to %s; leaving it alone" % (pid, self.pf_etc))
             return
         # `postfix stop` signals exactly the master in our pid file
-        subprocess.run(["postfix", "-c", self.pf_etc, "stop"], env=self._postfix_env(),
+        subprocess.run([tool("postfix"), "-c", self.pf_etc, "stop"], env=self._postfix_env(),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         end = time.monotonic() + 15
         while pid_alive(pid) and time.monotonic() < end:
@@ -779,7 +775,7 @@ class MailStack:
     def _dovecot_start(self):
         # The daemon keeps the stdio it inherited: a file, not a pipe (a pipe
         # would never reach EOF while dovecot runs).
-        r = run_to_file(["dovecot", "-c", self.dc_conf], os.path.join(self.dc_dir, "start.out"))
+        r = run_to_file([tool("dovecot"), "-c", self.dc_conf], os.path.join(self.dc_dir, "start.out"))
         if r[0] != 0:
             raise StackError("dovecot failed to start:\n" + r[1] + self.dovecot_log.text())
 
