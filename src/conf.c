@@ -8,6 +8,7 @@
 #include "conf.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <glob.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 
 #include "addr.h"
 #include "conf_lex.h"
+#include "tlshello.h"
 #include "util.h"
 
 #define MAX_ERRORS 50
@@ -29,6 +31,7 @@
 #define DEFAULT_PROXY_MS 3000
 #define DEFAULT_IDLE_MS (30ull * 60 * 1000)
 #define DEFAULT_GRACE_MS 30000
+#define DEFAULT_HELLO_MS 5000
 
 /* Directives whose first appearance is remembered (duplicates, required). */
 enum dir {
@@ -38,13 +41,17 @@ enum dir {
     D_T_CONNECT,
     D_T_PROXY,
     D_T_IDLE,
+    D_T_HELLO,
     D_SERVER,
     D_SEND_PROXY,
     D_BALANCE,
     D_BIND,
     D_PROTOCOL,
     D_ACCEPT_PROXY,
-    D_ROUTE,
+    D_ROUTE,     /* the default route, route -> */
+    D_ROUTE_ANY, /* any route line */
+    D_ROUTE_SNI, /* the first route sni */
+    D_SNI_REQUIRED,
     D_COUNT
 };
 
@@ -55,6 +62,8 @@ static const char *const blk_names[] = {"top level", "global", "backend", "liste
 /* A route waits here until every backend is known. */
 struct pend_route {
     size_t listener;
+    size_t sni;                   /* index in its sni_routes, or SIZE_MAX: the default route */
+    unsigned port;                /* of the route; 0: each server's own */
     char target[CONF_HOST_MAX]; /* backend name, or the address of an implicit one */
     bool implicit;
     struct sockaddr_storage addr; /* implicit only */
@@ -82,6 +91,7 @@ struct ctx {
     struct conf_pos bpos; /* its keyword */
     char bname[CONF_NAME_MAX];
     struct conf_pos seen[D_COUNT]; /* first use of each directive in it (line 0: none) */
+    bool route_unreadable;         /* a route line was too broken to tell its kind */
 
     /* A block header without '{': opened if the next line is a lone '{'. */
     bool pending;
@@ -91,7 +101,7 @@ struct ctx {
 
     bool global_seen;
     struct conf_pos global_pos;
-    uint64_t g_connect, g_proxy, g_idle; /* 0: not set */
+    uint64_t g_connect, g_proxy, g_idle, g_hello; /* 0: not set */
 
     struct pend_route *routes;
     size_t nroutes;
@@ -433,10 +443,11 @@ d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
         {"connect", D_T_CONNECT, "a backend or the global block"},
         {"proxy", D_T_PROXY, "a listener or the global block"},
         {"idle", D_T_IDLE, "a listener or the global block"},
+        {"hello", D_T_HELLO, "a listener or the global block"},
     };
-    const char *allowed = x->blk == BLK_GLOBAL    ? "connect, proxy, idle"
+    const char *allowed = x->blk == BLK_GLOBAL    ? "connect, proxy, idle, hello"
                           : x->blk == BLK_BACKEND ? "connect"
-                                                  : "proxy, idle";
+                                                  : "proxy, idle, hello";
     size_t k;
     uint64_t ms;
 
@@ -467,14 +478,18 @@ d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
             x->g_connect = ms;
         else if (id == D_T_PROXY)
             x->g_proxy = ms;
-        else
+        else if (id == D_T_IDLE)
             x->g_idle = ms;
+        else
+            x->g_hello = ms;
     } else if (x->blk == BLK_BACKEND) {
         cur_backend(x)->timeout_connect_ms = ms;
     } else if (id == D_T_PROXY) {
         cur_listener(x)->timeout_proxy_ms = ms;
-    } else {
+    } else if (id == D_T_IDLE) {
         cur_listener(x)->timeout_idle_ms = ms;
+    } else {
+        cur_listener(x)->timeout_hello_ms = ms;
     }
 }
 
@@ -554,13 +569,27 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
 static void
 d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    (void)n;
-    if (is_word(&w[1], "v1"))
-        cur_backend(x)->send_proxy = 1;
-    else if (is_word(&w[1], "v2"))
-        cur_backend(x)->send_proxy = 2;
-    else
+    struct conf_backend *b = cur_backend(x);
+
+    if (is_word(&w[1], "v1")) {
+        b->send_proxy = 1;
+    } else if (is_word(&w[1], "v2")) {
+        b->send_proxy = 2;
+    } else {
         errw(x, &w[1], "bad PROXY version '%s': expected v1 or v2", w[1].text);
+        return;
+    }
+    if (n < 3)
+        return;
+    if (!is_word(&w[2], "authority")) {
+        errw(x, &w[2], "unknown send-proxy option '%s' (expected authority)", w[2].text);
+        return;
+    }
+    if (b->send_proxy != 2) {
+        errw(x, &w[2], "authority needs send-proxy v2: PROXY v1 has no TLVs to carry it");
+        return;
+    }
+    b->send_authority = true;
 }
 
 static void
@@ -675,73 +704,248 @@ d_accept_proxy(struct ctx *x, const struct lex_word *w, size_t n)
     }
 }
 
+#define ROUTE_USAGE "route -> BACKEND[:PORT]"
+#define ROUTE_SNI_USAGE "route sni NAME... -> BACKEND[:PORT]"
+
+/* Parses the target of a route into <r> and <*port>; reports and returns false if bad. */
+static bool
+route_target(struct ctx *x, const struct lex_word *t, struct pend_route *r, unsigned *port)
+{
+    struct sockaddr_storage ss;
+    bool any;
+
+    *port = 0;
+    r->pos = pos_of(x, t);
+    if (addr_parse(t->text, ADDR_PORT_REQUIRED, &ss, &any, NULL) == 0) {
+        if (any || unspecified(&ss)) {
+            errw(x, t, "route -> %s: a route needs a backend or a specific IP address", t->text);
+            return false;
+        }
+        r->implicit = true;
+        r->addr = ss;
+        addr_format((const struct sockaddr *)&ss, r->target, sizeof(r->target));
+        return true;
+    }
+    const char *colon = strchr(t->text, ':');
+    size_t len = colon != NULL ? (size_t)(colon - t->text) : strlen(t->text);
+    if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+        errw(x, t, "bad route target '%s': an IPv6 address with a port is written [ADDR]:PORT",
+             t->text);
+        return false;
+    }
+    if (len == 0 || len >= CONF_NAME_MAX) {
+        errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT", t->text);
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!name_char(t->text[i])) {
+            errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT",
+                 t->text);
+            return false;
+        }
+    }
+    if (colon != NULL) {
+        uint64_t p;
+        if (util_parse_uint(colon + 1, 65535, &p) != 0 || p == 0) {
+            errw(x, t, "bad port '%s' in route: expected a number from 1 to 65535", colon + 1);
+            return false;
+        }
+        *port = (unsigned)p;
+    }
+    memcpy(r->target, t->text, len);
+    r->target[len] = '\0';
+    return true;
+}
+
+static void
+add_pending(struct ctx *x, const struct pend_route *r)
+{
+    struct pend_route *v = append(x, x->routes, x->nroutes, sizeof(*v));
+
+    if (v == NULL)
+        return;
+    x->routes = v;
+    x->routes[x->nroutes++] = *r;
+}
+
+/* <host> is <suffix> plus exactly one label in front. */
+static bool
+wildcard_match(const char *suffix, const char *host)
+{
+    const char *dot = strchr(host, '.');
+
+    return dot != NULL && dot != host && strcmp(dot + 1, suffix) == 0;
+}
+
+/* A route sni name: a host name or "*." and one; reports and returns false if bad. */
+static bool
+sni_name(struct ctx *x, const struct lex_word *w, struct conf_sni_name *out)
+{
+    const char *t = w->text;
+    bool wild = t[0] == '*' && t[1] == '.';
+    const char *host = wild ? t + 2 : t;
+    struct in_addr a4;
+
+    memset(out, 0, sizeof(*out));
+    if (strchr(host, '*') != NULL) {
+        errw(x, w,
+             "bad server name '%s' in route sni: a wildcard is a whole first label, as in "
+             "*.example.org",
+             t);
+        return false;
+    }
+    if (tlshello_host_name((const uint8_t *)host, strlen(host), out->name, sizeof(out->name)) <
+        0) {
+        errw(x, w,
+             "bad server name '%s' in route sni: expected a host name like mail.example.org or "
+             "a wildcard like *.example.org",
+             t);
+        return false;
+    }
+    if (!wild && inet_pton(AF_INET, out->name, &a4) == 1) {
+        errw(x, w, "'%s' is an IP address: TLS clients never send one as server name (RFC 6066)",
+             t);
+        return false;
+    }
+    out->wildcard = wild;
+    out->pos = pos_of(x, w);
+    return true;
+}
+
+/*
+ * Refuses a name that an earlier one makes unreachable (routes are tried in
+ * order): the same name, or an exact name under an earlier wildcard.
+ */
+static bool
+sni_name_reachable(struct ctx *x, const struct conf_listener *l, const struct conf_sni_route *cur,
+                   const struct conf_sni_name *nm, const struct lex_word *w)
+{
+    char buf[300];
+
+    for (size_t i = 0; i <= l->nsni_routes; i++) {
+        const struct conf_sni_route *r = i < l->nsni_routes ? &l->sni_routes[i] : cur;
+        for (size_t j = 0; j < r->nnames; j++) {
+            const struct conf_sni_name *e = &r->names[j];
+            if (e->wildcard == nm->wildcard && strcmp(e->name, nm->name) == 0) {
+                errw(x, w, "server name '%s' is already routed at %s", w->text,
+                     where(x, &e->pos, buf, sizeof(buf)));
+                return false;
+            }
+            if (e->wildcard && !nm->wildcard && wildcard_match(e->name, nm->name)) {
+                errw(x, w,
+                     "server name '%s' never matches: '*.%s' at %s comes first and takes it "
+                     "(routes are tried in order)",
+                     w->text, e->name, where(x, &e->pos, buf, sizeof(buf)));
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static void
+route_sni(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_listener *l = cur_listener(x);
+    struct conf_sni_route sr;
+    struct pend_route r;
+    size_t arrow = 2;
+    unsigned port;
+    bool ok = true;
+
+    while (arrow < n && !is_word(&w[arrow], "->"))
+        arrow++;
+    if (arrow == 2) {
+        errw(x, arrow < n ? &w[arrow] : &w[1],
+             "route sni needs at least one server name before '->' (usage: " ROUTE_SNI_USAGE ")");
+        return;
+    }
+    if (arrow == n) {
+        errw(x, &w[1], "route sni without '->' (usage: " ROUTE_SNI_USAGE ")");
+        return;
+    }
+    if (n != arrow + 2) {
+        errw(x, n < arrow + 2 ? &w[arrow] : &w[arrow + 2],
+             "route takes one target after '->' (usage: " ROUTE_SNI_USAGE ")");
+        return;
+    }
+    if (x->seen[D_ROUTE_SNI].line == 0)
+        x->seen[D_ROUTE_SNI] = pos_of(x, &w[1]);
+
+    memset(&sr, 0, sizeof(sr));
+    for (size_t i = 2; i < arrow && !x->stop; i++) {
+        struct conf_sni_name nm;
+        if (!sni_name(x, &w[i], &nm) || !sni_name_reachable(x, l, &sr, &nm, &w[i])) {
+            ok = false;
+            continue;
+        }
+        struct conf_sni_name *v = append(x, sr.names, sr.nnames, sizeof(*v));
+        if (v == NULL) {
+            ok = false;
+            break;
+        }
+        sr.names = v;
+        sr.names[sr.nnames++] = nm;
+    }
+    memset(&r, 0, sizeof(r));
+    r.listener = x->bi;
+    if (!route_target(x, &w[arrow + 1], &r, &port))
+        ok = false;
+    struct conf_sni_route *v = ok ? append(x, l->sni_routes, l->nsni_routes, sizeof(*v)) : NULL;
+    if (v == NULL) {
+        free(sr.names);
+        return;
+    }
+    l->sni_routes = v;
+    sr.route.pos = pos_of(x, &w[0]);
+    sr.route.port = port;
+    r.sni = l->nsni_routes;
+    r.port = port;
+    l->sni_routes[l->nsni_routes++] = sr;
+    add_pending(x, &r);
+}
+
 static void
 d_route(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_listener *l = cur_listener(x);
     struct pend_route r;
-    struct sockaddr_storage ss;
-    bool any;
+    unsigned port;
 
+    if (is_word(&w[1], "sni")) {
+        route_sni(x, w, n);
+        return;
+    }
     if (!is_word(&w[1], "->")) {
-        errw(x, &w[1], "expected '->' after 'route'%s (usage: route -> BACKEND[:PORT])",
-             is_word(&w[1], "sni") ? ": SNI routes are not supported yet" : "");
+        errw(x, &w[1],
+             "expected '->' or 'sni' after 'route' (usage: " ROUTE_USAGE " or " ROUTE_SNI_USAGE
+             ")");
         return;
     }
     if (n != 3) {
         errw(x, n < 3 ? &w[1] : &w[3],
-             "route takes one target after '->' (usage: route -> BACKEND[:PORT])");
+             "route takes one target after '->' (usage: " ROUTE_USAGE ")");
         return;
     }
-    const struct lex_word *t = &w[2];
+    if (!first_use(x, D_ROUTE, &w[0], "route ->"))
+        return;
     memset(&r, 0, sizeof(r));
     r.listener = x->bi;
-    r.pos = pos_of(x, t);
+    r.sni = SIZE_MAX;
     l->route.pos = pos_of(x, &w[0]);
-
-    if (addr_parse(t->text, ADDR_PORT_REQUIRED, &ss, &any, NULL) == 0) {
-        if (any || unspecified(&ss)) {
-            errw(x, t, "route -> %s: a route needs a backend or a specific IP address", t->text);
-            return;
-        }
-        r.implicit = true;
-        r.addr = ss;
-        addr_format((const struct sockaddr *)&ss, r.target, sizeof(r.target));
-    } else {
-        const char *colon = strchr(t->text, ':');
-        size_t len = colon != NULL ? (size_t)(colon - t->text) : strlen(t->text);
-        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-            errw(x, t, "bad route target '%s': an IPv6 address with a port is written [ADDR]:PORT",
-                 t->text);
-            return;
-        }
-        if (len == 0 || len >= CONF_NAME_MAX) {
-            errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT", t->text);
-            return;
-        }
-        for (size_t i = 0; i < len; i++) {
-            if (!name_char(t->text[i])) {
-                errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT",
-                     t->text);
-                return;
-            }
-        }
-        if (colon != NULL) {
-            uint64_t port;
-            if (util_parse_uint(colon + 1, 65535, &port) != 0 || port == 0) {
-                errw(x, t, "bad port '%s' in route: expected a number from 1 to 65535", colon + 1);
-                return;
-            }
-            l->route.port = (unsigned)port;
-        }
-        memcpy(r.target, t->text, len);
-        r.target[len] = '\0';
-    }
-    struct pend_route *v = append(x, x->routes, x->nroutes, sizeof(*v));
-    if (v == NULL)
+    if (!route_target(x, &w[2], &r, &port))
         return;
-    x->routes = v;
-    x->routes[x->nroutes++] = r;
+    l->route.port = port;
+    r.port = port;
+    add_pending(x, &r);
+}
+
+static void
+d_sni_required(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)w;
+    (void)n;
+    cur_listener(x)->sni_required = true;
 }
 
 /* ---- blocks ---- */
@@ -750,12 +954,12 @@ static const struct directive global_dirs[] = {
     {"log", D_LOG, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]", d_log},
     {"grace", D_GRACE, true, 1, 1, "grace DURATION", d_grace},
     {"splice", D_SPLICE, true, 1, 1, "splice on|off", d_splice},
-    {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle DURATION", d_timeout},
+    {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", d_timeout},
 };
 
 static const struct directive backend_dirs[] = {
     {"server", D_SERVER, false, 2, 2, "server NAME ADDR[:PORT]", d_server},
-    {"send-proxy", D_SEND_PROXY, true, 1, 1, "send-proxy v1|v2", d_send_proxy},
+    {"send-proxy", D_SEND_PROXY, true, 1, 2, "send-proxy v1|v2 [authority]", d_send_proxy},
     {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first", d_balance},
     {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", d_timeout},
 };
@@ -765,8 +969,9 @@ static const struct directive listener_dirs[] = {
     {"protocol", D_PROTOCOL, true, 1, 1, "protocol smtp|submission|imap|pop3|tls|tcp", d_protocol},
     {"accept-proxy", D_ACCEPT_PROXY, false, 2, MANY, "accept-proxy v1|v2|any from CIDR ...",
      d_accept_proxy},
-    {"route", D_ROUTE, true, 1, MANY, "route -> BACKEND[:PORT]", d_route},
-    {"timeout", D_COUNT, false, 2, 2, "timeout proxy|idle DURATION", d_timeout},
+    {"route", D_ROUTE_ANY, false, 1, MANY, ROUTE_USAGE " or " ROUTE_SNI_USAGE, d_route},
+    {"sni-required", D_SNI_REQUIRED, true, 0, 0, "sni-required", d_sni_required},
+    {"timeout", D_COUNT, false, 2, 2, "timeout proxy|idle|hello DURATION", d_timeout},
 };
 
 static const struct {
@@ -777,7 +982,7 @@ static const struct {
     [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, timeout"},
     [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs), "server, send-proxy, balance, timeout"},
     [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),
-                      "bind, protocol, accept-proxy, route, timeout"},
+                      "bind, protocol, accept-proxy, route, sni-required, timeout"},
 };
 
 static const struct directive *
@@ -823,6 +1028,7 @@ open_block(struct ctx *x, enum blk kind, const char *name, const struct conf_pos
     char buf[300];
 
     memset(x->seen, 0, sizeof(x->seen));
+    x->route_unreadable = false;
     x->bpos = *kw;
     util_strlcpy(x->bname, name, sizeof(x->bname));
     x->blk = kind;
@@ -870,20 +1076,54 @@ open_block(struct ctx *x, enum blk kind, const char *name, const struct conf_pos
     }
 }
 
+/*
+ * SNI needs the client to speak first. On a server-first listener the
+ * client waits for the greeting, so waiting for its ClientHello would stall
+ * both (the caddy-l4 and Traefik bug); a tcp listener may be either.
+ */
+static void
+tls_only(struct ctx *x, const struct conf_listener *l, enum dir id, const char *what)
+{
+    const struct conf_pos *p = &x->seen[id];
+
+    if (p->line == 0)
+        return;
+    if (conf_proto_server_first(l->proto))
+        errp(x, p,
+             "%s on a %s listener: the server speaks first, so waiting for a TLS ClientHello "
+             "would stall its greeting (use protocol tls: implicit TLS, as on 465, 993, 995, 443)",
+             what, conf_proto_name(l->proto));
+    else
+        errp(x, p,
+             "%s needs protocol tls: a tcp listener's clients may wait for the server to speak "
+             "first, and waiting for a ClientHello would stall them",
+             what);
+}
+
 /* '}': checks what the block requires, then leaves it. */
 static void
 close_block(struct ctx *x)
 {
     if (x->blk == BLK_LISTENER) {
+        const struct conf_listener *l = cur_listener(x);
         if (x->seen[D_BIND].line == 0)
             errp(x, &x->bpos, "listener '%s' has no bind (add: bind ADDR:PORT)", x->bname);
         if (x->seen[D_PROTOCOL].line == 0)
             errp(x, &x->bpos,
                  "listener '%s' has no protocol (add: protocol smtp|submission|imap|pop3|tls|tcp)",
                  x->bname);
-        if (x->seen[D_ROUTE].line == 0)
-            errp(x, &x->bpos, "listener '%s' has no route (add: route -> BACKEND[:PORT])",
+        if (x->seen[D_ROUTE_ANY].line == 0)
+            errp(x, &x->bpos, "listener '%s' has no route (add: " ROUTE_USAGE ")", x->bname);
+        else if (x->seen[D_ROUTE].line == 0 && !l->sni_required && !x->route_unreadable)
+            errp(x, &x->bpos,
+                 "listener '%s' has no default route for clients that match no route sni (add: "
+                 "route -> BACKEND[:PORT], or sni-required to refuse them)",
                  x->bname);
+        if (x->seen[D_PROTOCOL].line != 0 && l->proto != PROTO_TLS) {
+            tls_only(x, l, D_ROUTE_SNI, "route sni");
+            tls_only(x, l, D_SNI_REQUIRED, "sni-required");
+            tls_only(x, l, D_T_HELLO, "timeout hello");
+        }
     } else if (x->blk == BLK_BACKEND) {
         if (x->seen[D_SERVER].line == 0)
             errp(x, &x->bpos, "backend '%s' has no server (add: server NAME ADDR[:PORT])",
@@ -1107,6 +1347,8 @@ block_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
         /* Count it as present, so its absence is not reported as well. */
         if (d->id != D_COUNT && x->seen[d->id].line == 0)
             x->seen[d->id] = pos_of(x, &w[0]);
+        if (d->id == D_ROUTE_ANY)
+            x->route_unreadable = true;
         goto done;
     }
     if (d->once && !first_use(x, d->id, &w[0], d->name))
@@ -1304,6 +1546,14 @@ backend_list(const struct conf *c, size_t nexplicit, char *buf, size_t cap)
     }
 }
 
+static struct conf_route *
+route_at(struct conf *c, const struct pend_route *r)
+{
+    struct conf_listener *l = &c->listeners[r->listener];
+
+    return r->sni == SIZE_MAX ? &l->route : &l->sni_routes[r->sni].route;
+}
+
 /*
  * Resolves routes to backend indices, creating the implicit backends of
  * "route -> IP:PORT". Indices, not pointers: the array may still move.
@@ -1346,7 +1596,7 @@ resolve_routes(struct ctx *x, size_t *idx)
         idx[i] = bi;
 
         const struct conf_backend *b = &c->backends[bi];
-        if (c->listeners[r->listener].route.port != 0)
+        if (r->port != 0)
             continue;
         for (size_t s = 0; s < b->nservers; s++) {
             if (!b->servers[s].has_port) {
@@ -1489,13 +1739,26 @@ finish(struct ctx *x)
             l->timeout_proxy_ms = x->g_proxy ? x->g_proxy : DEFAULT_PROXY_MS;
         if (l->timeout_idle_ms == 0)
             l->timeout_idle_ms = x->g_idle ? x->g_idle : DEFAULT_IDLE_MS;
+        if (l->timeout_hello_ms == 0)
+            l->timeout_hello_ms = x->g_hello ? x->g_hello : DEFAULT_HELLO_MS;
     }
     /* The backends array is final now: pointers into it stay valid. */
     for (size_t i = 0; idx != NULL && i < x->nroutes && !x->stop; i++) {
         if (idx[i] != SIZE_MAX)
-            c->listeners[x->routes[i].listener].route.backend = &c->backends[idx[i]];
+            route_at(c, &x->routes[i])->backend = &c->backends[idx[i]];
     }
     free(idx);
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        struct conf_listener *l = &c->listeners[i];
+        bool authority = l->route.backend != NULL && l->route.backend->send_authority;
+        for (size_t j = 0; j < l->nsni_routes; j++) {
+            const struct conf_backend *b = l->sni_routes[j].route.backend;
+            authority = authority || (b != NULL && b->send_authority);
+        }
+        /* Without a use for the server name, a TLS client is connected at once. */
+        l->peek_hello =
+            l->proto == PROTO_TLS && (l->nsni_routes > 0 || l->sni_required || authority);
+    }
     check_binds(x);
 }
 
@@ -1599,8 +1862,12 @@ conf_free(struct conf *c)
         free(c->backends[i].servers);
     free(c->backends);
     for (size_t i = 0; i < c->nlisteners; i++) {
-        free(c->listeners[i].binds);
-        free(c->listeners[i].trusted);
+        struct conf_listener *l = &c->listeners[i];
+        free(l->binds);
+        free(l->trusted);
+        for (size_t j = 0; j < l->nsni_routes; j++)
+            free(l->sni_routes[j].names);
+        free(l->sni_routes);
     }
     free(c->listeners);
     for (size_t i = 0; i < c->nfiles; i++)
@@ -1617,6 +1884,20 @@ conf_find_backend(const struct conf *c, const char *name)
             return &c->backends[i];
     }
     return NULL;
+}
+
+const struct conf_route *
+conf_listener_route(const struct conf_listener *l, const char *sni)
+{
+    for (size_t i = 0; sni != NULL && i < l->nsni_routes; i++) {
+        const struct conf_sni_route *r = &l->sni_routes[i];
+        for (size_t j = 0; j < r->nnames; j++) {
+            const struct conf_sni_name *nm = &r->names[j];
+            if (nm->wildcard ? wildcard_match(nm->name, sni) : strcmp(nm->name, sni) == 0)
+                return &r->route;
+        }
+    }
+    return l->route.backend != NULL ? &l->route : NULL;
 }
 
 const char *

@@ -14,6 +14,7 @@
 
 #include "cidr.h"
 #include "proxyproto.h"
+#include "tlshello.h"
 
 #define CONF_NAME_MAX 64     /* listener, backend and server names, NUL included */
 #define CONF_HOST_MAX 256
@@ -41,15 +42,30 @@ struct conf_backend {
     struct conf_server *servers;
     size_t nservers;
     int send_proxy;                  /* 0 none, 1 or 2: PROXY version sent */
+    bool send_authority;             /* v2: the client's SNI in an AUTHORITY TLV */
     enum balance balance;            /* default round-robin */
     uint64_t timeout_connect_ms;     /* default 5s (or global) */
     struct conf_pos pos;
 };
 
 struct conf_route {
-    const struct conf_backend *backend;  /* points into the same conf */
+    const struct conf_backend *backend;  /* points into the same conf; NULL: no route */
     unsigned port;                       /* 0: each server's own port */
     struct conf_pos pos;
+};
+
+/* One name of a route sni: "mail.example.org", or "*.example.org". */
+struct conf_sni_name {
+    char name[TH_HOST_MAX];          /* lower case, no trailing dot; without "*." */
+    bool wildcard;                   /* written "*.NAME": NAME plus exactly one label */
+    struct conf_pos pos;
+};
+
+/* route sni NAME... -> BACKEND[:PORT] */
+struct conf_sni_route {
+    struct conf_sni_name *names;
+    size_t nnames;
+    struct conf_route route;
 };
 
 struct conf_bind {
@@ -66,9 +82,14 @@ struct conf_listener {
     enum pp_accept accept_proxy;     /* 0: no inbound PROXY header */
     struct cidr *trusted;            /* sources allowed to send one */
     size_t ntrusted;
-    struct conf_route route;         /* route -> BACKEND[:PORT] */
+    struct conf_sni_route *sni_routes;  /* tried in order, before the default route */
+    size_t nsni_routes;
+    struct conf_route route;         /* route -> BACKEND[:PORT]; backend NULL: none */
+    bool sni_required;               /* refuse clients without a usable SNI */
+    bool peek_hello;                 /* read the ClientHello before connecting */
     uint64_t timeout_proxy_ms;       /* default 3s */
     uint64_t timeout_idle_ms;        /* default 30m */
+    uint64_t timeout_hello_ms;       /* default 5s */
     struct conf_pos pos;
 };
 
@@ -118,6 +139,14 @@ int conf_load_string(const char *name, const char *text, size_t len, bool allow_
 void conf_free(struct conf *c);
 
 const struct conf_backend *conf_find_backend(const struct conf *c, const char *name);
+
+/*
+ * Where a client of <l> with server name <sni> goes: the first route sni
+ * with a matching name, else the default route. <sni> is a host name as
+ * tlshello_host_name() writes it (lower case, no trailing dot), or NULL.
+ * Returns NULL when nothing matches and there is no default route.
+ */
+const struct conf_route *conf_listener_route(const struct conf_listener *l, const char *sni);
 
 /* "smtp", "submission", ... */
 const char *conf_proto_name(enum proto p);

@@ -93,7 +93,6 @@ listener_open(struct listener *l, struct worker *w, const struct conf_listener *
     l->w = w;
     l->conf = conf;
     l->bind = bind;
-    l->backend = worker_backend(w, conf->route.backend);
     l->wildcard = bind->any || is_unspecified((const struct sockaddr *)&bind->addr);
     timer_init(&l->pause_timer, on_resume);
     l->io.cb = on_accept;

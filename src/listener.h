@@ -14,14 +14,12 @@
 #include "loop.h"
 
 struct worker;
-struct backend;
 
 struct listener {
     struct io io;                       /* the listening socket */
     struct worker *w;
     const struct conf_listener *conf;
     const struct conf_bind *bind;
-    struct backend *backend;            /* where the route goes */
     bool wildcard;                      /* bound to 0.0.0.0 or [::]: ask getsockname */
     struct timer pause_timer;           /* resumes accepting after EMFILE */
     uint64_t last_pause_log;

@@ -1,13 +1,14 @@
 /*
  * session: the per-connection state machine.
  *
- *   accept -> [READ_PROXY] -> CONNECTING -> RELAYING -> CLOSED
- *                                  ^   |
- *                                  +---+  next server on refusal/timeout
+ *   accept -> [READ_PROXY] -> [PEEK_HELLO] -> CONNECTING -> RELAYING -> CLOSED
+ *                                               ^   |
+ *                                               +---+  next server on refusal/timeout
  *
- * Both sockets are registered once, edge-triggered, for input and output;
- * readiness is cached in the session and cleared by the relay on EAGAIN,
- * so the data path makes no epoll_ctl calls at all.
+ * PEEK_HELLO only on tls listeners that route by SNI (or need it for the
+ * AUTHORITY TLV). Both sockets are registered once, edge-triggered, for
+ * input and output; readiness is cached in the session and cleared by the
+ * relay on EAGAIN, so the data path makes no epoll_ctl calls at all.
  */
 #include "session.h"
 
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -29,6 +31,7 @@
 #include "proxyproto.h"
 #include "relay.h"
 #include "sock.h"
+#include "tlshello.h"
 #include "worker.h"
 
 /* Bytes one direction may move per wake-up before yielding to others. */
@@ -59,8 +62,14 @@ struct session {
     size_t srv_first, attempt;
     const struct conf_server *trying;  /* the server being connected to */
     const struct conf_server *srv;     /* the server connected to, for the log */
+    const struct conf_route *route;    /* chosen route; NULL until routed */
+    struct backend *backend;           /* its runtime backend */
+    size_t hello_need;                 /* PEEK_HELLO: bytes worth parsing again */
+    size_t hello_seen;                 /* PEEK_HELLO: bytes of the last peek */
     uint64_t id, start_ms, last_ms;
     union sa client, peer, local;
+    char *sni;                         /* NULL (no peeking), "" or the server name */
+    char tail[];                       /* TH_HOST_MAX bytes for sni on peeking listeners */
 };
 
 static const char *const end_reason_names[] = {
@@ -70,6 +79,8 @@ static const char *const end_reason_names[] = {
     [END_CONNECT_TIMEOUT] = "connect_timeout", [END_PROXY_TIMEOUT] = "proxy_timeout",
     [END_PROXY_INVALID] = "proxy_invalid",     [END_PROXY_UNTRUSTED] = "proxy_untrusted",
     [END_SHUTDOWN] = "shutdown",               [END_RESOURCE] = "resource",
+    [END_HELLO_TIMEOUT] = "hello_timeout",     [END_SNI_REQUIRED] = "sni_required",
+    [END_SNI_NO_ROUTE] = "sni_no_route",
 };
 
 const char *
@@ -117,13 +128,15 @@ log_session(const struct session *s, enum end_reason r, const char *detail)
     if (!log_enabled(LOG_INFO))
         return;
     char client[ADDR_STRLEN], peer[ADDR_STRLEN];
-    const struct backend *b = s->l->backend;
+    const struct backend *b = s->backend;
     log_begin(LOG_INFO, "session");
     log_fmt("id", "%016llx", (unsigned long long)s->id);
     log_str("listener", lconf(s)->name);
     log_str("client", addr_format(&s->client.sa, client, sizeof(client)));
     log_str("peer", addr_format(&s->peer.sa, peer, sizeof(peer)));
-    log_str("backend", b->conf->name);
+    if (s->sni != NULL && s->sni[0] != '\0')
+        log_str("sni", s->sni);
+    log_str("backend", b != NULL ? b->conf->name : "-");
     log_str("server", s->srv ? s->srv->name : "-");
     log_u64("bytes_in", s->up.bytes);
     log_u64("bytes_out", s->down.bytes);
@@ -262,12 +275,17 @@ relay(struct session *s)
 static bool
 send_proxy_header(struct session *s)
 {
-    int version = s->l->backend->conf->send_proxy;
+    const struct conf_backend *bc = s->backend->conf;
+    int version = bc->send_proxy;
     if (version == 0)
         return true;
+    /* s->sni is always a checked host name: Dovecot drops the connection
+     * on an AUTHORITY that is not a valid DNS name. */
+    const char *authority =
+        bc->send_authority && s->sni != NULL && s->sni[0] != '\0' ? s->sni : NULL;
     uint8_t hdr[PP_HEADER_MAX];
     size_t n = proxyproto_encode(version == 1 ? PP_V1 : PP_V2, &s->client.sa, &s->local.sa,
-                                 NULL, hdr, sizeof(hdr));
+                                 authority, hdr, sizeof(hdr));
     if (n == 0) {
         session_close(s, END_RESOURCE, "cannot encode PROXY header");
         return false;
@@ -310,12 +328,12 @@ connect_failed(struct session *s, int err, bool timeout)
 static void
 connect_next(struct session *s)
 {
-    struct backend *b = s->l->backend;
+    struct backend *b = s->backend;
     const struct conf_server *srv;
     while ((srv = backend_server_at(b, s->srv_first, s->attempt)) != NULL) {
         struct sockaddr_storage sa;
         s->trying = srv;
-        if (backend_server_addr(srv, lconf(s)->route.port, &sa) == -1) {
+        if (backend_server_addr(srv, s->route->port, &sa) == -1) {
             s->last_err = EDESTADDRREQ;
             s->attempt++;
             continue;
@@ -349,12 +367,134 @@ connect_next(struct session *s)
     session_close(s, s->last_timeout ? END_CONNECT_TIMEOUT : END_CONNECT_REFUSED, detail);
 }
 
+/* Connects to the servers of route <r>. */
 static void
-start_connect(struct session *s)
+start_connect(struct session *s, const struct conf_route *r)
 {
-    s->srv_first = backend_first(s->l->backend);
+    s->route = r;
+    s->backend = worker_backend(s->w, r->backend);
+    s->srv_first = backend_first(s->backend);
     s->attempt = 0;
     connect_next(s);
+}
+
+/* --- ClientHello --------------------------------------------------------- */
+
+static void
+log_hello(const struct session *s, const char *result, const char *why)
+{
+    if (!log_enabled(LOG_DEBUG))
+        return;
+    log_begin(LOG_DEBUG, "hello");
+    log_fmt("id", "%016llx", (unsigned long long)s->id);
+    log_str("result", result);
+    if (s->sni != NULL && s->sni[0] != '\0')
+        log_str("sni", s->sni);
+    if (why != NULL)
+        log_str("error", why);
+    log_u64("bytes", s->hello_seen);
+    log_end();
+}
+
+/*
+ * The hello is parsed (or is not TLS at all): pick the route. No usable
+ * server name goes to the default route, or is refused with sni-required.
+ */
+static void
+hello_done(struct session *s, enum th_result r, const struct th_hello *h, const char *why)
+{
+    const struct conf_listener *lc = lconf(s);
+    const char *sni = NULL;
+
+    if (r == TH_OK && h->has_sni) {
+        if (tlshello_host_name(h->sni, h->sni_len, s->sni, TH_HOST_MAX) > 0)
+            sni = s->sni;
+        else
+            why = "server name is not a host name";
+    } else if (r == TH_OK) {
+        why = "no server name in the ClientHello";
+    }
+    log_hello(s, r == TH_OK ? "ok" : r == TH_NOT_TLS ? "not_tls" : "invalid", why);
+    if (sni == NULL && lc->sni_required) {
+        session_close(s, END_SNI_REQUIRED, why);
+        return;
+    }
+    const struct conf_route *route = conf_listener_route(lc, sni);
+    if (route == NULL) {
+        session_close(s, END_SNI_NO_ROUTE, NULL);
+        return;
+    }
+    start_connect(s, route);
+}
+
+/*
+ * Peeks at the ClientHello: the bytes stay in the socket and reach the
+ * backend untouched, like the bytes after an inbound PROXY header. The
+ * hello is re-parsed from the start on each arrival; with edge-triggered
+ * epoll, NEED_MORE waits for the next segment.
+ */
+static void
+peek_hello(struct session *s)
+{
+    uint8_t buf[TH_HELLO_MAX];
+    int avail = 0;
+    ssize_t n;
+
+    /* Until the bytes the last parse asked for are there, a segment costs an
+     * ioctl, not a 16 KiB peek and parse: a client dribbling one byte at a
+     * time cannot make us re-parse its hello thousands of times. */
+    if (s->hello_need > 0 && !s->c_hup && ioctl(s->cio.fd, FIONREAD, &avail) == 0 &&
+        avail >= 0 && (size_t)avail < s->hello_need) {
+        s->c_rd = false;
+        return;
+    }
+    do {
+        n = recv(s->cio.fd, buf, sizeof(buf), MSG_PEEK);
+    } while (n == -1 && errno == EINTR);
+    if (n == 0) {
+        session_close(s, END_CLIENT_CLOSED, "closed before sending a ClientHello");
+        return;
+    }
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            s->c_rd = false;
+            return;
+        }
+        session_close(s, END_CLIENT_RESET, strerror(errno));
+        return;
+    }
+    s->hello_seen = (size_t)n;
+    struct th_hello h;
+    const char *why = NULL;
+    enum th_result r = tlshello_parse(buf, (size_t)n, &h, &why);
+    if (r == TH_NEED_MORE) {
+        if (s->c_hup) {
+            session_close(s, END_CLIENT_CLOSED, "closed in the middle of its ClientHello");
+            return;
+        }
+        s->hello_need = h.need;
+        s->c_rd = false; /* edge-triggered: the next segment wakes us */
+        return;
+    }
+    hello_done(s, r, &h, why);
+}
+
+/* After the accept, or after the inbound PROXY header. */
+static void
+begin(struct session *s)
+{
+    const struct conf_listener *lc = lconf(s);
+
+    if (!lc->peek_hello) {
+        /* Server-first or not, never wait for the client: connect now. */
+        start_connect(s, &lc->route);
+        return;
+    }
+    s->state = SESSION_PEEK_HELLO;
+    loop_timer_at(s->w->loop, &s->timer, loop_now(s->w->loop) + lc->timeout_hello_ms);
+    /* The hello may have come with the PROXY header: no new edge for it. */
+    if (s->c_rd)
+        peek_hello(s);
 }
 
 /* --- inbound PROXY header ------------------------------------------------ */
@@ -418,7 +558,7 @@ read_proxy(struct session *s)
         sa_store(&s->client, &hdr.src);
         sa_store(&s->local, &hdr.dst);
     }
-    start_connect(s);
+    begin(s);
 }
 
 /* --- events -------------------------------------------------------------- */
@@ -432,6 +572,16 @@ on_timer(struct timer *t)
     case SESSION_READ_PROXY:
         session_close(s, END_PROXY_TIMEOUT, NULL);
         break;
+    case SESSION_PEEK_HELLO: {
+        char detail[64];
+        if (s->hello_seen == 0)
+            snprintf(detail, sizeof(detail), "no bytes from the client");
+        else
+            snprintf(detail, sizeof(detail), "incomplete ClientHello, %zu bytes",
+                     s->hello_seen);
+        session_close(s, END_HELLO_TIMEOUT, detail);
+        break;
+    }
     case SESSION_CONNECTING:
         connect_failed(s, ETIMEDOUT, true);
         break;
@@ -464,6 +614,10 @@ on_client(struct io *io, uint32_t ev)
     case SESSION_READ_PROXY:
         if (s->c_rd)
             read_proxy(s);
+        break;
+    case SESSION_PEEK_HELLO:
+        if (s->c_rd)
+            peek_hello(s);
         break;
     case SESSION_CONNECTING:
         /* A client that vanished entirely is not worth the connect. */
@@ -504,6 +658,7 @@ on_backend(struct io *io, uint32_t ev)
         relay(s);
         break;
     case SESSION_READ_PROXY:
+    case SESSION_PEEK_HELLO:
     case SESSION_CLOSED:
         break;
     }
@@ -515,8 +670,9 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
     struct worker *w = l->w;
     /* One timer per session, plus the listeners' and the drain timer. */
     struct session *s = NULL;
+    bool peek = l->conf->peek_hello;
     if (loop_timer_reserve(w->loop, w->nsessions + w->nlisteners + 2) == 0)
-        s = calloc(1, sizeof(*s));
+        s = calloc(1, sizeof(*s) + (peek ? TH_HOST_MAX : 0));
     if (s == NULL) {
         close(fd);
         log_warnx("listener %s: out of memory for a new session", l->conf->name);
@@ -524,6 +680,7 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
     }
     s->w = w;
     s->l = l;
+    s->sni = peek ? s->tail : NULL;
     s->cio = (struct io){.fd = fd, .cb = on_client};
     s->bio = (struct io){.fd = -1, .cb = on_backend};
     bool copy = !w->conf->global.splice;
@@ -554,8 +711,7 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
     }
     const struct conf_listener *lc = l->conf;
     if (lc->accept_proxy == 0) {
-        /* Server-first or not, never wait for the client: connect now. */
-        start_connect(s);
+        begin(s);
         return;
     }
     if (!cidr_match_any(lc->trusted, lc->ntrusted, &s->peer.sa)) {

@@ -13,6 +13,7 @@ struct worker;
 
 enum session_state {
     SESSION_READ_PROXY,   /* waiting for the inbound PROXY header (timeout proxy) */
+    SESSION_PEEK_HELLO,   /* waiting for the whole TLS ClientHello (timeout hello) */
     SESSION_CONNECTING,   /* backend connect in progress (timeout connect) */
     SESSION_RELAYING,     /* moving bytes both ways, maybe half-closed (timeout idle) */
     SESSION_CLOSED,       /* done and logged; freed after this batch of events */
@@ -32,6 +33,9 @@ enum end_reason {
     END_PROXY_UNTRUSTED,  /* a source not allowed to send a PROXY header */
     END_SHUTDOWN,         /* cut at the end of the drain grace period */
     END_RESOURCE,         /* out of memory or descriptors */
+    END_HELLO_TIMEOUT,    /* no complete ClientHello in time */
+    END_SNI_REQUIRED,     /* sni-required, and no usable server name (why in error=) */
+    END_SNI_NO_ROUTE,     /* a server name no route takes, and no default route */
 };
 
 const char *session_end_reason_name(enum end_reason r);

@@ -30,7 +30,7 @@ on_grace(struct timer *t)
 struct backend *
 worker_backend(struct worker *w, const struct conf_backend *cb)
 {
-    return &w->backends[cb - w->conf->backends];
+    return cb != NULL ? &w->backends[cb - w->conf->backends] : NULL;
 }
 
 int
@@ -74,7 +74,8 @@ worker_init(struct worker *w, const struct conf *conf)
             log_str("listener", lc->name);
             log_str("addr", a);
             log_str("protocol", conf_proto_name(lc->proto));
-            log_str("backend", lc->route.backend->name);
+            /* The default route's; "-" when sni-required leaves none. */
+            log_str("backend", lc->route.backend != NULL ? lc->route.backend->name : "-");
             log_end();
         }
     }

@@ -50,7 +50,7 @@ void worker_drain(struct worker *w);
 
 void worker_free(struct worker *w);
 
-/* The runtime backend for a configured one. */
+/* The runtime backend for a configured one; NULL for NULL. */
 struct backend *worker_backend(struct worker *w, const struct conf_backend *cb);
 
 /* Called by sessions as they end. */

@@ -22,6 +22,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "tlshello.h"
 #include "util.h"
 
 #define MS_S 1000ull
@@ -386,6 +387,175 @@ test_crlf_and_no_final_newline(void **state)
     conf_free(c);
 }
 
+/* ---- TLS: route sni, sni-required, timeout hello, send-proxy v2 authority ---- */
+
+static const char sni_text[] = "global {\n"
+                               "    timeout hello 3s\n"
+                               "}\n"
+                               "backend mailbox {\n"
+                               "    server s 10.0.0.5\n"
+                               "    send-proxy v2 authority\n"
+                               "}\n"
+                               "backend web {\n"
+                               "    server w 127.0.0.1:8443\n"
+                               "}\n"
+                               "listener https {\n"
+                               "    bind :443\n"
+                               "    route sni mta-sts.example.org AUTOCONFIG.Example.org. "
+                               "autodiscover.example.org -> mailbox:443\n"
+                               "    route sni *.example.net -> web\n"
+                               "    route -> 127.0.0.1:8080\n"
+                               "    protocol tls\n" /* after the routes: order does not matter */
+                               "    timeout hello 2s\n"
+                               "}\n"
+                               "listener imaps {\n"
+                               "    bind :993\n"
+                               "    protocol tls\n"
+                               "    sni-required\n"
+                               "    route sni mail.example.org -> mailbox:993\n"
+                               "}\n"
+                               "listener submissions {\n"
+                               "    bind :465\n"
+                               "    protocol tls\n"
+                               "    route -> web\n"
+                               "}\n"
+                               "listener pop3s {\n"
+                               "    bind :995\n"
+                               "    protocol tls\n"
+                               "    route -> mailbox:995\n"
+                               "}\n"
+                               "listener smtp {\n"
+                               "    bind :25\n"
+                               "    protocol smtp\n"
+                               "    route -> mailbox:25\n"
+                               "}\n";
+
+static void
+test_sni_routes(void **state)
+{
+    (void)state;
+    struct conf *c = load_ok(sni_text);
+    const struct conf_backend *mailbox = conf_find_backend(c, "mailbox");
+    const struct conf_backend *web = conf_find_backend(c, "web");
+    assert_true(mailbox->send_authority);
+    assert_int_equal(mailbox->send_proxy, 2);
+    assert_false(web->send_authority);
+
+    const struct conf_listener *l = &c->listeners[0];
+    assert_int_equal(l->proto, PROTO_TLS);
+    assert_int_equal(l->nsni_routes, 2);
+    const struct conf_sni_route *r = &l->sni_routes[0];
+    assert_int_equal(r->nnames, 3);
+    assert_string_equal(r->names[0].name, "mta-sts.example.org");
+    assert_string_equal(r->names[1].name, "autoconfig.example.org"); /* lower case, no dot */
+    assert_false(r->names[1].wildcard);
+    assert_int_equal(r->names[1].pos.line, 13);
+    assert_int_equal(r->names[1].pos.col, 35);
+    assert_ptr_equal(r->route.backend, mailbox);
+    assert_int_equal(r->route.port, 443);
+    assert_int_equal(r->route.pos.line, 13);
+    r = &l->sni_routes[1];
+    assert_int_equal(r->nnames, 1);
+    assert_string_equal(r->names[0].name, "example.net");
+    assert_true(r->names[0].wildcard);
+    assert_ptr_equal(r->route.backend, web);
+    assert_int_equal(r->route.port, 0);
+    assert_ptr_equal(l->route.backend, conf_find_backend(c, "127.0.0.1:8080"));
+    assert_false(l->sni_required);
+    assert_true(l->peek_hello);
+    assert_int_equal(l->timeout_hello_ms, 2 * MS_S);
+
+    l = &c->listeners[1];
+    assert_true(l->sni_required);
+    assert_null(l->route.backend); /* no default route: sni-required refuses the rest */
+    assert_int_equal(l->nsni_routes, 1);
+    assert_int_equal(l->sni_routes[0].route.port, 993);
+    assert_true(l->peek_hello);
+    assert_int_equal(l->timeout_hello_ms, 3 * MS_S); /* the global one */
+
+    /* No SNI route, no sni-required, no authority: connect at once. */
+    assert_false(c->listeners[2].peek_hello);
+    /* Only the AUTHORITY TLV needs the name. */
+    assert_true(c->listeners[3].peek_hello);
+    assert_int_equal(c->listeners[3].nsni_routes, 0);
+    /* Never on a server-first listener, even to a backend with authority. */
+    assert_false(c->listeners[4].peek_hello);
+    conf_free(c);
+}
+
+static const struct conf_route *
+route_for(const struct conf_listener *l, const char *sent)
+{
+    char name[TH_HOST_MAX];
+
+    if (sent == NULL)
+        return conf_listener_route(l, NULL);
+    /* What the session does with the name from the hello. */
+    if (tlshello_host_name((const uint8_t *)sent, strlen(sent), name, sizeof(name)) < 0)
+        return conf_listener_route(l, NULL);
+    return conf_listener_route(l, name);
+}
+
+static void
+test_sni_match(void **state)
+{
+    (void)state;
+    struct conf *c = load_ok(sni_text);
+    const struct conf_listener *l = &c->listeners[0];
+    const struct conf_route *mail = &l->sni_routes[0].route, *net = &l->sni_routes[1].route;
+
+    assert_ptr_equal(route_for(l, "mta-sts.example.org"), mail);
+    assert_ptr_equal(route_for(l, "autoconfig.example.org"), mail);
+    assert_ptr_equal(route_for(l, "AutoDiscover.EXAMPLE.org"), mail);  /* case-insensitive */
+    assert_ptr_equal(route_for(l, "autodiscover.example.org."), mail); /* trailing dot */
+    assert_ptr_equal(route_for(l, "www.example.org"), &l->route);
+    assert_ptr_equal(route_for(l, "example.org"), &l->route);
+    assert_ptr_equal(route_for(l, "a.example.net"), net);
+    assert_ptr_equal(route_for(l, "A-1.Example.NET."), net);
+    assert_ptr_equal(route_for(l, "a.b.example.net"), &l->route); /* exactly one label */
+    assert_ptr_equal(route_for(l, "example.net"), &l->route);
+    assert_ptr_equal(route_for(l, "xexample.net"), &l->route);
+    assert_ptr_equal(route_for(l, NULL), &l->route);
+    assert_ptr_equal(route_for(l, "mta-sts.example.org.evil"), &l->route);
+
+    l = &c->listeners[1];
+    assert_ptr_equal(route_for(l, "mail.example.org"), &l->sni_routes[0].route);
+    assert_ptr_equal(route_for(l, "MAIL.EXAMPLE.ORG."), &l->sni_routes[0].route);
+    assert_null(route_for(l, "other.example.org"));
+    assert_null(route_for(l, NULL));
+    /* A listener without SNI routes: always the default. */
+    l = &c->listeners[2];
+    assert_ptr_equal(route_for(l, "mail.example.org"), &l->route);
+    assert_ptr_equal(route_for(l, NULL), &l->route);
+    conf_free(c);
+}
+
+/* Routes are tried in order: an earlier exact name before a later wildcard is fine. */
+static void
+test_sni_order(void **state)
+{
+    (void)state;
+    struct conf *c = load_ok("backend b {\n    server s 10.0.0.1:1\n}\n"
+                             "listener l {\n"
+                             "    bind :443\n"
+                             "    protocol tls\n"
+                             "    route sni mail.example.org -> 127.0.0.2:1\n"
+                             "    route sni *.example.org example.org -> b\n"
+                             "    route sni *.mail.example.org -> 127.0.0.3:1\n"
+                             "    sni-required\n"
+                             "    route -> b\n" /* with sni-required: names nothing matches */
+                             "}\n");
+    const struct conf_listener *l = &c->listeners[0];
+    assert_int_equal(l->nsni_routes, 3);
+    assert_ptr_equal(route_for(l, "mail.example.org"), &l->sni_routes[0].route);
+    assert_ptr_equal(route_for(l, "imap.example.org"), &l->sni_routes[1].route);
+    assert_ptr_equal(route_for(l, "example.org"), &l->sni_routes[1].route);
+    assert_ptr_equal(route_for(l, "x.mail.example.org"), &l->sni_routes[2].route);
+    assert_ptr_equal(route_for(l, "other.example"), &l->route);
+    assert_true(l->sni_required);
+    conf_free(c);
+}
+
 /* ---- include (real files in a temporary directory) ---- */
 
 static char tmpdir[256];
@@ -606,7 +776,7 @@ static const struct bad_case bad_cases[] = {
      "allowed: server, send-proxy, balance, timeout); 'bind' belongs in a listener block"},
     {LST("    limit per-ip 20\n"), 2, 5,
      "unknown directive 'limit' in a listener block (allowed: bind, protocol, accept-proxy, route, "
-     "timeout)"},
+     "sni-required, timeout)"},
     {"backend b {\n    server s\n}\n", 2, 5,
      "too few arguments for 'server' (usage: server NAME ADDR[:PORT])"},
     {"backend b {\n    server s 10.0.0.1:25 check\n}\n", 2, 26, "too many arguments for 'server'"},
@@ -623,7 +793,7 @@ static const struct bad_case bad_cases[] = {
     {LST("    timeout idle 0ms\n"), 2, 18, "a timeout of 0 is impossible"},
     {LST("    timeout proxy 1.5s\n"), 2, 19, "bad duration '1.5s'"},
     {"global {\n    timeout read 5s\n}\n", 2, 13,
-     "unknown timeout 'read' (allowed in a global block: connect, proxy, idle)"},
+     "unknown timeout 'read' (allowed in a global block: connect, proxy, idle, hello)"},
     {LST("    timeout connect 5s\n"), 2, 13,
      "timeout connect does not belong in a listener block (set it in a backend or the global "
      "block)"},
@@ -667,7 +837,7 @@ static const struct bad_case bad_cases[] = {
     /* once-only directives */
     {LST(OKL "    protocol imap\n"), 5, 5,
      "duplicate 'protocol' (first at line 3; it may appear once per block)"},
-    {LST(OKL "    route -> c\n"), 5, 5, "duplicate 'route' (first at line 4"},
+    {LST(OKL "    route -> c\n"), 5, 5, "duplicate 'route ->' (first at line 4"},
     {LST(OKL "    timeout idle 1m\n    timeout idle 2m\n"), 6, 5,
      "duplicate 'timeout idle' (first at line 5"},
     {"backend b {\n    send-proxy v1\n    send-proxy v2\n}\n", 3, 5, "duplicate 'send-proxy'"},
@@ -707,10 +877,75 @@ static const struct bad_case bad_cases[] = {
     {LST("    route -> b:smtp\n"), 2, 14, "bad port 'smtp' in route"},
     {LST("    route -> :25\n"), 2, 14, "a route needs a backend or a specific IP address"},
     {LST("    route -> b/c\n"), 2, 14, "bad route target 'b/c'"},
-    {LST("    route b\n"), 2, 11, "expected '->' after 'route'"},
-    {LST("    route sni a.example -> b\n"), 2, 11, "SNI routes are not supported"},
+    {LST("    route b\n"), 2, 11, "expected '->' or 'sni' after 'route' (usage: route -> "
+                                "BACKEND[:PORT] or route sni NAME... -> BACKEND[:PORT])"},
     {LST("    route ->\n"), 2, 11, "route takes one target after '->'"},
     {LST("    route -> a b\n"), 2, 16, "route takes one target after '->'"},
+    /* TLS: route sni, sni-required, timeout hello, send-proxy v2 authority */
+    {LST("    bind :993\n    protocol imap\n    route sni a.example -> b\n    route -> b\n"), 4, 11,
+     "route sni on a imap listener: the server speaks first, so waiting for a TLS ClientHello "
+     "would stall its greeting (use protocol tls"},
+    {LST("    route sni a.example -> b\n    protocol submission\n    route -> b\n    bind :1\n"),
+     2, 11, "route sni on a submission listener: the server speaks first"},
+    {LST("    bind :1\n    protocol tcp\n    route sni a.example -> b\n    route -> b\n"), 4, 11,
+     "route sni needs protocol tls: a tcp listener's clients may wait for the server"},
+    {LST(OKL "    sni-required\n"), 5, 5, "sni-required on a smtp listener: the server speaks first"},
+    {LST("    bind :110\n    protocol pop3\n    timeout hello 2s\n    route -> b\n"), 4, 5,
+     "timeout hello on a pop3 listener: the server speaks first"},
+    {LST("    bind :443\n    protocol tls\n    route sni a.example -> b\n"), 1, 1,
+     "listener 'l' has no default route for clients that match no route sni (add: route -> "
+     "BACKEND[:PORT], or sni-required to refuse them)"},
+    {LST("    bind :443\n    protocol tls\n    sni-required\n"), 1, 1,
+     "listener 'l' has no route (add: route -> BACKEND[:PORT])"},
+    {LST("    route sni -> b\n"), 2, 15, "route sni needs at least one server name before '->'"},
+    {LST("    route sni\n"), 2, 11, "route sni needs at least one server name before '->'"},
+    {LST("    route sni a.example b\n"), 2, 11,
+     "route sni without '->' (usage: route sni NAME... -> BACKEND[:PORT])"},
+    {LST("    route sni a.example ->\n"), 2, 25, "route takes one target after '->'"},
+    {LST("    route sni a.example -> b c\n"), 2, 30, "route takes one target after '->'"},
+    {LST("    route sni a.example -> b:0\n"), 2, 28, "bad port '0' in route"},
+    {LST("    route sni a.example -> :443\n"), 2, 28,
+     "a route needs a backend or a specific IP address"},
+    {LST("    route sni ok.example a_b.example -> b\n"), 2, 26,
+     "bad server name 'a_b.example' in route sni: expected a host name like mail.example.org or "
+     "a wildcard like *.example.org"},
+    {LST("    route sni mail.*.example -> b\n"), 2, 15,
+     "bad server name 'mail.*.example' in route sni: a wildcard is a whole first label"},
+    {LST("    route sni * -> b\n"), 2, 15, "a wildcard is a whole first label"},
+    {LST("    route sni *.*.example -> b\n"), 2, 15, "a wildcard is a whole first label"},
+    {LST("    route sni *. -> b\n"), 2, 15, "bad server name '*.' in route sni"},
+    {LST("    route sni -a.example -> b\n"), 2, 15, "bad server name '-a.example'"},
+    {LST("    route sni 192.0.2.1 -> b\n"), 2, 15,
+     "'192.0.2.1' is an IP address: TLS clients never send one as server name"},
+    {LST("    route sni a.example A.Example. -> b\n"), 2, 25,
+     "server name 'A.Example.' is already routed at line 2"},
+    {LST("    route sni *.example.org -> b\n    route sni *.Example.org -> c\n"), 3, 15,
+     "server name '*.Example.org' is already routed at line 2"},
+    {LST("    route sni *.example.org -> b\n    route sni x.y mail.example.org -> c\n"), 3, 19,
+     "server name 'mail.example.org' never matches: '*.example.org' at line 2 comes first and "
+     "takes it (routes are tried in order)"},
+    {LST("    route sni a.example -> b\n    route -> b\n    route -> c\n"), 4, 5,
+     "duplicate 'route ->' (first at line 3"},
+    {LST("    sni-required\n    sni-required\n"), 3, 5, "duplicate 'sni-required'"},
+    {LST("    sni-required yes\n"), 2, 18, "too many arguments for 'sni-required'"},
+    {LST("    timeout hello 0s\n"), 2, 19, "a timeout of 0 is impossible"},
+    {LST("    timeout hello 2s\n    timeout hello 3s\n"), 3, 5, "duplicate 'timeout hello'"},
+    {"global {\n    timeout hello 25h\n}\n", 2, 19, "too long (at most 24h)"},
+    {"backend b {\n    timeout hello 1s\n}\n", 2, 13,
+     "timeout hello does not belong in a backend block (set it in a listener or the global "
+     "block)"},
+    {"backend b {\n    server s 10.0.0.1:25\n    send-proxy v1 authority\n}\n", 3, 19,
+     "authority needs send-proxy v2: PROXY v1 has no TLVs to carry it"},
+    {"backend b {\n    server s 10.0.0.1:25\n    send-proxy v2 auth\n}\n", 3, 19,
+     "unknown send-proxy option 'auth' (expected authority)"},
+    {"backend b {\n    server s 10.0.0.1:25\n    send-proxy v2 authority x\n}\n", 3, 29,
+     "too many arguments for 'send-proxy' (usage: send-proxy v1|v2 [authority])"},
+    {"backend b {\n    server s 10.0.0.1\n}\n" LST(
+         "    bind :443\n    protocol tls\n    route sni a.example -> b\n    route -> b:443\n"),
+     7, 28, "route -> b needs a port: server 's' of backend 'b' has none"},
+    {"backend b {\n    server s 10.0.0.1:1\n}\n" LST(
+         "    bind :443\n    protocol tls\n    route sni a.example -> nope\n    route -> b\n"),
+     7, 28, "route to unknown backend 'nope' (defined backends: b)"},
     /* bind overlaps */
     {"backend b {\n    server s 10.0.0.1:25\n}\n"
      "listener a {\n    bind 10.0.0.1:25\n    protocol smtp\n    route -> b\n}\n"
@@ -874,6 +1109,7 @@ test_config_files_good(void **state)
         return;
     }
     setenv("MAILBOX_IP", "100.100.1.2", 1);
+    setenv("MAIL_DOMAIN", "example.org", 1);
     struct dirent *e;
     while ((e = readdir(dp)) != NULL) {
         size_t len = strlen(e->d_name);
@@ -891,7 +1127,8 @@ test_config_files_good(void **state)
         n++;
     }
     closedir(dp);
-    const char *examples[] = {"examples/local.conf", "examples/mailedge.conf"};
+    const char *examples[] = {"examples/local.conf", "examples/mailedge.conf",
+                              "examples/https-sni.conf"};
     for (size_t i = 0; i < ARRAY_LEN(examples); i++) {
         struct conf *c = NULL;
         struct diag_list d = {0};
@@ -969,6 +1206,9 @@ main(void)
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_env_value_never_splits),
         cmocka_unit_test(test_crlf_and_no_final_newline),
+        cmocka_unit_test(test_sni_routes),
+        cmocka_unit_test(test_sni_match),
+        cmocka_unit_test(test_sni_order),
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_include_errors),
         cmocka_unit_test(test_include_disabled),
