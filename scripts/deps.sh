@@ -4,7 +4,7 @@
 set -eu
 want="gcc make pkg-config"
 case "${1:-build}" in
-    test)  want="$want libcmocka-dev python3-pytest clang socat" ;;
+    test)  want="$want libcmocka-dev python3-pytest clang socat openssl nginx-light" ;;
     bench) want="$want haproxy nginx-light libnginx-mod-stream" ;;
     demo)  want="$want socat" ;;
 esac

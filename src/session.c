@@ -397,6 +397,43 @@ log_hello(const struct session *s, const char *result, const char *why)
 }
 
 /*
+ * Reads away what the client sent (at most twice the hello bound) before a
+ * refusal: closing a socket with unread input sends RST, and the client
+ * should see the alert and a FIN instead.
+ */
+static void
+discard_peeked(struct session *s)
+{
+    uint8_t buf[TH_HELLO_MAX];
+
+    for (int i = 0; i < 2; i++) {
+        ssize_t n;
+        do {
+            n = recv(s->cio.fd, buf, sizeof(buf), MSG_DONTWAIT);
+        } while (n == -1 && errno == EINTR);
+        if (n < (ssize_t)sizeof(buf))
+            break;
+    }
+}
+
+/*
+ * Refuses a client whose ClientHello was well formed with a fatal alert in
+ * the clear, as a server would before its ServerHello: unrecognized_name
+ * when it sent a name (RFC 6066 3), handshake_failure when it sent none
+ * (RFC 8446 6.2). Best effort, once, like say_goodbye().
+ */
+static void
+refuse_tls(struct session *s, const struct th_hello *h)
+{
+    uint8_t alert[] = {21, 3, 3, 0, 2, 2, h->has_sni ? 112 : 40};
+
+    discard_peeked(s);
+    ssize_t n = send(s->cio.fd, alert, sizeof(alert), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0)
+        s->down.bytes += (uint64_t)n;
+}
+
+/*
  * The hello is parsed (or is not TLS at all): pick the route. No usable
  * server name goes to the default route, or is refused with sni-required.
  */
@@ -416,11 +453,16 @@ hello_done(struct session *s, enum th_result r, const struct th_hello *h, const 
     }
     log_hello(s, r == TH_OK ? "ok" : r == TH_NOT_TLS ? "not_tls" : "invalid", why);
     if (sni == NULL && lc->sni_required) {
+        if (r == TH_OK)
+            refuse_tls(s, h);
+        else
+            discard_peeked(s);
         session_close(s, END_SNI_REQUIRED, why);
         return;
     }
     const struct conf_route *route = conf_listener_route(lc, sni);
     if (route == NULL) {
+        refuse_tls(s, h);
         session_close(s, END_SNI_NO_ROUTE, NULL);
         return;
     }
@@ -445,6 +487,7 @@ peek_hello(struct session *s)
      * time cannot make us re-parse its hello thousands of times. */
     if (s->hello_need > 0 && !s->c_hup && ioctl(s->cio.fd, FIONREAD, &avail) == 0 &&
         avail >= 0 && (size_t)avail < s->hello_need) {
+        s->hello_seen = (size_t)avail;
         s->c_rd = false;
         return;
     }
@@ -469,6 +512,7 @@ peek_hello(struct session *s)
     enum th_result r = tlshello_parse(buf, (size_t)n, &h, &why);
     if (r == TH_NEED_MORE) {
         if (s->c_hup) {
+            discard_peeked(s);
             session_close(s, END_CLIENT_CLOSED, "closed in the middle of its ClientHello");
             return;
         }
@@ -579,6 +623,7 @@ on_timer(struct timer *t)
         else
             snprintf(detail, sizeof(detail), "incomplete ClientHello, %zu bytes",
                      s->hello_seen);
+        discard_peeked(s);
         session_close(s, END_HELLO_TIMEOUT, detail);
         break;
     }
