@@ -341,7 +341,9 @@ connect_next(struct session *s)
         int fd = sock_connect((struct sockaddr *)&sa, NULL);
         if (fd == -1) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                session_close(s, END_RESOURCE, strerror(errno));
+                int saved = errno;
+                say_goodbye(s);
+                session_close(s, END_RESOURCE, strerror(saved));
                 return;
             }
             s->last_err = errno;
@@ -665,9 +667,11 @@ on_client(struct io *io, uint32_t ev)
             peek_hello(s);
         break;
     case SESSION_CONNECTING:
-        /* A client that vanished entirely is not worth the connect. */
-        if (ev & (EPOLLERR | EPOLLHUP))
-            session_close(s, END_CLIENT_RESET, "client gone while connecting");
+        /* Even if the client is gone, finish the connect and send the
+         * header: the kernel may have completed the connection already,
+         * and a server-side PROXY listener that gets a bare close logs a
+         * warning (Postfix: "haproxy read: EOF"). The relay then sees the
+         * client's error and ends the session. */
         break;
     case SESSION_RELAYING:
         relay(s);

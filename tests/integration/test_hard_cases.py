@@ -299,6 +299,25 @@ def test_recovers_from_fd_exhaustion(rig):
     resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def test_smtp_client_told_421_when_no_fd_for_backend(rig):
+    """Accepted with the last free descriptor, no descriptor left for the
+    backend socket: an SMTP client gets 421 4.3.2, never a silent close."""
+    import resource
+    s = rig.simple(send_proxy="v2", greeting=b"220 fd\r\n")
+    n = _fds(s.me.pid)
+    soft, hard = resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE, (n + 1, hard))
+    try:
+        c = rig.client(s.ip, s.port, source=rig.ip(20), name="starved")
+        c.wait(lambda d: d.endswith(b"\r\n"), what="a reply line")
+        assert c.data.startswith(b"421 4.3.2 "), c.data
+        line = s.me.wait_session()
+        assert line["reason"] == "resource", line
+        c.close()
+    finally:
+        resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE, (soft, hard))
+
+
 SCENARIOS = ("clean", "client_reset", "backend_reset", "half_close", "silent_close")
 REASON = {"clean": "client_closed", "client_reset": "client_reset",
           "backend_reset": "backend_reset", "half_close": "client_closed",

@@ -220,11 +220,6 @@ def test_backend_down_client_gets_protocol_goodbye(edge, addrs, protocol, expect
     assert sess.get("reason") not in (None, "", "client_closed"), sess
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "mailedge bug: a client that resets while mailedge is still connecting to the backend "
-    "(session reason=client_reset error=\"client gone while connecting\") leaves the backend "
-    "a connection without any PROXY header; Postfix logs `warning: haproxy read: EOF` and "
-    "mailedge's own address. ~25% of connect+RST clients on loopback."))
 def test_client_reset_while_connecting_sends_no_empty_connection(stack, edge, addrs, marks):
     """Clients that connect and reset at once (port scanners, L4 checks of a
     load balancer in front of mailedge): whatever mailedge does with the
