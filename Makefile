@@ -24,7 +24,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -fno-common
-PKGS     :=
+PKGS     := libmicrohttpd libcurl
 PKG_CFLAGS := $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
 PKG_LIBS   := $(if $(PKGS),$(shell pkg-config --libs $(PKGS)))
 CPPFLAGS += -D_GNU_SOURCE -Isrc -DMAILEDGE_VERSION='"$(VERSION)"'
@@ -100,12 +100,12 @@ replay: $(REPLAY_BINS)
 
 integration: all
 	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) MAILEDGE_SAN=$(SAN) \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(if $(T),-k $(T))
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(if $(T),-k '$(T)')
 
 # Real Postfix, Dovecot and HAProxy on loopback (tests/interop/README.md).
 interop: all
 	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) MAILEDGE_SAN=$(SAN) \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider -m interop tests/interop $(if $(T),-k $(T))
+	  $(PYTHON) -m pytest -q -p no:cacheprovider -m interop tests/interop $(if $(T),-k '$(T)')
 
 check: test lint
 
@@ -113,6 +113,12 @@ fuzz: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p build/fuzz/corpus/$$n; \
 	  echo "  FUZZ    $$n for $(FUZZ_TIME)s"; \
 	  $$f -max_total_time=$(FUZZ_TIME) -dict=tests/fuzz/$$n.dict build/fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
+
+# mailedge vs HAProxy vs nginx stream vs direct (docs/performance.md).
+# BENCH_QUICK=1 is the few-second smoke CI runs.
+bench: all
+	$(Q)sh scripts/deps.sh bench
+	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) sh bench/run.sh
 
 lint:
 	$(Q)sh scripts/lint.sh

@@ -11,7 +11,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PIPE_CHUNK ((size_t)64 * 1024)  /* default pipe capacity on Linux */
+/*
+ * We ask for 1 MiB pipes (the default fs.pipe-max-size): a bulk transfer then
+ * needs a sixteenth of the splice calls and wake-ups of a 64 KiB pipe, which
+ * halved the CPU per GB in make bench (docs/performance.md). A pipe's pages
+ * are allocated only while bytes sit in it, and idle sessions hold no pipe,
+ * so this costs nothing at rest. If the kernel refuses, the pipe keeps its
+ * default size and splice simply moves less per call.
+ */
+#define PIPE_SIZE (1024 * 1024)
 #define BUF_SIZE ((size_t)16 * 1024)
 
 struct relay_pool {
@@ -71,7 +79,10 @@ take_pipe(struct relay_pool *p, struct relay_half *h)
         h->pipe[1] = p->pipes[p->npipes][1];
         return 0;
     }
-    return pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC);
+    if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+        return -1;
+    (void)fcntl(h->pipe[0], F_SETPIPE_SZ, PIPE_SIZE);
+    return 0;
 }
 
 static void
@@ -157,7 +168,7 @@ fill(struct relay_pool *p, struct relay_half *h, int src)
     if (!h->copy) {
         if (take_pipe(p, h) == 0) {
             do {
-                n = splice(src, NULL, h->pipe[1], NULL, PIPE_CHUNK,
+                n = splice(src, NULL, h->pipe[1], NULL, PIPE_SIZE,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             } while (n == -1 && errno == EINTR);
             if (n != -1 || errno != EINVAL)

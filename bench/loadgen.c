@@ -1,0 +1,1107 @@
+/*
+ * bench/loadgen.c: the load generator of `make bench`. One thread, one
+ * epoll loop; every loop is bounded in count and in time.
+ *
+ *   loadgen MODE -a ADDR:PORT [options]
+ *
+ * Modes (the server is bench/backend.c, directly or through a proxy):
+ *   probe  connect, greeting, QUIT, 221 (retrying until -t): is it up?
+ *   short  sessions at concurrency -c: connect, read "220", send QUIT,
+ *          read "221", read EOF, close. Stops after -n sessions or -t s.
+ *   up     -c bulk streams client -> server for -t s ("BULK UP")
+ *   both   -c bulk streams both ways at once for -t s ("BULK BOTH")
+ *   idle   opens -n sessions (greeting read) and holds them; reports the
+ *          memory of the -p processes and of the kernel before and after.
+ *
+ * Options:
+ *   -a ADDR:PORT   server (IPv4 loopback)
+ *   -S A.B.C.D     first source address (default 127.77.1.1)
+ *   -s N           number of source addresses, consecutive (default 16)
+ *   -c N           concurrency / streams / connects in flight (idle)
+ *   -n N           sessions (short: at most, idle: exactly)
+ *   -t SECONDS     duration bound of the measured part (default 3)
+ *   -w SECONDS     warm-up before measuring (default 0.3); idle: settling time
+ *                  between the last session opened and the memory sample
+ *   -p PID,PID...  processes whose CPU (utime+stime) and RSS are sampled
+ *   -k CPU         CPU whose busy time (/proc/stat) is sampled too
+ *   -v             idle: print the slab caches that grew, per session, on stderr
+ *
+ * Prints one line of key=value and exits 0, or 1 when anything failed
+ * (errors=N > 0, a bulk byte count that does not match, or a timeout).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define CHUNK (256 * 1024)
+#define MAX_PIDS 16
+#define MAX_ERRORS 100
+#define DRAIN_NS (10 * NS)
+#define NS 1000000000ull
+
+enum mode { M_PROBE, M_SHORT, M_UP, M_BOTH, M_IDLE };
+enum state { S_FREE, S_GREET, S_BYE, S_EOF, S_DATA, S_DRAIN, S_IDLE };
+
+struct conn {
+    int fd;
+    enum state state;
+    uint8_t len;
+    bool trailer;   /* drain: the '#' line started */
+    uint64_t t0;    /* ns, session start */
+    uint64_t tx, rx;
+    char buf[96];
+};
+
+struct sample {
+    uint64_t ns;
+    long long proc_ticks; /* utime+stime of the -p processes */
+    long long core_ticks; /* busy ticks of CPU -k */
+    long long rss_kb;     /* VmRSS of the -p processes */
+    long long slab_b;     /* active slab objects, /proc/slabinfo */
+    long long slabpg_b;   /* slab pages, /proc/meminfo Slab */
+    long long tcpmem_b;   /* TCP socket buffers, /proc/net/sockstat */
+    long long tcp_inuse;
+    long long ipis;       /* rescheduling + function call interrupts, all CPUs */
+    long long ctxsw;      /* context switches of the -p processes */
+};
+
+static enum mode mode;
+static struct sockaddr_in dst;
+static uint32_t src_first;
+static int nsrc = 16, conc = 50, core = -1;
+static long nmax = 100000;
+static double dur = 3, warm = 0.3;
+static int pids[MAX_PIDS], npids;
+static int epfd;
+static struct conn *conns;
+static uint64_t src_next;
+static long errors, started, done_total;
+static char last_error[160];
+static char xs[CHUNK];
+static long clk_tck;
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
+}
+
+static void
+fail(const char *what, int err)
+{
+    errors++;
+    snprintf(last_error, sizeof(last_error), "%s:%s", what, err ? strerror(err) : "protocol");
+    for (char *p = last_error; *p; p++)
+        if (*p == ' ')
+            *p = '_';
+}
+
+static void
+usage(void)
+{
+    fprintf(stderr, "usage: loadgen probe|short|up|both|idle -a ADDR:PORT [-S SRC] [-s N] [-c N]"
+                    " [-n N] [-t S] [-w S] [-p PID,...] [-k CPU]\n");
+    exit(2);
+}
+
+static int
+parse_addr(const char *s, struct sockaddr_in *sa)
+{
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)atoi(colon + 1));
+    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+/* --- sampling /proc ------------------------------------------------------ */
+
+static long long
+proc_ticks(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return -1;
+    /* After "pid (comm)": field 3 is the state; utime is 14, stime 15. */
+    unsigned long long ut = 0, st = 0;
+    int field = 2;
+    for (char *tok = strtok(p + 1, " "); tok != NULL; tok = strtok(NULL, " ")) {
+        field++;
+        if (field == 14)
+            ut = strtoull(tok, NULL, 10);
+        else if (field == 15) {
+            st = strtoull(tok, NULL, 10);
+            break;
+        }
+    }
+    return (long long)(ut + st);
+}
+
+/* Rescheduling and function-call interrupts summed over CPUs: cross-CPU
+ * wake-ups, which are expensive in a virtual machine. */
+static long long
+ipi_count(void)
+{
+    FILE *f = fopen("/proc/interrupts", "r");
+    if (f == NULL)
+        return -1;
+    char line[4096];
+    long long total = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *p = line;
+        while (*p == ' ')
+            p++;
+        if (strncmp(p, "RES:", 4) != 0 && strncmp(p, "CAL:", 4) != 0)
+            continue;
+        p += 4;
+        for (;;) {
+            char *end;
+            long long v = strtoll(p, &end, 10);
+            if (end == p)
+                break;
+            total += v;
+            p = end;
+        }
+    }
+    fclose(f);
+    return total;
+}
+
+static long long
+proc_status_sum(int pid, const char *const keys[], int nkeys)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long long sum = 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        for (int k = 0; k < nkeys; k++) {
+            size_t kl = strlen(keys[k]);
+            if (strncmp(line, keys[k], kl) == 0)
+                sum += strtoll(line + kl, NULL, 10);
+        }
+    fclose(f);
+    return sum;
+}
+
+static long long
+proc_ctxsw(int pid)
+{
+    static const char *const keys[] = {"voluntary_ctxt_switches:",
+                                       "nonvoluntary_ctxt_switches:"};
+    return proc_status_sum(pid, keys, 2);
+}
+
+static long long
+proc_rss_kb(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long long kb = -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmRSS: %lld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static long long
+core_busy(int cpu)
+{
+    if (cpu < 0)
+        return 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL)
+        return -1;
+    char line[512], want[16];
+    snprintf(want, sizeof(want), "cpu%d ", cpu);
+    long long busy = -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, want, strlen(want)) != 0)
+            continue;
+        unsigned long long us, ni, sy, id, io, irq, sirq;
+        if (sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu", &us, &ni, &sy, &id,
+                   &io, &irq, &sirq) == 7)
+            busy = (long long)(us + ni + sy + irq + sirq);
+        break;
+    }
+    fclose(f);
+    return busy;
+}
+
+#define MAX_CACHES 1024
+
+struct slabsnap {
+    int n;
+    char name[MAX_CACHES][64];
+    long long bytes[MAX_CACHES];
+};
+
+static struct slabsnap snaps[3];
+
+/* Active slab objects by cache; returns their total in bytes. */
+static long long
+slab_bytes(struct slabsnap *snap)
+{
+    FILE *f = fopen("/proc/slabinfo", "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    long long total = 0;
+    if (snap != NULL)
+        snap->n = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char name[64];
+        long long active, num, size;
+        if (sscanf(line, "%63s %lld %lld %lld", name, &active, &num, &size) != 4)
+            continue;
+        total += active * size;
+        if (snap != NULL && snap->n < MAX_CACHES) {
+            memcpy(snap->name[snap->n], name, sizeof(name));
+            snap->bytes[snap->n++] = active * size;
+        }
+    }
+    fclose(f);
+    return total;
+}
+
+/* Caches that hold no state of a socket, a file or an epoll entry: what
+ * other processes on a shared machine churn (reading /proc, files, forks),
+ * and the transient TCP states (TIME_WAIT after the teardown, SYN_RECV). */
+static bool
+slab_counts(const char *name)
+{
+    static const char *const skip[] = {
+        "proc_inode_cache", "ext4_", "btrfs_", "xfs_", "jbd2_", "buffer_head", "radix_tree_node",
+        "task_struct", "maple_node", "vm_area_struct", "mm_struct", "anon_vma", "signal_cache",
+        "sighand_cache", "files_cache", "fs_cache", "pid", "cred_jar", "kernfs_node_cache",
+        "shmem_inode_cache", "names_cache", "bio", "tw_sock_TCP", "request_sock_TCP",
+        "inode_cache", "mnt_cache", "nsproxy", "audit",
+    };
+    for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+        if (strncmp(name, skip[i], strlen(skip[i])) == 0)
+            return false;
+    return true;
+}
+
+static long long
+snap_get(const struct slabsnap *snap, const char *name)
+{
+    for (int i = 0; i < snap->n; i++)
+        if (strcmp(snap->name[i], name) == 0)
+            return snap->bytes[i];
+    return 0;
+}
+
+/* Flushes the per-CPU slab caches and frees empty slabs (root only), so
+ * that objects freed by earlier tests and still parked in per-CPU slabs,
+ * which /proc/slabinfo counts as active, do not hide new allocations.
+ * Returns false when the kernel does not let us. */
+static bool
+slab_shrink(void)
+{
+    DIR *d = opendir("/sys/kernel/slab");
+    if (d == NULL)
+        return false;
+    bool ok = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink", e->d_name);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd == -1)
+            continue;
+        ok |= write(fd, "1", 1) == 1;
+        close(fd);
+    }
+    closedir(d);
+    return ok;
+}
+
+static long long
+meminfo_slab(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    long long kb = -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "Slab: %lld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+static void
+sockstat(long long *mem_b, long long *inuse)
+{
+    *mem_b = -1;
+    *inuse = -1;
+    FILE *f = fopen("/proc/net/sockstat", "r");
+    if (f == NULL)
+        return;
+    char line[256];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        long long iu, orph, tw, alloc, mem;
+        if (sscanf(line, "TCP: inuse %lld orphan %lld tw %lld alloc %lld mem %lld", &iu, &orph,
+                   &tw, &alloc, &mem) == 5) {
+            *inuse = iu;
+            *mem_b = mem * sysconf(_SC_PAGESIZE);
+        }
+    }
+    fclose(f);
+}
+
+static bool shrunk;
+static bool verbose;
+
+static void
+take(struct sample *s, bool memory, struct slabsnap *snap)
+{
+    s->ns = now_ns();
+    s->proc_ticks = 0;
+    s->rss_kb = 0;
+    s->ctxsw = 0;
+    s->ipis = ipi_count();
+    for (int i = 0; i < npids; i++) {
+        long long t = proc_ticks(pids[i]);
+        if (t < 0)
+            fail("proc_gone", 0);
+        s->proc_ticks += t;
+        s->ctxsw += proc_ctxsw(pids[i]);
+        if (memory)
+            s->rss_kb += proc_rss_kb(pids[i]);
+    }
+    s->core_ticks = core_busy(core);
+    if (memory) {
+        shrunk = slab_shrink();
+        s->slab_b = slab_bytes(snap);
+        s->slabpg_b = meminfo_slab();
+        sockstat(&s->tcpmem_b, &s->tcp_inuse);
+    }
+}
+
+static double
+ticks_ms(long long t)
+{
+    return (double)t * 1000.0 / (double)clk_tck;
+}
+
+/* --- connections --------------------------------------------------------- */
+
+static void
+ctl(int op, int i, uint32_t ev)
+{
+    struct epoll_event e = {.events = ev, .data.u32 = (uint32_t)i};
+    if (epoll_ctl(epfd, op, conns[i].fd, &e) == -1) {
+        perror("epoll_ctl");
+        exit(1);
+    }
+}
+
+static void
+conn_close(int i)
+{
+    if (conns[i].fd >= 0)
+        close(conns[i].fd);
+    conns[i].fd = -1;
+    conns[i].state = S_FREE;
+}
+
+/* Starts a connection in slot i; false when it failed at once. */
+static bool
+conn_start(int i)
+{
+    struct conn *c = &conns[i];
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    c->t0 = now_ns();
+    started++;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        fail("socket", errno);
+        return false;
+    }
+    int one = 1;
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(src_first + (uint32_t)(src_next++ % (uint64_t)nsrc));
+    /* Port chosen at connect() against the whole 4-tuple: many sources
+     * multiply the ephemeral ports available. */
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&src, sizeof(src)) == -1 ||
+        (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) == -1 && errno != EINPROGRESS)) {
+        fail("connect", errno);
+        close(fd);
+        return false;
+    }
+    c->fd = fd;
+    c->state = S_GREET;
+    /* Input only: the server speaks first, and a failed connect reports
+     * EPOLLERR anyway. */
+    ctl(EPOLL_CTL_ADD, i, EPOLLIN | EPOLLRDHUP);
+    return true;
+}
+
+/* Takes one complete line from c->buf into out; 1 done, 0 need more, -1 bad. */
+static int
+take_line(struct conn *c, const char *want)
+{
+    char *nl = memchr(c->buf, '\n', c->len);
+    if (nl == NULL)
+        return c->len >= sizeof(c->buf) - 1 ? -1 : 0;
+    size_t ll = (size_t)(nl - c->buf) + 1;
+    if (ll != c->len || strncmp(c->buf, want, strlen(want)) != 0)
+        return -1;
+    c->len = 0;
+    return 1;
+}
+
+static int
+sendall(int fd, const char *s, size_t n)
+{
+    return send(fd, s, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
+/* Reads what is there. Returns bytes appended, 0 at EOF, -1 with errno. */
+static ssize_t
+fill(struct conn *c)
+{
+    size_t room = sizeof(c->buf) - 1 - c->len;
+    ssize_t n = recv(c->fd, c->buf + c->len, room, MSG_DONTWAIT);
+    if (n > 0) {
+        c->len += (uint8_t)n;
+        c->buf[c->len] = '\0';
+    }
+    return n;
+}
+
+/* --- short sessions ------------------------------------------------------ */
+
+static uint64_t *lat;
+static long nlat, latcap;
+static bool measuring;
+static uint64_t last_done_ns;
+
+/* Progress of one short session; returns true when the slot is free again. */
+static bool
+short_event(int i)
+{
+    struct conn *c = &conns[i];
+    for (int rounds = 0; rounds < 8; rounds++) {
+        ssize_t n = fill(c);
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return false;
+            fail(c->state == S_GREET ? "greeting" : "session", errno);
+            conn_close(i);
+            return true;
+        }
+        if (n == 0) {
+            if (c->state != S_EOF || c->len != 0) {
+                fail(c->state == S_GREET ? "eof_before_greeting" : "eof_before_221", 0);
+                conn_close(i);
+                return true;
+            }
+            conn_close(i);
+            uint64_t t = now_ns();
+            done_total++;
+            if (measuring && nlat < latcap)
+                lat[nlat++] = t - c->t0;
+            last_done_ns = t;
+            return true;
+        }
+        int r;
+        switch (c->state) {
+        case S_GREET:
+            r = take_line(c, "220 ");
+            if (r == 1 && sendall(c->fd, "QUIT\r\n", 6) == -1)
+                r = -1;
+            if (r == 1)
+                c->state = S_BYE;
+            break;
+        case S_BYE:
+            r = take_line(c, "221 ");
+            if (r == 1)
+                c->state = S_EOF;
+            break;
+        default:
+            r = -1; /* bytes after 221 */
+            break;
+        }
+        if (r == -1) {
+            fail("unexpected_reply", 0);
+            conn_close(i);
+            return true;
+        }
+    }
+    return false;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double
+pct_us(double p)
+{
+    if (nlat == 0)
+        return 0;
+    long k = (long)ceil(p * (double)nlat) - 1;
+    if (k < 0)
+        k = 0;
+    return (double)lat[k] / 1000.0;
+}
+
+static int
+run_short(void)
+{
+    latcap = nmax + conc;
+    lat = calloc((size_t)latcap, sizeof(*lat));
+    if (lat == NULL)
+        return 1;
+    struct epoll_event evs[256];
+    uint64_t t_start = now_ns();
+    uint64_t t_warm = t_start + (uint64_t)(warm * 1e9);
+    uint64_t t_end = t_warm + (uint64_t)(dur * 1e9);
+    uint64_t t_kill = t_end + DRAIN_NS;
+    struct sample s0 = {0}, s1 = {0};
+    long inflight = 0;
+    bool stopping = false;
+    for (int i = 0; i < conc; i++) {
+        if (conn_start(i))
+            inflight++;
+    }
+    for (;;) {
+        uint64_t now = now_ns();
+        if (!measuring && now >= t_warm) {
+            measuring = true;
+            take(&s0, false, NULL);
+        }
+        if (!stopping && (now >= t_end || nlat >= nmax || errors >= MAX_ERRORS))
+            stopping = true;
+        if (stopping && inflight == 0)
+            break;
+        if (now >= t_kill) {
+            fail("timeout", 0);
+            break;
+        }
+        int n = epoll_wait(epfd, evs, 256, 50);
+        for (int k = 0; k < n; k++) {
+            int i = (int)evs[k].data.u32;
+            if (conns[i].state == S_FREE)
+                continue;
+            if (!short_event(i))
+                continue;
+            inflight--;
+            if (!stopping && !(measuring && nlat >= nmax) && errors < MAX_ERRORS && conn_start(i))
+                inflight++;
+        }
+    }
+    if (!measuring)
+        take(&s0, false, NULL);
+    take(&s1, false, NULL);
+    uint64_t t1 = last_done_ns > s0.ns ? last_done_ns : s1.ns;
+    double secs = (double)(t1 - s0.ns) / 1e9;
+    qsort(lat, (size_t)nlat, sizeof(*lat), cmp_u64);
+    double sum = 0;
+    for (long k = 0; k < nlat; k++)
+        sum += (double)lat[k];
+    double cpu_ms = ticks_ms(s1.proc_ticks - s0.proc_ticks);
+    double core_ms = ticks_ms(s1.core_ticks - s0.core_ticks);
+    printf("sessions=%ld secs=%.3f rate=%.0f p50_us=%.1f p99_us=%.1f mean_us=%.1f "
+           "cpu_ms=%.0f core_ms=%.0f cpu_us_per_session=%.2f core_us_per_session=%.2f "
+           "ipi_per_session=%.2f ctxsw_per_session=%.2f errors=%ld last_error=%s\n",
+           nlat, secs, secs > 0 ? (double)nlat / secs : 0, pct_us(0.50), pct_us(0.99),
+           nlat ? sum / (double)nlat / 1000.0 : 0, cpu_ms, core_ms,
+           nlat ? cpu_ms * 1000.0 / (double)nlat : 0, nlat ? core_ms * 1000.0 / (double)nlat : 0,
+           nlat ? (double)(s1.ipis - s0.ipis) / (double)nlat : 0,
+           nlat ? (double)(s1.ctxsw - s0.ctxsw) / (double)nlat : 0, errors,
+           last_error[0] ? last_error : "-");
+    return errors == 0 && nlat > 0 ? 0 : 1;
+}
+
+/* --- bulk ---------------------------------------------------------------- */
+
+static bool
+bulk_event(int i, uint32_t ev, bool both)
+{
+    struct conn *c = &conns[i];
+    if (c->state == S_GREET) {
+        ssize_t n = fill(c);
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        int r = n > 0 ? take_line(c, "220 ") : -1;
+        if (r == 0)
+            return true;
+        const char *cmd = both ? "BULK BOTH\r\n" : "BULK UP\r\n";
+        if (r == -1 || sendall(c->fd, cmd, strlen(cmd)) == -1) {
+            fail("bulk_greeting", n == -1 ? errno : 0);
+            return false;
+        }
+        c->state = S_DATA;
+        ctl(EPOLL_CTL_MOD, i, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+        return true;
+    }
+    if (c->state == S_DATA) {
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            for (int rounds = 0; rounds < 16; rounds++) {
+                ssize_t n = recv(c->fd, NULL, CHUNK, MSG_TRUNC | MSG_DONTWAIT);
+                if (n > 0 && both) {
+                    c->rx += (uint64_t)n;
+                    continue;
+                }
+                if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                    break;
+                fail(n > 0 ? "bulk_unexpected_bytes" : "bulk_recv", n == -1 ? errno : 0);
+                return false;
+            }
+        }
+        if (ev & EPOLLOUT) {
+            for (int rounds = 0; rounds < 16; rounds++) {
+                ssize_t w = send(c->fd, xs, sizeof(xs), MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w > 0) {
+                    c->tx += (uint64_t)w;
+                    continue;
+                }
+                if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                    break;
+                fail("bulk_send", errno);
+                return false;
+            }
+        }
+        return true;
+    }
+    if (c->state == S_DRAIN) {
+        char buf[CHUNK];
+        for (int rounds = 0; rounds < 64; rounds++) {
+            ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+            if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return true;
+            if (n == -1) {
+                fail("bulk_drain", errno);
+                return false;
+            }
+            if (n == 0) {
+                char *line = c->buf;
+                unsigned long long rx = 0, tx = 0;
+                if (!c->trailer || sscanf(line, "#250 rx=%llu tx=%llu", &rx, &tx) != 2) {
+                    fail("bulk_no_trailer", 0);
+                    return false;
+                }
+                if (rx != c->tx || tx != c->rx) {
+                    fail("bulk_count_mismatch", 0);
+                    return false;
+                }
+                conn_close(i);
+                done_total++;
+                return true;
+            }
+            size_t off = 0;
+            if (!c->trailer) {
+                char *h = memchr(buf, '#', (size_t)n);
+                size_t data = h ? (size_t)(h - buf) : (size_t)n;
+                c->rx += data;
+                if (h == NULL)
+                    continue;
+                c->trailer = true;
+                off = data;
+            }
+            size_t m = (size_t)n - off;
+            if (c->len + m >= sizeof(c->buf)) {
+                fail("bulk_trailer_long", 0);
+                return false;
+            }
+            memcpy(c->buf + c->len, buf + off, m);
+            c->len += (uint8_t)m;
+            c->buf[c->len] = '\0';
+        }
+        return true;
+    }
+    return true;
+}
+
+static void
+bulk_totals(uint64_t *tx, uint64_t *rx)
+{
+    *tx = *rx = 0;
+    for (int i = 0; i < conc; i++) {
+        *tx += conns[i].tx;
+        *rx += conns[i].rx;
+    }
+}
+
+static int
+run_bulk(bool both)
+{
+    struct epoll_event evs[256];
+    uint64_t t_start = now_ns();
+    uint64_t t_warm = t_start + (uint64_t)(warm * 1e9);
+    uint64_t t_end = t_warm + (uint64_t)(dur * 1e9);
+    struct sample s0 = {0}, s1 = {0};
+    uint64_t tx0 = 0, rx0 = 0, tx1 = 0, rx1 = 0;
+    bool measured = false;
+    for (int i = 0; i < conc; i++)
+        if (!conn_start(i)) {
+            printf("errors=%ld last_error=%s\n", errors, last_error);
+            return 1;
+        }
+    while (errors == 0) {
+        uint64_t now = now_ns();
+        if (!measuring && now >= t_warm) {
+            measuring = true;
+            take(&s0, false, NULL);
+            bulk_totals(&tx0, &rx0);
+        }
+        if (now >= t_end) {
+            take(&s1, false, NULL);
+            bulk_totals(&tx1, &rx1);
+            measured = true;
+            break;
+        }
+        int n = epoll_wait(epfd, evs, 256, 20);
+        for (int k = 0; k < n && errors == 0; k++) {
+            int i = (int)evs[k].data.u32;
+            if (!bulk_event(i, evs[k].events, both))
+                conn_close(i);
+        }
+    }
+    /* Stop sending; the server answers EOF with its byte counts. */
+    for (int i = 0; i < conc; i++) {
+        if (conns[i].fd < 0)
+            continue;
+        if (conns[i].state != S_DATA) {
+            fail("bulk_not_started", 0);
+            conn_close(i);
+            continue;
+        }
+        conns[i].state = S_DRAIN;
+        conns[i].len = 0;
+        shutdown(conns[i].fd, SHUT_WR);
+        ctl(EPOLL_CTL_MOD, i, EPOLLIN | EPOLLRDHUP);
+    }
+    uint64_t t_kill = now_ns() + DRAIN_NS;
+    while (done_total + errors < conc) {
+        if (now_ns() >= t_kill) {
+            fail("bulk_drain_timeout", 0);
+            break;
+        }
+        int n = epoll_wait(epfd, evs, 256, 50);
+        for (int k = 0; k < n; k++) {
+            int i = (int)evs[k].data.u32;
+            if (conns[i].state == S_DRAIN && !bulk_event(i, evs[k].events, both))
+                conn_close(i);
+        }
+    }
+    double secs = measured ? (double)(s1.ns - s0.ns) / 1e9 : 0;
+    uint64_t up = tx1 - tx0, down = rx1 - rx0;
+    double gb = (double)(up + down) / 1e9;
+    double cpu_ms = ticks_ms(s1.proc_ticks - s0.proc_ticks);
+    double core_ms = ticks_ms(s1.core_ticks - s0.core_ticks);
+    printf("streams=%d secs=%.3f up_bytes=%llu down_bytes=%llu gbps=%.2f up_gbps=%.2f "
+           "down_gbps=%.2f cpu_ms=%.0f core_ms=%.0f cpu_ms_per_gb=%.1f core_ms_per_gb=%.1f "
+           "ipi_per_mb=%.2f ctxsw_per_mb=%.2f verified=%lld errors=%ld last_error=%s\n",
+           conc, secs, (unsigned long long)up, (unsigned long long)down,
+           secs > 0 ? gb * 8 / secs : 0, secs > 0 ? (double)up * 8 / 1e9 / secs : 0,
+           secs > 0 ? (double)down * 8 / 1e9 / secs : 0, cpu_ms, core_ms,
+           gb > 0 ? cpu_ms / gb : 0, gb > 0 ? core_ms / gb : 0,
+           gb > 0 ? (double)(s1.ipis - s0.ipis) / (gb * 1000) : 0,
+           gb > 0 ? (double)(s1.ctxsw - s0.ctxsw) / (gb * 1000) : 0, (long long)done_total, errors,
+           last_error[0] ? last_error : "-");
+    return errors == 0 && measured && gb > 0 ? 0 : 1;
+}
+
+/* --- idle sessions ------------------------------------------------------- */
+
+static bool
+idle_event(int i)
+{
+    struct conn *c = &conns[i];
+    ssize_t n = fill(c);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return true;
+    if (c->state == S_GREET && n > 0) {
+        int r = take_line(c, "220 ");
+        if (r == 0)
+            return true;
+        if (r == 1) {
+            c->state = S_IDLE;
+            done_total++;
+            return true;
+        }
+    }
+    fail(c->state == S_IDLE ? "idle_session_lost" : "idle_greeting", n == -1 ? errno : 0);
+    return false;
+}
+
+static void
+idle_pump(int ms, long *inflight)
+{
+    struct epoll_event evs[256];
+    int n = epoll_wait(epfd, evs, 256, ms);
+    for (int k = 0; k < n; k++) {
+        int i = (int)evs[k].data.u32;
+        if (conns[i].state == S_FREE)
+            continue;
+        enum state before = conns[i].state;
+        if (!idle_event(i)) {
+            conn_close(i);
+            if (before == S_GREET)
+                (*inflight)--;
+        } else if (before == S_GREET && conns[i].state == S_IDLE) {
+            (*inflight)--;
+        }
+    }
+}
+
+static int
+run_idle(void)
+{
+    struct sample s0 = {0}, s1 = {0};
+    take(&s0, true, &snaps[0]);
+    uint64_t t_end = now_ns() + (uint64_t)(dur * 1e9);
+    long next = 0, inflight = 0;
+    while (done_total < nmax && errors < MAX_ERRORS) {
+        if (now_ns() >= t_end) {
+            fail("idle_open_timeout", 0);
+            break;
+        }
+        while (next < nmax && inflight < conc && errors < MAX_ERRORS) {
+            if (conn_start((int)next))
+                inflight++;
+            next++;
+        }
+        idle_pump(20, &inflight);
+    }
+    /* Let the proxy settle (deferred frees, pools), still watching for losses. */
+    uint64_t t_settle = now_ns() + (uint64_t)(warm * 1e9);
+    while (now_ns() < t_settle)
+        idle_pump(50, &inflight);
+    take(&s1, true, &snaps[1]);
+    long held = 0;
+    for (long i = 0; i < nmax; i++)
+        held += conns[i].state == S_IDLE;
+    /* Tear down with RST (no TIME_WAIT), then wait for the proxy to let go. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    for (long i = 0; i < nmax; i++) {
+        if (conns[i].fd >= 0)
+            (void)setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        conn_close((int)i);
+    }
+    uint64_t t_wait = now_ns() + 15 * NS;
+    long long mem, inuse = 0;
+    do {
+        usleep(100 * 1000);
+        sockstat(&mem, &inuse);
+    } while (inuse > s0.tcp_inuse + 64 && now_ns() < t_wait);
+    /* Memory is measured twice: the rise when the sessions open and the
+     * fall when they close; their mean halves what other processes on the
+     * machine add or free meanwhile. */
+    struct sample s2 = {0};
+    usleep(200 * 1000);
+    take(&s2, true, &snaps[2]);
+    double n = held > 0 ? (double)held : 1;
+    long long rise = 0, fall = 0;
+    for (int i = 0; i < snaps[1].n; i++) {
+        const char *name = snaps[1].name[i];
+        if (!slab_counts(name))
+            continue;
+        long long b0 = snap_get(&snaps[0], name), b1 = snaps[1].bytes[i];
+        long long b2 = snap_get(&snaps[2], name);
+        rise += b1 - b0;
+        fall += b1 - b2;
+        if (verbose && ((b1 - b0) + (b1 - b2)) / 2 > (long long)n * 8)
+            fprintf(stderr, "slab %-24s rise %6.0f fall %6.0f B/session\n", name,
+                    (double)(b1 - b0) / n, (double)(b1 - b2) / n);
+    }
+    rise += s1.tcpmem_b - s0.tcpmem_b;
+    fall += s1.tcpmem_b - s2.tcpmem_b;
+    char kernel[64] = "kernel_b_per_session=na";
+    if (s0.slab_b >= 0 && s1.slab_b >= 0 && s2.slab_b >= 0) /* /proc/slabinfo is root's */
+        snprintf(kernel, sizeof(kernel), "kernel_b_per_session=%.0f", (double)(rise + fall) / 2 / n);
+    printf("sessions=%ld rss_before_kb=%lld rss_after_kb=%lld rss_b_per_session=%.0f "
+           "rss_fall_b_per_session=%.0f kernel_rise_b_per_session=%.0f "
+           "kernel_fall_b_per_session=%.0f %s tcpmem_delta_b=%lld "
+           "slab_all_delta_b=%lld slab_pages_delta_b=%lld slab_shrunk=%d tcp_inuse_left=%lld "
+           "errors=%ld last_error=%s\n",
+           held, s0.rss_kb, s1.rss_kb, (double)(s1.rss_kb - s0.rss_kb) * 1024.0 / n,
+           (double)(s1.rss_kb - s2.rss_kb) * 1024.0 / n, (double)rise / n, (double)fall / n,
+           kernel, s1.tcpmem_b - s0.tcpmem_b, s1.slab_b - s0.slab_b,
+           s1.slabpg_b - s0.slabpg_b, shrunk ? 1 : 0, inuse - s0.tcp_inuse, errors,
+           last_error[0] ? last_error : "-");
+    return errors == 0 && held == nmax ? 0 : 1;
+}
+
+/* --- probe --------------------------------------------------------------- */
+
+static int
+run_probe(void)
+{
+    uint64_t t_end = now_ns() + (uint64_t)(dur * 1e9);
+    while (now_ns() < t_end) {
+        errors = 0;
+        if (conn_start(0)) {
+            bool finished = false;
+            while (!finished && now_ns() < t_end) {
+                struct epoll_event ev;
+                if (epoll_wait(epfd, &ev, 1, 50) == 1)
+                    finished = short_event(0);
+            }
+            conn_close(0);
+            if (finished && errors == 0) {
+                printf("probe=ok\n");
+                return 0;
+            }
+        }
+        usleep(50 * 1000);
+    }
+    printf("probe=failed errors=%ld last_error=%s\n", errors, last_error[0] ? last_error : "-");
+    return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2)
+        usage();
+    const char *m = argv[1];
+    if (strcmp(m, "probe") == 0)
+        mode = M_PROBE;
+    else if (strcmp(m, "short") == 0)
+        mode = M_SHORT;
+    else if (strcmp(m, "up") == 0)
+        mode = M_UP;
+    else if (strcmp(m, "both") == 0)
+        mode = M_BOTH;
+    else if (strcmp(m, "idle") == 0)
+        mode = M_IDLE;
+    else
+        usage();
+    const char *addr = NULL, *srcs = "127.77.1.1";
+    int ch;
+    optind = 2;
+    while ((ch = getopt(argc, argv, "a:S:s:c:n:t:w:p:k:v")) != -1) {
+        switch (ch) {
+        case 'v':
+            verbose = true;
+            break;
+        case 'a':
+            addr = optarg;
+            break;
+        case 'S':
+            srcs = optarg;
+            break;
+        case 's':
+            nsrc = atoi(optarg);
+            break;
+        case 'c':
+            conc = atoi(optarg);
+            break;
+        case 'n':
+            nmax = atol(optarg);
+            break;
+        case 't':
+            dur = atof(optarg);
+            break;
+        case 'w':
+            warm = atof(optarg);
+            break;
+        case 'k':
+            core = atoi(optarg);
+            break;
+        case 'p':
+            for (char *tok = strtok(optarg, ","); tok != NULL && npids < MAX_PIDS;
+                 tok = strtok(NULL, ","))
+                pids[npids++] = atoi(tok);
+            break;
+        default:
+            usage();
+        }
+    }
+    struct in_addr sa;
+    if (addr == NULL || parse_addr(addr, &dst) == -1 || inet_pton(AF_INET, srcs, &sa) != 1 ||
+        nsrc < 1 || conc < 1 || nmax < 1 || dur <= 0 || dur > 600 || warm < 0 || warm > 60)
+        usage();
+    src_first = ntohl(sa.s_addr);
+    clk_tck = sysconf(_SC_CLK_TCK);
+    memset(xs, 'x', sizeof(xs));
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (mode == M_PROBE)
+        conc = 1;
+    long slots = mode == M_IDLE ? nmax : conc;
+    if (mode == M_IDLE && (rlim_t)nmax + 16 > rl.rlim_cur) {
+        fprintf(stderr, "loadgen: %ld sessions need more than the fd limit %llu\n", nmax,
+                (unsigned long long)rl.rlim_cur);
+        return 2;
+    }
+    conns = calloc((size_t)slots, sizeof(*conns));
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (conns == NULL || epfd == -1) {
+        perror("loadgen");
+        return 1;
+    }
+    for (long i = 0; i < slots; i++)
+        conns[i].fd = -1;
+    switch (mode) {
+    case M_PROBE:
+        return run_probe();
+    case M_SHORT:
+        return run_short();
+    case M_UP:
+        return run_bulk(false);
+    case M_BOTH:
+        return run_bulk(true);
+    case M_IDLE:
+        return run_idle();
+    }
+    return 2;
+}

@@ -1,0 +1,373 @@
+#!/bin/sh
+# bench/run.sh: mailedge side by side with HAProxy, nginx stream and a direct
+# connection, in one run with interleaved rounds (`make bench`).
+#
+#   sh bench/run.sh                 full run (about 6 minutes), results in
+#                                   bench/results/<date>.txt and latest.txt
+#   BENCH_QUICK=1 sh bench/run.sh   CI smoke: one small round, about 10 seconds,
+#                                   results in build/bench/quick.txt
+#
+# Environment (all optional):
+#   MAILEDGE_BIN     the binary (default build/mailedge; built with make if missing)
+#   BENCH_ROUNDS     rounds (default 5, quick 1)
+#   BENCH_TARGETS    subset of "direct mailedge haproxy nginx"
+#   BENCH_TESTS      subset of "idle lat short up both" (the table shows "-" for the rest)
+#   BENCH_IDLE       idle sessions held at once (default 9900, quick 300)
+#   BENCH_SECS       seconds per throughput measurement (default 3, quick 0.5)
+#   BENCH_CONC       concurrency of the short sessions (default 50)
+#   BENCH_STREAMS    bulk streams (default 4)
+#   BENCH_LAT_N      sessions of the unloaded latency test (default 2000, quick 200)
+#   BENCH_OUT        results file (default as above)
+#   BENCH_KEEP=1     keep the temporary directory (configs and logs)
+#   LOAD_CPU, PROXY_CPU  cores for load generator + backend, and for the proxy (0, 1)
+#
+# Everything listens on 127.77.0.1; clients come from 127.77.1.1-16. Each
+# proxy runs from a throwaway config in a temporary directory, pinned to
+# PROXY_CPU, and is stopped by its PID. Exit status 1 if any measurement
+# failed (errors in the load generator, a proxy that did not start).
+set -eu
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+QUICK=${BENCH_QUICK:-0}
+[ "$QUICK" = 1 ] || QUICK=0
+if [ $QUICK = 1 ]; then
+    ROUNDS=${BENCH_ROUNDS:-1}; IDLE=${BENCH_IDLE:-300}; SECS=${BENCH_SECS:-0.3}
+    LAT_N=${BENCH_LAT_N:-200}; WARM=0.1; SETTLE=0.2
+else
+    ROUNDS=${BENCH_ROUNDS:-5}; IDLE=${BENCH_IDLE:-9900}; SECS=${BENCH_SECS:-3}
+    LAT_N=${BENCH_LAT_N:-2000}; WARM=0.3; SETTLE=1
+fi
+CONC=${BENCH_CONC:-50}
+STREAMS=${BENCH_STREAMS:-4}
+TARGETS=${BENCH_TARGETS:-direct mailedge haproxy nginx}
+TESTS=${BENCH_TESTS:-idle lat short up both}
+LOAD_CPU=${LOAD_CPU:-0}
+PROXY_CPU=${PROXY_CPU:-1}
+BIN=${MAILEDGE_BIN:-build/mailedge}
+CC=${CC:-cc}
+OUTDIR=$ROOT/build/bench
+ADDR=127.77.0.1
+NGINX_STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
+
+die() { echo "bench: $*" >&2; exit 1; }
+note() { echo "bench: $*" >&2; }
+
+# --- build ------------------------------------------------------------------
+mkdir -p "$OUTDIR"
+[ -x "$BIN" ] || make --no-print-directory >/dev/null || die "cannot build mailedge"
+[ -x "$BIN" ] || die "no mailedge binary at $BIN"
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+BFLAGS="-std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2"
+for t in backend loadgen; do
+    # shellcheck disable=SC2086 # BFLAGS is a list of flags
+    $CC $BFLAGS -o "$OUTDIR/$t" "bench/$t.c" -lm || die "cannot build bench/$t.c"
+done
+LG=$OUTDIR/loadgen
+BE=$OUTDIR/backend
+
+# --- what can run here --------------------------------------------------------
+NCPU=$(nproc 2>/dev/null || echo 1)
+if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+    PIN_LOAD="taskset -c $LOAD_CPU"; PIN_PROXY="taskset -c $PROXY_CPU"; CORE_ARG="-k $PROXY_CPU"
+else
+    note "fewer than 2 CPUs or no taskset: nothing is pinned, core busy time not sampled"
+    PIN_LOAD=; PIN_PROXY=; CORE_ARG=
+fi
+HARD_FD=$(ulimit -Hn)
+if [ "$HARD_FD" != unlimited ] && [ $((IDLE * 2 + 64)) -gt "$HARD_FD" ]; then
+    die "BENCH_IDLE=$IDLE needs $((IDLE * 2 + 64)) fds in a proxy; the hard limit is $HARD_FD"
+fi
+ulimit -n "$HARD_FD" 2>/dev/null || true
+
+RUN=
+for t in $TARGETS; do
+    case $t in
+    direct|mailedge) RUN="$RUN $t" ;;
+    haproxy) if command -v haproxy >/dev/null 2>&1; then RUN="$RUN $t"
+             else note "haproxy not installed: skipped (scripts/deps.sh bench installs it)"; fi ;;
+    nginx) if command -v nginx >/dev/null 2>&1 && [ -f $NGINX_STREAM_MOD ]; then RUN="$RUN $t"
+           else note "nginx or its stream module not installed: skipped"; fi ;;
+    *) die "unknown target '$t'" ;;
+    esac
+done
+for x in $TESTS; do
+    case $x in idle|lat|short|up|both) ;; *) die "unknown test '$x'" ;; esac
+done
+TARGETS=${RUN# }
+[ -n "$TARGETS" ] || die "nothing to measure"
+
+# --- temporary directory, ports, cleanup ------------------------------------
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mailedge-bench.XXXXXX")
+STARTED=""
+stop_pid() {
+    p=$1
+    kill -TERM "$p" 2>/dev/null || return 0
+    i=0
+    while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+}
+cleanup() {
+    for p in $STARTED; do stop_pid "$p"; done
+    STARTED=""
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then note "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+BASE=$((20000 + ($$ % 700) * 16))
+P_BPROXY=$BASE; P_BDIRECT=$((BASE + 1))
+P_mailedge=$((BASE + 2)); P_haproxy=$((BASE + 3)); P_nginx=$((BASE + 4))
+
+# --- configurations ---------------------------------------------------------
+cat >"$TMP/mailedge.conf" <<EOF
+global {
+    log $TMP/mailedge.log format logfmt level info
+    splice on
+    grace 1s
+}
+backend bench {
+    server b1 $ADDR:$P_BPROXY
+    send-proxy v2
+}
+listener smtp {
+    bind $ADDR:$P_mailedge
+    protocol smtp
+    route -> bench
+    timeout idle 30m
+}
+EOF
+
+# HAProxy: one thread like mailedge's one worker; splice like mailedge; one
+# log line per session like mailedge (to stdout, a file here). The fd limit
+# cannot be raised here, so say it rather than let HAProxy refuse to start.
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn $((IDLE + 100))
+    ulimit-n $HARD_FD
+    no strict-limits
+    maxpipes 256
+    log stdout format raw local0 info
+defaults
+    mode tcp
+    log global
+    option tcplog
+    option splice-auto
+    maxconn $((IDLE + 100))
+    timeout connect 5s
+    timeout client 30m
+    timeout server 30m
+listen smtp
+    bind $ADDR:$P_haproxy
+    server b1 $ADDR:$P_BPROXY send-proxy-v2
+EOF
+
+# nginx: one worker (plus its master: both are counted), accept batching,
+# one access log line per session. nginx 1.22 sends PROXY v1 only.
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx.conf" <<EOF
+load_module $NGINX_STREAM_MOD;
+worker_processes 1;
+worker_rlimit_nofile $HARD_FD;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events {
+    worker_connections $((IDLE * 2 + 100));
+    multi_accept on;
+}
+stream {
+    log_format basic '\$remote_addr [\$time_local] \$protocol \$status \$bytes_sent \$bytes_received \$session_time';
+    access_log $TMP/nginx/access.log basic;
+    server {
+        listen $ADDR:$P_nginx backlog=1024;
+        proxy_pass $ADDR:$P_BPROXY;
+        proxy_protocol on;
+        proxy_connect_timeout 5s;
+        proxy_timeout 30m;
+        proxy_half_close on;
+    }
+}
+EOF
+
+# --- processes ----------------------------------------------------------------
+# Children of a PID (nginx's worker), from /proc.
+children_of() {
+    if [ -r "/proc/$1/task/$1/children" ]; then
+        cat "/proc/$1/task/$1/children"
+    else
+        for s in /proc/[0-9]*/stat; do
+            awk -v p="$1" '{ sub(/.*\) /, ""); if ($2 == p) { split(FILENAME, f, "/"); print f[3] } }' \
+                "$s" 2>/dev/null
+        done
+    fi
+}
+
+probe() { # addr:port
+    $PIN_LOAD "$LG" probe -a "$1" -t 5 >/dev/null 2>&1
+}
+
+start_proxy() { # target -> sets PIDS_<target>
+    t=$1
+    case $t in
+    mailedge)
+        "$BIN" -t -c "$TMP/mailedge.conf" >/dev/null || die "mailedge refuses its bench config"
+        $PIN_PROXY "$BIN" -c "$TMP/mailedge.conf" 2>>"$TMP/mailedge.stderr" &
+        ;;
+    haproxy)
+        haproxy -c -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.check" 2>&1 || \
+            { cat "$TMP/haproxy.check" >&2; die "haproxy refuses its bench config"; }
+        $PIN_PROXY haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 &
+        ;;
+    nginx)
+        nginx -t -q -c "$TMP/nginx.conf" -e "$TMP/nginx/error.log" -p "$TMP/nginx" 2>>"$TMP/nginx.check" || \
+            { cat "$TMP/nginx.check" >&2; die "nginx refuses its bench config"; }
+        $PIN_PROXY nginx -c "$TMP/nginx.conf" -e "$TMP/nginx/error.log" -p "$TMP/nginx" \
+            2>>"$TMP/nginx/stderr" &
+        ;;
+    esac
+    pid=$!
+    STARTED="$STARTED $pid"
+    eval "P=\$P_$t"
+    probe "$ADDR:$P" || die "$t did not come up on $ADDR:$P (logs in $TMP, BENCH_KEEP=1 keeps them)"
+    pids=$pid
+    for c in $(children_of "$pid"); do pids="$pids,$c"; done
+    eval "PIDS_$t=\$pids MAIN_$t=\$pid"
+}
+
+stop_proxy() {
+    eval "pid=\${MAIN_$1:-}"
+    [ -n "$pid" ] || return 0
+    stop_pid "$pid"
+    rest=""
+    for p in $STARTED; do [ "$p" = "$pid" ] || rest="$rest $p"; done
+    STARTED=$rest
+    eval "MAIN_$1="
+}
+
+$PIN_LOAD "$BE" -p "$ADDR:$P_BPROXY" -d "$ADDR:$P_BDIRECT" 2>>"$TMP/backend.stderr" &
+STARTED="$STARTED $!"
+probe "$ADDR:$P_BDIRECT" || die "the bench backend did not come up"
+
+# --- machine facts --------------------------------------------------------------
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
+if [ -n "${BENCH_OUT:-}" ]; then OUT=$BENCH_OUT
+elif [ $QUICK = 1 ]; then OUT=$OUTDIR/quick.txt
+else mkdir -p bench/results; OUT=bench/results/$STAMP.txt
+fi
+RAW=$TMP/raw.txt
+: >"$RAW"
+: >"$TMP/slab.txt"
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
+{
+    echo "mailedge bench, $STAMP$( [ $QUICK = 1 ] && echo ' (BENCH_QUICK smoke: small counts, not for quoting)')"
+    echo
+    echo "machine"
+    echo "  cpus:        $NCPU x $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+    echo "  memory:      $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "  kernel:      $(uname -sr)"
+    virt=$(grep -qw hypervisor /proc/cpuinfo && echo "virtual machine (hypervisor cpu flag)" || echo "no hypervisor flag")
+    cont=$(systemd-detect-virt --container 2>/dev/null) || cont=none
+    echo "  virtualized: $virt; container: $cont"
+    echo "  cpuidle:     $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)"
+    echo "  fd limit:    $(ulimit -n) (hard $HARD_FD)"
+    echo "  net:         ip_local_port_range $(tr '\t' ' ' </proc/sys/net/ipv4/ip_local_port_range)," \
+         "tcp_tw_reuse $(cat /proc/sys/net/ipv4/tcp_tw_reuse), somaxconn $(cat /proc/sys/net/core/somaxconn)"
+    echo "  load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "  busiest other processes at start (pid %cpu elapsed command):"
+    ps -eo pid=,pcpu=,etime=,comm= --sort=-pcpu 2>/dev/null | awk -v me=$$ '$1 != me' | head -3 | sed 's/^/    /'
+    echo "software"
+    echo "  mailedge:    $("$BIN" -V | head -1) (git $rev; binary $BIN, built $(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ), sha256 $(sha256sum "$BIN" | cut -c1-12))"
+    command -v haproxy >/dev/null && echo "  haproxy:     $(haproxy -v 2>&1 | head -1)"
+    command -v nginx >/dev/null && echo "  nginx:       $(nginx -v 2>&1)"
+    echo "  cc:          $($CC --version | head -1)"
+    echo "setup"
+    echo "  rounds $ROUNDS, interleaved (target order rotates each round), medians reported"
+    if [ -n "$PIN_PROXY" ]; then
+        echo "  load generator + backend on cpu $LOAD_CPU, proxy alone on cpu $PROXY_CPU (taskset)"
+    else
+        echo "  nothing pinned (fewer than 2 cpus or no taskset)"
+    fi
+    echo "  short: c=$CONC, ${SECS}s after ${WARM}s warm-up; bulk: $STREAMS streams, ${SECS}s;" \
+         "idle: $IDLE sessions; latency: c=1, $LAT_N sessions"
+    echo "  HAProxy: nbthread 1, mode tcp, send-proxy-v2, option splice-auto, tcplog to a file"
+    echo "  nginx: 1 worker (+ master, counted), proxy_protocol on (v1), multi_accept, access_log to a file"
+    echo "  mailedge: one worker, send-proxy v2, splice on, log file"
+} >"$OUT.tmp"
+
+# --- measurements -------------------------------------------------------------
+FAILED=0
+measure() { # round target test
+    r=$1; t=$2; x=$3
+    if [ "$t" = direct ]; then a=$ADDR:$P_BDIRECT; p=""
+    else eval "a=$ADDR:\$P_$t; p=\"-p \$PIDS_$t\""; fi
+    case $x in
+    idle)  args="idle -v -c 200 -n $IDLE -t 60 -w $SETTLE" ;;
+    lat)   args="short -c 1 -n $LAT_N -t $SECS -w $WARM" ;;
+    short) args="short -c $CONC -n 10000000 -t $SECS -w $WARM" ;;
+    up)    args="up -c $STREAMS -t $SECS -w $WARM" ;;
+    both)  args="both -c $STREAMS -t $SECS -w $WARM" ;;
+    esac
+    # shellcheck disable=SC2086
+    if line=$($PIN_LOAD "$LG" $args -a "$a" $p $CORE_ARG 2>"$TMP/lg.err"); then rc=0; else rc=$?; fi
+    [ -n "$line" ] || line="no_output=1 $(tr '\n' ' ' <"$TMP/lg.err")"
+    echo "round=$r target=$t test=$x rc=$rc $line" >>"$RAW"
+    [ "$x" != idle ] || sed "s/^slab /round=$r target=$t /" "$TMP/lg.err" >>"$TMP/slab.txt"
+    if [ $rc != 0 ]; then
+        FAILED=$((FAILED + 1))
+        note "round $r $x $t FAILED: $line"
+    else
+        printf 'bench: round %s %-5s %-8s %s\n' "$r" "$x" "$t" \
+            "$(echo "$line" | tr ' ' '\n' | grep -E '^(rate|p50_us|gbps|cpu_us_per_session|cpu_ms_per_gb|rss_b_per_session|kernel_b_per_session)=' | tr '\n' ' ')" >&2
+    fi
+}
+
+ntarg=$(echo $TARGETS | wc -w)
+r=1
+while [ $r -le "$ROUNDS" ]; do
+    # Rotate the order so that no target always runs first or last.
+    order=$(echo $TARGETS | tr ' ' '\n' | awk -v k=$(((r - 1) % ntarg)) -v n="$ntarg" \
+        '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) printf "%s ", a[(i + k) % n] }')
+    # Fresh proxies each round: the idle-memory test runs first on each.
+    for t in $order; do [ "$t" = direct ] || start_proxy "$t"; done
+    for x in $TESTS; do
+        for t in $order; do measure "$r" "$t" "$x"; done
+    done
+    for t in $order; do [ "$t" = direct ] || stop_proxy "$t"; done
+    r=$((r + 1))
+done
+
+# --- report -------------------------------------------------------------------
+{
+    echo
+    awk -v targets="$TARGETS" -f bench/summarize.awk "$RAW"
+    echo "  [n/a]     50,000 idle sessions               not run: the fd hard limit here is $HARD_FD" \
+         "(50,000 sessions need 100,000 fds in a proxy)"
+    echo
+    echo "notes"
+    echo "  proxy CPU = utime+stime of the proxy's processes (/proc/PID/stat) over the window; it"
+    echo "    includes the loopback packet processing the kernel runs in the proxy's context."
+    echo "  proxy core busy = busy time of cpu $PROXY_CPU (/proc/stat: user+system+irq+softirq), the"
+    echo "    proxy's core: also softirq work run from idle there, and any other process on it."
+    echo "  cross-CPU wake-ups = rescheduling + function-call interrupts (/proc/interrupts), all CPUs."
+    echo "  kernel B/session, all = slab (active objects) + TCP buffer pages, over the whole machine;"
+    echo "    the proxy's share is that minus the direct connection's in the same round."
+    echo "  1 GB = 10^9 bytes; both-ways throughput is the sum of the two directions."
+    echo
+    if [ -s "$TMP/slab.txt" ]; then
+        echo "kernel memory per idle session by slab cache, last round (rise when opened, fall when closed)"
+        grep "^round=$ROUNDS " "$TMP/slab.txt" | sed 's/^round=[0-9]* /  /'
+        echo
+    fi
+    echo "raw measurements (one line per round, target and test)"
+    sed 's/^/  /' "$RAW"
+    [ $FAILED = 0 ] || echo "FAILED measurements: $FAILED"
+} >>"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+[ $QUICK = 1 ] || [ -n "${BENCH_OUT:-}" ] || cp "$OUT" bench/results/latest.txt
+sed -n '/^median of/,/^notes/p' "$OUT" | sed '$d'
+echo "bench: results in $OUT"
+[ $FAILED = 0 ] || die "$FAILED measurement(s) failed"
