@@ -116,8 +116,9 @@ fuzz: $(FUZZ_BINS)
 
 # mailedge vs HAProxy vs nginx stream vs direct (docs/performance.md).
 # BENCH_QUICK=1 is the few-second smoke CI runs.
-bench: all
+bench:
 	$(Q)sh scripts/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) sh bench/run.sh
 
 lint:
@@ -127,7 +128,9 @@ format:
 	$(Q)clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
 
 # The README's run command: Postfix and Dovecot on loopback behind mailedge.
-demo: all
+demo:
+	$(Q)sh scripts/deps.sh build
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)sh scripts/demo.sh $(BUILD)/$(PROG)
 
 install: all
