@@ -2,9 +2,9 @@
 # Installs the Debian packages a make target needs, only when missing.
 # Usage: scripts/deps.sh build|test|bench|demo
 set -eu
-want="gcc make pkg-config"
+want="gcc make pkg-config libcurl4-openssl-dev"
 case "${1:-build}" in
-    test)  want="$want libcmocka-dev python3-pytest clang socat openssl nginx-light" ;;
+    test)  want="$want libcmocka-dev python3-pytest clang socat openssl nginx-light redis-server postgresql" ;;
     bench) want="$want haproxy nginx-light libnginx-mod-stream" ;;
     demo)  want="$want socat" ;;
 esac
@@ -19,5 +19,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Packaged daemons (nginx, redis, postgresql) must not start on install:
+# tests run their own copies on their own ports. policy-rc.d says no to
+# every service start while we install, and goes away afterwards.
+policy=/usr/sbin/policy-rc.d
+made_policy=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
+    trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null

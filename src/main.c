@@ -14,6 +14,7 @@
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
+#include "probe.h"
 #include "worker.h"
 
 #define DEFAULT_CONF "/etc/mailedge/mailedge.conf"
@@ -84,6 +85,8 @@ main(int argc, char **argv)
     const char *path = DEFAULT_CONF;
     bool check_only = false;
     int ch;
+    if (argc > 1 && strcmp(argv[1], "probe") == 0)
+        return probe_main(argc - 1, argv + 1);
     while ((ch = getopt(argc, argv, "c:tfVh")) != -1) {
         switch (ch) {
         case 'c':

@@ -1,0 +1,202 @@
+/*
+ * Unit tests for mailreply: SMTP multi-line greetings, IMAP, POP3, Redis
+ * and the PostgreSQL SSLRequest answer; every truncation of a complete
+ * reply is NEED_MORE.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "mailreply.h"
+#include "util.h"
+
+struct case_ {
+    enum mr_kind kind;
+    const char *in;
+    enum mr_result want;
+    int code;        /* SMTP code expected, or 0 */
+    const char *why; /* MR_BAD: expected reason; else NULL */
+};
+
+static const struct case_ cases[] = {
+    {MR_SMTP_GREETING, "220 mx.example ESMTP\r\n", MR_OK, 220, NULL},
+    {MR_SMTP_GREETING, "220\r\n", MR_OK, 220, NULL},
+    {MR_SMTP_GREETING, "220 bare LF\n", MR_OK, 220, NULL},
+    {MR_SMTP_GREETING, "220-mx.example ESMTP\r\n220-more\r\n220 done\r\n", MR_OK, 220, NULL},
+    {MR_SMTP_GREETING, "220-postscreen\r\n", MR_NEED_MORE, 0, NULL},
+    {MR_SMTP_GREETING, "220-a\r\n220-b\r\n", MR_NEED_MORE, 0, NULL},
+    {MR_SMTP_GREETING, "554 5.7.1 go away\r\n", MR_BAD, 554, "greeting refuses service (5xx)"},
+    {MR_SMTP_GREETING, "421 4.3.2 busy\r\n", MR_BAD, 421, "service not available (421)"},
+    {MR_SMTP_GREETING, "450 later\r\n", MR_BAD, 450, "temporary failure greeting (4xx)"},
+    {MR_SMTP_GREETING, "250 hello\r\n", MR_BAD, 250, "greeting is not 220"},
+    {MR_SMTP_GREETING, "220-a\r\n554 b\r\n", MR_BAD, 220, "reply lines disagree on the code"},
+    {MR_SMTP_GREETING, "HTTP/1.1 400 Bad Request\r\n", MR_BAD, 0, "not an SMTP reply"},
+    {MR_SMTP_GREETING, "H", MR_BAD, 0, "not an SMTP reply"},
+    {MR_SMTP_GREETING, "22x", MR_BAD, 0, "not an SMTP reply"},
+    {MR_SMTP_GREETING, "2200 x\r\n", MR_BAD, 0, "not an SMTP reply"},
+    {MR_SMTP_GREETING, "* OK imap\r\n", MR_BAD, 0, "not an SMTP reply"},
+    {MR_SMTP_GREETING, "22\r\n", MR_BAD, 0, "not an SMTP reply"},
+    {MR_SMTP_GREETING, "", MR_NEED_MORE, 0, NULL},
+    {MR_SMTP_QUIT, "221 2.0.0 Bye\r\n", MR_OK, 221, NULL},
+    {MR_SMTP_QUIT, "250 ok\r\n", MR_BAD, 250, "unexpected reply to QUIT"},
+    {MR_IMAP_GREETING, "* OK [CAPABILITY IMAP4rev1] Dovecot ready.\r\n", MR_OK, 0, NULL},
+    {MR_IMAP_GREETING, "* ok ready\r\n", MR_OK, 0, NULL},
+    {MR_IMAP_GREETING, "* OK\r\n", MR_OK, 0, NULL},
+    {MR_IMAP_GREETING, "* PREAUTH logged in\r\n", MR_OK, 0, NULL},
+    {MR_IMAP_GREETING, "* BYE too many connections\r\n", MR_BAD, 0, "server said BYE"},
+    {MR_IMAP_GREETING, "* OKAY\r\n", MR_BAD, 0, "not an IMAP greeting"},
+    {MR_IMAP_GREETING, "220 smtp\r\n", MR_BAD, 0, "not an IMAP greeting"},
+    {MR_IMAP_GREETING, "*x", MR_BAD, 0, "not an IMAP greeting"},
+    {MR_IMAP_GREETING, "* OK", MR_NEED_MORE, 0, NULL},
+    {MR_IMAP_LOGOUT, "* BYE Logging out\r\na OK Logout completed.\r\n", MR_OK, 0, NULL},
+    {MR_IMAP_LOGOUT, "a OK\r\n", MR_OK, 0, NULL},
+    {MR_IMAP_LOGOUT, "* BYE Logging out\r\n", MR_NEED_MORE, 0, NULL},
+    {MR_IMAP_LOGOUT, "a BAD no\r\n", MR_BAD, 0, "LOGOUT not OK"},
+    {MR_IMAP_LOGOUT, "b OK\r\n", MR_BAD, 0, "unexpected reply to LOGOUT"},
+    {MR_POP3_STATUS, "+OK Dovecot ready.\r\n", MR_OK, 0, NULL},
+    {MR_POP3_STATUS, "+OK\r\n", MR_OK, 0, NULL},
+    {MR_POP3_STATUS, "-ERR [SYS/TEMP] busy\r\n", MR_BAD, 0, "server said -ERR"},
+    {MR_POP3_STATUS, "+OKAY\r\n", MR_BAD, 0, "not a POP3 reply"},
+    {MR_POP3_STATUS, "* OK imap\r\n", MR_BAD, 0, "not a POP3 reply"},
+    {MR_REDIS_PING, "+PONG\r\n", MR_OK, 0, NULL},
+    {MR_REDIS_PING, "-NOAUTH Authentication required.\r\n", MR_OK, 0, NULL},
+    {MR_REDIS_PING, "-WRONGPASS invalid username-password pair\r\n", MR_OK, 0, NULL},
+    {MR_REDIS_PING, "-LOADING Redis is loading the dataset in memory\r\n", MR_BAD, 0,
+     "server is loading its dataset"},
+    {MR_REDIS_PING, "-ERR unknown command\r\n", MR_BAD, 0, "error reply to PING"},
+    {MR_REDIS_PING, "+PONGS\r\n", MR_BAD, 0, "unexpected reply to PING"},
+    {MR_REDIS_PING, "$4\r\nPONG\r\n", MR_BAD, 0, "not a Redis reply"},
+    {MR_REDIS_PING, "+PON", MR_NEED_MORE, 0, NULL},
+    {MR_PG_SSLREQUEST, "S", MR_OK, 0, NULL},
+    {MR_PG_SSLREQUEST, "N", MR_OK, 0, NULL},
+    {MR_PG_SSLREQUEST, "E", MR_BAD, 0, "error response to SSLRequest"},
+    {MR_PG_SSLREQUEST, "H", MR_BAD, 0, "not a PostgreSQL server"},
+    {MR_PG_SSLREQUEST, "", MR_NEED_MORE, 0, NULL},
+};
+
+static void
+test_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        const struct case_ *c = &cases[i];
+        struct mr_reply r;
+        enum mr_result got = mailreply_classify(c->kind, c->in, strlen(c->in), &r);
+        if (got != c->want)
+            print_error("case %zu '%s': got %s\n", i, c->in, mailreply_result_name(got));
+        assert_int_equal(got, c->want);
+        if (c->code)
+            assert_int_equal(r.code, c->code);
+        if (c->why)
+            assert_string_equal(r.why, c->why);
+        if (got == MR_OK)
+            assert_null(r.why);
+    }
+}
+
+/* Every proper prefix of a complete OK reply is NEED_MORE. */
+static void
+test_truncation(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        const struct case_ *c = &cases[i];
+        if (c->want != MR_OK)
+            continue;
+        size_t n = strlen(c->in);
+        for (size_t k = 0; k < n; k++) {
+            struct mr_reply r;
+            enum mr_result got = mailreply_classify(c->kind, c->in, k, &r);
+            if (got != MR_NEED_MORE)
+                print_error("case %zu cut at %zu: %s\n", i, k, mailreply_result_name(got));
+            assert_int_equal(got, MR_NEED_MORE);
+        }
+        struct mr_reply r;
+        assert_int_equal(mailreply_classify(c->kind, c->in, n, &r), MR_OK);
+        assert_int_equal(r.consumed, n);
+    }
+}
+
+static void
+test_text_and_consumed(void **state)
+{
+    (void)state;
+    const char *in = "220-first line\r\n220 last\r\nEHLO";
+    struct mr_reply r;
+    assert_int_equal(mailreply_classify(MR_SMTP_GREETING, in, strlen(in), &r), MR_OK);
+    assert_int_equal(r.text_len, strlen("220-first line"));
+    assert_memory_equal(r.text, "220-first line", r.text_len);
+    assert_int_equal(r.consumed, strlen(in) - 4);
+}
+
+/* A postscreen-style greeting of many continuation lines, then the caps. */
+static void
+test_caps(void **state)
+{
+    (void)state;
+    static char buf[MR_REPLY_MAX + 2 * MR_LINE_MAX];
+    struct mr_reply r;
+    size_t n = 0;
+    while (n + 10 < MR_REPLY_MAX) {
+        memcpy(buf + n, "220-xxxx\r\n", 10);
+        n += 10;
+    }
+    assert_int_equal(mailreply_classify(MR_SMTP_GREETING, buf, n, &r), MR_NEED_MORE);
+    memcpy(buf + n, "220-xxxx\r\n", 10);
+    n += 10;
+    assert_int_equal(mailreply_classify(MR_SMTP_GREETING, buf, n, &r), MR_BAD);
+    assert_string_equal(r.why, "reply too long");
+
+    memset(buf, 'x', MR_LINE_MAX + 2);
+    memcpy(buf, "220 ", 4);
+    assert_int_equal(mailreply_classify(MR_SMTP_GREETING, buf, MR_LINE_MAX + 2, &r), MR_BAD);
+    assert_string_equal(r.why, "reply line too long");
+    buf[0] = '*';
+    buf[1] = ' ';
+    assert_int_equal(mailreply_classify(MR_IMAP_GREETING, buf, MR_LINE_MAX + 2, &r), MR_BAD);
+    buf[0] = '+';
+    assert_int_equal(mailreply_classify(MR_POP3_STATUS, buf, MR_LINE_MAX + 2, &r), MR_BAD);
+    assert_int_equal(mailreply_classify(MR_REDIS_PING, buf, MR_LINE_MAX + 2, &r), MR_BAD);
+}
+
+/* Input ending exactly at a PROT_NONE page: any read past the end faults. */
+static void
+test_guard_page(void **state)
+{
+    (void)state;
+    long pg = sysconf(_SC_PAGESIZE);
+    char *m =
+        mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        size_t n = strlen(cases[i].in);
+        for (size_t k = 0; k <= n; k++) {
+            char *p = m + pg - k;
+            memcpy(p, cases[i].in, k);
+            struct mr_reply r;
+            (void)mailreply_classify(cases[i].kind, p, k, &r);
+        }
+    }
+    munmap(m, (size_t)pg * 2);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_text_and_consumed),
+        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_guard_page),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
