@@ -10,10 +10,12 @@
 #include <sys/socket.h>
 
 #include "conf.h"
+#include "metrics.h"
 
 struct backend {
     const struct conf_backend *conf;
     size_t next;        /* round-robin cursor */
+    struct metrics_server *m;  /* counters, parallel to conf->servers */
 };
 
 void backend_init(struct backend *b, const struct conf_backend *conf);

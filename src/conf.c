@@ -38,6 +38,7 @@ enum dir {
     D_LOG,
     D_GRACE,
     D_SPLICE,
+    D_ADMIN,
     D_T_CONNECT,
     D_T_PROXY,
     D_T_IDLE,
@@ -429,6 +430,54 @@ d_splice(struct ctx *x, const struct lex_word *w, size_t n)
         x->c->global.splice = false;
     else
         errw(x, &w[1], "bad value '%s' for splice: expected on or off", w[1].text);
+}
+
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool
+is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr) >> 24) ==
+               127;
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* admin ADDR:PORT [allow-remote] */
+static void
+d_admin(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+    struct sockaddr_storage ss;
+    const char *why = NULL;
+    bool any = false;
+
+    if (n == 3 && !is_word(&w[2], "allow-remote")) {
+        errw(x, &w[2], "unknown admin option '%s' (expected allow-remote)", w[2].text);
+        return;
+    }
+    if (addr_parse(w[1].text, ADDR_PORT_REQUIRED, &ss, &any, &why) != 0) {
+        errw(x, &w[1],
+             "bad admin address '%s': %s (expected ADDR:PORT like 127.0.0.1:9100 or [::1]:9100)",
+             w[1].text, why);
+        return;
+    }
+    g->admin_allow_remote = n == 3;
+    if (!g->admin_allow_remote && (any || !is_loopback(&ss))) {
+        errw(x, &w[1],
+             "admin address '%s' is not a loopback address: the admin endpoint has no "
+             "authentication; write 'admin %s allow-remote' to expose it anyway",
+             w[1].text, w[1].text);
+        return;
+    }
+    g->admin_set = true;
+    memset(&g->admin, 0, sizeof(g->admin));
+    g->admin.addr = ss;
+    g->admin.any = any;
+    g->admin.pos = pos_of(x, &w[1]);
 }
 
 /* "timeout KIND DURATION" in any block; <allowed> is a mask of 1 << D_T_*. */
@@ -954,6 +1003,7 @@ static const struct directive global_dirs[] = {
     {"log", D_LOG, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]", d_log},
     {"grace", D_GRACE, true, 1, 1, "grace DURATION", d_grace},
     {"splice", D_SPLICE, true, 1, 1, "splice on|off", d_splice},
+    {"admin", D_ADMIN, true, 1, 2, "admin ADDR:PORT [allow-remote]", d_admin},
     {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", d_timeout},
 };
 
@@ -979,7 +1029,7 @@ static const struct {
     size_t n;
     const char *list;
 } tables[] = {
-    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, timeout"},
+    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, timeout"},
     [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs), "server, send-proxy, balance, timeout"},
     [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),
                       "bind, protocol, accept-proxy, route, sni-required, timeout"},
@@ -1714,6 +1764,34 @@ check_binds(struct ctx *x)
     free(refs);
 }
 
+/* The admin endpoint cannot share a port with a listener. */
+static void
+check_admin_bind(struct ctx *x)
+{
+    const struct conf_bind *ab = &x->c->global.admin;
+
+    if (!x->c->global.admin_set)
+        return;
+    for (size_t i = 0; i < x->c->nlisteners; i++) {
+        const struct conf_listener *l = &x->c->listeners[i];
+        for (size_t j = 0; j < l->nbinds; j++) {
+            const struct conf_bind *b = &l->binds[j];
+            if (addr_port((const struct sockaddr *)&b->addr) !=
+                    addr_port((const struct sockaddr *)&ab->addr) ||
+                !binds_overlap(ab, b))
+                continue;
+            char a[ADDR_STRLEN], o[ADDR_STRLEN], w[300];
+            if (b->pos.file == ab->pos.file)
+                snprintf(w, sizeof(w), "line %d col %d", b->pos.line, b->pos.col);
+            else
+                snprintf(w, sizeof(w), "%s:%d:%d", b->pos.file, b->pos.line, b->pos.col);
+            errp(x, &ab->pos, "admin %s overlaps bind %s of listener '%s' at %s",
+                 bind_text(ab, a, sizeof(a)), bind_text(b, o, sizeof(o)), l->name, w);
+            return;
+        }
+    }
+}
+
 static void
 finish(struct ctx *x)
 {
@@ -1760,6 +1838,7 @@ finish(struct ctx *x)
             l->proto == PROTO_TLS && (l->nsni_routes > 0 || l->sni_required || authority);
     }
     check_binds(x);
+    check_admin_bind(x);
 }
 
 /* ---- entry points ---- */

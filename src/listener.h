@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "loop.h"
+#include "metrics.h"
 
 struct worker;
 
@@ -20,6 +21,7 @@ struct listener {
     struct worker *w;
     const struct conf_listener *conf;
     const struct conf_bind *bind;
+    struct metrics_listener *m;         /* counters of its conf listener */
     bool wildcard;                      /* bound to 0.0.0.0 or [::]: ask getsockname */
     struct timer pause_timer;           /* resumes accepting after EMFILE */
     uint64_t last_pause_log;

@@ -38,7 +38,7 @@ static void
 version(void)
 {
     printf("mailedge %s\n", MAILEDGE_VERSION);
-    printf("features: epoll splice proxy-v1 proxy-v2\n");
+    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe\n");
 }
 
 static void

@@ -67,6 +67,7 @@ struct session {
     size_t hello_need;                 /* PEEK_HELLO: bytes worth parsing again */
     size_t hello_seen;                 /* PEEK_HELLO: bytes of the last peek */
     uint64_t id, start_ms, last_ms;
+    uint64_t connect_ms;               /* when the current connect started */
     union sa client, peer, local;
     char *sni;                         /* NULL (no peeking), "" or the server name */
     char tail[];                       /* TH_HOST_MAX bytes for sni on peeking listeners */
@@ -174,6 +175,43 @@ say_goodbye(struct session *s)
 }
 
 static void
+count_end(const struct session *s, enum end_reason r)
+{
+    struct metrics_listener *m = s->l->m;
+
+    m->active--;
+    m->ended[r]++;
+    m->bytes_in += s->up.bytes;
+    m->bytes_out += s->down.bytes;
+    if (r == END_PROXY_INVALID)
+        m->proxy_errors[METRICS_PROXY_INVALID]++;
+    else if (r == END_PROXY_TIMEOUT)
+        m->proxy_errors[METRICS_PROXY_TIMEOUT]++;
+    else if (r == END_PROXY_UNTRUSTED)
+        m->proxy_errors[METRICS_PROXY_UNTRUSTED]++;
+}
+
+/* The counters of the server being connected to. */
+static struct metrics_server *
+trying_metrics(const struct session *s)
+{
+    return &s->backend->m[s->trying - s->backend->conf->servers];
+}
+
+static void
+count_connect_error(const struct session *s, int err, bool timeout)
+{
+    struct metrics_server *m = trying_metrics(s);
+
+    if (timeout)
+        m->connect_errors[METRICS_CONNECT_TIMEOUT]++;
+    else if (err == ECONNREFUSED)
+        m->connect_errors[METRICS_CONNECT_REFUSED]++;
+    else
+        m->connect_errors[METRICS_CONNECT_ERROR]++;
+}
+
+static void
 session_close(struct session *s, enum end_reason r, const char *detail)
 {
     if (s->state == SESSION_CLOSED)
@@ -185,6 +223,7 @@ session_close(struct session *s, enum end_reason r, const char *detail)
     relay_half_release(s->w->pool, &s->up);
     relay_half_release(s->w->pool, &s->down);
     log_session(s, r, detail);
+    count_end(s, r);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -306,6 +345,7 @@ static void
 connected(struct session *s)
 {
     s->srv = s->trying;
+    metrics_connect_ok(trying_metrics(s), loop_now(s->w->loop) - s->connect_ms);
     if (!send_proxy_header(s))
         return;
     s->state = SESSION_RELAYING;
@@ -318,6 +358,7 @@ static void
 connect_failed(struct session *s, int err, bool timeout)
 {
     close_io(s, &s->bio);
+    count_connect_error(s, err, timeout);
     s->b_rd = s->b_wr = false;
     s->last_err = err;
     s->last_timeout = timeout;
@@ -348,6 +389,7 @@ connect_next(struct session *s)
             }
             s->last_err = errno;
             s->last_timeout = false;
+            count_connect_error(s, errno, false);
             s->attempt++;
             continue;
         }
@@ -357,8 +399,8 @@ connect_next(struct session *s)
             return;
         }
         s->state = SESSION_CONNECTING;
-        loop_timer_at(s->w->loop, &s->timer,
-                      loop_now(s->w->loop) + b->conf->timeout_connect_ms);
+        s->connect_ms = loop_now(s->w->loop);
+        loop_timer_at(s->w->loop, &s->timer, s->connect_ms + b->conf->timeout_connect_ms);
         return;
     }
     say_goodbye(s);
@@ -717,10 +759,10 @@ void
 session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
 {
     struct worker *w = l->w;
-    /* One timer per session, plus the listeners' and the drain timer. */
+    /* One timer per session, plus the listeners' and the worker's own. */
     struct session *s = NULL;
     bool peek = l->conf->peek_hello;
-    if (loop_timer_reserve(w->loop, w->nsessions + w->nlisteners + 2) == 0)
+    if (loop_timer_reserve(w->loop, w->nsessions + 1 + w->nlisteners + WORKER_TIMERS) == 0)
         s = calloc(1, sizeof(*s) + (peek ? TH_HOST_MAX : 0));
     if (s == NULL) {
         close(fd);
@@ -753,6 +795,7 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
         w->sessions->prev = s;
     w->sessions = s;
     w->nsessions++;
+    l->m->active++;
 
     if (loop_add(w->loop, &s->cio, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
         session_close(s, END_RESOURCE, strerror(errno));

@@ -36,6 +36,7 @@ enum end_reason {
     END_HELLO_TIMEOUT,    /* no complete ClientHello in time */
     END_SNI_REQUIRED,     /* sni-required, and no usable server name (why in error=) */
     END_SNI_NO_ROUTE,     /* a server name no route takes, and no default route */
+    END_REASON_COUNT      /* not a reason: how many there are */
 };
 
 const char *session_end_reason_name(enum end_reason r);

@@ -8,12 +8,15 @@
 #include <time.h>
 
 #include "addr.h"
+#include "admin.h"
 #include "listener.h"
 #include "log.h"
 #include "relay.h"
 #include "session.h"
 
 #define POOL_IDLE 256   /* empty pipes and buffers kept for reuse */
+
+_Static_assert(END_REASON_COUNT <= METRICS_REASONS_MAX, "raise METRICS_REASONS_MAX");
 
 static void
 on_grace(struct timer *t)
@@ -48,13 +51,33 @@ worker_init(struct worker *w, const struct conf *conf)
     for (size_t i = 0; i < conf->nlisteners; i++)
         nbinds += conf->listeners[i].nbinds;
     w->listeners = calloc(nbinds ? nbinds : 1, sizeof(*w->listeners));
+    size_t nservers = 0;
+    for (size_t i = 0; i < conf->nbackends; i++)
+        nservers += conf->backends[i].nservers;
+    /* Timers: one per bind (EMFILE pause), the drain timer and the admin timer. */
     if (w->loop == NULL || w->pool == NULL || w->backends == NULL || w->listeners == NULL ||
-        loop_timer_reserve(w->loop, nbinds + 2) == -1) {
+        loop_timer_reserve(w->loop, nbinds + WORKER_TIMERS) == -1 ||
+        metrics_init(&w->metrics, conf->nlisteners, nservers) == -1) {
         log_warn("worker: cannot allocate");
         return -1;
     }
-    for (size_t i = 0; i < conf->nbackends; i++)
+    for (size_t r = 0; r < END_REASON_COUNT; r++)
+        w->reason_names[r] = session_end_reason_name((enum end_reason)r);
+    w->metrics.version = MAILEDGE_VERSION;
+    w->metrics.reason_names = w->reason_names;
+    w->metrics.nreasons = END_REASON_COUNT;
+    for (size_t i = 0; i < conf->nlisteners; i++)
+        w->metrics.listeners[i].name = conf->listeners[i].name;
+    nservers = 0;
+    for (size_t i = 0; i < conf->nbackends; i++) {
         backend_init(&w->backends[i], &conf->backends[i]);
+        w->backends[i].m = &w->metrics.servers[nservers];
+        for (size_t j = 0; j < conf->backends[i].nservers; j++) {
+            w->metrics.servers[nservers].backend = conf->backends[i].name;
+            w->metrics.servers[nservers].name = conf->backends[i].servers[j].name;
+            nservers++;
+        }
+    }
     for (size_t i = 0; i < conf->nlisteners; i++) {
         const struct conf_listener *lc = &conf->listeners[i];
         for (size_t j = 0; j < lc->nbinds; j++) {
@@ -69,6 +92,7 @@ worker_init(struct worker *w, const struct conf *conf)
                 log_end();
                 return -1;
             }
+            l->m = &w->metrics.listeners[i];
             w->nlisteners++;
             log_begin(LOG_INFO, "listen");
             log_str("listener", lc->name);
@@ -79,6 +103,8 @@ worker_init(struct worker *w, const struct conf *conf)
             log_end();
         }
     }
+    if (conf->global.admin_set && (w->admin = admin_start(w)) == NULL)
+        return -1;
     return 0;
 }
 
@@ -119,11 +145,13 @@ worker_session_gone(struct worker *w)
 void
 worker_free(struct worker *w)
 {
+    admin_stop(w->admin);
     for (size_t i = 0; i < w->nlisteners; i++)
         listener_close(&w->listeners[i]);
     free(w->listeners);
     free(w->backends);
     relay_pool_free(w->pool);
+    metrics_free(&w->metrics);
     loop_free(w->loop);
     memset(w, 0, sizeof(*w));
 }

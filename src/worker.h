@@ -14,10 +14,15 @@
 #include "backend.h"
 #include "conf.h"
 #include "loop.h"
+#include "metrics.h"
 
 struct listener;
 struct session;
 struct relay_pool;
+struct admin;
+
+/* Timers a worker arms besides one per session and one per bind: drain, admin. */
+#define WORKER_TIMERS 2
 
 struct worker {
     struct loop *loop;
@@ -31,11 +36,15 @@ struct worker {
     uint64_t id_seed, id_next;       /* session ids */
     bool draining;
     struct timer grace_timer;
+    struct metrics metrics;          /* listeners parallel to conf->listeners */
+    const char *reason_names[METRICS_REASONS_MAX];
+    struct admin *admin;             /* NULL without admin in the conf */
 };
 
 /*
- * Sets up <w> for <conf> (kept by reference) and binds every listener.
- * Returns 0, or -1 after logging which listener and address failed.
+ * Sets up <w> for <conf> (kept by reference), binds every listener and
+ * starts the admin endpoint if configured. Returns 0, or -1 after logging
+ * which listener and address failed.
  */
 int worker_init(struct worker *w, const struct conf *conf);
 

@@ -722,7 +722,47 @@ struct bad_case {
 };
 
 #define LST(body) "listener l {\n" body "}\n" /* line 1 is the header */
+#define ONE_L "listener one {\n    bind 127.0.0.9:2525\n    protocol smtp\n    route -> 10.0.0.5:25\n}\n"
 #define OKL "    bind :25\n    protocol smtp\n    route -> b\n"
+
+static void
+test_admin(void **state)
+{
+    (void)state;
+    struct conf *c = load_ok("backend b {\n    server s1 10.0.0.5:25\n}\n"
+                             "listener smtp {\n    bind 127.0.0.1:2525\n"
+                             "    protocol smtp\n    route -> b\n}\n");
+    assert_false(c->global.admin_set);
+    conf_free(c);
+
+    c = load_ok("global {\n    admin 127.0.0.1:9100\n}\n" ONE_L);
+    assert_true(c->global.admin_set);
+    assert_false(c->global.admin_allow_remote);
+    assert_addr(&c->global.admin.addr, "127.0.0.1:9100");
+    assert_int_equal(c->global.admin.pos.line, 2);
+    assert_int_equal(c->global.admin.pos.col, 11);
+    conf_free(c);
+
+    c = load_ok("global {\n    admin [::1]:9100\n}\n" ONE_L);
+    assert_addr(&c->global.admin.addr, "[::1]:9100");
+    conf_free(c);
+
+    /* The same port as a listener on another address is fine. */
+    c = load_ok("global {\n    admin 127.0.0.2:2525\n}\n"
+                "listener smtp {\n    bind 127.0.0.1:2525\n"
+                "    protocol smtp\n    route -> 10.0.0.5:25\n}\n");
+    conf_free(c);
+
+    c = load_ok("global {\n    admin 0.0.0.0:9100 allow-remote\n}\n" ONE_L);
+    assert_true(c->global.admin_set);
+    assert_true(c->global.admin_allow_remote);
+    assert_addr(&c->global.admin.addr, "0.0.0.0:9100");
+    conf_free(c);
+
+    c = load_ok("global {\n    admin :9100 allow-remote\n}\n" ONE_L);
+    assert_true(c->global.admin.any);
+    conf_free(c);
+}
 
 static const struct bad_case bad_cases[] = {
     /* lexical */
@@ -737,6 +777,19 @@ static const struct bad_case bad_cases[] = {
     {"backend b {\n    server s ${9X}\n}\n", 2, 14, "bad variable reference"},
     {"backend b {\n    server s ${X-1}\n}\n", 2, 14, "bad variable reference"},
     {"global {\n    grace 1s\x01\n}\n", 2, 13, "invalid character 0x01"},
+    /* admin */
+    {"global {\n    admin 0.0.0.0:9100\n}\n" ONE_L, 2, 11,
+     "admin address '0.0.0.0:9100' is not a loopback address"},
+    {"global {\n    admin :9100\n}\n" ONE_L, 2, 11, "is not a loopback address"},
+    {"global {\n    admin [2001:db8::1]:9100\n}\n" ONE_L, 2, 11, "is not a loopback address"},
+    {"global {\n    admin 127.0.0.1\n}\n" ONE_L, 2, 11, "bad admin address '127.0.0.1'"},
+    {"global {\n    admin 127.0.0.1:9100 remote\n}\n" ONE_L, 2, 26,
+     "unknown admin option 'remote' (expected allow-remote)"},
+    {"global {\n    admin 127.0.0.1:9100\n    admin 127.0.0.1:9101\n}\n" ONE_L, 3, 5,
+     "duplicate 'admin'"},
+    {"global {\n    admin 127.0.0.1:25\n}\n" LST(OKL) "backend b {\n    server s 10.0.0.1:25\n}\n",
+     2, 11, "admin 127.0.0.1:25 overlaps bind :25 of listener 'l' at line 5 col 10"},
+    {"listener l {\n    admin 127.0.0.1:9100\n}\n", 2, 5, "admin"},
     /* structure */
     {"}\n", 1, 1, "'}' without an open block"},
     {"bind :25\n", 1, 1, "statement outside a block: 'bind' belongs in a listener block"},
@@ -770,8 +823,8 @@ static const struct bad_case bad_cases[] = {
      "duplicate server 's' in backend 'b' (first at line 2)"},
     {"backend b {\n    server s/1 10.0.0.1:25\n}\n", 2, 12, "bad server name 's/1'"},
     /* unknown directives and argument counts */
-    {"global {\n    admin 127.0.0.1:9100\n}\n", 2, 5,
-     "unknown directive 'admin' in a global block (allowed: log, grace, splice, timeout)"},
+    {"global {\n    workers 4\n}\n", 2, 5,
+     "unknown directive 'workers' in a global block (allowed: log, grace, splice, admin, timeout)"},
     {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
      "allowed: server, send-proxy, balance, timeout); 'bind' belongs in a listener block"},
     {LST("    limit per-ip 20\n"), 2, 5,
@@ -1198,6 +1251,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_admin),
         cmocka_unit_test(test_everything_set),
         cmocka_unit_test(test_global_timeouts_inherited),
         cmocka_unit_test(test_implicit_backend),

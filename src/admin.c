@@ -1,0 +1,350 @@
+/*
+ * admin: the HTTP admin endpoint on libmicrohttpd, in our loop.
+ *
+ * MHD runs in "external polling" mode with its own epoll descriptor
+ * (MHD_USE_EPOLL, no internal thread): that descriptor is registered in
+ * our loop, level-triggered, and MHD_run() is called when it is readable.
+ * MHD_run() never blocks; after each call the admin timer is re-armed from
+ * MHD_get_timeout() (connection timeouts, and 0 when MHD still has ready
+ * connections of its own). Requests are answered at once from counters in
+ * memory, so no handler ever waits.
+ */
+#include "admin.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "backend.h"
+#include "listener.h"
+#include "log.h"
+#include "loop.h"
+#include "sock.h"
+#include "worker.h"
+
+#define ADMIN_CONN_MAX 32       /* concurrent admin connections */
+#define ADMIN_CONN_TIMEOUT_S 10 /* idle or slow admin connections are closed */
+#define ADMIN_MEM_PER_CONN (16 * 1024)
+
+struct admin {
+    struct io io; /* MHD's epoll descriptor */
+    struct worker *w;
+    struct MHD_Daemon *d;
+    int lfd; /* the listening socket, handed to MHD */
+    struct timer timer;
+};
+
+/* ---- /readyz and /status ---- */
+
+bool
+admin_ready(const struct worker *w, struct strbuf *why)
+{
+    if (w->draining) {
+        strbuf_add(why, "draining: shutting down, listeners closed\n");
+        return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        const struct listener *l = &w->listeners[i];
+        if (l->io.fd < 0) {
+            char a[ADDR_STRLEN];
+            strbuf_addf(why, "listener %s: %s is not bound\n", l->conf->name,
+                        addr_format((const struct sockaddr *)&l->bind->addr, a, sizeof(a)));
+            ok = false;
+        }
+    }
+    for (size_t i = 0; i < w->conf->nbackends; i++) {
+        if (w->conf->backends[i].nservers == 0) {
+            strbuf_addf(why, "backend %s: no server\n", w->conf->backends[i].name);
+            ok = false;
+        }
+    }
+    if (ok)
+        strbuf_add(why, "ok\n");
+    return ok;
+}
+
+static void
+json_str(struct strbuf *b, const char *s)
+{
+    strbuf_add(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            strbuf_addf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            strbuf_addf(b, "\\u%04x", *p);
+        else
+            strbuf_addn(b, (const char *)p, 1);
+    }
+    strbuf_add(b, "\"");
+}
+
+static const char *
+bind_text(const struct conf_bind *b, char *buf, size_t cap)
+{
+    if (b->any)
+        snprintf(buf, cap, ":%u", addr_port((const struct sockaddr *)&b->addr));
+    else
+        addr_format((const struct sockaddr *)&b->addr, buf, cap);
+    return buf;
+}
+
+void
+admin_status_json(const struct worker *w, struct strbuf *out)
+{
+    const struct conf *c = w->conf;
+    struct strbuf why = {0};
+    bool ready = admin_ready(w, &why);
+    char a[ADDR_STRLEN];
+
+    strbuf_add(out, "{\"version\":");
+    json_str(out, MAILEDGE_VERSION);
+    strbuf_addf(out, ",\"ready\":%s,\"draining\":%s,\"sessions_active\":%zu,\"listeners\":[",
+                ready ? "true" : "false", w->draining ? "true" : "false", w->nsessions);
+    free(why.p);
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        const struct conf_listener *l = &c->listeners[i];
+        strbuf_add(out, i ? ",{\"name\":" : "{\"name\":");
+        json_str(out, l->name);
+        strbuf_add(out, ",\"protocol\":");
+        json_str(out, conf_proto_name(l->proto));
+        strbuf_add(out, ",\"addresses\":[");
+        for (size_t j = 0; j < l->nbinds; j++) {
+            if (j)
+                strbuf_add(out, ",");
+            json_str(out, bind_text(&l->binds[j], a, sizeof(a)));
+        }
+        strbuf_add(out, "],\"backend\":");
+        if (l->route.backend != NULL)
+            json_str(out, l->route.backend->name);
+        else
+            strbuf_add(out, "null");
+        strbuf_addf(out, ",\"sessions_active\":%llu}",
+                    (unsigned long long)w->metrics.listeners[i].active);
+    }
+    strbuf_add(out, "],\"backends\":[");
+    for (size_t i = 0; i < c->nbackends; i++) {
+        const struct conf_backend *b = &c->backends[i];
+        strbuf_add(out, i ? ",{\"name\":" : "{\"name\":");
+        json_str(out, b->name);
+        strbuf_addf(out, ",\"balance\":\"%s\",\"servers\":[",
+                    b->balance == BALANCE_FIRST ? "first" : "round-robin");
+        for (size_t j = 0; j < b->nservers; j++) {
+            const struct conf_server *s = &b->servers[j];
+            strbuf_add(out, j ? ",{\"name\":" : "{\"name\":");
+            json_str(out, s->name);
+            strbuf_add(out, ",\"address\":");
+            if (s->has_port)
+                json_str(out, addr_format((const struct sockaddr *)&s->addr, a, sizeof(a)));
+            else
+                json_str(out, addr_format_ip((const struct sockaddr *)&s->addr, a, sizeof(a)));
+            const struct metrics_server *m = &w->backends[i].m[j];
+            uint64_t errors = m->connect_errors[0] + m->connect_errors[1] + m->connect_errors[2];
+            strbuf_addf(out, ",\"connects\":%llu,\"connect_errors\":%llu}",
+                        (unsigned long long)m->connects, (unsigned long long)errors);
+        }
+        strbuf_add(out, "]}");
+    }
+    strbuf_add(out, "]}\n");
+}
+
+/* ---- HTTP ---- */
+
+static enum MHD_Result
+reply(struct MHD_Connection *conn, unsigned status, const char *type, struct strbuf *body)
+{
+    if (body->oom) {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        body->len = 0;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        body->len, body->p ? body->p : (void *)"", MHD_RESPMEM_MUST_COPY);
+    free(body->p);
+    body->p = NULL;
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
+{
+    struct admin *a = cls;
+    struct strbuf body = {0};
+    const char *text = "text/plain; charset=utf-8";
+
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)req_cls;
+    bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 ||
+                 strcmp(url, "/readyz") == 0 || strcmp(url, "/status") == 0;
+    if (!known) {
+        strbuf_add(&body, "not found\n");
+        return reply(conn, MHD_HTTP_NOT_FOUND, text, &body);
+    }
+    bool head = strcmp(method, "HEAD") == 0;
+    if (!head && strcmp(method, "GET") != 0) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            strlen("method not allowed\n"), (void *)"method not allowed\n", MHD_RESPMEM_PERSISTENT);
+        if (r == NULL)
+            return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, text);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        metrics_render(&a->w->metrics, &body);
+        return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &body);
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        strbuf_add(&body, "ok\n");
+        return reply(conn, MHD_HTTP_OK, text, &body);
+    }
+    if (strcmp(url, "/readyz") == 0) {
+        bool ok = admin_ready(a->w, &body);
+        return reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text, &body);
+    }
+    admin_status_json(a->w, &body);
+    return reply(conn, MHD_HTTP_OK, "application/json", &body);
+}
+
+/* ---- the loop ---- */
+
+static void
+arm(struct admin *a)
+{
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+
+    loop_timer_cancel(a->w->loop, &a->timer);
+    if (MHD_get_timeout(a->d, &ms) != MHD_YES)
+        return;
+    /* 0 means "MHD has ready connections left": at least 1 ms, or the
+     * loop's timer pass (which runs every timer due by now) would call us
+     * again and again before any other event. */
+    if (ms == 0)
+        ms = 1;
+    /* Connection timeouts are seconds away; keep the sum far from overflow. */
+    if (ms > 24ull * 60 * 60 * 1000)
+        ms = 24ull * 60 * 60 * 1000;
+    loop_timer_at(a->w->loop, &a->timer, loop_now(a->w->loop) + (uint64_t)ms);
+}
+
+static void
+run(struct admin *a)
+{
+    /* Never blocks: MHD's sockets are non-blocking and it polls with timeout 0.
+     * Twice: when closing connections brings MHD back under its connection
+     * limit, it puts its listening socket back in its epoll set only at the
+     * start of the next call, and nothing else would make that call soon (a
+     * client waiting in the accept queue would wait for a timeout). */
+    for (int i = 0; i < 2; i++) {
+        if (MHD_run(a->d) != MHD_YES) {
+            log_warnx("admin: MHD_run failed");
+            break;
+        }
+    }
+    arm(a);
+}
+
+static void
+on_io(struct io *io, uint32_t ev)
+{
+    (void)ev;
+    run((struct admin *)(void *)io);
+}
+
+static void
+on_timer(struct timer *t)
+{
+    run((struct admin *)(void *)((char *)t - offsetof(struct admin, timer)));
+}
+
+static void
+log_failed(const struct worker *w, const char *error)
+{
+    char addr[ADDR_STRLEN];
+
+    log_begin(LOG_ERROR, "listen_failed");
+    log_str("listener", "admin");
+    log_str("addr", bind_text(&w->conf->global.admin, addr, sizeof(addr)));
+    log_str("error", error);
+    log_end();
+}
+
+struct admin *
+admin_start(struct worker *w)
+{
+    const struct conf_bind *b = &w->conf->global.admin;
+    struct admin *a = calloc(1, sizeof(*a));
+    char addr[ADDR_STRLEN];
+
+    if (a == NULL) {
+        log_failed(w, strerror(ENOMEM));
+        return NULL;
+    }
+    a->w = w;
+    a->io.fd = -1;
+    a->io.cb = on_io;
+    timer_init(&a->timer, on_timer);
+    a->lfd = sock_listen((const struct sockaddr *)&b->addr, b->any, false, 64);
+    if (a->lfd == -1) {
+        log_failed(w, strerror(errno));
+        free(a);
+        return NULL;
+    }
+    /* Our socket, so that a bind error says why; MHD closes it on stop. */
+    a->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET,
+                            (MHD_socket)a->lfd, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned int)ADMIN_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned int)ADMIN_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            (size_t)ADMIN_MEM_PER_CONN, MHD_OPTION_END);
+    const union MHD_DaemonInfo *info =
+        a->d != NULL ? MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (info == NULL) {
+        log_failed(w, "cannot start the HTTP daemon (libmicrohttpd)");
+        admin_stop(a);
+        return NULL;
+    }
+    a->io.fd = info->epoll_fd;
+    if (loop_add(w->loop, &a->io, EPOLLIN) == -1) {
+        log_failed(w, strerror(errno));
+        a->io.fd = -1;
+        admin_stop(a);
+        return NULL;
+    }
+    arm(a);
+    log_begin(LOG_INFO, "listen");
+    log_str("listener", "admin");
+    log_str("addr", bind_text(b, addr, sizeof(addr)));
+    log_str("protocol", "http");
+    log_end();
+    return a;
+}
+
+void
+admin_stop(struct admin *a)
+{
+    if (a == NULL)
+        return;
+    loop_timer_cancel(a->w->loop, &a->timer);
+    if (a->io.fd >= 0)
+        loop_del(a->w->loop, &a->io);
+    /* MHD_stop_daemon() closes the listening socket it was given. */
+    if (a->d != NULL)
+        MHD_stop_daemon(a->d);
+    else
+        close(a->lfd);
+    free(a);
+}

@@ -1,0 +1,267 @@
+/* metrics: counters and the Prometheus text renderer (pure). */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const uint64_t metrics_lat_bounds_ms[METRICS_LAT_BUCKETS] = {1,   5,   10,   25,   50,   100,
+                                                             250, 500, 1000, 2500, 5000, 10000};
+
+static const char *const proxy_err_names[] = {"invalid", "timeout", "untrusted"};
+static const char *const connect_err_names[] = {"refused", "timeout", "error"};
+
+void
+strbuf_addn(struct strbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->cap - b->len < n + 1) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap - b->len < n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void
+strbuf_add(struct strbuf *b, const char *s)
+{
+    strbuf_addn(b, s, strlen(s));
+}
+
+void
+strbuf_addf(struct strbuf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = true;
+        return;
+    }
+    if ((size_t)n < sizeof(small)) {
+        strbuf_addn(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL) {
+        b->oom = true;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    strbuf_addn(b, big, (size_t)n);
+    free(big);
+}
+
+int
+metrics_init(struct metrics *m, size_t nlisteners, size_t nservers)
+{
+    m->listeners = calloc(nlisteners ? nlisteners : 1, sizeof(*m->listeners));
+    m->servers = calloc(nservers ? nservers : 1, sizeof(*m->servers));
+    if (m->listeners == NULL || m->servers == NULL) {
+        metrics_free(m);
+        return -1;
+    }
+    m->nlisteners = nlisteners;
+    m->nservers = nservers;
+    return 0;
+}
+
+void
+metrics_free(struct metrics *m)
+{
+    free(m->listeners);
+    free(m->servers);
+    m->listeners = NULL;
+    m->servers = NULL;
+    m->nlisteners = m->nservers = 0;
+}
+
+void
+metrics_connect_ok(struct metrics_server *s, uint64_t ms)
+{
+    size_t i = 0;
+
+    s->connects++;
+    s->lat_sum_ms += ms;
+    while (i < METRICS_LAT_BUCKETS && ms > metrics_lat_bounds_ms[i])
+        i++;
+    if (i < METRICS_LAT_BUCKETS)
+        s->lat_bucket[i]++;
+    /* Slower than the last bound: only in +Inf, which is the count. */
+}
+
+/* ---- rendering ---- */
+
+/* A label value: backslash, double quote and newline escaped (exposition format 0.0.4). */
+static void
+add_label_value(struct strbuf *b, const char *v)
+{
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p == '\\')
+            strbuf_add(b, "\\\\");
+        else if (*p == '"')
+            strbuf_add(b, "\\\"");
+        else if (*p == '\n')
+            strbuf_add(b, "\\n");
+        else
+            strbuf_addn(b, p, 1);
+    }
+}
+
+static void
+family(struct strbuf *b, const char *name, const char *type, const char *help)
+{
+    strbuf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{k1="v1",k2="v2"...} value; labels is a NULL-terminated key, value list. */
+static void
+sample(struct strbuf *b, const char *name, const char *const *labels, const char *value)
+{
+    strbuf_add(b, name);
+    if (labels[0] != NULL) {
+        strbuf_add(b, "{");
+        for (size_t i = 0; labels[i] != NULL; i += 2) {
+            if (i > 0)
+                strbuf_add(b, ",");
+            strbuf_add(b, labels[i]);
+            strbuf_add(b, "=\"");
+            add_label_value(b, labels[i + 1]);
+            strbuf_add(b, "\"");
+        }
+        strbuf_add(b, "}");
+    }
+    strbuf_add(b, " ");
+    strbuf_add(b, value);
+    strbuf_add(b, "\n");
+}
+
+static void
+sample_u64(struct strbuf *b, const char *name, const char *const *labels, uint64_t v)
+{
+    char num[24];
+
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+    sample(b, name, labels, num);
+}
+
+/* Milliseconds as seconds, exactly: "0.25", "12", "0.001". */
+static void
+ms_as_seconds(uint64_t ms, char *buf, size_t cap)
+{
+    if (ms % 1000 == 0) {
+        snprintf(buf, cap, "%llu", (unsigned long long)(ms / 1000));
+        return;
+    }
+    int n = snprintf(buf, cap, "%llu.%03llu", (unsigned long long)(ms / 1000),
+                     (unsigned long long)(ms % 1000));
+    while (n > 0 && buf[n - 1] == '0')
+        buf[--n] = '\0';
+}
+
+static void
+render_listeners(const struct metrics *m, struct strbuf *b)
+{
+    family(b, "mailedge_sessions_active", "gauge", "Sessions open now, per listener.");
+    for (size_t i = 0; i < m->nlisteners; i++) {
+        const char *l[] = {"listener", m->listeners[i].name, NULL};
+        sample_u64(b, "mailedge_sessions_active", l, m->listeners[i].active);
+    }
+    family(b, "mailedge_sessions_total", "counter",
+           "Sessions ended, per listener and end reason (the log's reason=).");
+    for (size_t i = 0; i < m->nlisteners; i++) {
+        for (size_t r = 0; r < m->nreasons && r < METRICS_REASONS_MAX; r++) {
+            const char *l[] = {"listener", m->listeners[i].name, "reason", m->reason_names[r],
+                               NULL};
+            sample_u64(b, "mailedge_sessions_total", l, m->listeners[i].ended[r]);
+        }
+    }
+    family(b, "mailedge_bytes_total", "counter",
+           "Bytes relayed by ended sessions, per listener; direction in: client to server, "
+           "out: to the client.");
+    for (size_t i = 0; i < m->nlisteners; i++) {
+        const char *in[] = {"listener", m->listeners[i].name, "direction", "in", NULL};
+        const char *out[] = {"listener", m->listeners[i].name, "direction", "out", NULL};
+        sample_u64(b, "mailedge_bytes_total", in, m->listeners[i].bytes_in);
+        sample_u64(b, "mailedge_bytes_total", out, m->listeners[i].bytes_out);
+    }
+    family(b, "mailedge_proxy_header_errors_total", "counter",
+           "Inbound PROXY headers refused, per listener and reason.");
+    for (size_t i = 0; i < m->nlisteners; i++) {
+        for (size_t r = 0; r < 3; r++) {
+            const char *l[] = {"listener", m->listeners[i].name, "reason", proxy_err_names[r],
+                               NULL};
+            sample_u64(b, "mailedge_proxy_header_errors_total", l, m->listeners[i].proxy_errors[r]);
+        }
+    }
+}
+
+static void
+render_servers(const struct metrics *m, struct strbuf *b)
+{
+    family(b, "mailedge_server_connects_total", "counter",
+           "Successful connects to a server, per backend and server.");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        const char *l[] = {"backend", s->backend, "server", s->name, NULL};
+        sample_u64(b, "mailedge_server_connects_total", l, s->connects);
+    }
+    family(b, "mailedge_server_connect_errors_total", "counter",
+           "Failed connects to a server, per backend, server and reason.");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        for (size_t r = 0; r < 3; r++) {
+            const char *l[] = {"backend", s->backend,           "server", s->name,
+                               "reason",  connect_err_names[r], NULL};
+            sample_u64(b, "mailedge_server_connect_errors_total", l, s->connect_errors[r]);
+        }
+    }
+    family(b, "mailedge_server_connect_duration_seconds", "histogram",
+           "Time from connect start to connected, for successful connects.");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        uint64_t cum = 0;
+        char le[24];
+        for (size_t k = 0; k < METRICS_LAT_BUCKETS; k++) {
+            cum += s->lat_bucket[k];
+            ms_as_seconds(metrics_lat_bounds_ms[k], le, sizeof(le));
+            const char *l[] = {"backend", s->backend, "server", s->name, "le", le, NULL};
+            sample_u64(b, "mailedge_server_connect_duration_seconds_bucket", l, cum);
+        }
+        const char *inf[] = {"backend", s->backend, "server", s->name, "le", "+Inf", NULL};
+        sample_u64(b, "mailedge_server_connect_duration_seconds_bucket", inf, s->connects);
+        const char *l[] = {"backend", s->backend, "server", s->name, NULL};
+        char sum[32];
+        ms_as_seconds(s->lat_sum_ms, sum, sizeof(sum));
+        sample(b, "mailedge_server_connect_duration_seconds_sum", l, sum);
+        sample_u64(b, "mailedge_server_connect_duration_seconds_count", l, s->connects);
+    }
+}
+
+int
+metrics_render(const struct metrics *m, struct strbuf *out)
+{
+    family(out, "mailedge_build_info", "gauge", "Always 1; the version in a label.");
+    const char *v[] = {"version", m->version != NULL ? m->version : "", NULL};
+    sample(out, "mailedge_build_info", v, "1");
+    render_listeners(m, out);
+    render_servers(m, out);
+    return out->oom ? -1 : 0;
+}

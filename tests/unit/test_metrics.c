@@ -1,0 +1,204 @@
+/*
+ * Unit tests for metrics: the exact Prometheus text for a small fixture,
+ * label value escaping, the latency histogram and the growing string.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+static const char *const reasons[] = {"client_closed", "proxy_invalid"};
+
+static void
+fixture(struct metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+    assert_int_equal(metrics_init(m, 1, 1), 0);
+    m->version = "1.2.3";
+    m->reason_names = reasons;
+    m->nreasons = 2;
+    m->listeners[0].name = "smtp";
+    m->listeners[0].active = 2;
+    m->listeners[0].ended[0] = 5;
+    m->listeners[0].ended[1] = 1;
+    m->listeners[0].bytes_in = 100;
+    m->listeners[0].bytes_out = 2000;
+    m->listeners[0].proxy_errors[METRICS_PROXY_INVALID] = 1;
+    m->servers[0].backend = "mail";
+    m->servers[0].name = "mx1";
+    m->servers[0].connect_errors[METRICS_CONNECT_REFUSED] = 3;
+    metrics_connect_ok(&m->servers[0], 0);
+    metrics_connect_ok(&m->servers[0], 7);
+    metrics_connect_ok(&m->servers[0], 20000);
+}
+
+static const char expected[] =
+    "# HELP mailedge_build_info Always 1; the version in a label.\n"
+    "# TYPE mailedge_build_info gauge\n"
+    "mailedge_build_info{version=\"1.2.3\"} 1\n"
+    "# HELP mailedge_sessions_active Sessions open now, per listener.\n"
+    "# TYPE mailedge_sessions_active gauge\n"
+    "mailedge_sessions_active{listener=\"smtp\"} 2\n"
+    "# HELP mailedge_sessions_total Sessions ended, per listener and end reason (the log's "
+    "reason=).\n"
+    "# TYPE mailedge_sessions_total counter\n"
+    "mailedge_sessions_total{listener=\"smtp\",reason=\"client_closed\"} 5\n"
+    "mailedge_sessions_total{listener=\"smtp\",reason=\"proxy_invalid\"} 1\n"
+    "# HELP mailedge_bytes_total Bytes relayed by ended sessions, per listener; direction in: "
+    "client to server, out: to the client.\n"
+    "# TYPE mailedge_bytes_total counter\n"
+    "mailedge_bytes_total{listener=\"smtp\",direction=\"in\"} 100\n"
+    "mailedge_bytes_total{listener=\"smtp\",direction=\"out\"} 2000\n"
+    "# HELP mailedge_proxy_header_errors_total Inbound PROXY headers refused, per listener and "
+    "reason.\n"
+    "# TYPE mailedge_proxy_header_errors_total counter\n"
+    "mailedge_proxy_header_errors_total{listener=\"smtp\",reason=\"invalid\"} 1\n"
+    "mailedge_proxy_header_errors_total{listener=\"smtp\",reason=\"timeout\"} 0\n"
+    "mailedge_proxy_header_errors_total{listener=\"smtp\",reason=\"untrusted\"} 0\n"
+    "# HELP mailedge_server_connects_total Successful connects to a server, per backend and "
+    "server.\n"
+    "# TYPE mailedge_server_connects_total counter\n"
+    "mailedge_server_connects_total{backend=\"mail\",server=\"mx1\"} 3\n"
+    "# HELP mailedge_server_connect_errors_total Failed connects to a server, per backend, "
+    "server and reason.\n"
+    "# TYPE mailedge_server_connect_errors_total counter\n"
+    "mailedge_server_connect_errors_total{backend=\"mail\",server=\"mx1\",reason=\"refused\"} 3\n"
+    "mailedge_server_connect_errors_total{backend=\"mail\",server=\"mx1\",reason=\"timeout\"} 0\n"
+    "mailedge_server_connect_errors_total{backend=\"mail\",server=\"mx1\",reason=\"error\"} 0\n"
+    "# HELP mailedge_server_connect_duration_seconds Time from connect start to connected, for "
+    "successful connects.\n"
+    "# TYPE mailedge_server_connect_duration_seconds histogram\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"0.001\"} "
+    "1\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"0.005\"} "
+    "1\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"0.01\"} "
+    "2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"0.025\"} "
+    "2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"0.05\"} "
+    "2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"0.1\"} "
+    "2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"0.25\"} "
+    "2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"0.5\"} "
+    "2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"1\"} 2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"2.5\"} "
+    "2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"5\"} 2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"10\"} 2\n"
+    "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"+Inf\"} "
+    "3\n"
+    "mailedge_server_connect_duration_seconds_sum{backend=\"mail\",server=\"mx1\"} 20.007\n"
+    "mailedge_server_connect_duration_seconds_count{backend=\"mail\",server=\"mx1\"} 3\n";
+
+static void
+test_render_fixture(void **state)
+{
+    (void)state;
+    struct metrics m;
+    struct strbuf out = {0};
+
+    fixture(&m);
+    assert_int_equal(metrics_render(&m, &out), 0);
+    assert_non_null(out.p);
+    assert_int_equal(out.len, strlen(out.p));
+    assert_string_equal(out.p, expected);
+    free(out.p);
+    metrics_free(&m);
+}
+
+static void
+test_label_escaping(void **state)
+{
+    (void)state;
+    struct metrics m;
+    struct strbuf out = {0};
+
+    fixture(&m);
+    m.listeners[0].name = "a\\b\"c\nd";
+    assert_int_equal(metrics_render(&m, &out), 0);
+    assert_non_null(strstr(out.p, "mailedge_sessions_active{listener=\"a\\\\b\\\"c\\nd\"} 2\n"));
+    /* No raw newline inside a sample line: every line is a comment or name{...} value. */
+    for (char *line = out.p; *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        assert_true(line[0] == '#' || strncmp(line, "mailedge_", 9) == 0);
+        line = nl + 1;
+    }
+    free(out.p);
+    metrics_free(&m);
+}
+
+static void
+test_histogram_bounds(void **state)
+{
+    (void)state;
+    struct metrics_server s;
+
+    memset(&s, 0, sizeof(s));
+    metrics_connect_ok(&s, 1);     /* le 0.001: bounds are inclusive */
+    metrics_connect_ok(&s, 2);     /* le 0.005 */
+    metrics_connect_ok(&s, 10000); /* le 10 */
+    metrics_connect_ok(&s, 10001); /* only +Inf */
+    assert_int_equal(s.connects, 4);
+    assert_int_equal(s.lat_bucket[0], 1);
+    assert_int_equal(s.lat_bucket[1], 1);
+    assert_int_equal(s.lat_bucket[METRICS_LAT_BUCKETS - 1], 1);
+    assert_int_equal(s.lat_sum_ms, 20004);
+}
+
+static void
+test_empty(void **state)
+{
+    (void)state;
+    struct metrics m;
+    struct strbuf out = {0};
+
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(metrics_init(&m, 0, 0), 0);
+    assert_int_equal(metrics_render(&m, &out), 0);
+    /* Every family is announced even with no listener: HELP and TYPE only. */
+    assert_non_null(strstr(out.p, "# TYPE mailedge_sessions_total counter\n"
+                                  "# HELP mailedge_bytes_total"));
+    assert_non_null(strstr(out.p, "mailedge_build_info{version=\"\"} 1\n"));
+    free(out.p);
+    metrics_free(&m);
+}
+
+static void
+test_strbuf(void **state)
+{
+    (void)state;
+    struct strbuf b = {0};
+    char big[3000];
+
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    strbuf_add(&b, "a");
+    strbuf_addf(&b, "%s|%d", big, 42);
+    assert_false(b.oom);
+    assert_int_equal(b.len, 1 + 2999 + 3);
+    assert_int_equal(strlen(b.p), b.len);
+    assert_string_equal(b.p + b.len - 3, "|42");
+    free(b.p);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render_fixture),   cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_histogram_bounds), cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_strbuf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
