@@ -422,6 +422,32 @@ start_connect(struct session *s, const struct conf_route *r)
     connect_next(s);
 }
 
+/* --- peeking at what the client sent ------------------------------------ */
+
+/*
+ * Peeks at up to <cap> bytes from the client, leaving them in the socket.
+ * Returns how many; 0 when there is nothing yet (wait for the next edge)
+ * or when the session ended: a client that closed before <what> (a bare
+ * connect-and-close probe, not an attack) or an error.
+ */
+static ssize_t
+peek_client(struct session *s, uint8_t *buf, size_t cap, const char *what)
+{
+    ssize_t n;
+    do {
+        n = recv(s->cio.fd, buf, cap, MSG_PEEK);
+    } while (n == -1 && errno == EINTR);
+    if (n > 0)
+        return n;
+    if (n == 0)
+        session_close(s, END_CLIENT_CLOSED, what);
+    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+        s->c_rd = false;
+    else
+        session_close(s, END_CLIENT_RESET, strerror(errno));
+    return 0;
+}
+
 /* --- ClientHello --------------------------------------------------------- */
 
 static void
@@ -535,21 +561,9 @@ peek_hello(struct session *s)
         s->c_rd = false;
         return;
     }
-    do {
-        n = recv(s->cio.fd, buf, sizeof(buf), MSG_PEEK);
-    } while (n == -1 && errno == EINTR);
-    if (n == 0) {
-        session_close(s, END_CLIENT_CLOSED, "closed before sending a ClientHello");
+    n = peek_client(s, buf, sizeof(buf), "closed before sending a ClientHello");
+    if (n == 0)
         return;
-    }
-    if (n == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            s->c_rd = false;
-            return;
-        }
-        session_close(s, END_CLIENT_RESET, strerror(errno));
-        return;
-    }
     s->hello_seen = (size_t)n;
     struct th_hello h;
     const char *why = NULL;
@@ -594,22 +608,9 @@ read_proxy(struct session *s)
     ssize_t n;
     /* Peek, so that the bytes after the header stay in the socket and are
      * relayed like any other client byte (splice needs them there). */
-    do {
-        n = recv(s->cio.fd, buf, sizeof(buf), MSG_PEEK);
-    } while (n == -1 && errno == EINTR);
-    if (n == 0) {
-        /* Connect and close: a port scanner or a bare TCP probe, not an attack. */
-        session_close(s, END_CLIENT_CLOSED, "closed before sending a PROXY header");
+    n = peek_client(s, buf, sizeof(buf), "closed before sending a PROXY header");
+    if (n == 0)
         return;
-    }
-    if (n == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            s->c_rd = false;
-            return;
-        }
-        session_close(s, END_CLIENT_RESET, strerror(errno));
-        return;
-    }
     struct pp_header hdr;
     size_t consumed = 0;
     const char *why = NULL;
