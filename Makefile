@@ -25,6 +25,11 @@ endif
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -fno-common
 PKGS     := libmicrohttpd libcurl
+# libsystemd is optional: sd_notify READY/STOPPING/WATCHDOG when present.
+ifeq ($(shell pkg-config --exists libsystemd && echo yes),yes)
+PKGS     += libsystemd
+CPPFLAGS += -DHAVE_SYSTEMD=1
+endif
 PKG_CFLAGS := $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
 PKG_LIBS   := $(if $(PKGS),$(shell pkg-config --libs $(PKGS)))
 CPPFLAGS += -D_GNU_SOURCE -Isrc -DMAILEDGE_VERSION='"$(VERSION)"'
@@ -138,6 +143,8 @@ install: all
 	install -m 0755 $(BUILD)/$(PROG) $(DESTDIR)$(PREFIX)/sbin/$(PROG)
 	install -m 0644 man/mailedge.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 man/mailedge.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -d $(DESTDIR)$(PREFIX)/share/mailedge
+	install -m 0644 contrib/mailedge.service $(DESTDIR)$(PREFIX)/share/mailedge/
 
 clean:
 	rm -rf build

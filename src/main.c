@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +15,19 @@
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "probe.h"
+#include "session.h"
 #include "worker.h"
 
 #define DEFAULT_CONF "/etc/mailedge/mailedge.conf"
 
-struct signals {
-    struct io io;
+/* What the process does besides the worker: signals and the watchdog. */
+struct service {
+    struct io io;               /* signalfd */
     struct worker *w;
+    struct timer watchdog;
+    uint64_t watchdog_ms;
 };
 
 static void
@@ -38,14 +44,15 @@ static void
 version(void)
 {
     printf("mailedge %s\n", MAILEDGE_VERSION);
-    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe\n");
+    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe%s\n",
+           notify_available() ? " systemd-notify" : "");
 }
 
 static void
 on_signal(struct io *io, uint32_t ev)
 {
     (void)ev;
-    struct signals *sg = (struct signals *)(void *)io;
+    struct service *sg = (struct service *)(void *)io;
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         switch (si.ssi_signo) {
@@ -54,6 +61,12 @@ on_signal(struct io *io, uint32_t ev)
             log_begin(LOG_INFO, "signal");
             log_str("signal", si.ssi_signo == SIGTERM ? "TERM" : "INT");
             log_end();
+            if (sg->w->draining) {
+                /* A second TERM: do not wait for the grace period. */
+                session_cut_all(sg->w);
+                break;
+            }
+            notify_send("STOPPING=1");
             worker_drain(sg->w);
             break;
         case SIGUSR1:
@@ -67,6 +80,14 @@ on_signal(struct io *io, uint32_t ev)
             break;
         }
     }
+}
+
+static void
+on_watchdog(struct timer *t)
+{
+    struct service *sv = (struct service *)(void *)((char *)t - offsetof(struct service, watchdog));
+    notify_send("WATCHDOG=1");
+    loop_timer_at(sv->w->loop, &sv->watchdog, loop_now(sv->w->loop) + sv->watchdog_ms);
 }
 
 static void
@@ -159,15 +180,20 @@ main(int argc, char **argv)
         conf_free(conf);
         return 1;
     }
-    struct signals sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
+    struct service sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
                                 .cb = on_signal},
-                         .w = &w};
+                         .w = &w,
+                         .watchdog_ms = notify_watchdog_ms()};
     if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
         fatal("signalfd");
+    timer_init(&sg.watchdog, on_watchdog);
+    if (sg.watchdog_ms > 0)
+        loop_timer_at(w.loop, &sg.watchdog, loop_now(w.loop) + sg.watchdog_ms);
 
     log_begin(LOG_INFO, "ready");
     log_u64("listeners", w.nlisteners);
     log_end();
+    notify_send("READY=1\nSTATUS=accepting connections");
 
     int rc = worker_run(&w) == 0 ? 0 : 1;
     if (rc != 0)
@@ -175,6 +201,7 @@ main(int argc, char **argv)
     log_begin(LOG_INFO, "exit");
     log_u64("status", (uint64_t)rc);
     log_end();
+    loop_timer_cancel(w.loop, &sg.watchdog);
     close(sg.io.fd);
     worker_free(&w);
     conf_free(conf);

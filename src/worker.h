@@ -21,8 +21,9 @@ struct session;
 struct relay_pool;
 struct admin;
 
-/* Timers a worker arms besides one per session and one per bind: drain, admin. */
-#define WORKER_TIMERS 2
+/* Timers armed besides one per session and one per bind: drain, admin, and
+ * main's watchdog ping. */
+#define WORKER_TIMERS 3
 
 struct worker {
     struct loop *loop;
