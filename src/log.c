@@ -143,11 +143,18 @@ log_begin(enum log_level lvl, const char *event)
         append_c('{');
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[40];
-    size_t tl = strftime(ts, sizeof(ts) - 8, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + tl, sizeof(ts) - tl, ".%03uZ", (unsigned)(tv.tv_usec / 1000) % 1000u);
+    /* The date and time change once a second; lines come far more often
+     * (one per session), so only the milliseconds are formatted each time. */
+    static time_t ts_sec = (time_t)-1;
+    static char ts[40];
+    static size_t ts_len;
+    if (tv.tv_sec != ts_sec) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        ts_len = strftime(ts, sizeof(ts) - 8, "%Y-%m-%dT%H:%M:%S", &tm);
+        ts_sec = tv.tv_sec;
+    }
+    snprintf(ts + ts_len, sizeof(ts) - ts_len, ".%03uZ", (unsigned)(tv.tv_usec / 1000) % 1000u);
     log_str("ts", ts);
     log_str("level", level_names[lvl]);
     log_str("event", event);
