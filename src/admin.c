@@ -20,6 +20,7 @@
 
 #include "addr.h"
 #include "backend.h"
+#include "check.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -60,6 +61,10 @@ admin_ready(const struct worker *w, struct strbuf *why)
     for (size_t i = 0; i < w->conf->nbackends; i++) {
         if (w->conf->backends[i].nservers == 0) {
             strbuf_addf(why, "backend %s: no server\n", w->conf->backends[i].name);
+            ok = false;
+        } else if (backend_servers_up(&w->backends[i]) == 0) {
+            strbuf_addf(why, "backend %s: no server is up (health check %s)\n",
+                        w->conf->backends[i].name, conf_check_name(w->conf->backends[i].check));
             ok = false;
         }
     }
@@ -131,8 +136,9 @@ admin_status_json(const struct worker *w, struct strbuf *out)
         const struct conf_backend *b = &c->backends[i];
         strbuf_add(out, i ? ",{\"name\":" : "{\"name\":");
         json_str(out, b->name);
-        strbuf_addf(out, ",\"balance\":\"%s\",\"servers\":[",
-                    b->balance == BALANCE_FIRST ? "first" : "round-robin");
+        strbuf_addf(out, ",\"balance\":\"%s\",\"check\":\"%s\",\"servers_up\":%zu,\"servers\":[",
+                    b->balance == BALANCE_FIRST ? "first" : "round-robin",
+                    conf_check_name(b->check), backend_servers_up(&w->backends[i]));
         for (size_t j = 0; j < b->nservers; j++) {
             const struct conf_server *s = &b->servers[j];
             strbuf_add(out, j ? ",{\"name\":" : "{\"name\":");
@@ -144,6 +150,12 @@ admin_status_json(const struct worker *w, struct strbuf *out)
                 json_str(out, addr_format_ip((const struct sockaddr *)&s->addr, a, sizeof(a)));
             const struct metrics_server *m = &w->backends[i].m[j];
             uint64_t errors = m->connect_errors[0] + m->connect_errors[1] + m->connect_errors[2];
+            const struct backend_server *st = &w->backends[i].srv[j];
+            strbuf_addf(out, ",\"state\":\"%s\",\"last_check\":", st->up ? "up" : "down");
+            if (st->last_result < 0)
+                strbuf_add(out, "null");
+            else
+                json_str(out, check_result_name((enum check_result)st->last_result));
             strbuf_addf(out, ",\"connects\":%llu,\"connect_errors\":%llu}",
                         (unsigned long long)m->connects, (unsigned long long)errors);
         }

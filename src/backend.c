@@ -1,15 +1,47 @@
 /* backend: server selection for new sessions. */
 #include "backend.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "addr.h"
 
-void
+int
 backend_init(struct backend *b, const struct conf_backend *conf)
 {
     b->conf = conf;
     b->next = 0;
+    b->srv = calloc(conf->nservers ? conf->nservers : 1, sizeof(*b->srv));
+    if (b->srv == NULL)
+        return -1;
+    for (size_t i = 0; i < conf->nservers; i++) {
+        b->srv[i].up = conf->check == CHECK_NONE;
+        b->srv[i].last_result = -1;
+    }
+    return 0;
+}
+
+void
+backend_free(struct backend *b)
+{
+    free(b->srv);
+    b->srv = NULL;
+}
+
+bool
+backend_server_usable(const struct backend *b, const struct conf_server *srv)
+{
+    size_t i = (size_t)(srv - b->conf->servers);
+    return i < b->conf->nservers && b->srv[i].up;
+}
+
+size_t
+backend_servers_up(const struct backend *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->conf->nservers; i++)
+        n += b->srv[i].up;
+    return n;
 }
 
 size_t

@@ -1,24 +1,44 @@
 /*
  * backend: the runtime side of a configured backend: which server a new
- * session tries first, and in which order it falls back to the others.
- * Health, DNS and queues will live here; the conf stays immutable.
+ * session tries first, in which order it falls back to the others, and
+ * whether each server is up (health checks, src/check.c, feed that state).
+ * DNS and queues will live here; the conf stays immutable.
  */
 #ifndef MAILEDGE_BACKEND_H
 #define MAILEDGE_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "conf.h"
 #include "metrics.h"
 
+struct check;
+
+/* Health of one server. Without a check in the conf a server is always up. */
+struct backend_server {
+    bool up;
+    unsigned passes, fails;   /* consecutive, towards rise and fall */
+    int last_result;          /* enum check_result of the last finished check; -1: none yet */
+    uint64_t last_check_ms;   /* loop_now() when it finished */
+    struct check *check;      /* its check session, NULL without checks */
+};
+
 struct backend {
     const struct conf_backend *conf;
     size_t next;        /* round-robin cursor */
     struct metrics_server *m;  /* counters, parallel to conf->servers */
+    struct backend_server *srv; /* parallel to conf->servers */
 };
 
-void backend_init(struct backend *b, const struct conf_backend *conf);
+/*
+ * Sets up <b> for <conf>. Servers start up when the backend has no check,
+ * else down until they pass rise checks. Returns 0, or -1 when out of memory.
+ */
+int backend_init(struct backend *b, const struct conf_backend *conf);
+void backend_free(struct backend *b);
 
 /*
  * The index of the first server a new session tries. A session then walks
@@ -27,6 +47,12 @@ void backend_init(struct backend *b, const struct conf_backend *conf);
 size_t backend_first(struct backend *b);
 const struct conf_server *backend_server_at(const struct backend *b, size_t first,
                                             size_t attempt);
+
+/* True when new sessions may use <srv> (a server of <b>): it is up. */
+bool backend_server_usable(const struct backend *b, const struct conf_server *srv);
+
+/* The number of servers of <b> that are up. */
+size_t backend_servers_up(const struct backend *b);
 
 /*
  * Fills <out> with the address to connect to for <srv>: its own port when

@@ -32,6 +32,12 @@
 #define DEFAULT_IDLE_MS (30ull * 60 * 1000)
 #define DEFAULT_GRACE_MS 30000
 #define DEFAULT_HELLO_MS 5000
+#define DEFAULT_CHECK_INTERVAL_MS 2000
+#define DEFAULT_CHECK_TIMEOUT_MS 5000 /* or the interval when shorter */
+#define DEFAULT_CHECK_RISE 2
+#define DEFAULT_CHECK_FALL 3
+#define CHECK_INTERVAL_MIN_MS 50
+#define CHECK_COUNT_MAX 100 /* rise and fall */
 
 /* Directives whose first appearance is remembered (duplicates, required). */
 enum dir {
@@ -53,6 +59,7 @@ enum dir {
     D_ROUTE_ANY, /* any route line */
     D_ROUTE_SNI, /* the first route sni */
     D_SNI_REQUIRED,
+    D_CHECK,
     D_COUNT
 };
 
@@ -588,6 +595,25 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
              "bad server address '%s': a server needs a specific IP address, not a wildcard", t);
         return;
     }
+    unsigned check_port = 0;
+    if (n > 3) {
+        uint64_t p;
+        if (!is_word(&w[3], "check-port")) {
+            errw(x, &w[3], "unknown server option '%s' (expected check-port N)", w[3].text);
+            return;
+        }
+        if (n < 5) {
+            errw(x, &w[3], "check-port needs a port number (usage: server NAME ADDR[:PORT] "
+                           "[check-port N])");
+            return;
+        }
+        if (util_parse_uint(w[4].text, 65535, &p) != 0 || p == 0) {
+            errw(x, &w[4], "bad check-port '%s': expected a port number from 1 to 65535",
+                 w[4].text);
+            return;
+        }
+        check_port = (unsigned)p;
+    }
     if (!name_ok)
         return;
 
@@ -600,6 +626,7 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
     util_strlcpy(sv->name, w[1].text, sizeof(sv->name));
     sv->addr = ss;
     sv->has_port = addr_port((const struct sockaddr *)&ss) != 0;
+    sv->check_port = check_port;
     sv->pos = pos_of(x, &w[1]);
     /* The host as written: without brackets and port (addr_parse bounds its length). */
     size_t hl = strlen(t);
@@ -639,6 +666,78 @@ d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
         return;
     }
     b->send_authority = true;
+}
+
+/* check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N] */
+static void
+d_check(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    static const char *const kinds[] = {"tcp", "smtp", "imap", "pop3"};
+    struct conf_backend *b = cur_backend(x);
+    enum check_kind kind = CHECK_NONE;
+    uint64_t interval = 0, timeout = 0, rise = 0, fall = 0;
+    bool seen[4] = {false, false, false, false};
+    char buf[300];
+
+    for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
+        if (is_word(&w[1], kinds[k]))
+            kind = (enum check_kind)(CHECK_TCP + k);
+    }
+    if (kind == CHECK_NONE) {
+        errw(x, &w[1], "bad check '%s': expected tcp, smtp, imap or pop3", w[1].text);
+        return;
+    }
+    for (size_t i = 2; i < n; i += 2) {
+        static const char *const opts[] = {"interval", "timeout", "rise", "fall"};
+        size_t o;
+        for (o = 0; o < ARRAY_LEN(opts); o++) {
+            if (is_word(&w[i], opts[o]))
+                break;
+        }
+        if (o == ARRAY_LEN(opts)) {
+            errw(x, &w[i], "unknown check option '%s' (expected interval, timeout, rise or fall)",
+                 w[i].text);
+            return;
+        }
+        if (seen[o]) {
+            errw(x, &w[i], "duplicate check option '%s'", w[i].text);
+            return;
+        }
+        seen[o] = true;
+        if (i + 1 >= n) {
+            errw(x, &w[i], "check option '%s' needs a value", w[i].text);
+            return;
+        }
+        const struct lex_word *v = &w[i + 1];
+        if (o == 0 || o == 1) {
+            uint64_t ms;
+            if (!duration(x, v, false, &ms))
+                return;
+            if (o == 0 && ms < CHECK_INTERVAL_MIN_MS) {
+                errw(x, v, "check interval '%s' is too short (at least %dms)", v->text,
+                     CHECK_INTERVAL_MIN_MS);
+                return;
+            }
+            *(o == 0 ? &interval : &timeout) = ms;
+        } else {
+            uint64_t cnt;
+            if (util_parse_uint(v->text, CHECK_COUNT_MAX, &cnt) != 0 || cnt == 0) {
+                snprintf(buf, sizeof(buf), "%s", opts[o]);
+                errw(x, v, "bad %s '%s': expected a count from 1 to %d", buf, v->text,
+                     CHECK_COUNT_MAX);
+                return;
+            }
+            *(o == 2 ? &rise : &fall) = cnt;
+        }
+    }
+    b->check = kind;
+    b->check_interval_ms = interval ? interval : DEFAULT_CHECK_INTERVAL_MS;
+    if (timeout == 0)
+        timeout = b->check_interval_ms < DEFAULT_CHECK_TIMEOUT_MS ? b->check_interval_ms
+                                                                  : DEFAULT_CHECK_TIMEOUT_MS;
+    b->check_timeout_ms = timeout;
+    b->check_rise = rise ? (unsigned)rise : DEFAULT_CHECK_RISE;
+    b->check_fall = fall ? (unsigned)fall : DEFAULT_CHECK_FALL;
 }
 
 static void
@@ -1008,9 +1107,11 @@ static const struct directive global_dirs[] = {
 };
 
 static const struct directive backend_dirs[] = {
-    {"server", D_SERVER, false, 2, 2, "server NAME ADDR[:PORT]", d_server},
+    {"server", D_SERVER, false, 2, 4, "server NAME ADDR[:PORT] [check-port N]", d_server},
     {"send-proxy", D_SEND_PROXY, true, 1, 2, "send-proxy v1|v2 [authority]", d_send_proxy},
     {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first", d_balance},
+    {"check", D_CHECK, true, 1, 9,
+     "check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N]", d_check},
     {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", d_timeout},
 };
 
@@ -1030,7 +1131,7 @@ static const struct {
     const char *list;
 } tables[] = {
     [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, timeout"},
-    [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs), "server, send-proxy, balance, timeout"},
+    [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs), "server, send-proxy, balance, check, timeout"},
     [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),
                       "bind, protocol, accept-proxy, route, sni-required, timeout"},
 };
@@ -1178,6 +1279,15 @@ close_block(struct ctx *x)
         if (x->seen[D_SERVER].line == 0)
             errp(x, &x->bpos, "backend '%s' has no server (add: server NAME ADDR[:PORT])",
                  x->bname);
+        const struct conf_backend *b = cur_backend(x);
+        for (size_t i = 0; b->check != CHECK_NONE && i < b->nservers; i++) {
+            const struct conf_server *sv = &b->servers[i];
+            if (!sv->has_port && sv->check_port == 0)
+                errp(x, &sv->pos,
+                     "server '%s' has no port to check (add a port to its address, or "
+                     "check-port N)",
+                     sv->name);
+        }
     }
     x->blk = BLK_NONE;
 }
@@ -1977,6 +2087,13 @@ conf_listener_route(const struct conf_listener *l, const char *sni)
         }
     }
     return l->route.backend != NULL ? &l->route : NULL;
+}
+
+const char *
+conf_check_name(enum check_kind k)
+{
+    static const char *const names[] = {"none", "tcp", "smtp", "imap", "pop3"};
+    return (size_t)k < ARRAY_LEN(names) ? names[k] : "?";
 }
 
 const char *

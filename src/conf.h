@@ -22,6 +22,8 @@
 enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PROTO_TCP };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST };
+/* Active health check of a backend's servers; CHECK_NONE: servers are always up. */
+enum check_kind { CHECK_NONE, CHECK_TCP, CHECK_SMTP, CHECK_IMAP, CHECK_POP3 };
 
 /* Where a statement came from, for messages after loading. */
 struct conf_pos {
@@ -34,6 +36,7 @@ struct conf_server {
     char host[CONF_HOST_MAX];        /* as written, without the port */
     struct sockaddr_storage addr;    /* the IP literal; port set when has_port */
     bool has_port;                   /* else the route gives it */
+    unsigned check_port;             /* check-port N; 0: the port sessions use */
     struct conf_pos pos;
 };
 
@@ -45,6 +48,10 @@ struct conf_backend {
     bool send_authority;             /* v2: the client's SNI in an AUTHORITY TLV */
     enum balance balance;            /* default round-robin */
     uint64_t timeout_connect_ms;     /* default 5s (or global) */
+    enum check_kind check;           /* default CHECK_NONE */
+    uint64_t check_interval_ms;      /* default 2s */
+    uint64_t check_timeout_ms;       /* default min(interval, 5s) */
+    unsigned check_rise, check_fall; /* defaults 2 and 3 */
     struct conf_pos pos;
 };
 
@@ -153,6 +160,9 @@ const struct conf_route *conf_listener_route(const struct conf_listener *l, cons
 
 /* "smtp", "submission", ... */
 const char *conf_proto_name(enum proto p);
+
+/* "none", "tcp", "smtp", "imap", "pop3" */
+const char *conf_check_name(enum check_kind k);
 
 /* True for smtp, submission, imap and pop3: the server speaks first. */
 bool conf_proto_server_first(enum proto p);

@@ -253,6 +253,25 @@ render_servers(const struct metrics *m, struct strbuf *b)
         sample(b, "mailedge_server_connect_duration_seconds_sum", l, sum);
         sample_u64(b, "mailedge_server_connect_duration_seconds_count", l, s->connects);
     }
+    family(b, "mailedge_server_up", "gauge",
+           "1 when new sessions may use the server (always, without a health check).");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        const char *l[] = {"backend", s->backend, "server", s->name, NULL};
+        sample_u64(b, "mailedge_server_up", l, s->up ? 1 : 0);
+    }
+    family(b, "mailedge_server_check_failures_total", "counter",
+           "Failed health checks, per backend, server and reason (checked servers only).");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        /* Result 0 is "passed", not a failure. */
+        for (size_t r = 1; s->checked && r < m->ncheck_reasons && r < METRICS_CHECK_REASONS_MAX;
+             r++) {
+            const char *l[] = {
+                "backend", s->backend, "server", s->name, "reason", m->check_reason_names[r], NULL};
+            sample_u64(b, "mailedge_server_check_failures_total", l, s->check_failures[r]);
+        }
+    }
 }
 
 int

@@ -11,8 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_REASONS_MAX 32 /* end reasons a listener counts */
-#define METRICS_LAT_BUCKETS 12 /* connect latency buckets, +Inf apart */
+#define METRICS_REASONS_MAX 32       /* end reasons a listener counts */
+#define METRICS_CHECK_REASONS_MAX 16 /* health check results a server counts */
+#define METRICS_LAT_BUCKETS 12       /* connect latency buckets, +Inf apart */
 
 /* Upper bounds (milliseconds) of the connect latency buckets. */
 extern const uint64_t metrics_lat_bounds_ms[METRICS_LAT_BUCKETS];
@@ -40,12 +41,17 @@ struct metrics_server {
     uint64_t connect_errors[3];               /* by enum metrics_connect_err */
     uint64_t lat_bucket[METRICS_LAT_BUCKETS]; /* connects per bucket, not cumulative */
     uint64_t lat_sum_ms;
+    bool checked;                                       /* its backend has a health check */
+    bool up;                                            /* usable by new sessions */
+    uint64_t check_failures[METRICS_CHECK_REASONS_MAX]; /* by check result */
 };
 
 struct metrics {
-    const char *version;             /* build info */
-    const char *const *reason_names; /* label values of ended[] */
-    size_t nreasons;                 /* <= METRICS_REASONS_MAX */
+    const char *version;                   /* build info */
+    const char *const *reason_names;       /* label values of ended[] */
+    size_t nreasons;                       /* <= METRICS_REASONS_MAX */
+    const char *const *check_reason_names; /* label values of check_failures[]; [0] passed */
+    size_t ncheck_reasons;                 /* <= METRICS_CHECK_REASONS_MAX */
     struct metrics_listener *listeners;
     size_t nlisteners;
     struct metrics_server *servers;

@@ -373,6 +373,11 @@ connect_next(struct session *s)
     const struct conf_server *srv;
     while ((srv = backend_server_at(b, s->srv_first, s->attempt)) != NULL) {
         struct sockaddr_storage sa;
+        if (!backend_server_usable(b, srv)) {
+            /* Down by its health check: not tried, and not counted as a connect error. */
+            s->attempt++;
+            continue;
+        }
         s->trying = srv;
         if (backend_server_addr(srv, s->route->port, &sa) == -1) {
             s->last_err = EDESTADDRREQ;
@@ -405,9 +410,12 @@ connect_next(struct session *s)
     }
     say_goodbye(s);
     char detail[CONF_NAME_MAX + 64];
-    snprintf(detail, sizeof(detail), "last server %s: %s", s->trying ? s->trying->name : "-",
-             s->last_timeout ? "connect timed out"
-                             : strerror(s->last_err ? s->last_err : ECONNREFUSED));
+    if (s->trying == NULL)
+        snprintf(detail, sizeof(detail), "no server of backend %s is up", b->conf->name);
+    else
+        snprintf(detail, sizeof(detail), "last server %s: %s", s->trying->name,
+                 s->last_timeout ? "connect timed out"
+                                 : strerror(s->last_err ? s->last_err : ECONNREFUSED));
     session_close(s, s->last_timeout ? END_CONNECT_TIMEOUT : END_CONNECT_REFUSED, detail);
 }
 
@@ -763,7 +771,8 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
     /* One timer per session, plus the listeners' and the worker's own. */
     struct session *s = NULL;
     bool peek = l->conf->peek_hello;
-    if (loop_timer_reserve(w->loop, w->nsessions + 1 + w->nlisteners + WORKER_TIMERS) == 0)
+    if (loop_timer_reserve(w->loop, w->nsessions + 1 + w->nlisteners + WORKER_TIMERS +
+                                       w->nchecks) == 0)
         s = calloc(1, sizeof(*s) + (peek ? TH_HOST_MAX : 0));
     if (s == NULL) {
         close(fd);

@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "admin.h"
+#include "check.h"
 #include "listener.h"
 #include "log.h"
 #include "relay.h"
@@ -17,6 +18,7 @@
 #define POOL_IDLE 256   /* empty pipes and buffers kept for reuse */
 
 _Static_assert(END_REASON_COUNT <= METRICS_REASONS_MAX, "raise METRICS_REASONS_MAX");
+_Static_assert(CHECK_RESULT_COUNT <= METRICS_CHECK_REASONS_MAX, "raise METRICS_CHECK_REASONS_MAX");
 
 static void
 on_grace(struct timer *t)
@@ -66,15 +68,25 @@ worker_init(struct worker *w, const struct conf *conf)
     w->metrics.version = MAILEDGE_VERSION;
     w->metrics.reason_names = w->reason_names;
     w->metrics.nreasons = END_REASON_COUNT;
+    for (size_t r = 0; r < CHECK_RESULT_COUNT; r++)
+        w->check_reason_names[r] = check_result_name((enum check_result)r);
+    w->metrics.check_reason_names = w->check_reason_names;
+    w->metrics.ncheck_reasons = CHECK_RESULT_COUNT;
     for (size_t i = 0; i < conf->nlisteners; i++)
         w->metrics.listeners[i].name = conf->listeners[i].name;
     nservers = 0;
     for (size_t i = 0; i < conf->nbackends; i++) {
-        backend_init(&w->backends[i], &conf->backends[i]);
+        if (backend_init(&w->backends[i], &conf->backends[i]) == -1) {
+            log_warn("worker: cannot allocate");
+            return -1;
+        }
         w->backends[i].m = &w->metrics.servers[nservers];
         for (size_t j = 0; j < conf->backends[i].nservers; j++) {
-            w->metrics.servers[nservers].backend = conf->backends[i].name;
-            w->metrics.servers[nservers].name = conf->backends[i].servers[j].name;
+            struct metrics_server *ms = &w->metrics.servers[nservers];
+            ms->backend = conf->backends[i].name;
+            ms->name = conf->backends[i].servers[j].name;
+            ms->checked = conf->backends[i].check != CHECK_NONE;
+            ms->up = w->backends[i].srv[j].up;
             nservers++;
         }
     }
@@ -103,6 +115,8 @@ worker_init(struct worker *w, const struct conf *conf)
             log_end();
         }
     }
+    if (check_start_all(w) == -1)
+        return -1;
     if (conf->global.admin_set && (w->admin = admin_start(w)) == NULL)
         return -1;
     return 0;
@@ -122,6 +136,7 @@ worker_drain(struct worker *w)
     w->draining = true;
     for (size_t i = 0; i < w->nlisteners; i++)
         listener_close(&w->listeners[i]);
+    check_stop_all(w);
     log_begin(LOG_INFO, "drain");
     log_u64("sessions", w->nsessions);
     log_u64("grace_ms", w->conf->global.grace_ms);
@@ -149,6 +164,9 @@ worker_free(struct worker *w)
     for (size_t i = 0; i < w->nlisteners; i++)
         listener_close(&w->listeners[i]);
     free(w->listeners);
+    check_free_all(w);
+    for (size_t i = 0; w->backends != NULL && i < w->conf->nbackends; i++)
+        backend_free(&w->backends[i]);
     free(w->backends);
     relay_pool_free(w->pool);
     metrics_free(&w->metrics);

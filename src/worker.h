@@ -20,6 +20,7 @@ struct listener;
 struct session;
 struct relay_pool;
 struct admin;
+struct check;
 
 /* Timers armed besides one per session and one per bind: drain, admin, and
  * main's watchdog ping. */
@@ -39,7 +40,10 @@ struct worker {
     struct timer grace_timer;
     struct metrics metrics;          /* listeners parallel to conf->listeners */
     const char *reason_names[METRICS_REASONS_MAX];
+    const char *check_reason_names[METRICS_CHECK_REASONS_MAX];
     struct admin *admin;             /* NULL without admin in the conf */
+    struct check *checks;            /* one per checked server (src/check.c) */
+    size_t nchecks;                  /* each owns one armed timer */
 };
 
 /*

@@ -91,6 +91,8 @@ test_defaults(void **state)
     assert_int_equal(b->send_proxy, 0);
     assert_int_equal(b->balance, BALANCE_ROUND_ROBIN);
     assert_int_equal(b->timeout_connect_ms, 5 * MS_S);
+    assert_int_equal(b->check, CHECK_NONE);
+    assert_int_equal(b->servers[0].check_port, 0);
     assert_string_equal(b->pos.file, "test.conf");
     assert_int_equal(b->pos.line, 1);
     assert_int_equal(b->servers[0].pos.line, 2);
@@ -764,7 +766,78 @@ test_admin(void **state)
     conf_free(c);
 }
 
+static void
+test_check(void **state)
+{
+    (void)state;
+    /* Defaults: interval 2s, timeout min(interval, 5s), rise 2, fall 3. */
+    struct conf *c = load_ok("backend b {\n    server s1 10.0.0.5:25\n    check smtp\n}\n" ONE_L);
+    const struct conf_backend *b = &c->backends[0];
+    assert_int_equal(b->check, CHECK_SMTP);
+    assert_int_equal(b->check_interval_ms, 2 * MS_S);
+    assert_int_equal(b->check_timeout_ms, 2 * MS_S);
+    assert_int_equal(b->check_rise, 2);
+    assert_int_equal(b->check_fall, 3);
+    assert_string_equal(conf_check_name(b->check), "smtp");
+    conf_free(c);
+
+    c = load_ok("backend b {\n    server s1 10.0.0.5:25 check-port 2526\n"
+                "    server s2 10.0.0.6 check-port 143\n"
+                "    check imap interval 200ms rise 1 fall 5\n}\n" ONE_L);
+    b = &c->backends[0];
+    assert_int_equal(b->check, CHECK_IMAP);
+    assert_int_equal(b->check_interval_ms, 200);
+    assert_int_equal(b->check_timeout_ms, 200);
+    assert_int_equal(b->check_rise, 1);
+    assert_int_equal(b->check_fall, 5);
+    assert_int_equal(b->servers[0].check_port, 2526);
+    assert_true(b->servers[0].has_port);
+    assert_int_equal(b->servers[1].check_port, 143);
+    assert_false(b->servers[1].has_port);
+    conf_free(c);
+
+    c = load_ok("backend b {\n    server s1 10.0.0.5:110\n"
+                "    check pop3 timeout 9s interval 30s\n}\n" ONE_L);
+    b = &c->backends[0];
+    assert_int_equal(b->check, CHECK_POP3);
+    assert_int_equal(b->check_interval_ms, 30 * MS_S);
+    assert_int_equal(b->check_timeout_ms, 9 * MS_S);
+    conf_free(c);
+
+    c = load_ok("backend b {\n    server s1 10.0.0.5:25\n    check tcp interval 10s\n}\n" ONE_L);
+    assert_int_equal(c->backends[0].check, CHECK_TCP);
+    assert_int_equal(c->backends[0].check_timeout_ms, 5 * MS_S);
+    conf_free(c);
+}
+
 static const struct bad_case bad_cases[] = {
+    /* health checks */
+    {"backend b {\n    server s 10.0.0.1:25\n    check http\n}\n", 3, 11,
+     "bad check 'http': expected tcp, smtp, imap or pop3"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp every 2s\n}\n", 3, 16,
+     "unknown check option 'every'"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp interval\n}\n", 3, 16,
+     "check option 'interval' needs a value"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp interval 10ms\n}\n", 3, 25,
+     "check interval '10ms' is too short"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp timeout 0s\n}\n", 3, 24,
+     "a timeout of 0 is impossible"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp rise 0\n}\n", 3, 21,
+     "bad rise '0': expected a count from 1 to 100"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp fall 1000\n}\n", 3, 21,
+     "bad fall '1000'"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp rise 2 rise 3\n}\n", 3, 23,
+     "duplicate check option 'rise'"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp\n    check imap\n}\n", 4, 5,
+     "duplicate 'check'"},
+    {"backend b {\n    server s 10.0.0.1:25 check-port 0\n}\n", 2, 37,
+     "bad check-port '0': expected a port number from 1 to 65535"},
+    {"backend b {\n    server s 10.0.0.1:25 check-port\n}\n", 2, 26,
+     "check-port needs a port number"},
+    {"backend b {\n    server s 10.0.0.1:25 check 25\n}\n", 2, 26,
+     "unknown server option 'check' (expected check-port N)"},
+    {"backend b {\n    check smtp\n    server s 10.0.0.1\n}\n" ONE_L, 3, 12,
+     "server 's' has no port to check"},
     /* lexical */
     {"backend b {\n    server s \"10.0.0.1:25\n}\n", 2, 14, "unterminated quoted word"},
     {"backend b {\n    server s \"10.0.0.1\"25\n}\n", 2, 24, "expected a blank after the closing"},
@@ -826,13 +899,14 @@ static const struct bad_case bad_cases[] = {
     {"global {\n    workers 4\n}\n", 2, 5,
      "unknown directive 'workers' in a global block (allowed: log, grace, splice, admin, timeout)"},
     {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
-     "allowed: server, send-proxy, balance, timeout); 'bind' belongs in a listener block"},
+     "allowed: server, send-proxy, balance, check, timeout); 'bind' belongs in a listener block"},
     {LST("    limit per-ip 20\n"), 2, 5,
      "unknown directive 'limit' in a listener block (allowed: bind, protocol, accept-proxy, route, "
      "sni-required, timeout)"},
     {"backend b {\n    server s\n}\n", 2, 5,
-     "too few arguments for 'server' (usage: server NAME ADDR[:PORT])"},
-    {"backend b {\n    server s 10.0.0.1:25 check\n}\n", 2, 26, "too many arguments for 'server'"},
+     "too few arguments for 'server' (usage: server NAME ADDR[:PORT] [check-port N])"},
+    {"backend b {\n    server s 10.0.0.1:25 check-port 25 x\n}\n", 2, 40,
+     "too many arguments for 'server'"},
     {LST("    protocol smtp imap\n"), 2, 19, "too many arguments for 'protocol'"},
     {LST("    bind\n"), 2, 5, "too few arguments for 'bind' (usage: bind ADDR:PORT ...)"},
     {"global {\n    timeout 5s\n}\n", 2, 5, "too few arguments for 'timeout'"},
@@ -1273,6 +1347,7 @@ main(void)
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_config_files_good),
         cmocka_unit_test(test_config_files_bad),
+        cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

@@ -15,6 +15,8 @@
 
 static const char *const reasons[] = {"client_closed", "proxy_invalid"};
 
+static const char *const check_reasons[] = {"passed", "l4_refused", "5xx"};
+
 static void
 fixture(struct metrics *m)
 {
@@ -36,6 +38,11 @@ fixture(struct metrics *m)
     metrics_connect_ok(&m->servers[0], 0);
     metrics_connect_ok(&m->servers[0], 7);
     metrics_connect_ok(&m->servers[0], 20000);
+    m->check_reason_names = check_reasons;
+    m->ncheck_reasons = 3;
+    m->servers[0].checked = true;
+    m->servers[0].up = true;
+    m->servers[0].check_failures[2] = 4;
 }
 
 static const char expected[] =
@@ -98,7 +105,17 @@ static const char expected[] =
     "mailedge_server_connect_duration_seconds_bucket{backend=\"mail\",server=\"mx1\",le=\"+Inf\"} "
     "3\n"
     "mailedge_server_connect_duration_seconds_sum{backend=\"mail\",server=\"mx1\"} 20.007\n"
-    "mailedge_server_connect_duration_seconds_count{backend=\"mail\",server=\"mx1\"} 3\n";
+    "mailedge_server_connect_duration_seconds_count{backend=\"mail\",server=\"mx1\"} 3\n"
+    "# HELP mailedge_server_up 1 when new sessions may use the server (always, without a health "
+    "check).\n"
+    "# TYPE mailedge_server_up gauge\n"
+    "mailedge_server_up{backend=\"mail\",server=\"mx1\"} 1\n"
+    "# HELP mailedge_server_check_failures_total Failed health checks, per backend, server and "
+    "reason (checked servers only).\n"
+    "# TYPE mailedge_server_check_failures_total counter\n"
+    "mailedge_server_check_failures_total{backend=\"mail\",server=\"mx1\",reason=\"l4_refused\"} "
+    "0\n"
+    "mailedge_server_check_failures_total{backend=\"mail\",server=\"mx1\",reason=\"5xx\"} 4\n";
 
 static void
 test_render_fixture(void **state)

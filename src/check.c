@@ -1,0 +1,450 @@
+/*
+ * check: health-check sessions. Each checked server has one struct check
+ * that cycles IDLE -> CONNECTING -> GREETING -> QUIT -> DRAIN -> IDLE.
+ * The mail server must never see anything it would log as an error:
+ * Postfix smtpd 3.5-3.10 dies on a v2 LOCAL header followed by a reset,
+ * postscreen's greet pause punishes a client that talks before the final
+ * "220 " line, and an unread byte at close(2) turns the FIN into a RST.
+ * So: one write for the header, nothing before the whole greeting, one
+ * command, its reply, shutdown(SHUT_WR), read to EOF, close.
+ */
+#include "check.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "backend.h"
+#include "log.h"
+#include "loop.h"
+#include "mailreply.h"
+#include "proxyproto.h"
+#include "sock.h"
+#include "worker.h"
+
+enum check_state {
+    CK_IDLE,       /* waiting for the next interval */
+    CK_CONNECTING, /* non-blocking connect in progress; timer: the check timeout */
+    CK_GREETING,   /* header sent; reading the greeting, writing nothing */
+    CK_QUIT,       /* QUIT / a LOGOUT sent; reading its reply */
+    CK_DRAIN,      /* result known; FIN sent, reading to EOF so close(2) sends no RST */
+};
+
+struct check {
+    struct io io;
+    struct timer timer;
+    struct worker *w;
+    struct backend *b;
+    size_t si; /* server index in b */
+    enum check_state state;
+    bool stopped;
+    bool decided; /* the result of the current check is recorded */
+    size_t len;   /* bytes in buf */
+    char buf[MR_REPLY_MAX + 1];
+    char detail[128]; /* what the server said, for the log */
+};
+
+static const char *const result_names[CHECK_RESULT_COUNT] = {
+    [CHECK_PASSED] = "passed",
+    [CHECK_L4_REFUSED] = "l4_refused",
+    [CHECK_L4_TIMEOUT] = "l4_timeout",
+    [CHECK_L4_ERROR] = "l4_error",
+    [CHECK_BAD_GREETING] = "bad_greeting",
+    [CHECK_4XX] = "4xx",
+    [CHECK_5XX] = "5xx",
+    [CHECK_READ_TIMEOUT] = "read_timeout",
+    [CHECK_CLOSED_EARLY] = "closed_early",
+};
+
+const char *
+check_result_name(enum check_result r)
+{
+    return (size_t)r < CHECK_RESULT_COUNT ? result_names[r] : "?";
+}
+
+static const struct conf_backend *
+bconf(const struct check *c)
+{
+    return c->b->conf;
+}
+
+static const struct conf_server *
+sconf(const struct check *c)
+{
+    return &c->b->conf->servers[c->si];
+}
+
+static void
+close_fd(struct check *c)
+{
+    if (c->io.fd >= 0) {
+        loop_del(c->w->loop, &c->io);
+        close(c->io.fd);
+        c->io.fd = -1;
+    }
+}
+
+/* The check is over: close, and start the next one an interval from now. */
+static void
+finish(struct check *c)
+{
+    close_fd(c);
+    c->state = CK_IDLE;
+    if (!c->stopped)
+        loop_timer_at(c->w->loop, &c->timer, loop_now(c->w->loop) + bconf(c)->check_interval_ms);
+}
+
+/* Records the result of the current check: counters, rise/fall, the transition log line. */
+static void
+record(struct check *c, enum check_result r)
+{
+    if (c->decided)
+        return;
+    c->decided = true;
+    struct backend_server *st = &c->b->srv[c->si];
+    struct metrics_server *m = &c->b->m[c->si];
+    st->last_result = (int)r;
+    st->last_check_ms = loop_now(c->w->loop);
+    bool was_up = st->up;
+    if (r == CHECK_PASSED) {
+        st->fails = 0;
+        if (st->passes < bconf(c)->check_rise)
+            st->passes++;
+        if (!st->up && st->passes >= bconf(c)->check_rise)
+            st->up = true;
+    } else {
+        m->check_failures[r]++;
+        st->passes = 0;
+        if (st->fails < bconf(c)->check_fall)
+            st->fails++;
+        if (st->up && st->fails >= bconf(c)->check_fall)
+            st->up = false;
+    }
+    m->up = st->up;
+    if (was_up != st->up || (r != CHECK_PASSED && log_enabled(LOG_DEBUG))) {
+        log_begin(was_up != st->up ? LOG_INFO : LOG_DEBUG,
+                  was_up != st->up ? "health" : "check_failed");
+        log_str("backend", bconf(c)->name);
+        log_str("server", sconf(c)->name);
+        if (was_up != st->up)
+            log_str("state", st->up ? "up" : "down");
+        log_str("reason", check_result_name(r));
+        log_str("check", conf_check_name(bconf(c)->check));
+        if (c->detail[0] != '\0')
+            log_str("detail", c->detail);
+        log_end();
+    }
+}
+
+/* Decides the result, then ends politely: FIN, and read until the server closes. */
+static void
+conclude(struct check *c, enum check_result r)
+{
+    record(c, r);
+    if (c->io.fd < 0) {
+        finish(c);
+        return;
+    }
+    if (r == CHECK_CLOSED_EARLY || r == CHECK_L4_REFUSED || r == CHECK_L4_ERROR ||
+        r == CHECK_L4_TIMEOUT || r == CHECK_READ_TIMEOUT) {
+        /* Nothing left to say or to wait for; whatever arrived was read. */
+        finish(c);
+        return;
+    }
+    if (shutdown(c->io.fd, SHUT_WR) == -1) {
+        finish(c);
+        return;
+    }
+    c->state = CK_DRAIN;
+    loop_timer_at(c->w->loop, &c->timer, loop_now(c->w->loop) + bconf(c)->check_timeout_ms);
+}
+
+static void
+set_detail(struct check *c, const struct mr_reply *rep)
+{
+    size_t n = 0;
+    if (rep->text != NULL) {
+        for (size_t i = 0; i < rep->text_len && n + 1 < sizeof(c->detail); i++) {
+            unsigned char ch = (unsigned char)rep->text[i];
+            c->detail[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+        }
+    }
+    c->detail[n] = '\0';
+}
+
+static enum mr_kind
+greeting_kind(enum check_kind k)
+{
+    return k == CHECK_SMTP ? MR_SMTP_GREETING : k == CHECK_IMAP ? MR_IMAP_GREETING : MR_POP3_STATUS;
+}
+
+static enum mr_kind
+bye_kind(enum check_kind k)
+{
+    return k == CHECK_SMTP ? MR_SMTP_QUIT : k == CHECK_IMAP ? MR_IMAP_LOGOUT : MR_POP3_STATUS;
+}
+
+static const char *
+bye_command(enum check_kind k)
+{
+    /* One command, then its reply: Postfix >= 3.9 rejects pipelining. */
+    return k == CHECK_IMAP ? "a LOGOUT\r\n" : "QUIT\r\n";
+}
+
+/* Judges the bytes read so far in GREETING or QUIT. */
+static void
+judge(struct check *c)
+{
+    struct mr_reply rep;
+    enum check_kind k = bconf(c)->check;
+    bool greeting = c->state == CK_GREETING;
+    enum mr_result res =
+        mailreply_classify(greeting ? greeting_kind(k) : bye_kind(k), c->buf, c->len, &rep);
+    if (res == MR_NEED_MORE)
+        return;
+    if (greeting || res == MR_BAD)
+        set_detail(c, &rep);
+    if (res == MR_BAD) {
+        enum check_result r = CHECK_BAD_GREETING;
+        if (greeting && k == CHECK_SMTP && rep.code / 100 == 4)
+            r = CHECK_4XX;
+        else if (greeting && k == CHECK_SMTP && rep.code / 100 == 5)
+            r = CHECK_5XX;
+        conclude(c, r);
+        return;
+    }
+    if (!greeting) {
+        conclude(c, CHECK_PASSED);
+        return;
+    }
+    /* Keep what followed the greeting (nothing, from a sane server). */
+    memmove(c->buf, c->buf + rep.consumed, c->len - rep.consumed);
+    c->len -= rep.consumed;
+    const char *cmd = bye_command(k);
+    size_t n = strlen(cmd);
+    if (send(c->io.fd, cmd, n, MSG_NOSIGNAL) != (ssize_t)n) {
+        conclude(c, CHECK_CLOSED_EARLY);
+        return;
+    }
+    c->state = CK_QUIT;
+    judge(c);
+}
+
+/* Reads what is there; returns false when the check ended meanwhile. */
+static bool
+read_some(struct check *c)
+{
+    for (;;) {
+        char drop[512];
+        char *p = c->state == CK_DRAIN ? drop : c->buf + c->len;
+        size_t cap = c->state == CK_DRAIN ? sizeof(drop) : sizeof(c->buf) - c->len;
+        if (cap == 0) {
+            /* mailreply decides before MR_REPLY_MAX; this is a bug guard. */
+            conclude(c, CHECK_BAD_GREETING);
+            return false;
+        }
+        ssize_t r = recv(c->io.fd, p, cap, 0);
+        if (r > 0) {
+            if (c->state != CK_DRAIN) {
+                c->len += (size_t)r;
+                judge(c);
+                if (c->state != CK_GREETING && c->state != CK_QUIT && c->state != CK_DRAIN)
+                    return false;
+            }
+            continue;
+        }
+        if (r == -1 && errno == EINTR)
+            continue;
+        if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        /* EOF or an error. */
+        if (c->state == CK_DRAIN)
+            finish(c);
+        else
+            conclude(c, CHECK_CLOSED_EARLY);
+        return false;
+    }
+}
+
+/* The connect finished: send the PROXY header, if any, in one write. */
+static void
+connected(struct check *c)
+{
+    const struct conf_backend *b = bconf(c);
+    if (b->send_proxy != 0) {
+        struct sockaddr_storage self, peer;
+        socklen_t plen = sizeof(peer);
+        uint8_t hdr[PP_V1_MAX + 64];
+        size_t n = 0;
+        /* The checker's own real addresses under the PROXY command: LOCAL
+         * (v2) and UNKNOWN (v1) are what kills or annoys Postfix. */
+        if (sock_local(c->io.fd, &self) == 0 &&
+            getpeername(c->io.fd, (struct sockaddr *)&peer, &plen) == 0)
+            n = proxyproto_encode(b->send_proxy == 2 ? PP_V2 : PP_V1,
+                                  (const struct sockaddr *)&self, (const struct sockaddr *)&peer,
+                                  NULL, hdr, sizeof(hdr));
+        if (n == 0) {
+            conclude(c, CHECK_L4_ERROR);
+            return;
+        }
+        if (send(c->io.fd, hdr, n, MSG_NOSIGNAL) != (ssize_t)n) {
+            conclude(c, CHECK_CLOSED_EARLY);
+            return;
+        }
+    }
+    if (b->check == CHECK_TCP) {
+        /* Connected is all a tcp check asks; close before the server speaks. */
+        record(c, CHECK_PASSED);
+        finish(c);
+        return;
+    }
+    c->state = CK_GREETING;
+    read_some(c);
+}
+
+static void
+on_io(struct io *io, uint32_t events)
+{
+    struct check *c = (struct check *)(void *)((char *)io - offsetof(struct check, io));
+    switch (c->state) {
+    case CK_CONNECTING: {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        int err = sock_error(c->io.fd);
+        if (err != 0) {
+            snprintf(c->detail, sizeof(c->detail), "%s", strerror(err));
+            conclude(c, err == ECONNREFUSED ? CHECK_L4_REFUSED : CHECK_L4_ERROR);
+            return;
+        }
+        connected(c);
+        return;
+    }
+    case CK_GREETING:
+    case CK_QUIT:
+    case CK_DRAIN:
+        read_some(c);
+        return;
+    case CK_IDLE:
+        return;
+    }
+}
+
+static void
+start(struct check *c)
+{
+    const struct conf_server *srv = sconf(c);
+    struct sockaddr_storage sa;
+
+    c->decided = false;
+    c->len = 0;
+    c->detail[0] = '\0';
+    memcpy(&sa, &srv->addr, sizeof(sa));
+    if (srv->check_port != 0)
+        addr_set_port((struct sockaddr *)&sa, srv->check_port);
+    int fd = sock_connect((struct sockaddr *)&sa, NULL);
+    if (fd == -1) {
+        snprintf(c->detail, sizeof(c->detail), "%s", strerror(errno));
+        conclude(c, errno == ECONNREFUSED ? CHECK_L4_REFUSED : CHECK_L4_ERROR);
+        return;
+    }
+    c->io.fd = fd;
+    if (loop_add(c->w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+        close(fd);
+        c->io.fd = -1;
+        snprintf(c->detail, sizeof(c->detail), "%s", strerror(errno));
+        conclude(c, CHECK_L4_ERROR);
+        return;
+    }
+    c->state = CK_CONNECTING;
+    loop_timer_at(c->w->loop, &c->timer, loop_now(c->w->loop) + bconf(c)->check_timeout_ms);
+}
+
+static void
+on_timer(struct timer *t)
+{
+    struct check *c = (struct check *)(void *)((char *)t - offsetof(struct check, timer));
+    switch (c->state) {
+    case CK_IDLE:
+        start(c);
+        return;
+    case CK_CONNECTING:
+        conclude(c, CHECK_L4_TIMEOUT);
+        return;
+    case CK_GREETING:
+    case CK_QUIT:
+        /* Read what is there first: close(2) with unread bytes sends a RST. */
+        if (read_some(c))
+            conclude(c, CHECK_READ_TIMEOUT);
+        return;
+    case CK_DRAIN:
+        finish(c);
+        return;
+    }
+}
+
+int
+check_start_all(struct worker *w)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->conf->nbackends; i++) {
+        if (w->conf->backends[i].check != CHECK_NONE)
+            n += w->conf->backends[i].nservers;
+    }
+    if (n == 0)
+        return 0;
+    w->checks = calloc(n, sizeof(*w->checks));
+    if (w->checks == NULL || loop_timer_reserve(w->loop, w->nlisteners + WORKER_TIMERS + n) == -1) {
+        log_warn("check: cannot allocate");
+        return -1;
+    }
+    for (size_t i = 0; i < w->conf->nbackends; i++) {
+        struct backend *b = &w->backends[i];
+        if (b->conf->check == CHECK_NONE)
+            continue;
+        for (size_t j = 0; j < b->conf->nservers; j++) {
+            struct check *c = &w->checks[w->nchecks++];
+            c->w = w;
+            c->b = b;
+            c->si = j;
+            c->io.fd = -1;
+            c->io.cb = on_io;
+            timer_init(&c->timer, on_timer);
+            c->state = CK_IDLE;
+            b->srv[j].check = c;
+            loop_timer_at(w->loop, &c->timer, loop_now(w->loop));
+        }
+    }
+    return 0;
+}
+
+void
+check_stop_all(struct worker *w)
+{
+    for (size_t i = 0; i < w->nchecks; i++) {
+        struct check *c = &w->checks[i];
+        c->stopped = true;
+        loop_timer_cancel(w->loop, &c->timer);
+        if (c->io.fd >= 0) {
+            /* Read what has arrived, so the close below is a FIN, not a reset. */
+            char drop[512];
+            while (recv(c->io.fd, drop, sizeof(drop), 0) > 0)
+                ;
+        }
+        close_fd(c);
+        c->state = CK_IDLE;
+    }
+}
+
+void
+check_free_all(struct worker *w)
+{
+    check_stop_all(w);
+    free(w->checks);
+    w->checks = NULL;
+    w->nchecks = 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * check: active health checks, one small session per checked server, in
+ * the worker's loop (a socket, a timer, no threads, nothing blocking).
+ * A check connects, sends the backend's PROXY header (with the checker's
+ * own real addresses, never v1 UNKNOWN or v2 LOCAL) in one write, reads
+ * the whole greeting before writing a byte, says QUIT/LOGOUT, reads the
+ * answer and closes with a FIN (docs/config.md, "Health checks"). Results
+ * go to the server's state in struct backend; rise and fall decide up/down.
+ */
+#ifndef MAILEDGE_CHECK_H
+#define MAILEDGE_CHECK_H
+
+#include <stddef.h>
+
+struct worker;
+
+/* Why a check failed (CHECK_PASSED: it did not). Labels in logs and metrics. */
+enum check_result {
+    CHECK_PASSED,
+    CHECK_L4_REFUSED,   /* connect refused */
+    CHECK_L4_TIMEOUT,   /* connect did not finish in time */
+    CHECK_L4_ERROR,     /* another connect or socket error (unreachable, out of descriptors) */
+    CHECK_BAD_GREETING, /* not a greeting of the protocol, * BYE, -ERR, bad reply to QUIT */
+    CHECK_4XX,          /* SMTP 4xx greeting (421: not available) */
+    CHECK_5XX,          /* SMTP 5xx greeting */
+    CHECK_READ_TIMEOUT, /* connected, but the reply did not come in time */
+    CHECK_CLOSED_EARLY, /* the server closed or reset before the exchange ended */
+    CHECK_RESULT_COUNT
+};
+
+/* "passed", "l4_refused", ... */
+const char *check_result_name(enum check_result r);
+
+/*
+ * Creates a check for every server of every backend with a check in the
+ * conf and schedules the first one at once. Returns 0, or -1 when out of
+ * memory (logged).
+ */
+int check_start_all(struct worker *w);
+
+/* Stops every check (drain): closes its socket, cancels its timer. Idempotent. */
+void check_stop_all(struct worker *w);
+
+/* Stops and frees every check. */
+void check_free_all(struct worker *w);
+
+#endif
