@@ -19,7 +19,7 @@
  * so this costs nothing at rest. If the kernel refuses, the pipe keeps its
  * default size and splice simply moves less per call.
  */
-#define PIPE_SIZE (1024 * 1024)
+#define PIPE_SIZE ((size_t)1024 * 1024)
 #define BUF_SIZE ((size_t)16 * 1024)
 
 struct relay_pool {
@@ -81,7 +81,7 @@ take_pipe(struct relay_pool *p, struct relay_half *h)
     }
     if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) == -1)
         return -1;
-    (void)fcntl(h->pipe[0], F_SETPIPE_SZ, PIPE_SIZE);
+    (void)fcntl(h->pipe[0], F_SETPIPE_SZ, (int)PIPE_SIZE);
     return 0;
 }
 
