@@ -136,9 +136,12 @@ admin_status_json(const struct worker *w, struct strbuf *out)
         const struct conf_backend *b = &c->backends[i];
         strbuf_add(out, i ? ",{\"name\":" : "{\"name\":");
         json_str(out, b->name);
-        strbuf_addf(out, ",\"balance\":\"%s\",\"check\":\"%s\",\"servers_up\":%zu,\"servers\":[",
+        strbuf_addf(out,
+                    ",\"balance\":\"%s\",\"check\":\"%s\",\"servers_up\":%zu,\"queued\":%zu,"
+                    "\"servers\":[",
                     b->balance == BALANCE_FIRST ? "first" : "round-robin",
-                    conf_check_name(b->check), backend_servers_up(&w->backends[i]));
+                    conf_check_name(b->check), backend_servers_up(&w->backends[i]),
+                    w->backends[i].nheld);
         for (size_t j = 0; j < b->nservers; j++) {
             const struct conf_server *s = &b->servers[j];
             strbuf_add(out, j ? ",{\"name\":" : "{\"name\":");

@@ -11,6 +11,8 @@ backend_init(struct backend *b, const struct conf_backend *conf)
 {
     b->conf = conf;
     b->next = 0;
+    b->held_head = b->held_tail = NULL;
+    b->nheld = 0;
     b->srv = calloc(conf->nservers ? conf->nservers : 1, sizeof(*b->srv));
     if (b->srv == NULL)
         return -1;

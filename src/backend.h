@@ -16,6 +16,7 @@
 #include "metrics.h"
 
 struct check;
+struct session;
 
 /* Health of one server. Without a check in the conf a server is always up. */
 struct backend_server {
@@ -31,6 +32,11 @@ struct backend {
     size_t next;        /* round-robin cursor */
     struct metrics_server *m;  /* counters, parallel to conf->servers */
     struct backend_server *srv; /* parallel to conf->servers */
+    /* Sessions held while no server is up (queue-timeout), oldest first:
+     * an intrusive list through the sessions, managed by src/session.c. */
+    struct session *held_head, *held_tail;
+    size_t nheld;
+    struct metrics_backend *qm; /* its queue depth gauge */
 };
 
 /*

@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "mailreply.h"
 #include "proxyproto.h"
+#include "session.h"
 #include "sock.h"
 #include "worker.h"
 
@@ -139,6 +140,11 @@ record(struct check *c, enum check_result r)
             log_str("detail", c->detail);
         log_end();
     }
+    /* Each pass of an up server retries the held clients: a restarted
+     * server may refuse connects before its fall count is reached, and
+     * the clients that failed then wait for the next pass, not a transition. */
+    if (st->up && r == CHECK_PASSED && c->b->nheld > 0)
+        session_backend_up(c->b);
 }
 
 /* Decides the result, then ends politely: FIN, and read until the server closes. */

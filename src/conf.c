@@ -38,6 +38,8 @@
 #define DEFAULT_CHECK_FALL 3
 #define CHECK_INTERVAL_MIN_MS 50
 #define CHECK_COUNT_MAX 100 /* rise and fall */
+#define DEFAULT_QUEUE_MAX 1000
+#define QUEUE_MAX_MAX 1000000
 
 /* Directives whose first appearance is remembered (duplicates, required). */
 enum dir {
@@ -60,6 +62,8 @@ enum dir {
     D_ROUTE_SNI, /* the first route sni */
     D_SNI_REQUIRED,
     D_CHECK,
+    D_QUEUE_TIMEOUT,
+    D_QUEUE_MAX,
     D_COUNT
 };
 
@@ -740,6 +744,32 @@ d_check(struct ctx *x, const struct lex_word *w, size_t n)
     b->check_fall = fall ? (unsigned)fall : DEFAULT_CHECK_FALL;
 }
 
+/* queue-timeout DURATION: 0 turns holding off */
+static void
+d_queue_timeout(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    uint64_t ms;
+
+    (void)n;
+    if (duration(x, &w[1], true, &ms))
+        cur_backend(x)->queue_timeout_ms = ms;
+}
+
+/* queue-max N */
+static void
+d_queue_max(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    uint64_t v;
+
+    (void)n;
+    if (util_parse_uint(w[1].text, QUEUE_MAX_MAX, &v) != 0 || v == 0) {
+        errw(x, &w[1], "bad queue-max '%s': expected a count from 1 to %d", w[1].text,
+             QUEUE_MAX_MAX);
+        return;
+    }
+    cur_backend(x)->queue_max = (unsigned)v;
+}
+
 static void
 d_balance(struct ctx *x, const struct lex_word *w, size_t n)
 {
@@ -1113,6 +1143,8 @@ static const struct directive backend_dirs[] = {
     {"check", D_CHECK, true, 1, 9,
      "check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N]", d_check},
     {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", d_timeout},
+    {"queue-timeout", D_QUEUE_TIMEOUT, true, 1, 1, "queue-timeout DURATION", d_queue_timeout},
+    {"queue-max", D_QUEUE_MAX, true, 1, 1, "queue-max N", d_queue_max},
 };
 
 static const struct directive listener_dirs[] = {
@@ -1131,7 +1163,8 @@ static const struct {
     const char *list;
 } tables[] = {
     [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, timeout"},
-    [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs), "server, send-proxy, balance, check, timeout"},
+    [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs),
+                     "server, send-proxy, balance, check, timeout, queue-timeout, queue-max"},
     [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),
                       "bind, protocol, accept-proxy, route, sni-required, timeout"},
 };
@@ -1920,6 +1953,8 @@ finish(struct ctx *x)
         struct conf_backend *b = &c->backends[i];
         if (b->timeout_connect_ms == 0)
             b->timeout_connect_ms = x->g_connect ? x->g_connect : DEFAULT_CONNECT_MS;
+        if (b->queue_max == 0)
+            b->queue_max = DEFAULT_QUEUE_MAX;
     }
     for (size_t i = 0; i < c->nlisteners; i++) {
         struct conf_listener *l = &c->listeners[i];

@@ -52,6 +52,8 @@ struct conf_backend {
     uint64_t check_interval_ms;      /* default 2s */
     uint64_t check_timeout_ms;       /* default min(interval, 5s) */
     unsigned check_rise, check_fall; /* defaults 2 and 3 */
+    uint64_t queue_timeout_ms;       /* hold clients while no server is up; 0 (default): off */
+    unsigned queue_max;              /* held clients at most; default 1000 */
     struct conf_pos pos;
 };
 

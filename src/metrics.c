@@ -282,5 +282,13 @@ metrics_render(const struct metrics *m, struct strbuf *out)
     sample(out, "mailedge_build_info", v, "1");
     render_listeners(m, out);
     render_servers(m, out);
+    if (m->nbackends > 0) {
+        family(out, "mailedge_queue_depth", "gauge",
+               "Clients held now, per backend, waiting for a server to come up (queue-timeout).");
+        for (size_t i = 0; i < m->nbackends; i++) {
+            const char *l[] = {"backend", m->backends[i].name, NULL};
+            sample_u64(out, "mailedge_queue_depth", l, m->backends[i].queued);
+        }
+    }
     return out->oom ? -1 : 0;
 }

@@ -46,6 +46,12 @@ struct metrics_server {
     uint64_t check_failures[METRICS_CHECK_REASONS_MAX]; /* by check result */
 };
 
+/* One backend. */
+struct metrics_backend {
+    const char *name;
+    uint64_t queued; /* clients held now, waiting for a server (queue-timeout) */
+};
+
 struct metrics {
     const char *version;                   /* build info */
     const char *const *reason_names;       /* label values of ended[] */
@@ -56,6 +62,8 @@ struct metrics {
     size_t nlisteners;
     struct metrics_server *servers;
     size_t nservers;
+    struct metrics_backend *backends; /* owned by the caller; NULL: no queue family */
+    size_t nbackends;
 };
 
 /* A growing string. Start it zeroed; free .p when done. */

@@ -4,6 +4,9 @@
  *   accept -> [READ_PROXY] -> [PEEK_HELLO] -> CONNECTING -> RELAYING -> CLOSED
  *                                               ^   |
  *                                               +---+  next server on refusal/timeout
+ *                                               |   |
+ *                                  server up    |   v  no server up / all failed (queue-timeout)
+ *                                             [HOLDING] -> CLOSED on queue-timeout, hangup
  *
  * PEEK_HELLO only on tls listeners that route by SNI (or need it for the
  * AUTHORITY TLV). Both sockets are registered once, edge-triggered, for
@@ -48,6 +51,7 @@ union sa {
 
 struct session {
     struct session *prev, *next;       /* worker's list */
+    struct session *hprev, *hnext;     /* backend's held list, while HOLDING */
     struct worker *w;
     struct listener *l;
     struct io cio, bio;                /* client, backend */
@@ -68,6 +72,10 @@ struct session {
     size_t hello_seen;                 /* PEEK_HELLO: bytes of the last peek */
     uint64_t id, start_ms, last_ms;
     uint64_t connect_ms;               /* when the current connect started */
+    uint64_t hold_first_ms;            /* when it was first held; queue-timeout counts from it */
+    uint64_t hold_since_ms;            /* when the current hold began */
+    uint64_t held_ms;                  /* time held in all; logged when held_ever */
+    bool held_ever;
     union sa client, peer, local;
     char *sni;                         /* NULL (no peeking), "" or the server name */
     char tail[];                       /* TH_HOST_MAX bytes for sni on peeking listeners */
@@ -81,8 +89,11 @@ static const char *const end_reason_names[] = {
     [END_PROXY_INVALID] = "proxy_invalid",     [END_PROXY_UNTRUSTED] = "proxy_untrusted",
     [END_SHUTDOWN] = "shutdown",               [END_RESOURCE] = "resource",
     [END_HELLO_TIMEOUT] = "hello_timeout",     [END_SNI_REQUIRED] = "sni_required",
-    [END_SNI_NO_ROUTE] = "sni_no_route",
+    [END_SNI_NO_ROUTE] = "sni_no_route",       [END_QUEUE_TIMEOUT] = "queue_timeout",
+    [END_QUEUE_FULL] = "queue_full",
 };
+_Static_assert(sizeof(end_reason_names) / sizeof(end_reason_names[0]) == END_REASON_COUNT,
+               "end_reason_names must name every enum end_reason");
 
 const char *
 session_end_reason_name(enum end_reason r)
@@ -95,6 +106,7 @@ session_end_reason_name(enum end_reason r)
 
 static void session_close(struct session *s, enum end_reason r, const char *detail);
 static void connect_next(struct session *s);
+static void hold(struct session *s);
 static void relay(struct session *s);
 
 static void
@@ -142,6 +154,8 @@ log_session(const struct session *s, enum end_reason r, const char *detail)
     log_u64("bytes_in", s->up.bytes);
     log_u64("bytes_out", s->down.bytes);
     log_u64("duration_ms", loop_now(s->w->loop) - s->start_ms);
+    if (s->held_ever)
+        log_u64("held_ms", s->held_ms);
     log_str("reason", session_end_reason_name(r));
     if (detail != NULL)
         log_str("error", detail);
@@ -211,11 +225,33 @@ count_connect_error(const struct session *s, int err, bool timeout)
         m->connect_errors[METRICS_CONNECT_ERROR]++;
 }
 
+/* Takes a HOLDING session off its backend's queue. */
+static void
+unhold(struct session *s)
+{
+    struct backend *b = s->backend;
+    if (s->hprev)
+        s->hprev->hnext = s->hnext;
+    else
+        b->held_head = s->hnext;
+    if (s->hnext)
+        s->hnext->hprev = s->hprev;
+    else
+        b->held_tail = s->hprev;
+    s->hprev = s->hnext = NULL;
+    b->nheld--;
+    b->qm->queued = b->nheld;
+    s->held_ms += loop_now(s->w->loop) - s->hold_since_ms;
+    loop_timer_cancel(s->w->loop, &s->timer);
+}
+
 static void
 session_close(struct session *s, enum end_reason r, const char *detail)
 {
     if (s->state == SESSION_CLOSED)
         return;
+    if (s->state == SESSION_HOLDING)
+        unhold(s);
     s->state = SESSION_CLOSED;
     loop_timer_cancel(s->w->loop, &s->timer);
     close_io(s, &s->bio);
@@ -408,6 +444,11 @@ connect_next(struct session *s)
         loop_timer_at(s->w->loop, &s->timer, s->connect_ms + b->conf->timeout_connect_ms);
         return;
     }
+    /* Nothing to wake a held client without a health check: hold only with one. */
+    if (b->conf->queue_timeout_ms > 0 && b->conf->check != CHECK_NONE) {
+        hold(s);
+        return;
+    }
     say_goodbye(s);
     char detail[CONF_NAME_MAX + 64];
     if (s->trying == NULL)
@@ -417,6 +458,105 @@ connect_next(struct session *s)
                  s->last_timeout ? "connect timed out"
                                  : strerror(s->last_err ? s->last_err : ECONNREFUSED));
     session_close(s, s->last_timeout ? END_CONNECT_TIMEOUT : END_CONNECT_REFUSED, detail);
+}
+
+/* --- holding ------------------------------------------------------------- */
+
+static void
+hold_detail(const struct session *s, char *detail, size_t cap)
+{
+    const char *name = s->backend->conf->name;
+    if (s->trying == NULL || s->last_err == 0)
+        snprintf(detail, cap, "no server of backend %s is up", name);
+    else
+        snprintf(detail, cap, "no server of backend %s answered; last %s: %s", name,
+                 s->trying->name, s->last_timeout ? "connect timed out" : strerror(s->last_err));
+}
+
+/*
+ * No server of the backend could take the session: queue it at the tail of
+ * its backend's held list until a server comes up, queue-timeout (counted
+ * from the first hold) passes, or the client hangs up.
+ */
+static void
+hold(struct session *s)
+{
+    struct backend *b = s->backend;
+    uint64_t now = loop_now(s->w->loop);
+    char detail[CONF_NAME_MAX + 128];
+
+    if (s->c_hup) {
+        session_close(s, END_CLIENT_CLOSED, "closed while waiting for a server");
+        return;
+    }
+    if (s->w->draining) {
+        say_goodbye(s);
+        session_close(s, END_SHUTDOWN, "draining, no server up");
+        return;
+    }
+    uint64_t deadline = (s->held_ever ? s->hold_first_ms : now) + b->conf->queue_timeout_ms;
+    if (now >= deadline || b->nheld >= b->conf->queue_max) {
+        /* A client turned away by queue-max was never held: no held_ms. */
+        hold_detail(s, detail, sizeof(detail));
+        say_goodbye(s);
+        session_close(s, now >= deadline ? END_QUEUE_TIMEOUT : END_QUEUE_FULL, detail);
+        return;
+    }
+    if (!s->held_ever) {
+        s->held_ever = true;
+        s->hold_first_ms = now;
+    }
+    s->state = SESSION_HOLDING;
+    s->hold_since_ms = now;
+    s->hprev = b->held_tail;
+    s->hnext = NULL;
+    if (b->held_tail)
+        b->held_tail->hnext = s;
+    else
+        b->held_head = s;
+    b->held_tail = s;
+    b->nheld++;
+    b->qm->queued = b->nheld;
+    loop_timer_at(s->w->loop, &s->timer, deadline);
+    if (log_enabled(LOG_DEBUG)) {
+        log_begin(LOG_DEBUG, "hold");
+        log_fmt("id", "%016llx", (unsigned long long)s->id);
+        log_str("backend", b->conf->name);
+        log_u64("queued", b->nheld);
+        log_end();
+    }
+}
+
+void
+session_backend_up(struct backend *b)
+{
+    /* Only those held now: one whose connect fails at once is queued again
+     * at the tail and waits for the next check. */
+    size_t n = b->nheld;
+    while (n-- > 0 && b->held_head != NULL && backend_servers_up(b) > 0) {
+        struct session *s = b->held_head;
+        unhold(s);
+        s->state = SESSION_CONNECTING;
+        s->srv_first = backend_first(b);
+        s->attempt = 0;
+        s->trying = NULL;
+        s->last_err = 0;
+        s->last_timeout = false;
+        connect_next(s);
+    }
+}
+
+void
+session_drain_held(struct worker *w)
+{
+    for (size_t i = 0; i < w->conf->nbackends; i++) {
+        struct backend *b = &w->backends[i];
+        while (b->held_head != NULL) {
+            struct session *s = b->held_head;
+            say_goodbye(s);
+            session_close(s, END_SHUTDOWN, "draining while waiting for a server");
+        }
+    }
 }
 
 /* Connects to the servers of route <r>. */
@@ -680,6 +820,13 @@ on_timer(struct timer *t)
         session_close(s, END_HELLO_TIMEOUT, detail);
         break;
     }
+    case SESSION_HOLDING: {
+        char detail[CONF_NAME_MAX + 128];
+        hold_detail(s, detail, sizeof(detail));
+        say_goodbye(s);
+        session_close(s, END_QUEUE_TIMEOUT, detail);
+        break;
+    }
     case SESSION_CONNECTING:
         connect_failed(s, ETIMEDOUT, true);
         break;
@@ -716,6 +863,16 @@ on_client(struct io *io, uint32_t ev)
     case SESSION_PEEK_HELLO:
         if (s->c_rd)
             peek_hello(s);
+        break;
+    case SESSION_HOLDING:
+        /* What the client sends stays in the socket for the backend; a
+         * client that gives up leaves the queue now. */
+        if (ev & EPOLLERR) {
+            int err = sock_error(s->cio.fd);
+            session_close(s, END_CLIENT_RESET, strerror(err ? err : ECONNRESET));
+        } else if (s->c_hup) {
+            session_close(s, END_CLIENT_CLOSED, "closed while waiting for a server");
+        }
         break;
     case SESSION_CONNECTING:
         /* Even if the client is gone, finish the connect and send the
@@ -759,6 +916,7 @@ on_backend(struct io *io, uint32_t ev)
         break;
     case SESSION_READ_PROXY:
     case SESSION_PEEK_HELLO:
+    case SESSION_HOLDING:
     case SESSION_CLOSED:
         break;
     }

@@ -8,12 +8,14 @@
 
 #include <sys/socket.h>
 
+struct backend;
 struct listener;
 struct worker;
 
 enum session_state {
     SESSION_READ_PROXY,   /* waiting for the inbound PROXY header (timeout proxy) */
     SESSION_PEEK_HELLO,   /* waiting for the whole TLS ClientHello (timeout hello) */
+    SESSION_HOLDING,      /* no server up: waiting in its backend's queue (queue-timeout) */
     SESSION_CONNECTING,   /* backend connect in progress (timeout connect) */
     SESSION_RELAYING,     /* moving bytes both ways, maybe half-closed (timeout idle) */
     SESSION_CLOSED,       /* done and logged; freed after this batch of events */
@@ -36,6 +38,8 @@ enum end_reason {
     END_HELLO_TIMEOUT,    /* no complete ClientHello in time */
     END_SNI_REQUIRED,     /* sni-required, and no usable server name (why in error=) */
     END_SNI_NO_ROUTE,     /* a server name no route takes, and no default route */
+    END_QUEUE_TIMEOUT,    /* held for queue-timeout and no server came up */
+    END_QUEUE_FULL,       /* no server up and queue-max clients already held */
     END_REASON_COUNT      /* not a reason: how many there are */
 };
 
@@ -46,6 +50,15 @@ const char *session_end_reason_name(enum end_reason r);
  * session for it. On failure the descriptor is closed and logged.
  */
 void session_start(struct listener *l, int fd, const struct sockaddr_storage *peer);
+
+/*
+ * A server of <b> passed a check and is up: the held sessions of <b> start
+ * their connects, oldest first.
+ */
+void session_backend_up(struct backend *b);
+
+/* Drain: every held session gets the protocol's goodbye, END_SHUTDOWN. */
+void session_drain_held(struct worker *w);
 
 /* Ends every session of <w> with END_SHUTDOWN. */
 void session_cut_all(struct worker *w);

@@ -74,12 +74,21 @@ worker_init(struct worker *w, const struct conf *conf)
     w->metrics.ncheck_reasons = CHECK_RESULT_COUNT;
     for (size_t i = 0; i < conf->nlisteners; i++)
         w->metrics.listeners[i].name = conf->listeners[i].name;
+    w->metrics.backends = calloc(conf->nbackends ? conf->nbackends : 1,
+                                 sizeof(*w->metrics.backends));
+    if (w->metrics.backends == NULL) {
+        log_warn("worker: cannot allocate");
+        return -1;
+    }
+    w->metrics.nbackends = conf->nbackends;
     nservers = 0;
     for (size_t i = 0; i < conf->nbackends; i++) {
         if (backend_init(&w->backends[i], &conf->backends[i]) == -1) {
             log_warn("worker: cannot allocate");
             return -1;
         }
+        w->metrics.backends[i].name = conf->backends[i].name;
+        w->backends[i].qm = &w->metrics.backends[i];
         w->backends[i].m = &w->metrics.servers[nservers];
         for (size_t j = 0; j < conf->backends[i].nservers; j++) {
             struct metrics_server *ms = &w->metrics.servers[nservers];
@@ -141,6 +150,8 @@ worker_drain(struct worker *w)
     log_u64("sessions", w->nsessions);
     log_u64("grace_ms", w->conf->global.grace_ms);
     log_end();
+    /* Held clients have not started: they get the goodbye at once. */
+    session_drain_held(w);
     if (w->nsessions == 0)
         loop_stop(w->loop);
     else
@@ -169,6 +180,7 @@ worker_free(struct worker *w)
         backend_free(&w->backends[i]);
     free(w->backends);
     relay_pool_free(w->pool);
+    free(w->metrics.backends);
     metrics_free(&w->metrics);
     loop_free(w->loop);
     memset(w, 0, sizeof(*w));

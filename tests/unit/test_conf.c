@@ -810,7 +810,52 @@ test_check(void **state)
     conf_free(c);
 }
 
+static void
+test_queue(void **state)
+{
+    (void)state;
+    /* Defaults: holding off, queue-max 1000. */
+    struct conf *c = load_ok("backend b {\n    server s1 10.0.0.5:25\n    check smtp\n}\n" ONE_L);
+    assert_int_equal(c->backends[0].queue_timeout_ms, 0);
+    assert_int_equal(c->backends[0].queue_max, 1000);
+    conf_free(c);
+
+    c = load_ok("backend b {\n    server s1 10.0.0.5:25\n    queue-timeout 30s\n"
+                "    queue-max 5\n    check smtp\n}\n" ONE_L);
+    assert_int_equal(c->backends[0].queue_timeout_ms, 30 * MS_S);
+    assert_int_equal(c->backends[0].queue_max, 5);
+    conf_free(c);
+
+    c = load_ok("backend b {\n    server s1 10.0.0.5:25\n    queue-timeout 0s\n"
+                "    queue-max 1000000\n}\n" ONE_L);
+    assert_int_equal(c->backends[0].queue_timeout_ms, 0);
+    assert_int_equal(c->backends[0].queue_max, 1000000);
+    conf_free(c);
+
+    /* The implicit backend of a route -> ADDR gets the defaults too. */
+    c = load_ok("listener l {\n    bind :25\n    protocol smtp\n    route -> 10.0.0.9:25\n}\n");
+    assert_int_equal(c->backends[0].queue_timeout_ms, 0);
+    assert_int_equal(c->backends[0].queue_max, 1000);
+    conf_free(c);
+}
+
 static const struct bad_case bad_cases[] = {
+    /* holding clients */
+    {"backend b {\n    server s 10.0.0.1:25\n    queue-timeout soon\n}\n", 3, 19,
+     "bad duration 'soon': expected a duration like 30s, 500ms, 5m"},
+    {"backend b {\n    server s 10.0.0.1:25\n    queue-timeout 25h\n}\n", 3, 19,
+     "duration '25h' is too long (at most 24h)"},
+    {"backend b {\n    server s 10.0.0.1:25\n    queue-timeout\n}\n", 3, 5, "queue-timeout"},
+    {"backend b {\n    server s 10.0.0.1:25\n    queue-timeout 1s\n    queue-timeout 2s\n}\n",
+     4, 5, "duplicate 'queue-timeout'"},
+    {"backend b {\n    server s 10.0.0.1:25\n    queue-max 0\n}\n", 3, 15,
+     "bad queue-max '0': expected a count from 1 to 1000000"},
+    {"backend b {\n    server s 10.0.0.1:25\n    queue-max 1000001\n}\n", 3, 15,
+     "bad queue-max '1000001'"},
+    {"backend b {\n    server s 10.0.0.1:25\n    queue-max -1\n}\n", 3, 15,
+     "bad queue-max '-1'"},
+    {"backend b {\n    server s 10.0.0.1:25\n    queue-max 5 6\n}\n", 3, 17, "queue-max"},
+    {LST("    queue-max 5\n"), 2, 5, "unknown directive 'queue-max' in a listener block"},
     /* health checks */
     {"backend b {\n    server s 10.0.0.1:25\n    check http\n}\n", 3, 11,
      "bad check 'http': expected tcp, smtp, imap or pop3"},
@@ -899,7 +944,8 @@ static const struct bad_case bad_cases[] = {
     {"global {\n    workers 4\n}\n", 2, 5,
      "unknown directive 'workers' in a global block (allowed: log, grace, splice, admin, timeout)"},
     {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
-     "allowed: server, send-proxy, balance, check, timeout); 'bind' belongs in a listener block"},
+     "allowed: server, send-proxy, balance, check, timeout, queue-timeout, queue-max); 'bind' "
+     "belongs in a listener block"},
     {LST("    limit per-ip 20\n"), 2, 5,
      "unknown directive 'limit' in a listener block (allowed: bind, protocol, accept-proxy, route, "
      "sni-required, timeout)"},
@@ -1348,6 +1394,7 @@ main(void)
         cmocka_unit_test(test_config_files_good),
         cmocka_unit_test(test_config_files_bad),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_queue),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

@@ -209,13 +209,38 @@ test_strbuf(void **state)
     free(b.p);
 }
 
+/* The queue depth gauge: one sample per backend, after the server families. */
+static void
+test_queue_depth(void **state)
+{
+    (void)state;
+    struct metrics m;
+    struct metrics_backend qb[2] = {{"mail", 3}, {"imap\"x", 0}};
+    struct strbuf out = {0};
+
+    fixture(&m);
+    m.backends = qb;
+    m.nbackends = 2;
+    assert_int_equal(metrics_render(&m, &out), 0);
+    const char *want = "# HELP mailedge_queue_depth Clients held now, per backend, waiting for a "
+                       "server to come up (queue-timeout).\n"
+                       "# TYPE mailedge_queue_depth gauge\n"
+                       "mailedge_queue_depth{backend=\"mail\"} 3\n"
+                       "mailedge_queue_depth{backend=\"imap\\\"x\"} 0\n";
+    assert_non_null(strstr(out.p, want));
+    /* The family comes last. */
+    assert_string_equal(out.p + out.len - strlen(want), want);
+    free(out.p);
+    metrics_free(&m);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_fixture),   cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_histogram_bounds), cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_strbuf),
+        cmocka_unit_test(test_strbuf),           cmocka_unit_test(test_queue_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
