@@ -20,11 +20,9 @@
 
 #include "addr.h"
 #include "proxyproto.h"
+#include "testutil.h"
 #include "util.h"
 
-#ifndef VECTORS_DIR
-#define VECTORS_DIR "tests/vectors"
-#endif
 
 /* A string literal as (bytes, length); the literals may hold NULs. */
 #define B(s) (const uint8_t *)(s), sizeof(s) - 1
@@ -319,41 +317,11 @@ static const struct vec cases[] = {
       PP_ACCEPT_ANY, PP_INVALID, 0, false, NULL, NULL, NULL, "v2: duplicate AUTHORITY TLV" },
 };
 
-static uint8_t *guard_end;  /* first byte of a PROT_NONE page */
-static size_t page_size;
-
 static int
 setup_guard(void **state)
 {
     (void)state;
-    page_size = (size_t)sysconf(_SC_PAGESIZE);
-    uint8_t *p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
-    if (p == MAP_FAILED)
-        return -1;
-    if (mprotect(p + page_size, page_size, PROT_NONE) != 0)
-        return -1;
-    guard_end = p + page_size;
-    return 0;
-}
-
-static int
-teardown_guard(void **state)
-{
-    (void)state;
-    munmap(guard_end - page_size, 2 * page_size);
-    return 0;
-}
-
-/* Copies <len> bytes so that the last one sits just before the guard page. */
-static const uint8_t *
-at_guard(const uint8_t *data, size_t len)
-{
-    assert_true(len <= page_size);
-    uint8_t *dst = guard_end - len;
-    if (len > 0)
-        memcpy(dst, data, len);
-    return dst;
+    return guard_map((size_t)sysconf(_SC_PAGESIZE));
 }
 
 static const char *
@@ -943,19 +911,6 @@ test_round_trip(void **state)
 
 /* ---- tests/vectors ----------------------------------------------------- */
 
-static size_t
-read_vector(const char *name, uint8_t *buf, size_t cap)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", VECTORS_DIR, name);
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        fail_msg("cannot open %s (run from the source root)", path);
-    size_t n = fread(buf, 1, cap, fp);
-    fclose(fp);
-    return n;
-}
-
 static void
 test_vector_files(void **state)
 {
@@ -1010,5 +965,5 @@ main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_vector_files),
     };
-    return cmocka_run_group_tests(tests, setup_guard, teardown_guard);
+    return cmocka_run_group_tests(tests, setup_guard, guard_unmap);
 }

@@ -19,53 +19,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "tlshello.h"
 #include "util.h"
-
-#ifndef VECTORS_DIR
-#define VECTORS_DIR "tests/vectors"
-#endif
 
 #define BUF_MAX (4 * TH_HELLO_MAX)
 
 /* ---- the guard page ---- */
 
-static uint8_t *guard_end; /* first byte of a PROT_NONE page */
-static size_t guard_room;  /* readable bytes before it */
-
 static int
 setup_guard(void **state)
 {
     (void)state;
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    guard_room = (BUF_MAX + page - 1) / page * page;
-    uint8_t *p =
-        mmap(NULL, guard_room + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return -1;
-    if (mprotect(p + guard_room, page, PROT_NONE) != 0)
-        return -1;
-    guard_end = p + guard_room;
-    return 0;
-}
-
-static int
-teardown_guard(void **state)
-{
-    (void)state;
-    munmap(guard_end - guard_room, guard_room + (size_t)sysconf(_SC_PAGESIZE));
-    return 0;
-}
-
-/* Copies <len> bytes so that the last one sits just before the guard page. */
-static const uint8_t *
-at_guard(const uint8_t *data, size_t len)
-{
-    assert_true(len <= guard_room);
-    uint8_t *dst = guard_end - len;
-    if (len > 0)
-        memmove(dst, data, len);
-    return dst;
+    return guard_map(BUF_MAX);
 }
 
 static enum th_result
@@ -276,20 +242,6 @@ records_split(uint8_t *out, const uint8_t *msg, size_t len, size_t first)
     return n + records(out + n, msg + first, len - first, len - first);
 }
 
-static size_t
-load_vector(const char *name, uint8_t *buf, size_t cap)
-{
-    char path[512];
-
-    snprintf(path, sizeof(path), "%s/%s", VECTORS_DIR, name);
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        fail_msg("cannot open %s (run from the source root)", path);
-    size_t n = fread(buf, 1, cap, fp);
-    fclose(fp);
-    return n;
-}
-
 /* ---- checks ---- */
 
 static void
@@ -428,7 +380,7 @@ test_captured_clients(void **state)
         {"tlshello_python_sni.bin", "MTA-STS.Example.ORG", 0x0303},
     };
     for (size_t i = 0; i < ARRAY_LEN(v); i++) {
-        size_t n = load_vector(v[i].file, in, sizeof(in));
+        size_t n = read_vector(v[i].file, in, sizeof(in));
         assert_true(n > 100);
         expect_ok(in, n, v[i].sni, n);
         expect_prefixes(in, n);
@@ -1020,5 +972,5 @@ main(void)
         cmocka_unit_test(test_length_corruptions),
         cmocka_unit_test(test_host_name),
     };
-    return cmocka_run_group_tests(tests, setup_guard, teardown_guard);
+    return cmocka_run_group_tests(tests, setup_guard, guard_unmap);
 }
