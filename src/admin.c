@@ -147,14 +147,31 @@ admin_status_json(const struct worker *w, struct strbuf *out)
             strbuf_add(out, j ? ",{\"name\":" : "{\"name\":");
             json_str(out, s->name);
             strbuf_add(out, ",\"address\":");
-            if (s->has_port)
+            if (s->is_name && s->has_port) {
+                char hp[CONF_HOST_MAX + 8];
+                snprintf(hp, sizeof(hp), "%s:%u", s->host, s->port);
+                json_str(out, hp);
+            } else if (s->is_name)
+                json_str(out, s->host);
+            else if (s->has_port)
                 json_str(out, addr_format((const struct sockaddr *)&s->addr, a, sizeof(a)));
             else
                 json_str(out, addr_format_ip((const struct sockaddr *)&s->addr, a, sizeof(a)));
             const struct metrics_server *m = &w->backends[i].m[j];
             uint64_t errors = m->connect_errors[0] + m->connect_errors[1] + m->connect_errors[2];
             const struct backend_server *st = &w->backends[i].srv[j];
-            strbuf_addf(out, ",\"state\":\"%s\",\"last_check\":", st->up ? "up" : "down");
+            if (s->is_name) {
+                /* The current answer of its name (src/resolve.c); [] until it resolves. */
+                strbuf_add(out, ",\"resolved\":[");
+                for (size_t k = 0; k < st->naddrs; k++) {
+                    strbuf_add(out, k ? "," : "");
+                    json_str(out, addr_format_ip((const struct sockaddr *)&st->addrs[k], a,
+                                                 sizeof(a)));
+                }
+                strbuf_addf(out, "],\"ttl\":%u", (unsigned)st->ttl);
+            }
+            strbuf_addf(out, ",\"state\":\"%s\",\"last_check\":",
+                        backend_server_usable(&w->backends[i], s) ? "up" : "down");
             if (st->last_result < 0)
                 strbuf_add(out, "null");
             else

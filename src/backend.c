@@ -34,7 +34,7 @@ bool
 backend_server_usable(const struct backend *b, const struct conf_server *srv)
 {
     size_t i = (size_t)(srv - b->conf->servers);
-    return i < b->conf->nservers && b->srv[i].up;
+    return i < b->conf->nservers && b->srv[i].up && (!srv->is_name || b->srv[i].naddrs > 0);
 }
 
 size_t
@@ -42,7 +42,7 @@ backend_servers_up(const struct backend *b)
 {
     size_t n = 0;
     for (size_t i = 0; i < b->conf->nservers; i++)
-        n += b->srv[i].up;
+        n += backend_server_usable(b, &b->conf->servers[i]);
     return n;
 }
 
@@ -65,10 +65,22 @@ backend_server_at(const struct backend *b, size_t first, size_t attempt)
 }
 
 int
-backend_server_addr(const struct conf_server *srv, unsigned route_port,
-                    struct sockaddr_storage *out)
+backend_server_addr(const struct backend *b, const struct conf_server *srv, size_t k,
+                    unsigned route_port, struct sockaddr_storage *out)
 {
-    memcpy(out, &srv->addr, sizeof(*out));
+    if (srv->is_name) {
+        const struct backend_server *st = &b->srv[srv - b->conf->servers];
+        if (k >= st->naddrs)
+            return -1;
+        memcpy(out, &st->addrs[k], sizeof(*out));
+        addr_set_port((struct sockaddr *)out, srv->has_port ? srv->port : route_port);
+    } else {
+        if (k > 0)
+            return -1;
+        memcpy(out, &srv->addr, sizeof(*out));
+        if (srv->has_port)
+            return 0;
+    }
     if (srv->has_port)
         return 0;
     if (route_port == 0)

@@ -17,6 +17,9 @@
 
 struct check;
 struct session;
+struct resolve_query;
+
+#define BACKEND_ADDRS_MAX 8  /* addresses kept per resolved name */
 
 /* Health of one server. Without a check in the conf a server is always up. */
 struct backend_server {
@@ -25,6 +28,14 @@ struct backend_server {
     int last_result;          /* enum check_result of the last finished check; -1: none yet */
     uint64_t last_check_ms;   /* loop_now() when it finished */
     struct check *check;      /* its check session, NULL without checks */
+    /* A server written with a DNS name (conf is_name): its current answer,
+     * A and AAAA records as resolved (src/resolve.c), ports 0. Empty until
+     * the name first resolves; the last good answer is kept while the
+     * resolver fails. */
+    struct sockaddr_storage addrs[BACKEND_ADDRS_MAX];
+    size_t naddrs;
+    uint32_t ttl;             /* of the current answer, seconds */
+    struct resolve_query *rq; /* its resolver state, NULL for an IP literal */
 };
 
 struct backend {
@@ -54,18 +65,21 @@ size_t backend_first(struct backend *b);
 const struct conf_server *backend_server_at(const struct backend *b, size_t first,
                                             size_t attempt);
 
-/* True when new sessions may use <srv> (a server of <b>): it is up. */
+/* True when new sessions may use <srv> (a server of <b>): it is up and,
+ * written with a DNS name, has resolved. */
 bool backend_server_usable(const struct backend *b, const struct conf_server *srv);
 
 /* The number of servers of <b> that are up. */
 size_t backend_servers_up(const struct backend *b);
 
 /*
- * Fills <out> with the address to connect to for <srv>: its own port when
- * it has one (a NodePort differs per server), else <route_port>. Returns 0, or -1 when there is no
- * port (the config loader refuses that, so it is a bug).
+ * Fills <out> with address number <k> to connect to for <srv> (a server of
+ * <b>): the IP literal (k 0 only) or the k-th resolved address of its name,
+ * with its own port when it has one (a NodePort differs per server), else
+ * <route_port>. Returns 0, or -1 when there is no such address or no port
+ * (the config loader refuses the latter, so it is a bug).
  */
-int backend_server_addr(const struct conf_server *srv, unsigned route_port,
-                        struct sockaddr_storage *out);
+int backend_server_addr(const struct backend *b, const struct conf_server *srv, size_t k,
+                        unsigned route_port, struct sockaddr_storage *out);
 
 #endif

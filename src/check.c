@@ -349,7 +349,11 @@ start(struct check *c)
     c->decided = false;
     c->len = 0;
     c->detail[0] = '\0';
-    memcpy(&sa, &srv->addr, sizeof(sa));
+    if (backend_server_addr(c->b, srv, 0, srv->check_port, &sa) == -1) {
+        snprintf(c->detail, sizeof(c->detail), "%s", "name not resolved");
+        conclude(c, CHECK_L4_ERROR);
+        return;
+    }
     if (srv->check_port != 0)
         addr_set_port((struct sockaddr *)&sa, srv->check_port);
     int fd = sock_connect((struct sockaddr *)&sa, NULL);

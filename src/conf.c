@@ -47,6 +47,7 @@ enum dir {
     D_GRACE,
     D_SPLICE,
     D_ADMIN,
+    D_RESOLVERS,
     D_T_CONNECT,
     D_T_PROXY,
     D_T_IDLE,
@@ -457,6 +458,39 @@ is_loopback(const struct sockaddr_storage *ss)
     return false;
 }
 
+static bool unspecified(const struct sockaddr_storage *ss);
+
+/* resolvers ADDR[:PORT]... (IP literals; port 53 by default) */
+static void
+d_resolvers(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+    for (size_t i = 1; i < n; i++) {
+        struct sockaddr_storage ss;
+        const char *why = NULL;
+        bool any = false;
+        if (addr_parse(w[i].text, ADDR_PORT_OPTIONAL, &ss, &any, &why) != 0) {
+            errw(x, &w[i],
+                 "bad resolver address '%s': %s (expected an IP address like 10.0.0.53, "
+                 "127.0.0.1:5353 or [::1]:53)",
+                 w[i].text, why);
+            continue;
+        }
+        if (any || unspecified(&ss)) {
+            errw(x, &w[i], "bad resolver address '%s': a resolver needs a specific IP address",
+                 w[i].text);
+            continue;
+        }
+        if (g->nresolvers == CONF_RESOLVERS_MAX) {
+            errw(x, &w[i], "too many resolvers (at most %d)", CONF_RESOLVERS_MAX);
+            return;
+        }
+        if (addr_port((const struct sockaddr *)&ss) == 0)
+            addr_set_port((struct sockaddr *)&ss, 53);
+        g->resolvers[g->nresolvers++] = ss;
+    }
+}
+
 /* admin ADDR:PORT [allow-remote] */
 static void
 d_admin(struct ctx *x, const struct lex_word *w, size_t n)
@@ -565,6 +599,34 @@ unspecified(const struct sockaddr_storage *ss)
     return false;
 }
 
+/*
+ * "HOST" or "HOST:PORT" where HOST is a DNS host name (letters, digits,
+ * hyphens; labels of 1..63, not starting or ending with a hyphen; one
+ * trailing dot allowed; at most 253). Writes the name in lower case without
+ * the trailing dot. Returns 0, -1 when not a host name, -2 for a bad port.
+ */
+static int
+host_name_port(const char *t, char *out, size_t cap, unsigned *port)
+{
+    const char *colon = strchr(t, ':');
+    size_t hl = colon != NULL ? (size_t)(colon - t) : strlen(t);
+    *port = 0;
+    if (colon != NULL && strchr(colon + 1, ':') != NULL)
+        return -1;
+    if (tlshello_host_name((const uint8_t *)t, hl, out, cap) < 0)
+        return -1;
+    /* All digits and dots is a bad IP address, not a name. */
+    if (strspn(out, "0123456789.") == strlen(out))
+        return -1;
+    if (colon != NULL) {
+        uint64_t p;
+        if (util_parse_uint(colon + 1, 65535, &p) != 0 || p == 0)
+            return -2;
+        *port = (unsigned)p;
+    }
+    return 0;
+}
+
 static void
 d_server(struct ctx *x, const struct lex_word *w, size_t n)
 {
@@ -587,14 +649,27 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
         }
     }
     const char *t = w[2].text;
+    char hname[CONF_HOST_MAX];
+    unsigned hport = 0;
+    bool is_name = false;
     if (addr_parse(t, ADDR_PORT_OPTIONAL, &ss, &any, &why) != 0) {
-        errw(
-            x, &w[2],
-            "bad server address '%s': %s (expected an IP address like 10.0.0.5:25 or [fd00::5]:25)",
-            t, why);
-        return;
-    }
-    if (any || unspecified(&ss)) {
+        int hn = host_name_port(t, hname, sizeof(hname), &hport);
+        if (hn == -2) {
+            errw(x, &w[2], "bad server address '%s': bad port (expected a number from 1 to 65535)",
+                 t);
+            return;
+        }
+        if (hn != 0) {
+            errw(x, &w[2],
+                 "bad server address '%s': %s (expected an IP address like 10.0.0.5:25 or "
+                 "[fd00::5]:25, or a host name like mx1.example.org:25)",
+                 t, why);
+            return;
+        }
+        is_name = true;
+        memset(&ss, 0, sizeof(ss));
+        ss.ss_family = AF_UNSPEC;
+    } else if (any || unspecified(&ss)) {
         errw(x, &w[2],
              "bad server address '%s': a server needs a specific IP address, not a wildcard", t);
         return;
@@ -628,8 +703,18 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
     sv = &b->servers[b->nservers++];
     memset(sv, 0, sizeof(*sv));
     util_strlcpy(sv->name, w[1].text, sizeof(sv->name));
+    sv->check_port = check_port;
+    sv->pos = pos_of(x, &w[1]);
     sv->addr = ss;
-    sv->has_port = addr_port((const struct sockaddr *)&ss) != 0;
+    sv->is_name = is_name;
+    if (is_name) {
+        sv->port = hport;
+        sv->has_port = hport != 0;
+        util_strlcpy(sv->host, hname, sizeof(sv->host));
+        return;
+    }
+    sv->port = addr_port((const struct sockaddr *)&ss);
+    sv->has_port = sv->port != 0;
     sv->check_port = check_port;
     sv->pos = pos_of(x, &w[1]);
     /* The host as written: without brackets and port (addr_parse bounds its length). */
@@ -1133,11 +1218,12 @@ static const struct directive global_dirs[] = {
     {"grace", D_GRACE, true, 1, 1, "grace DURATION", d_grace},
     {"splice", D_SPLICE, true, 1, 1, "splice on|off", d_splice},
     {"admin", D_ADMIN, true, 1, 2, "admin ADDR:PORT [allow-remote]", d_admin},
+    {"resolvers", D_RESOLVERS, true, 1, MANY, "resolvers ADDR[:PORT] ...", d_resolvers},
     {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", d_timeout},
 };
 
 static const struct directive backend_dirs[] = {
-    {"server", D_SERVER, false, 2, 4, "server NAME ADDR[:PORT] [check-port N]", d_server},
+    {"server", D_SERVER, false, 2, 4, "server NAME HOST[:PORT] [check-port N]", d_server},
     {"send-proxy", D_SEND_PROXY, true, 1, 2, "send-proxy v1|v2 [authority]", d_send_proxy},
     {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first", d_balance},
     {"check", D_CHECK, true, 1, 9,
@@ -1162,7 +1248,7 @@ static const struct {
     size_t n;
     const char *list;
 } tables[] = {
-    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, timeout"},
+    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, resolvers, timeout"},
     [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs),
                      "server, send-proxy, balance, check, timeout, queue-timeout, queue-max"},
     [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),

@@ -18,6 +18,7 @@
 
 #define CONF_NAME_MAX 64     /* listener, backend and server names, NUL included */
 #define CONF_HOST_MAX 256
+#define CONF_RESOLVERS_MAX 8
 
 enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PROTO_TCP };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
@@ -34,7 +35,9 @@ struct conf_pos {
 struct conf_server {
     char name[CONF_NAME_MAX];
     char host[CONF_HOST_MAX];        /* as written, without the port */
-    struct sockaddr_storage addr;    /* the IP literal; port set when has_port */
+    struct sockaddr_storage addr;    /* the IP literal; port set when has_port; AF_UNSPEC for a name */
+    bool is_name;                    /* host is a DNS name, resolved at run time (src/resolve.c) */
+    unsigned port;                   /* the port written after the host; 0: none */
     bool has_port;                   /* else the route gives it */
     unsigned check_port;             /* check-port N; 0: the port sessions use */
     struct conf_pos pos;
@@ -111,6 +114,8 @@ struct conf_global {
     bool admin_set;                  /* admin ADDR:PORT given; off by default */
     bool admin_allow_remote;         /* admin ... allow-remote: not loopback only */
     struct conf_bind admin;          /* its address (any: ":PORT"), where it was written */
+    struct sockaddr_storage resolvers[CONF_RESOLVERS_MAX]; /* resolvers ADDR[:PORT]...; port 53 default */
+    size_t nresolvers;               /* 0: the system's (/etc/resolv.conf) */
 };
 
 struct conf {

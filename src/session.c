@@ -64,6 +64,7 @@ struct session {
     int last_err;                      /* errno of the last failed connect */
     bool last_timeout;                 /* the last failed connect timed out */
     size_t srv_first, attempt;
+    size_t addr_k;               /* which address of the server tried (resolved names) */
     const struct conf_server *trying;  /* the server being connected to */
     const struct conf_server *srv;     /* the server connected to, for the log */
     const struct conf_route *route;    /* chosen route; NULL until routed */
@@ -398,7 +399,7 @@ connect_failed(struct session *s, int err, bool timeout)
     s->b_rd = s->b_wr = false;
     s->last_err = err;
     s->last_timeout = timeout;
-    s->attempt++;
+    s->addr_k++;  /* the server's next address, if its name has one */
     connect_next(s);
 }
 
@@ -412,12 +413,15 @@ connect_next(struct session *s)
         if (!backend_server_usable(b, srv)) {
             /* Down by its health check: not tried, and not counted as a connect error. */
             s->attempt++;
+            s->addr_k = 0;
             continue;
         }
         s->trying = srv;
-        if (backend_server_addr(srv, s->route->port, &sa) == -1) {
-            s->last_err = EDESTADDRREQ;
+        if (backend_server_addr(b, srv, s->addr_k, s->route->port, &sa) == -1) {
+            if (s->addr_k == 0)
+                s->last_err = EDESTADDRREQ;
             s->attempt++;
+            s->addr_k = 0;
             continue;
         }
         int fd = sock_connect((struct sockaddr *)&sa, NULL);
@@ -431,7 +435,7 @@ connect_next(struct session *s)
             s->last_err = errno;
             s->last_timeout = false;
             count_connect_error(s, errno, false);
-            s->attempt++;
+            s->addr_k++;
             continue;
         }
         s->bio.fd = fd;
@@ -539,6 +543,7 @@ session_backend_up(struct backend *b)
         s->state = SESSION_CONNECTING;
         s->srv_first = backend_first(b);
         s->attempt = 0;
+        s->addr_k = 0;
         s->trying = NULL;
         s->last_err = 0;
         s->last_timeout = false;
@@ -567,6 +572,7 @@ start_connect(struct session *s, const struct conf_route *r)
     s->backend = worker_backend(s->w, r->backend);
     s->srv_first = backend_first(s->backend);
     s->attempt = 0;
+    s->addr_k = 0;
     connect_next(s);
 }
 
@@ -930,7 +936,7 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
     struct session *s = NULL;
     bool peek = l->conf->peek_hello;
     if (loop_timer_reserve(w->loop, w->nsessions + 1 + w->nlisteners + WORKER_TIMERS +
-                                       w->nchecks) == 0)
+                                       w->nchecks + w->nresolve_timers) == 0)
         s = calloc(1, sizeof(*s) + (peek ? TH_HOST_MAX : 0));
     if (s == NULL) {
         close(fd);

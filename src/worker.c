@@ -13,6 +13,7 @@
 #include "listener.h"
 #include "log.h"
 #include "relay.h"
+#include "resolve.h"
 #include "session.h"
 
 #define POOL_IDLE 256   /* empty pipes and buffers kept for reuse */
@@ -126,6 +127,8 @@ worker_init(struct worker *w, const struct conf *conf)
     }
     if (check_start_all(w) == -1)
         return -1;
+    if (resolve_start_all(w) == -1)
+        return -1;
     if (conf->global.admin_set && (w->admin = admin_start(w)) == NULL)
         return -1;
     return 0;
@@ -176,6 +179,7 @@ worker_free(struct worker *w)
         listener_close(&w->listeners[i]);
     free(w->listeners);
     check_free_all(w);
+    resolve_free_all(w);
     for (size_t i = 0; w->backends != NULL && i < w->conf->nbackends; i++)
         backend_free(&w->backends[i]);
     free(w->backends);

@@ -21,6 +21,7 @@ struct session;
 struct relay_pool;
 struct admin;
 struct check;
+struct resolver;
 
 /* Timers armed besides one per session and one per bind: drain, admin, and
  * main's watchdog ping. */
@@ -44,6 +45,8 @@ struct worker {
     struct admin *admin;             /* NULL without admin in the conf */
     struct check *checks;            /* one per checked server (src/check.c) */
     size_t nchecks;                  /* each owns one armed timer */
+    struct resolver *resolver;       /* DNS names of servers (src/resolve.c); NULL: none */
+    size_t nresolve_timers;          /* timers it owns */
 };
 
 /*

@@ -796,6 +796,30 @@ test_check(void **state)
     assert_false(b->servers[1].has_port);
     conf_free(c);
 
+    c = load_ok("backend b {\n    server s1 Mx1.Example.ORG.:2525\n    server s2 mx2.example.org\n"
+                "    server s3 [::1]:25\n}\n" ONE_L);
+    b = &c->backends[0];
+    assert_true(b->servers[0].is_name);
+    assert_string_equal(b->servers[0].host, "mx1.example.org");
+    assert_int_equal(b->servers[0].port, 2525);
+    assert_true(b->servers[0].has_port);
+    assert_true(b->servers[1].is_name);
+    assert_string_equal(b->servers[1].host, "mx2.example.org");
+    assert_false(b->servers[1].has_port);
+    assert_false(b->servers[2].is_name);
+    assert_int_equal(b->servers[2].port, 25);
+    conf_free(c);
+
+    c = load_ok("global {\n    resolvers 127.0.0.53 127.0.0.1:5353 [::1]:53 ::1\n}\n"
+                "backend b {\n    server s1 localhost:25\n}\n" ONE_L);
+    assert_int_equal(c->global.nresolvers, 4);
+    assert_int_equal(addr_port((const struct sockaddr *)&c->global.resolvers[0]), 53);
+    assert_int_equal(addr_port((const struct sockaddr *)&c->global.resolvers[1]), 5353);
+    assert_int_equal(c->global.resolvers[2].ss_family, AF_INET6);
+    assert_int_equal(addr_port((const struct sockaddr *)&c->global.resolvers[3]), 53);
+    assert_true(c->backends[0].servers[0].is_name);
+    conf_free(c);
+
     c = load_ok("backend b {\n    server s1 10.0.0.5:110\n"
                 "    check pop3 timeout 9s interval 30s\n}\n" ONE_L);
     b = &c->backends[0];
@@ -942,7 +966,8 @@ static const struct bad_case bad_cases[] = {
     {"backend b {\n    server s/1 10.0.0.1:25\n}\n", 2, 12, "bad server name 's/1'"},
     /* unknown directives and argument counts */
     {"global {\n    workers 4\n}\n", 2, 5,
-     "unknown directive 'workers' in a global block (allowed: log, grace, splice, admin, timeout)"},
+     "unknown directive 'workers' in a global block (allowed: log, grace, splice, admin, "
+     "resolvers, timeout)"},
     {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
      "allowed: server, send-proxy, balance, check, timeout, queue-timeout, queue-max); 'bind' "
      "belongs in a listener block"},
@@ -950,7 +975,7 @@ static const struct bad_case bad_cases[] = {
      "unknown directive 'limit' in a listener block (allowed: bind, protocol, accept-proxy, route, "
      "sni-required, timeout)"},
     {"backend b {\n    server s\n}\n", 2, 5,
-     "too few arguments for 'server' (usage: server NAME ADDR[:PORT] [check-port N])"},
+     "too few arguments for 'server' (usage: server NAME HOST[:PORT] [check-port N])"},
     {"backend b {\n    server s 10.0.0.1:25 check-port 25 x\n}\n", 2, 40,
      "too many arguments for 'server'"},
     {LST("    protocol smtp imap\n"), 2, 19, "too many arguments for 'protocol'"},
@@ -988,8 +1013,30 @@ static const struct bad_case bad_cases[] = {
     {"backend b {\n    balance leastconn\n}\n", 2, 13,
      "bad balance 'leastconn': expected round-robin or first"},
     /* addresses */
-    {"backend b {\n    server s mail.example.org:25\n}\n", 2, 14,
-     "bad server address 'mail.example.org:25': not an IP address"},
+    {"backend b {\n    server s mail_x.example.org:25\n}\n", 2, 14,
+     "bad server address 'mail_x.example.org:25': not an IP address (expected an IP address "
+     "like 10.0.0.5:25 or [fd00::5]:25, or a host name like mx1.example.org:25)"},
+    {"backend b {\n    server s -mx.example.org\n}\n", 2, 14,
+     "bad server address '-mx.example.org'"},
+    {"backend b {\n    server s mx..example.org:25\n}\n", 2, 14,
+     "bad server address 'mx..example.org:25'"},
+    {"backend b {\n    server s mx.example.org:0\n}\n", 2, 14,
+     "bad server address 'mx.example.org:0': bad port (expected a number from 1 to 65535)"},
+    {"backend b {\n    server s mx.example.org:smtp\n}\n", 2, 14, "bad port"},
+    {"backend b {\n    server s mx.example.org:25:26\n}\n", 2, 14,
+     "bad server address 'mx.example.org:25:26'"},
+    {"backend b {\n    server s 10.0.0.300:25\n}\n", 2, 14,
+     "bad server address '10.0.0.300:25'"},
+    {"global {\n    resolvers 127.0.0.1 dns.example.org\n}\n", 2, 25,
+     "bad resolver address 'dns.example.org': not an IP address (expected an IP address like "
+     "10.0.0.53, 127.0.0.1:5353 or [::1]:53)"},
+    {"global {\n    resolvers 0.0.0.0\n}\n", 2, 15,
+     "bad resolver address '0.0.0.0': a resolver needs a specific IP address"},
+    {"global {\n    resolvers 127.0.0.1:0\n}\n", 2, 15, "bad resolver address '127.0.0.1:0'"},
+    {"global {\n    resolvers 1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5 1.1.1.6 1.1.1.7 1.1.1.8 "
+     "1.1.1.9\n}\n",
+     2, 79, "too many resolvers (at most 8)"},
+    {"global {\n    resolvers\n}\n", 2, 5, "too few arguments for 'resolvers'"},
     {"backend b {\n    server s 10.0.0.1:99999\n}\n", 2, 14,
      "port must be a number from 1 to 65535"},
     {"backend b {\n    server s :25\n}\n", 2, 14, "not a wildcard"},

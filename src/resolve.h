@@ -1,0 +1,30 @@
+/*
+ * resolve: DNS names of servers (server NAME HOST[:PORT] with a host name),
+ * resolved asynchronously with c-ares inside the worker's epoll loop (no
+ * threads): c-ares's sockets are struct io in the loop (its socket state
+ * callback adds and removes them), ares_process_fd() runs on their events,
+ * and one loop timer follows ares_timeout(). Each named server asks for all
+ * its A and AAAA records and asks again when the answer's TTL runs out,
+ * bounded to [RESOLVE_MIN_MS, RESOLVE_MAX_MS]; a failure keeps the last
+ * good answer and is retried after 1s, doubling up to RESOLVE_RETRY_MAX_MS.
+ * The answer lives in struct backend_server (addrs, naddrs).
+ */
+#ifndef MAILEDGE_RESOLVE_H
+#define MAILEDGE_RESOLVE_H
+
+#define RESOLVE_MIN_MS 1000u          /* a TTL below 1s counts as 1s */
+#define RESOLVE_MAX_MS 300000u        /* a TTL above 300s counts as 300s */
+#define RESOLVE_RETRY_MAX_MS 30000u   /* failures: retried after 1s, 2s, 4s ... 30s */
+
+struct worker;
+
+/*
+ * Starts resolving every server written with a DNS name (nothing when there
+ * is none: c-ares is not even initialised). Returns 0, or -1 after logging.
+ */
+int resolve_start_all(struct worker *w);
+
+/* Stops and frees everything (pending queries are cancelled). */
+void resolve_free_all(struct worker *w);
+
+#endif
