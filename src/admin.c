@@ -88,16 +88,6 @@ json_str(struct strbuf *b, const char *s)
     strbuf_add(b, "\"");
 }
 
-static const char *
-bind_text(const struct conf_bind *b, char *buf, size_t cap)
-{
-    if (b->any)
-        snprintf(buf, cap, ":%u", addr_port((const struct sockaddr *)&b->addr));
-    else
-        addr_format((const struct sockaddr *)&b->addr, buf, cap);
-    return buf;
-}
-
 void
 admin_status_json(const struct worker *w, struct strbuf *out)
 {
@@ -121,7 +111,7 @@ admin_status_json(const struct worker *w, struct strbuf *out)
         for (size_t j = 0; j < l->nbinds; j++) {
             if (j)
                 strbuf_add(out, ",");
-            json_str(out, bind_text(&l->binds[j], a, sizeof(a)));
+            json_str(out, conf_bind_format(&l->binds[j], a, sizeof(a)));
         }
         strbuf_add(out, "],\"backend\":");
         if (l->route.backend != NULL)
@@ -310,7 +300,7 @@ log_failed(const struct worker *w, const char *error)
 
     log_begin(LOG_ERROR, "listen_failed");
     log_str("listener", "admin");
-    log_str("addr", bind_text(&w->conf->global.admin, addr, sizeof(addr)));
+    log_str("addr", conf_bind_format(&w->conf->global.admin, addr, sizeof(addr)));
     log_str("error", error);
     log_end();
 }
@@ -359,7 +349,7 @@ admin_start(struct worker *w)
     arm(a);
     log_begin(LOG_INFO, "listen");
     log_str("listener", "admin");
-    log_str("addr", bind_text(b, addr, sizeof(addr)));
+    log_str("addr", conf_bind_format(b, addr, sizeof(addr)));
     log_str("protocol", "http");
     log_end();
     return a;

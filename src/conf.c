@@ -1925,8 +1925,8 @@ binds_overlap(const struct conf_bind *a, const struct conf_bind *b)
            addr_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr);
 }
 
-static const char *
-bind_text(const struct conf_bind *b, char *buf, size_t cap)
+const char *
+conf_bind_format(const struct conf_bind *b, char *buf, size_t cap)
 {
     if (b->any)
         snprintf(buf, cap, ":%u", addr_port((const struct sockaddr *)&b->addr));
@@ -1976,8 +1976,8 @@ check_binds(struct ctx *x)
                     snprintf(w, sizeof(w), "line %d col %d", p->line, p->col);
                 else
                     snprintf(w, sizeof(w), "%s:%d:%d", p->file, p->line, p->col);
-                bind_text(refs[j].b, a, sizeof(a));
-                bind_text(refs[i].b, b, sizeof(b));
+                conf_bind_format(refs[j].b, a, sizeof(a));
+                conf_bind_format(refs[i].b, b, sizeof(b));
                 if (strcmp(a, b) == 0)
                     errp(x, &refs[j].b->pos, "bind %s is already used by listener '%s' at %s", a,
                          refs[i].l->name, w);
@@ -2015,7 +2015,7 @@ check_admin_bind(struct ctx *x)
             else
                 snprintf(w, sizeof(w), "%s:%d:%d", b->pos.file, b->pos.line, b->pos.col);
             errp(x, &ab->pos, "admin %s overlaps bind %s of listener '%s' at %s",
-                 bind_text(ab, a, sizeof(a)), bind_text(b, o, sizeof(o)), l->name, w);
+                 conf_bind_format(ab, a, sizeof(a)), conf_bind_format(b, o, sizeof(o)), l->name, w);
             return;
         }
     }

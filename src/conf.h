@@ -168,6 +168,9 @@ const struct conf_route *conf_listener_route(const struct conf_listener *l, cons
 /* "smtp", "submission", ... */
 const char *conf_proto_name(enum proto p);
 
+/* Writes a bind address as written: ":25" for every address, else "IP:PORT". Returns <buf>. */
+const char *conf_bind_format(const struct conf_bind *b, char *buf, size_t cap);
+
 /* "none", "tcp", "smtp", "imap", "pop3" */
 const char *conf_check_name(enum check_kind k);
 
