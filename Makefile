@@ -52,7 +52,7 @@ REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=$(BUILD)/replay/replay_%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=build/fuzz/fuzz_%)
 FUZZ_TIME  ?= 60
 
-.PHONY: all test test-one unit replay integration interop check deps fuzz bench demo install clean format lint
+.PHONY: all test test-one unit replay integration interop check deps fuzz fuzz-deps bench demo install clean format lint
 
 all: $(BUILD)/$(PROG)
 
@@ -114,10 +114,19 @@ interop: all
 
 check: test lint
 
-fuzz: $(FUZZ_BINS)
-	$(Q)set -e; for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p build/fuzz/corpus/$$n; \
+# Each target for FUZZ_TIME seconds (CI: 60). New inputs go to build/fuzz/corpus;
+# a crashing input is written to build/fuzz/crash/ and fails the run: copy it
+# into tests/fuzz/corpus/NAME/ once fixed, so `make replay` keeps it.
+fuzz: fuzz-deps $(FUZZ_BINS)
+	$(Q)set -e; for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p build/fuzz/corpus/$$n build/fuzz/crash; \
 	  echo "  FUZZ    $$n for $(FUZZ_TIME)s"; \
-	  $$f -max_total_time=$(FUZZ_TIME) -dict=tests/fuzz/$$n.dict build/fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
+	  $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=build/fuzz/crash/$$n- \
+	    -dict=tests/fuzz/$$n.dict build/fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>build/fuzz/$$n.log \
+	    || { tail -n 40 build/fuzz/$$n.log; exit 1; }; \
+	  grep -E '^stat::(number_of_executed_units|new_units_added)' build/fuzz/$$n.log | tr '\n' ' '; echo; done
+
+fuzz-deps:
+	$(Q)sh scripts/deps.sh fuzz
 
 # mailedge vs HAProxy vs nginx stream vs direct (docs/performance.md).
 # BENCH_QUICK=1 is the few-second smoke CI runs.
