@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
+
 #define MAX_EVENTS 256
 
 struct loop {
@@ -60,6 +62,10 @@ loop_free(struct loop *l)
 int
 loop_add(struct loop *l, struct io *io, uint32_t events)
 {
+    if (fault_hit(FAULT_EPOLL)) {
+        errno = ENOMEM;
+        return -1;
+    }
     struct epoll_event ev = {.events = events, .data.ptr = io};
     return epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev);
 }

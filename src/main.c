@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "fault.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -135,6 +136,13 @@ main(int argc, char **argv)
         return 2;
     }
 
+    struct fault_plan faults = {0};
+    const char *fault_spec = getenv("MAILEDGE_TEST_FAULTS");
+    if (fault_spec != NULL && fault_parse(fault_spec, &faults) == -1) {
+        fprintf(stderr, "mailedge: MAILEDGE_TEST_FAULTS: bad spec '%s'\n", fault_spec);
+        return 2;
+    }
+
     struct conf *conf = NULL;
     struct diag_list diags = {0};
     if (conf_load(path, &conf, &diags) == -1) {
@@ -194,6 +202,7 @@ main(int argc, char **argv)
     log_u64("listeners", w.nlisteners);
     log_end();
     notify_send("READY=1\nSTATUS=accepting connections");
+    fault_arm(&faults);
 
     int rc = worker_run(&w) == 0 ? 0 : 1;
     if (rc != 0)

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fault.h"
+
 /*
  * We ask for 1 MiB pipes (the default fs.pipe-max-size): a bulk transfer then
  * needs a sixteenth of the splice calls and wake-ups of a 64 KiB pipe, which
@@ -79,6 +81,10 @@ take_pipe(struct relay_pool *p, struct relay_half *h)
         h->pipe[1] = p->pipes[p->npipes][1];
         return 0;
     }
+    if (fault_hit(FAULT_PIPE)) {
+        errno = ENFILE;
+        return -1;
+    }
     if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) == -1)
         return -1;
     (void)fcntl(h->pipe[0], F_SETPIPE_SZ, (int)PIPE_SIZE);
@@ -111,7 +117,7 @@ take_buf(struct relay_pool *p, struct relay_half *h)
         h->buf = p->bufs[--p->nbufs];
         return 0;
     }
-    h->buf = malloc(BUF_SIZE);
+    h->buf = fault_hit(FAULT_BUFFER) ? NULL : malloc(BUF_SIZE);
     return h->buf ? 0 : -1;
 }
 

@@ -28,6 +28,7 @@
 #include "addr.h"
 #include "backend.h"
 #include "conf.h"
+#include "fault.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -935,8 +936,10 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
     /* One timer per session, plus the listeners' and the worker's own. */
     struct session *s = NULL;
     bool peek = l->conf->peek_hello;
-    if (loop_timer_reserve(w->loop, w->nsessions + 1 + w->nlisteners + WORKER_TIMERS +
-                                       w->nchecks + w->nresolve_timers) == 0)
+    if (!fault_hit(FAULT_TIMER) &&
+        loop_timer_reserve(w->loop, w->nsessions + 1 + w->nlisteners + WORKER_TIMERS +
+                                        w->nchecks + w->nresolve_timers) == 0 &&
+        !fault_hit(FAULT_SESSION))
         s = calloc(1, sizeof(*s) + (peek ? TH_HOST_MAX : 0));
     if (s == NULL) {
         close(fd);

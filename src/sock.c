@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "fault.h"
 
 static void
 set_int(int fd, int level, int opt, int val)
@@ -53,6 +54,10 @@ sock_accept(int lfd, struct sockaddr_storage *peer)
 int
 sock_connect(const struct sockaddr *sa, const struct sockaddr *src)
 {
+    if (fault_hit(FAULT_SOCKET)) {
+        errno = EMFILE;
+        return -1;
+    }
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1)
         return -1;

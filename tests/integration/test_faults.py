@@ -13,6 +13,8 @@ import socket
 import struct
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 import harness as h
 import proxycodec as pp
 import tlspeers as t
@@ -223,3 +225,54 @@ def test_v2_header_lengths_at_the_bounds(rig):
     h.wait_until(lambda: len(s.me.sessions()) == 2, what="two session lines")
     reasons = sorted(ln["reason"] for ln in s.me.sessions())
     assert all(r in ("proxy_invalid", "proxy_timeout") for r in reasons), reasons
+
+
+# --------------------------------------------------------------------------
+# allocation and descriptor failures at every site of the session path
+# (src/fault.h: MAILEDGE_TEST_FAULTS makes the first call at a site fail)
+
+# site -> (splice, what the first client sees, its session reason or None
+#          when the session could not even be created)
+FAULT_CASES = {
+    "session": ("on", "closed", None),
+    "timer": ("on", "closed", None),
+    "epoll": ("on", "closed", "resource"),
+    "buffer": ("off", "closed", "resource"),
+    "socket": ("on", "421", "resource"),
+    "pipe": ("on", "served", "client_closed"),   # splice falls back to copying
+}
+
+
+@pytest.mark.parametrize("site", sorted(FAULT_CASES))
+def test_failure_at_each_session_site(rig, monkeypatch, site):
+    splice, seen, reason = FAULT_CASES[site]
+    monkeypatch.setenv("MAILEDGE_TEST_FAULTS", "%s:1" % site)
+    s = rig.simple(send_proxy="v2", splice=splice, echo=True)
+    first = rig.client(s.ip, s.port, name="first")
+    if seen == "served":
+        first.wait_endswith(GREETING)
+        first.send(b"NOOP\r\n")
+        first.wait_endswith(b"NOOP\r\n")
+        first.close()
+    else:
+        first.wait_end()
+        if seen == "421":
+            assert first.snapshot().startswith(b"421 4.3.2 "), first.snapshot()
+        else:
+            assert first.snapshot() == b"", first.snapshot()
+        first.close()
+    if reason is not None:
+        h.assert_session(s.me.wait_session(), reason=reason)
+    else:
+        h.wait_until(lambda: "out of memory" in s.me.stderr(),
+                     what="the out-of-memory warning")
+        assert s.me.sessions() == []
+    # The next client is served in full by the same process.
+    second = rig.client(s.ip, s.port, source=rig.ip(11), name="second")
+    second.wait_endswith(GREETING)
+    second.send(b"QUIT\r\n")
+    second.wait_endswith(b"QUIT\r\n")
+    second.close()
+    h.wait_until(lambda: any(ln.get("client", "").startswith(rig.ip(11) + ":")
+                             for ln in s.me.sessions()), what="the second session line")
+    assert s.me.running
