@@ -52,7 +52,7 @@ REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=$(BUILD)/replay/replay_%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=build/fuzz/fuzz_%)
 FUZZ_TIME  ?= 60
 
-.PHONY: all test test-one unit replay integration interop check deps fuzz fuzz-deps bench demo install clean format lint
+.PHONY: all test test-one unit replay integration interop check deps fuzz fuzz-deps valgrind bench demo install clean format lint
 
 all: $(BUILD)/$(PROG)
 
@@ -111,6 +111,15 @@ integration: all
 interop: all
 	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) MAILEDGE_SAN=$(SAN) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider -m interop tests/interop $(if $(T),-k '$(T)')
+
+# The integration suite with mailedge under valgrind memcheck (slow; not in
+# CI, which runs the same suite under ASan+UBSan). docs/security.md.
+VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	--track-fds=no --trace-children=no
+valgrind: all
+	$(Q)sh scripts/deps.sh valgrind
+	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) MAILEDGE_WRAP="$(VALGRIND)" \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(if $(T),-k '$(T)')
 
 check: test lint
 
