@@ -4,9 +4,9 @@ checks every 200 ms while real sessions go through mailedge, then Postfix's
 and Dovecot's logs must hold no warning/fatal/error line and no master
 throttling (issue 4, "Health checks that never hurt the mail server").
 
-The issue asks for 60 s of checks; CI runs RUN_SECONDS (15 s, about 75
-checks per server) to keep the suite short. Set MAILEDGE_HEALTH_SECONDS=60
-for the full proof. The contrast test shows that a bare connect-and-close
+The issue asks for 60 s of checks, and that is what `make test` (and CI)
+runs: about 300 checks per server. MAILEDGE_HEALTH_SECONDS=15 shortens it
+while working on the tests. The contrast test shows that a bare connect-and-close
 probe (mailedge's own `check tcp` without send-proxy) against the same
 listeners does produce the `warning: haproxy read` lines the field saw, so
 the clean test would catch a regression."""
@@ -21,7 +21,7 @@ from interop_kit import (EDGE_IP, backend_block, fmt_addr, free_port, global_blo
                          imap_fetch_marker, listener_block, swaks)
 from mailstack import wait_until
 
-RUN_SECONDS = float(os.environ.get("MAILEDGE_HEALTH_SECONDS", "15"))
+RUN_SECONDS = float(os.environ.get("MAILEDGE_HEALTH_SECONDS", "60"))
 PROBLEM = re.compile(r"(: (warning|fatal|panic|error):|: (Warning|Error|Fatal|Panic):)")
 
 
