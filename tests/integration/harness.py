@@ -34,7 +34,8 @@ import proxycodec as pp
 
 SAN = os.environ.get("MAILEDGE_SAN", "0") not in ("", "0")
 # Sanitizers and valgrind (MAILEDGE_WRAP) slow mailedge down.
-SCALE = 3.0 if SAN else 6.0 if os.environ.get("MAILEDGE_WRAP") else 1.0
+WRAPPED = bool(os.environ.get("MAILEDGE_WRAP"))
+SCALE = 3.0 if SAN else 6.0 if WRAPPED else 1.0
 # Generous: only reached when something is broken.
 DEADLINE = 10.0 * SCALE
 POLL = 0.02
