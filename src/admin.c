@@ -147,7 +147,7 @@ admin_status_json(const struct worker *w, struct strbuf *out)
                 json_str(out, addr_format((const struct sockaddr *)&s->addr, a, sizeof(a)));
             else
                 json_str(out, addr_format_ip((const struct sockaddr *)&s->addr, a, sizeof(a)));
-            const struct metrics_server *m = &w->backends[i].m[j];
+            const struct metrics_server *m = w->backends[i].srv[j].m;
             uint64_t errors = m->connect_errors[0] + m->connect_errors[1] + m->connect_errors[2];
             const struct backend_server *st = &w->backends[i].srv[j];
             if (s->is_name) {

@@ -36,12 +36,15 @@ struct backend_server {
     size_t naddrs;
     uint32_t ttl;             /* of the current answer, seconds */
     struct resolve_query *rq; /* its resolver state, NULL for an IP literal */
+    struct metrics_server *m; /* its counters (keyed by backend and server name) */
 };
+
+struct gen;
 
 struct backend {
     const struct conf_backend *conf;
+    struct gen *gen;    /* the configuration generation it belongs to */
     size_t next;        /* round-robin cursor */
-    struct metrics_server *m;  /* counters, parallel to conf->servers */
     struct backend_server *srv; /* parallel to conf->servers */
     /* Sessions held while no server is up (queue-timeout), oldest first:
      * an intrusive list through the sessions, managed by src/session.c. */

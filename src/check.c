@@ -108,7 +108,7 @@ record(struct check *c, enum check_result r)
         return;
     c->decided = true;
     struct backend_server *st = &c->b->srv[c->si];
-    struct metrics_server *m = &c->b->m[c->si];
+    struct metrics_server *m = c->b->srv[c->si].m;
     st->last_result = (int)r;
     st->last_check_ms = loop_now(c->w->loop);
     bool was_up = st->up;
@@ -426,7 +426,13 @@ check_start_all(struct worker *w)
             timer_init(&c->timer, on_timer);
             c->state = CK_IDLE;
             b->srv[j].check = c;
-            loop_timer_at(w->loop, &c->timer, loop_now(w->loop));
+            /* Health carried over by a reload: the next check when it is due,
+             * so a burst of reloads does not become a burst of checks. */
+            uint64_t first = loop_now(w->loop);
+            if (b->srv[j].last_result >= 0 &&
+                b->srv[j].last_check_ms + b->conf->check_interval_ms > first)
+                first = b->srv[j].last_check_ms + b->conf->check_interval_ms;
+            loop_timer_at(w->loop, &c->timer, first);
         }
     }
     return 0;

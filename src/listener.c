@@ -86,27 +86,52 @@ on_accept(struct io *io, uint32_t ev)
 }
 
 int
-listener_open(struct listener *l, struct worker *w, const struct conf_listener *conf,
-              const struct conf_bind *bind)
+listener_attach(struct listener *l, struct worker *w, const struct conf_listener *conf,
+                const struct conf_bind *bind, int fd, bool registered)
 {
+    struct gen *g = l->gen;
     memset(l, 0, sizeof(*l));
     l->w = w;
+    l->gen = g;
     l->conf = conf;
     l->bind = bind;
     l->wildcard = bind->any || is_unspecified((const struct sockaddr *)&bind->addr);
     timer_init(&l->pause_timer, on_resume);
     l->io.cb = on_accept;
-    l->io.fd = sock_listen((const struct sockaddr *)&bind->addr, bind->any, false, 1024);
-    if (l->io.fd == -1)
-        return -1;
-    if (loop_add(w->loop, &l->io, EPOLLIN) == -1) {
-        int saved = errno;
-        close(l->io.fd);
+    l->io.fd = fd;
+    /* Taken over: EPOLL_CTL_MOD points the registration at <l>; the socket
+     * never stops listening, so no client is refused meanwhile. */
+    if ((registered ? loop_mod(w->loop, &l->io, EPOLLIN) : loop_add(w->loop, &l->io, EPOLLIN)) == -1) {
         l->io.fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+int
+listener_open(struct listener *l, struct worker *w, const struct conf_listener *conf,
+              const struct conf_bind *bind)
+{
+    int fd = sock_listen((const struct sockaddr *)&bind->addr, bind->any, false, 1024);
+    if (fd == -1)
+        return -1;
+    if (listener_attach(l, w, conf, bind, fd, false) == -1) {
+        int saved = errno;
+        close(fd);
         errno = saved;
         return -1;
     }
     return 0;
+}
+
+int
+listener_detach(struct listener *l)
+{
+    int fd = l->io.fd;
+    if (l->w != NULL)
+        loop_timer_cancel(l->w->loop, &l->pause_timer);
+    l->io.fd = -1;
+    return fd;
 }
 
 void

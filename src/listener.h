@@ -15,10 +15,12 @@
 #include "metrics.h"
 
 struct worker;
+struct gen;
 
 struct listener {
     struct io io;                       /* the listening socket */
     struct worker *w;
+    struct gen *gen;                    /* the configuration generation it belongs to */
     const struct conf_listener *conf;
     const struct conf_bind *bind;
     struct metrics_listener *m;         /* counters of its conf listener */
@@ -30,6 +32,23 @@ struct listener {
 /* Binds and starts accepting. Returns 0, or -1 with errno (nothing logged). */
 int listener_open(struct listener *l, struct worker *w, const struct conf_listener *conf,
                   const struct conf_bind *bind);
+
+/*
+ * Starts accepting on <fd>, a listening socket already bound to <bind>
+ * (bound by the caller, inherited from the service manager, or taken over
+ * from the listener of the previous configuration with listener_detach).
+ * <registered>: the descriptor is in the loop already (taken over); the
+ * registration is moved to <l> without a moment of not listening.
+ * Returns 0, or -1 with errno; <fd> stays the caller's on failure.
+ */
+int listener_attach(struct listener *l, struct worker *w, const struct conf_listener *conf,
+                    const struct conf_bind *bind, int fd, bool registered);
+
+/*
+ * Gives up <l>'s socket without closing it or removing it from the loop,
+ * for a listener of the next configuration to attach. Returns the descriptor.
+ */
+int listener_detach(struct listener *l);
 
 /* Stops accepting and closes the socket. Safe to call twice. */
 void listener_close(struct listener *l);

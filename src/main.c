@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "notify.h"
 #include "probe.h"
+#include "reload.h"
 #include "session.h"
 #include "worker.h"
 
@@ -75,7 +76,13 @@ on_signal(struct io *io, uint32_t ev)
                 log_warn("cannot reopen the log file");
             break;
         case SIGHUP:
-            log_warnx("SIGHUP: reloading is not available yet; the running configuration stays");
+            log_begin(LOG_INFO, "signal");
+            log_str("signal", "HUP");
+            log_end();
+            if (sg->w->draining)
+                log_warnx("SIGHUP while draining: not reloading");
+            else
+                reload_request(sg->w);
             break;
         default:
             break;
@@ -183,9 +190,8 @@ main(int argc, char **argv)
     log_end();
 
     struct worker w;
-    if (worker_init(&w, conf) == -1) {
+    if (worker_init(&w, conf, path, NULL, 0) == -1) {
         worker_free(&w);
-        conf_free(conf);
         return 1;
     }
     struct service sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
@@ -213,6 +219,5 @@ main(int argc, char **argv)
     loop_timer_cancel(w.loop, &sg.watchdog);
     close(sg.io.fd);
     worker_free(&w);
-    conf_free(conf);
     return rc;
 }

@@ -274,6 +274,25 @@ render_servers(const struct metrics *m, struct strbuf *b)
     }
 }
 
+static void
+render_reloads(const struct metrics *m, struct strbuf *b)
+{
+    family(b, "mailedge_reloads_total", "counter",
+           "Configuration reloads (SIGHUP), by result: success, or failure (the old config stayed).");
+    const char *ok[] = {"result", "success", NULL};
+    const char *failed[] = {"result", "failure", NULL};
+    const char *none[] = {NULL};
+    sample_u64(b, "mailedge_reloads_total", ok, m->reloads_ok);
+    sample_u64(b, "mailedge_reloads_total", failed, m->reloads_failed);
+    family(b, "mailedge_config_last_reload_successful", "gauge",
+           "1 when the last reload (or the start) succeeded, else 0.");
+    sample_u64(b, "mailedge_config_last_reload_successful", none, m->last_reload_ok ? 1 : 0);
+    family(b, "mailedge_config_last_reload_success_timestamp_seconds", "gauge",
+           "Unix time of the last successful reload, or of the start.");
+    sample_u64(b, "mailedge_config_last_reload_success_timestamp_seconds", none,
+               m->last_reload_ok_time);
+}
+
 int
 metrics_render(const struct metrics *m, struct strbuf *out)
 {
@@ -290,5 +309,7 @@ metrics_render(const struct metrics *m, struct strbuf *out)
             sample_u64(out, "mailedge_queue_depth", l, m->backends[i].queued);
         }
     }
+    if (m->reload_info)
+        render_reloads(m, out);
     return out->oom ? -1 : 0;
 }

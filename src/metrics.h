@@ -64,6 +64,11 @@ struct metrics {
     size_t nservers;
     struct metrics_backend *backends; /* owned by the caller; NULL: no queue family */
     size_t nbackends;
+    /* Configuration reloads (SIGHUP); rendered when reload_info is set. */
+    bool reload_info;
+    uint64_t reloads_ok, reloads_failed;
+    bool last_reload_ok;             /* the last reload (or the start) succeeded */
+    uint64_t last_reload_ok_time;    /* its Unix time, seconds: the start, then each success */
 };
 
 /* A growing string. Start it zeroed; free .p when done. */

@@ -29,6 +29,7 @@
 #include "backend.h"
 #include "conf.h"
 #include "fault.h"
+#include "gen.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -70,6 +71,8 @@ struct session {
     const struct conf_server *srv;     /* the server connected to, for the log */
     const struct conf_route *route;    /* chosen route; NULL until routed */
     struct backend *backend;           /* its runtime backend */
+    struct gen *gen;                   /* its listener's generation (a reference) */
+    struct gen *bgen;                  /* its backend's, when a reload moved it; else NULL */
     size_t hello_need;                 /* PEEK_HELLO: bytes worth parsing again */
     size_t hello_seen;                 /* PEEK_HELLO: bytes of the last peek */
     uint64_t id, start_ms, last_ms;
@@ -104,6 +107,13 @@ session_end_reason_name(enum end_reason r)
         end_reason_names[r] != NULL)
         return end_reason_names[r];
     return "unknown";
+}
+
+/* Whether <b> may hold clients: only with a check to wake them. */
+static bool
+holds(const struct backend *b)
+{
+    return b->conf->queue_timeout_ms > 0 && b->conf->check != CHECK_NONE;
 }
 
 static void session_close(struct session *s, enum end_reason r, const char *detail);
@@ -211,7 +221,7 @@ count_end(const struct session *s, enum end_reason r)
 static struct metrics_server *
 trying_metrics(const struct session *s)
 {
-    return &s->backend->m[s->trying - s->backend->conf->servers];
+    return s->backend->srv[s->trying - s->backend->conf->servers].m;
 }
 
 static void
@@ -278,9 +288,13 @@ static void
 on_defer(struct defer *d)
 {
     struct session *s = container_of(d, struct session, defer);
-    if (s->state == SESSION_CLOSED)
+    if (s->state == SESSION_CLOSED) {
+        struct worker *w = s->w;
+        struct gen *g = s->gen, *bg = s->bgen;
         free(s);
-    else if (s->state == SESSION_RELAYING)
+        worker_gen_release(w, g);
+        worker_gen_release(w, bg);
+    } else if (s->state == SESSION_RELAYING)
         relay(s);
 }
 
@@ -450,7 +464,7 @@ connect_next(struct session *s)
         return;
     }
     /* Nothing to wake a held client without a health check: hold only with one. */
-    if (b->conf->queue_timeout_ms > 0 && b->conf->check != CHECK_NONE) {
+    if (holds(b)) {
         hold(s);
         return;
     }
@@ -479,6 +493,26 @@ hold_detail(const struct session *s, char *detail, size_t cap)
 }
 
 /*
+ * A reload replaced the generation of <s>'s backend: <s> uses <nb>, the
+ * backend of the same name in the current one, from now on. The server
+ * it last tried belongs to the old config: forgotten.
+ */
+static void
+move_backend(struct session *s, struct backend *nb)
+{
+    struct gen *old = s->bgen;
+    s->backend = nb;
+    s->trying = NULL;
+    if (nb->gen == s->gen) {
+        s->bgen = NULL;
+    } else {
+        s->bgen = nb->gen;
+        nb->gen->refs++;
+    }
+    worker_gen_release(s->w, old);
+}
+
+/*
  * No server of the backend could take the session: queue it at the tail of
  * its backend's held list until a server comes up, queue-timeout (counted
  * from the first hold) passes, or the client hangs up.
@@ -498,6 +532,19 @@ hold(struct session *s)
         say_goodbye(s);
         session_close(s, END_SHUTDOWN, "draining, no server up");
         return;
+    }
+    if (b->gen != s->w->gen) {
+        /* Started before a reload: only the current generation's checks
+         * wake held clients, so wait in the backend of the same name. */
+        struct backend *nb = gen_backend_by_name(s->w->gen, b->conf->name);
+        if (nb == NULL || !holds(nb)) {
+            say_goodbye(s);
+            session_close(s, END_SHUTDOWN,
+                          nb == NULL ? "backend removed by a reload" : "backend no longer holds clients");
+            return;
+        }
+        move_backend(s, nb);
+        b = nb;
     }
     uint64_t deadline = (s->held_ever ? s->hold_first_ms : now) + b->conf->queue_timeout_ms;
     if (now >= deadline || b->nheld >= b->conf->queue_max) {
@@ -565,12 +612,42 @@ session_drain_held(struct worker *w)
     }
 }
 
+void
+session_reload_held(struct worker *w, struct gen *old)
+{
+    for (size_t i = 0; i < old->conf->nbackends; i++) {
+        struct backend *b = &old->backends[i];
+        struct backend *nb = gen_backend_by_name(w->gen, b->conf->name);
+        /* Oldest first: each goes to the tail of its new queue. */
+        size_t n = b->nheld;
+        while (n-- > 0 && b->held_head != NULL) {
+            struct session *s = b->held_head;
+            unhold(s);
+            if (nb == NULL) {
+                say_goodbye(s);
+                session_close(s, END_SHUTDOWN, "backend removed by a reload");
+                continue;
+            }
+            move_backend(s, nb);
+            /* Its servers may be up already (health carried over, or no
+             * check): try them now; else hold() queues it again. */
+            s->state = SESSION_CONNECTING;
+            s->srv_first = backend_first(nb);
+            s->attempt = 0;
+            s->addr_k = 0;
+            s->last_err = 0;
+            s->last_timeout = false;
+            connect_next(s);
+        }
+    }
+}
+
 /* Connects to the servers of route <r>. */
 static void
 start_connect(struct session *s, const struct conf_route *r)
 {
     s->route = r;
-    s->backend = worker_backend(s->w, r->backend);
+    s->backend = gen_backend(s->gen, r->backend);
     s->srv_first = backend_first(s->backend);
     s->attempt = 0;
     s->addr_k = 0;
@@ -948,6 +1025,8 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
     }
     s->w = w;
     s->l = l;
+    s->gen = l->gen;
+    s->gen->refs++;
     s->sni = peek ? s->tail : NULL;
     s->cio = (struct io){.fd = fd, .cb = on_client};
     s->bio = (struct io){.fd = -1, .cb = on_backend};

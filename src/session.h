@@ -57,6 +57,15 @@ void session_start(struct listener *l, int fd, const struct sockaddr_storage *pe
  */
 void session_backend_up(struct backend *b);
 
+struct gen;
+
+/*
+ * After a reload: the sessions held by the backends of <old> (the previous
+ * generation) move to the backend of the same name in the current one and
+ * try its servers at once; with no such backend they get the goodbye.
+ */
+void session_reload_held(struct worker *w, struct gen *old);
+
 /* Drain: every held session gets the protocol's goodbye, END_SHUTDOWN. */
 void session_drain_held(struct worker *w);
 

@@ -10,8 +10,10 @@
 #include "addr.h"
 #include "admin.h"
 #include "check.h"
+#include "gen.h"
 #include "listener.h"
 #include "log.h"
+#include "reload.h"
 #include "relay.h"
 #include "resolve.h"
 #include "session.h"
@@ -36,32 +38,60 @@ on_grace(struct timer *t)
 struct backend *
 worker_backend(struct worker *w, const struct conf_backend *cb)
 {
-    return cb != NULL ? &w->backends[cb - w->conf->backends] : NULL;
+    return gen_backend(w->gen, cb);
+}
+
+static void
+on_gc(struct defer *d)
+{
+    struct worker *w = (struct worker *)(void *)((char *)d - offsetof(struct worker, gc_defer));
+    struct gen *g = w->gens;
+    while (g != NULL) {
+        struct gen *next = g->next;
+        if (g->refs == 0 && g != w->gen) {
+            if (g->prev)
+                g->prev->next = g->next;
+            else
+                w->gens = g->next;
+            if (g->next)
+                g->next->prev = g->prev;
+            log_begin(LOG_DEBUG, "generation_freed");
+            log_u64("generation", g->id);
+            log_end();
+            gen_free(g);
+        }
+        g = next;
+    }
+}
+
+void
+worker_gen_release(struct worker *w, struct gen *g)
+{
+    if (g == NULL)
+        return;
+    g->refs--;
+    /* Freed after the batch: an event later in it may still point into it. */
+    if (g->refs == 0)
+        loop_defer(w->loop, &w->gc_defer);
 }
 
 int
-worker_init(struct worker *w, const struct conf *conf)
+worker_init(struct worker *w, struct conf *conf, const char *path, int *inherited,
+            size_t ninherited)
 {
     memset(w, 0, sizeof(*w));
-    w->conf = conf;
+    w->conf_path = path;
+    w->inherited = inherited;
+    w->ninherited = ninherited;
     timer_init(&w->grace_timer, on_grace);
+    defer_init(&w->gc_defer, on_gc);
     if (getrandom(&w->id_seed, sizeof(w->id_seed), 0) != sizeof(w->id_seed))
         w->id_seed = (uint64_t)(uintptr_t)w ^ (uint64_t)time(NULL);
     w->loop = loop_new();
     w->pool = relay_pool_new(POOL_IDLE);
-    w->backends = calloc(conf->nbackends ? conf->nbackends : 1, sizeof(*w->backends));
-    size_t nbinds = 0;
-    for (size_t i = 0; i < conf->nlisteners; i++)
-        nbinds += conf->listeners[i].nbinds;
-    w->listeners = calloc(nbinds ? nbinds : 1, sizeof(*w->listeners));
-    size_t nservers = 0;
-    for (size_t i = 0; i < conf->nbackends; i++)
-        nservers += conf->backends[i].nservers;
-    /* Timers: one per bind (EMFILE pause), the drain timer and the admin timer. */
-    if (w->loop == NULL || w->pool == NULL || w->backends == NULL || w->listeners == NULL ||
-        loop_timer_reserve(w->loop, nbinds + WORKER_TIMERS) == -1 ||
-        metrics_init(&w->metrics, conf->nlisteners, nservers) == -1) {
+    if (w->loop == NULL || w->pool == NULL || loop_timer_reserve(w->loop, WORKER_TIMERS) == -1) {
         log_warn("worker: cannot allocate");
+        conf_free(conf);
         return -1;
     }
     for (size_t r = 0; r < END_REASON_COUNT; r++)
@@ -73,63 +103,9 @@ worker_init(struct worker *w, const struct conf *conf)
         w->check_reason_names[r] = check_result_name((enum check_result)r);
     w->metrics.check_reason_names = w->check_reason_names;
     w->metrics.ncheck_reasons = CHECK_RESULT_COUNT;
-    for (size_t i = 0; i < conf->nlisteners; i++)
-        w->metrics.listeners[i].name = conf->listeners[i].name;
-    w->metrics.backends = calloc(conf->nbackends ? conf->nbackends : 1,
-                                 sizeof(*w->metrics.backends));
-    if (w->metrics.backends == NULL) {
-        log_warn("worker: cannot allocate");
+    if (reload_first(w, conf) == -1)
         return -1;
-    }
-    w->metrics.nbackends = conf->nbackends;
-    nservers = 0;
-    for (size_t i = 0; i < conf->nbackends; i++) {
-        if (backend_init(&w->backends[i], &conf->backends[i]) == -1) {
-            log_warn("worker: cannot allocate");
-            return -1;
-        }
-        w->metrics.backends[i].name = conf->backends[i].name;
-        w->backends[i].qm = &w->metrics.backends[i];
-        w->backends[i].m = &w->metrics.servers[nservers];
-        for (size_t j = 0; j < conf->backends[i].nservers; j++) {
-            struct metrics_server *ms = &w->metrics.servers[nservers];
-            ms->backend = conf->backends[i].name;
-            ms->name = conf->backends[i].servers[j].name;
-            ms->checked = conf->backends[i].check != CHECK_NONE;
-            ms->up = w->backends[i].srv[j].up;
-            nservers++;
-        }
-    }
-    for (size_t i = 0; i < conf->nlisteners; i++) {
-        const struct conf_listener *lc = &conf->listeners[i];
-        for (size_t j = 0; j < lc->nbinds; j++) {
-            struct listener *l = &w->listeners[w->nlisteners];
-            char a[ADDR_STRLEN];
-            addr_format((const struct sockaddr *)&lc->binds[j].addr, a, sizeof(a));
-            if (listener_open(l, w, lc, &lc->binds[j]) == -1) {
-                log_begin(LOG_ERROR, "listen_failed");
-                log_str("listener", lc->name);
-                log_str("addr", a);
-                log_str("error", strerror(errno));
-                log_end();
-                return -1;
-            }
-            l->m = &w->metrics.listeners[i];
-            w->nlisteners++;
-            log_begin(LOG_INFO, "listen");
-            log_str("listener", lc->name);
-            log_str("addr", a);
-            log_str("protocol", conf_proto_name(lc->proto));
-            /* The default route's; "-" when sni-required leaves none. */
-            log_str("backend", lc->route.backend != NULL ? lc->route.backend->name : "-");
-            log_end();
-        }
-    }
-    if (check_start_all(w) == -1)
-        return -1;
-    if (resolve_start_all(w) == -1)
-        return -1;
-    if (conf->global.admin_set && (w->admin = admin_start(w)) == NULL)
+    if (w->conf->global.admin_set && (w->admin = admin_start(w)) == NULL)
         return -1;
     return 0;
 }
@@ -177,15 +153,19 @@ worker_free(struct worker *w)
     admin_stop(w->admin);
     for (size_t i = 0; i < w->nlisteners; i++)
         listener_close(&w->listeners[i]);
-    free(w->listeners);
     check_free_all(w);
     resolve_free_all(w);
-    for (size_t i = 0; w->backends != NULL && i < w->conf->nbackends; i++)
-        backend_free(&w->backends[i]);
-    free(w->backends);
+    while (w->gens != NULL) {
+        struct gen *g = w->gens;
+        w->gens = g->next;
+        gen_free(g);
+    }
     relay_pool_free(w->pool);
     free(w->metrics.backends);
     metrics_free(&w->metrics);
+    for (size_t i = 0; i < w->nnames; i++)
+        free(w->names[i]);
+    free(w->names);
     loop_free(w->loop);
     memset(w, 0, sizeof(*w));
 }

@@ -27,9 +27,17 @@ struct resolver;
  * main's watchdog ping. */
 #define WORKER_TIMERS 3
 
+struct gen;
+
 struct worker {
     struct loop *loop;
     struct relay_pool *pool;
+    /* The current configuration generation (src/gen.h) and views of it:
+     * conf, backends and listeners below are gen->conf, gen->backends and
+     * gen->listeners; checks and the resolver run for it alone. Sessions
+     * of older generations keep theirs alive by reference. */
+    struct gen *gen;
+    struct gen *gens;                /* every live generation, newest first */
     const struct conf *conf;
     struct backend *backends;        /* parallel to conf->backends */
     struct listener *listeners;      /* one per bind address */
@@ -39,7 +47,16 @@ struct worker {
     uint64_t id_seed, id_next;       /* session ids */
     bool draining;
     struct timer grace_timer;
-    struct metrics metrics;          /* listeners parallel to conf->listeners */
+    /* Counters are keyed by listener, backend and server name so they
+     * survive reloads: metrics.listeners[0..nlisteners) are the current
+     * config's (in conf order, rendered), the rest up to nlisteners_all
+     * are of names a reload removed (kept, not rendered, in case sessions
+     * of an old generation still count there or the name comes back).
+     * Same for servers and backends. */
+    struct metrics metrics;
+    size_t nlisteners_all, nservers_all, nbackends_all;
+    char **names;                    /* interned label values of the counters */
+    size_t nnames;
     const char *reason_names[METRICS_REASONS_MAX];
     const char *check_reason_names[METRICS_CHECK_REASONS_MAX];
     struct admin *admin;             /* NULL without admin in the conf */
@@ -47,14 +64,27 @@ struct worker {
     size_t nchecks;                  /* each owns one armed timer */
     struct resolver *resolver;       /* DNS names of servers (src/resolve.c); NULL: none */
     size_t nresolve_timers;          /* timers it owns */
+    /* Reload (src/reload.c): SIGHUP queues it; it runs after the batch of events. */
+    const char *conf_path;
+    struct defer reload_defer;
+    struct defer gc_defer;           /* frees generations whose last session ended */
+    int *inherited;                  /* socket activation: listening sockets from the
+                                      * service manager, -1 once taken; NULL: none */
+    size_t ninherited;
+    /* Per-listener abuse state (limits, bans) belongs here, keyed by
+     * listener name, so that a reload keeps it: see reload.c
+     * carry_listener_state(). */
 };
 
 /*
- * Sets up <w> for <conf> (kept by reference), binds every listener and
- * starts the admin endpoint if configured. Returns 0, or -1 after logging
- * which listener and address failed.
+ * Sets up <w> for <conf> (owned from now on, also on failure), loaded from
+ * <path> (kept by reference, read again on reload), binds every listener
+ * (or takes the inherited socket of its address) and starts the admin
+ * endpoint if configured. Returns 0, or -1 after logging which listener
+ * and address failed.
  */
-int worker_init(struct worker *w, const struct conf *conf);
+int worker_init(struct worker *w, struct conf *conf, const char *path, int *inherited,
+                size_t ninherited);
 
 /* Runs the loop until drained. Returns 0, or -1 if the loop failed. */
 int worker_run(struct worker *w);
@@ -67,8 +97,12 @@ void worker_drain(struct worker *w);
 
 void worker_free(struct worker *w);
 
-/* The runtime backend for a configured one; NULL for NULL. */
+/* The runtime backend of the current generation for a configured one; NULL for NULL. */
 struct backend *worker_backend(struct worker *w, const struct conf_backend *cb);
+
+/* A session stops using generation <g>: freed after this batch when it was
+ * the last user of a generation that is no longer current. */
+void worker_gen_release(struct worker *w, struct gen *g);
 
 /* Called by sessions as they end. */
 void worker_session_gone(struct worker *w);
