@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <arpa/inet.h>
 #include <glob.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +67,8 @@ enum dir {
     D_CHECK,
     D_QUEUE_TIMEOUT,
     D_QUEUE_MAX,
+    D_USER,
+    D_GROUP,
     D_COUNT
 };
 
@@ -1211,6 +1215,46 @@ d_sni_required(struct ctx *x, const struct lex_word *w, size_t n)
     cur_listener(x)->sni_required = true;
 }
 
+/* user NAME: the account to run as after binding (src/privs.c) */
+static void
+d_user(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    struct conf_global *g = &x->c->global;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwnam_r(w[1].text, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
+        errw(x, &w[1], "unknown user '%s'", w[1].text);
+        return;
+    }
+    if (strlen(w[1].text) >= sizeof(g->user)) {
+        errw(x, &w[1], "user name '%s' is too long", w[1].text);
+        return;
+    }
+    snprintf(g->user, sizeof(g->user), "%s", w[1].text);
+    g->user_set = true;
+    g->uid = res->pw_uid;
+    if (!g->group_set)
+        g->gid = res->pw_gid;
+}
+
+/* group NAME: instead of the user's primary group */
+static void
+d_group(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    struct conf_global *g = &x->c->global;
+    struct group gr, *res = NULL;
+    char buf[4096];
+    if (getgrnam_r(w[1].text, &gr, buf, sizeof(buf), &res) != 0 || res == NULL) {
+        errw(x, &w[1], "unknown group '%s'", w[1].text);
+        return;
+    }
+    g->group_set = true;
+    g->gid = res->gr_gid;
+    g->group_pos = pos_of(x, &w[1]);
+}
+
 /* ---- blocks ---- */
 
 static const struct directive global_dirs[] = {
@@ -1220,6 +1264,8 @@ static const struct directive global_dirs[] = {
     {"admin", D_ADMIN, true, 1, 2, "admin ADDR:PORT [allow-remote]", d_admin},
     {"resolvers", D_RESOLVERS, true, 1, MANY, "resolvers ADDR[:PORT] ...", d_resolvers},
     {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", d_timeout},
+    {"user", D_USER, true, 1, 1, "user NAME", d_user},
+    {"group", D_GROUP, true, 1, 1, "group NAME", d_group},
 };
 
 static const struct directive backend_dirs[] = {
@@ -1248,7 +1294,7 @@ static const struct {
     size_t n;
     const char *list;
 } tables[] = {
-    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, resolvers, timeout"},
+    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, resolvers, timeout, user, group"},
     [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs),
                      "server, send-proxy, balance, check, timeout, queue-timeout, queue-max"},
     [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),
@@ -2070,6 +2116,8 @@ finish(struct ctx *x)
     }
     check_binds(x);
     check_admin_bind(x);
+    if (x->c->global.group_set && !x->c->global.user_set)
+        errp(x, &x->c->global.group_pos, "group needs user: write 'user NAME' in the global block too");
 }
 
 /* ---- entry points ---- */

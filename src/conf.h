@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "cidr.h"
 #include "proxyproto.h"
@@ -116,6 +117,12 @@ struct conf_global {
     struct conf_bind admin;          /* its address (any: ":PORT"), where it was written */
     struct sockaddr_storage resolvers[CONF_RESOLVERS_MAX]; /* resolvers ADDR[:PORT]...; port 53 default */
     size_t nresolvers;               /* 0: the system's (/etc/resolv.conf) */
+    char user[64];                   /* user NAME: run as it after binding (src/privs.c) */
+    bool user_set;
+    uid_t uid;                       /* its uid, looked up when loading */
+    gid_t gid;                       /* group NAME's gid, else the user's primary group */
+    bool group_set;
+    struct conf_pos group_pos;
 };
 
 struct conf {

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
+#include "privs.h"
 #include "probe.h"
 #include "reload.h"
 #include "session.h"
@@ -194,6 +195,15 @@ main(int argc, char **argv)
         worker_free(&w);
         return 1;
     }
+    char perr[256];
+    if (privs_drop(&w.conf->global, perr, sizeof(perr)) == -1) {
+        log_begin(LOG_ERROR, "privileges");
+        log_str("error", perr);
+        log_end();
+        worker_free(&w);
+        return 1;
+    }
+    privs_check_root(&w.conf->global);
     struct service sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
                                 .cb = on_signal},
                          .w = &w,

@@ -600,6 +600,9 @@ apply_global(const struct conf *o, const struct conf *n)
     if (o->global.admin_set != n->global.admin_set ||
         (n->global.admin_set && !bind_same(&o->global.admin, &n->global.admin)))
         log_warnx("reload: the admin address changes only with a restart");
+    if (o->global.user_set != n->global.user_set || o->global.uid != n->global.uid ||
+        o->global.gid != n->global.gid)
+        log_warnx("reload: user and group change only with a restart");
 }
 
 /*
