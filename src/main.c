@@ -12,6 +12,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "fault.h"
 #include "log.h"
@@ -21,6 +22,7 @@
 #include "probe.h"
 #include "reload.h"
 #include "session.h"
+#include "sock.h"
 #include "worker.h"
 
 #define DEFAULT_CONF "/etc/mailedge/mailedge.conf"
@@ -97,6 +99,28 @@ on_watchdog(struct timer *t)
     struct service *sv = (struct service *)(void *)((char *)t - offsetof(struct service, watchdog));
     notify_send("WATCHDOG=1");
     loop_timer_at(sv->w->loop, &sv->watchdog, loop_now(sv->w->loop) + sv->watchdog_ms);
+}
+
+/* Logs every inherited socket no configured bind took; returns how many. */
+static int
+unmatched_inherited(const int *fds, int n)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        char a[ADDR_STRLEN] = "?";
+        if (fds[i] < 0)
+            continue;
+        if (sock_local(fds[i], &ss) == 0)
+            addr_format((const struct sockaddr *)&ss, a, sizeof(a));
+        log_begin(LOG_ERROR, "socket_activation");
+        log_u64("fd", (uint64_t)fds[i]);
+        log_str("addr", a);
+        log_str("error", "an inherited socket matches no bind address of the configuration");
+        log_end();
+        bad++;
+    }
+    return bad;
 }
 
 static void
@@ -190,11 +214,30 @@ main(int argc, char **argv)
     log_str("config", path);
     log_end();
 
-    struct worker w;
-    if (worker_init(&w, conf, path, NULL, 0) == -1) {
-        worker_free(&w);
+    /* Socket activation: sockets the service manager bound for us. */
+    int nfds = notify_listen_fds();
+    if (nfds == -1) {
+        log_warn("socket activation: bad LISTEN_FDS or a passed descriptor is not a listening socket");
+        conf_free(conf);
         return 1;
     }
+    int *inherited = calloc(nfds > 0 ? (size_t)nfds : 1, sizeof(*inherited));
+    if (inherited == NULL)
+        fatal("calloc");
+    for (int i = 0; i < nfds; i++)
+        inherited[i] = NOTIFY_LISTEN_FDS_START + i;
+
+    struct worker w;
+    if (worker_init(&w, conf, path, inherited, (size_t)nfds) == -1 ||
+        unmatched_inherited(inherited, nfds) > 0) {
+        worker_free(&w);
+        free(inherited);
+        return 1;
+    }
+    /* Every inherited socket is a listener's now. */
+    w.inherited = NULL;
+    w.ninherited = 0;
+    free(inherited);
     char perr[256];
     if (privs_drop(&w.conf->global, perr, sizeof(perr)) == -1) {
         log_begin(LOG_ERROR, "privileges");

@@ -21,4 +21,15 @@ void notify_send(const char *state);
  */
 uint64_t notify_watchdog_ms(void);
 
+/*
+ * Socket activation: the number of listening sockets the service manager
+ * passed (LISTEN_FDS, for this process by LISTEN_PID), numbered from
+ * NOTIFY_LISTEN_FDS_START. Each is made non-blocking and close-on-exec; the
+ * variables are removed from the environment. 0 when none, -1 (with errno)
+ * when the variables are malformed or a descriptor is not a listening
+ * stream socket.
+ */
+#define NOTIFY_LISTEN_FDS_START 3
+int notify_listen_fds(void);
+
 #endif
