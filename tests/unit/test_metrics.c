@@ -234,6 +234,43 @@ test_queue_depth(void **state)
     metrics_free(&m);
 }
 
+/* Reload counters: only with reload_info, after everything else. */
+static void
+test_reloads(void **state)
+{
+    (void)state;
+    struct metrics m;
+    struct strbuf out = {0};
+
+    fixture(&m);
+    assert_int_equal(metrics_render(&m, &out), 0);
+    assert_null(strstr(out.p, "reload"));
+    out.len = 0;
+    m.reload_info = true;
+    m.reloads_ok = 7;
+    m.reloads_failed = 2;
+    m.last_reload_ok = false;
+    m.last_reload_ok_time = 1795000000;
+    assert_int_equal(metrics_render(&m, &out), 0);
+    const char *want =
+        "# HELP mailedge_reloads_total Configuration reloads (SIGHUP), by result: success, or "
+        "failure (the old config stayed).\n"
+        "# TYPE mailedge_reloads_total counter\n"
+        "mailedge_reloads_total{result=\"success\"} 7\n"
+        "mailedge_reloads_total{result=\"failure\"} 2\n"
+        "# HELP mailedge_config_last_reload_successful 1 when the last reload (or the start) "
+        "succeeded, else 0.\n"
+        "# TYPE mailedge_config_last_reload_successful gauge\n"
+        "mailedge_config_last_reload_successful 0\n"
+        "# HELP mailedge_config_last_reload_success_timestamp_seconds Unix time of the last "
+        "successful reload, or of the start.\n"
+        "# TYPE mailedge_config_last_reload_success_timestamp_seconds gauge\n"
+        "mailedge_config_last_reload_success_timestamp_seconds 1795000000\n";
+    assert_string_equal(out.p + out.len - strlen(want), want);
+    free(out.p);
+    metrics_free(&m);
+}
+
 int
 main(void)
 {
@@ -241,6 +278,7 @@ main(void)
         cmocka_unit_test(test_render_fixture),   cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_histogram_bounds), cmocka_unit_test(test_empty),
         cmocka_unit_test(test_strbuf),           cmocka_unit_test(test_queue_depth),
+        cmocka_unit_test(test_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
