@@ -364,3 +364,33 @@ def test_notify_reloading_then_ready(rig, tmp_path, monkeypatch, binary):
         assert greeting_of(rig, lip, lport) == GREET_B
     finally:
         ns.close()
+
+
+def test_dns_answer_carried_over(rig):
+    """The answer of a server written with a host name survives a reload
+    even when the resolver fails right after it: new sessions are served."""
+    from dnsserver import DnsServer
+    name = "mx1.reload.test"
+    dns = DnsServer(rig.ip(53))
+    try:
+        a = rig.backend(2, greeting=GREET_A)
+        lip = rig.ip(1)
+        lport = h.free_port(lip)
+        conf = Conf(rig, rig.endpoint(5))
+        extra = ["resolvers %s" % dns.addr]
+
+        def body(idle):
+            return (h.backend_block("mail", [("srv1", "%s:%d" % (name, a.port))])
+                    + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail",
+                                       extra=["timeout idle %s" % idle]))
+
+        dns.set(name, [a.ip], ttl=30)
+        me = conf.start(body("5m"), extra=extra)
+        me.wait_log("resolve", server="srv1", addrs=a.ip)
+        dns.set_mode("servfail")
+        conf.write(body("6m"), extra=extra)
+        conf.reload()
+        assert greeting_of(rig, lip, lport) == GREET_A
+        h.assert_session(me.wait_session(), backend="mail", server="srv1")
+    finally:
+        dns.close()
