@@ -175,6 +175,12 @@ def test_hundred_reloads_lose_nothing(rig):
     ended = me.wait_log("session", count=nshort + 100 + 3)
     cut = [s for s in ended if s["reason"] not in ("client_closed", "backend_closed")]
     assert not cut, cut[:5]
+    # The counters went on across 100 generations: every session counted once.
+    samples = scrape(conf.admin)
+    assert metric(samples, "mailedge_sessions_active", listener="front") == 0
+    total = sum(v for (n, lbl), v in samples.items()
+                if n == "mailedge_sessions_total" and ("listener", "front") in lbl)
+    assert total == nshort + 100 + 3
 
 
 def test_broken_config_keeps_serving(rig):
@@ -270,6 +276,16 @@ def test_listener_added_and_removed(rig):
     s = me.wait_session(count=2, listener="extra")
     h.assert_session(s, reason="client_closed", backend="b")
     assert me.events("listen_closed", listener="extra")
+
+    # The name comes back: its counters continue, the session that ended on
+    # the removed listener counted, none active.
+    conf.write(two_routes(a, b, lip, lport, "a")
+               + h.listener_block("extra", h.fmt_addr(lip, xport), "smtp", "b"))
+    conf.reload()
+    samples = scrape(conf.admin)
+    assert metric(samples, "mailedge_sessions_active", listener="extra") == 0
+    assert metric(samples, "mailedge_sessions_total", listener="extra",
+                  reason="client_closed") == 2
 
 
 def test_health_carried_over(rig):
