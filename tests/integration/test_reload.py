@@ -36,12 +36,13 @@ class Conf:
         self.admin = admin
         self.path = None
 
-    def text(self, body, extra=()):
-        return (h.global_block(extra=["admin %s" % h.fmt_addr(*self.admin)] + list(extra))
+    def text(self, body, extra=(), log="stderr"):
+        return (h.global_block(log=log, extra=["admin %s" % h.fmt_addr(*self.admin)]
+                               + list(extra))
                 + body)
 
-    def start(self, body, extra=()):
-        self.path = self.rig.write_config(self.text(body, extra), name="reload.conf")
+    def start(self, body, extra=(), log="stderr"):
+        self.path = self.rig.write_config(self.text(body, extra, log), name="reload.conf")
         work = self.rig.tmp / "run-reload"
         work.mkdir()
         me = h.Mailedge(self.rig.binary, self.path, work, grace=5.0)
@@ -50,10 +51,10 @@ class Conf:
         self.me = me
         return me
 
-    def write(self, body, extra=(), raw=None):
+    def write(self, body, extra=(), raw=None, log="stderr"):
         tmp = self.path + ".new"
         with open(tmp, "w") as f:
-            f.write(raw if raw is not None else self.text(body, extra))
+            f.write(raw if raw is not None else self.text(body, extra, log))
         os.replace(tmp, self.path)
 
     def reload(self, result="success"):
@@ -410,3 +411,36 @@ def test_dns_answer_carried_over(rig):
         h.assert_session(me.wait_session(), backend="mail", server="srv1")
     finally:
         dns.close()
+
+
+def test_connecting_session_outlives_its_removed_backend(rig):
+    """A session still connecting (to a server that never answers) when a
+    reload removes its backend and listener finishes on its own
+    configuration: its connect times out, the client gets the 421, and
+    only then is the old configuration freed."""
+    a = rig.backend(2, greeting=GREET_A)
+    hole = rig.blackhole(4)
+    lip = rig.ip(1)
+    lport = h.free_port(lip)
+    sport = h.free_port(lip)
+    conf = Conf(rig, rig.endpoint(5))
+    front = (h.backend_block("a", [("srv-a", a.addr)])
+             + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "a"))
+    slow = (h.backend_block("slow", [("hole", hole.addr)], extra=["timeout connect 2s"])
+            + h.listener_block("slow", h.fmt_addr(lip, sport), "smtp", "slow"))
+    me = conf.start(front + slow, log="stderr level debug")
+    c = rig.client(lip, sport, source=rig.ip(20))
+    h.wait_until(lambda: metric(scrape(conf.admin), "mailedge_sessions_active",
+                                listener="slow") == 1, what="session connecting",
+                 info=me.describe)
+    conf.write(front, log="stderr level debug")
+    conf.reload()
+    line = me.events("reload", result="success")[-1]
+    assert line["listeners_removed"] == "slow" and line["backends_removed"] == "slow", line
+    assert greeting_of(rig, lip, lport) == GREET_A
+    assert not me.events("generation_freed")
+    c.wait_endswith(b"\r\n")
+    assert c.snapshot().startswith(b"421 4.3.2"), c.snapshot()
+    s = me.wait_session(listener="slow")
+    h.assert_session(s, reason="connect_timeout", backend="slow")
+    me.wait_log("generation_freed", generation=1)
