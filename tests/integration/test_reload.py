@@ -444,3 +444,26 @@ def test_connecting_session_outlives_its_removed_backend(rig):
     s = me.wait_session(listener="slow")
     h.assert_session(s, reason="connect_timeout", backend="slow")
     me.wait_log("generation_freed", generation=1)
+
+
+def test_burst_of_sighups(rig):
+    """SIGHUPs arriving together make one reload (or a few), never a
+    broken state: the file written before the burst is in force after it."""
+    a = rig.backend(2, greeting=GREET_A)
+    b = rig.backend(6, greeting=GREET_B)
+    lip = rig.ip(1)
+    lport = h.free_port(lip)
+    conf = Conf(rig, rig.endpoint(5))
+    me = conf.start(two_routes(a, b, lip, lport, "a"))
+    conf.write(two_routes(a, b, lip, lport, "b"))
+    for _ in range(20):
+        me.signal(signal.SIGHUP)
+    # Pending signals of one kind merge in the kernel, and requests merge
+    # until the loop runs the reload: between 1 and 20 reloads.
+    h.wait_until(lambda: reloads(conf.admin) >= 1, what="a reload", info=me.describe)
+    assert greeting_of(rig, lip, lport) == GREET_B
+    n = reloads(conf.admin)
+    assert 1 <= n <= 20 and reloads(conf.admin, "failure") == 0
+    assert 1 <= len(me.events("signal", signal="HUP")) <= 20
+    assert len(me.events("reload", result="success")) >= n
+    assert me.running
