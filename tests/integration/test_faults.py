@@ -161,20 +161,25 @@ def test_thousands_of_random_proxy_headers(rig):
     lines = s.me.sessions()
     assert len(lines) == GARBAGE_CONNECTIONS
     reasons = {ln["reason"] for ln in lines}
+    # A mangled header can still be valid: then the session is relayed, and the
+    # recording backend, closing at the client's EOF, may race mailedge's last
+    # write (backend_reset). Every outcome is a clean, logged end.
     allowed = {"proxy_invalid", "client_closed", "client_reset", "backend_closed",
-               "proxy_untrusted", "proxy_timeout"}
+               "backend_reset", "proxy_untrusted", "proxy_timeout"}
     assert reasons <= allowed, reasons - allowed
     assert "proxy_invalid" in reasons
     # A good one still works, and the backend sees the address it carries.
     c = rig.client(s.ip, s.port)
     c.send(pp.encode_v2("127.9.8.7", 4242, s.ip, s.port))
     c.wait_endswith(GREETING)
-    got = None
-    for conn in list(s.backend.conns):
-        hdr = pp.try_decode(conn.snapshot())
-        if hdr is not None and hdr.src_ip == "127.9.8.7":
-            got = hdr
-    assert got is not None and got.src_port == 4242
+    def good_header():
+        for conn in list(s.backend.conns):
+            hdr = pp.try_decode(conn.snapshot())
+            if hdr is not None and hdr.src_ip == "127.9.8.7":
+                return hdr
+        return None
+    got = h.wait_until(good_header, what="the good header at the backend")
+    assert got.src_port == 4242
     assert s.me.running
 
 
