@@ -75,6 +75,7 @@ mconf() { # name port
 global {
     log $TMP/$1.log format logfmt level info
     grace 1s
+    user $(id -un)
 }
 backend bench {
     server b1 $ADDR:$PB

@@ -126,6 +126,7 @@ global {
     log $TMP/mailedge.log format logfmt level info
     splice on
     grace 1s
+    user $(id -un)
 }
 backend bench {
     server b1 $ADDR:$P_BPROXY

@@ -227,6 +227,15 @@ main(int argc, char **argv)
     for (int i = 0; i < nfds; i++)
         inherited[i] = NOTIFY_LISTEN_FDS_START + i;
 
+    char rerr[256];
+    if (privs_check_root(&conf->global, rerr, sizeof(rerr)) == -1) {
+        log_begin(LOG_ERROR, "privileges");
+        log_str("error", rerr);
+        log_end();
+        conf_free(conf);
+        free(inherited);
+        return 1;
+    }
     struct worker w;
     if (worker_init(&w, conf, path, inherited, (size_t)nfds) == -1 ||
         unmatched_inherited(inherited, nfds) > 0) {
@@ -246,7 +255,6 @@ main(int argc, char **argv)
         worker_free(&w);
         return 1;
     }
-    privs_check_root(&w.conf->global);
     struct service sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
                                 .cb = on_signal},
                          .w = &w,

@@ -54,9 +54,12 @@ privs_drop(const struct conf_global *g, char *err, size_t cap)
     return 0;
 }
 
-void
-privs_check_root(const struct conf_global *g)
+int
+privs_check_root(const struct conf_global *g, char *err, size_t cap)
 {
-    if (geteuid() == 0 && !g->user_set)
-        log_warnx("running as root: set 'user' in the global block to drop privileges after binding");
+    if (geteuid() != 0 || g->user_set)
+        return 0;
+    snprintf(err, cap, "refusing to run as root: set 'user NAME' in the global block to drop "
+                       "privileges after binding (or 'user root' to keep them)");
+    return -1;
 }

@@ -18,9 +18,11 @@
 int privs_drop(const struct conf_global *g, char *err, size_t cap);
 
 /*
- * The one place that decides about running as root without `user`:
- * today a warning in the log.
+ * The one place that decides about running as root: started as root
+ * without `user`, mailedge refuses to go on (a forgotten `user` must not
+ * leave a public-facing proxy running as root). `user root` is the
+ * explicit way to keep root. Returns 0, or -1 with the reason in <err>.
  */
-void privs_check_root(const struct conf_global *g);
+int privs_check_root(const struct conf_global *g, char *err, size_t cap);
 
 #endif

@@ -885,8 +885,15 @@ def block(kind: str, name: Optional[str], lines) -> str:
     return "\n".join([head] + ["    " + ln for ln in lines if ln] + ["}", ""])
 
 
+# Started as root, mailedge refuses to run without `user`; the tests that are
+# not about privileges keep root explicitly (test_privileges.py covers the rest).
+AS_ROOT = ["user root"] if os.geteuid() == 0 else []
+
+
 def global_block(splice: str = "on", grace: str = "5s", log: str = "stderr", extra=()) -> str:
     lines = ["log %s" % log, "grace %s" % grace]
+    if not any(str(x).split()[:1] == ["user"] for x in extra):
+        lines += AS_ROOT
     if splice is not None:
         lines.append("splice %s" % splice)
     return block("global", None, lines + list(extra))

@@ -61,7 +61,8 @@ def test_listener_port_in_use_fails_start(rig, binary):
     blocker.bind((ip, port))
     blocker.listen(1)
     try:
-        cfg = rig.write_config(h.listener_block("front", h.fmt_addr(ip, port), "smtp",
+        cfg = rig.write_config(h.global_block() +
+                               h.listener_block("front", h.fmt_addr(ip, port), "smtp",
                                                 "127.0.0.2:25"))
         r = h.run_mailedge(binary, ["-c", cfg])
         assert r.returncode != 0

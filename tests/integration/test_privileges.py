@@ -1,7 +1,7 @@
 """user/group in global (issue 6): mailedge binds as root, then runs as the
 configured user for good (/proc/PID/status), still serves, cannot bind a
 new privileged port on reload (a clear failure, the old config stays), and
-warns when it runs as root without `user`. Needs root (CI runs as root)."""
+refuses to run as root without `user` (`user root` keeps root by choice). Needs root (CI runs as root)."""
 
 import os
 import pwd
@@ -73,7 +73,6 @@ def test_runs_as_nobody(rig, public_dir):
     assert st["Gid"] == [nobody.pw_gid] * 4, st
     assert 0 not in st["Groups"], st
     assert me.events("privileges_dropped", user="nobody")
-    assert not [ln for ln in me.logs() if "running as root" in ln.get("msg", "")]
     serve_one(rig, lip, lport)
     h.assert_session(me.wait_session(), reason="client_closed")
 
@@ -112,6 +111,25 @@ def test_reload_cannot_bind_privileged_port(rig, public_dir):
     serve_one(rig, lip, lport)
 
 
-def test_root_without_user_warns(rig):
-    s = rig.simple()
-    assert [ln for ln in s.me.logs() if "running as root" in ln.get("msg", "")], s.me.log_text()
+def test_root_without_user_is_refused(rig, binary):
+    """Started as root with no `user`, mailedge refuses before it binds
+    anything (issue 9): the port stays free and the reason is logged."""
+    b = rig.backend(2, greeting=GREETING)
+    lip = rig.ip(1)
+    lport = h.free_port(lip)
+    text = (h.block("global", None, ["log stderr"])
+            + h.backend_block("mail", [("srv1", b.addr)], send_proxy="v2")
+            + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
+    r = h.run_mailedge(binary, ["-c", rig.write_config(text)])
+    assert r.returncode == 1, r
+    assert "refusing to run as root" in r.stderr and "user NAME" in r.stderr, r.stderr
+    assert "event=ready" not in r.stderr
+    assert h.connect_refused(lip, lport)
+    # -t only reads the file: no refusal there.
+    assert h.run_mailedge(binary, ["-t", "-c", rig.write_config(text)]).returncode == 0
+
+
+def test_user_root_keeps_root_by_choice(rig):
+    s = rig.simple(global_extra=["user root"])
+    assert ids(s.me.pid)["Uid"] == [0] * 4
+    serve_one(rig, s.ip, s.port)

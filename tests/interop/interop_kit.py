@@ -193,7 +193,9 @@ class Mailedge:
 
 
 def global_block(grace="2s", extra=()):
-    lines = ["log stderr format logfmt level info", "grace %s" % grace] + list(extra)
+    # As root, mailedge refuses to run without `user`: keep root explicitly.
+    lines = (["log stderr format logfmt level info", "grace %s" % grace]
+             + (["user root"] if os.geteuid() == 0 else []) + list(extra))
     return "global {\n" + "".join("    %s\n" % ln for ln in lines) + "}\n"
 
 
