@@ -21,6 +21,7 @@
 #include "privs.h"
 #include "probe.h"
 #include "reload.h"
+#include "roundtrip.h"
 #include "session.h"
 #include "sock.h"
 #include "worker.h"
@@ -49,7 +50,7 @@ static void
 version(void)
 {
     printf("mailedge %s\n", MAILEDGE_VERSION);
-    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe%s\n",
+    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe roundtrip%s\n",
            notify_available() ? " systemd-notify" : "");
 }
 
@@ -141,6 +142,8 @@ main(int argc, char **argv)
     int ch;
     if (argc > 1 && strcmp(argv[1], "probe") == 0)
         return probe_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "roundtrip") == 0)
+        return roundtrip_main(argc - 1, argv + 1);
     while ((ch = getopt(argc, argv, "c:tfVh")) != -1) {
         switch (ch) {
         case 'c':
