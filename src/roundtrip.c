@@ -464,8 +464,7 @@ roundtrip_main(int argc, char **argv)
         return usage_error("--imap: URL too long");
     char pg_url[URL_MAX];
     if (r->o.pushgateway != NULL &&
-        rt_pushgateway_url(pg_url, sizeof(pg_url), r->o.pushgateway, r->o.job, r->o.instance) ==
-            0)
+        rt_pushgateway_url(pg_url, sizeof(pg_url), r->o.pushgateway, r->o.job, r->o.instance) == 0)
         return usage_error("--pushgateway: URL too long");
 
     uint8_t rnd[16];

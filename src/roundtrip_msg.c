@@ -59,8 +59,7 @@ rt_usage(void)
            "  --poll-interval D     between searches (default 2s)\n"
            "  --pushgateway URL     Prometheus Pushgateway (or $" RT_ENV_PUSHGATEWAY ")\n"
            "  --push-url URL        push monitor, HTTP GET (or $" RT_ENV_PUSH_URL ")\n"
-           "  --job NAME            Pushgateway job and marker scope (default " RT_JOB_DEFAULT
-           ")\n"
+           "  --job NAME            Pushgateway job and marker scope (default " RT_JOB_DEFAULT ")\n"
            "  --instance NAME       Pushgateway instance label\n"
            "  --backoff D           first push retry delay, doubled after (default 1s)\n"
            "exit: 0 ok and pushed, 1 round trip failed, 2 ok but every push failed, 3 usage\n";
@@ -114,8 +113,8 @@ static const struct option longopts[] = {
 static int
 is_password_arg(const char *a)
 {
-    static const char *const names[] = {"--password", "--pass", "--passwd", "--pw",
-                                        "--smtp-password", "--imap-password"};
+    static const char *const names[] = {"--password", "--pass",          "--passwd",
+                                        "--pw",       "--smtp-password", "--imap-password"};
     if (strncmp(a, "-p", 2) == 0)
         return 1;
     for (size_t i = 0; i < ARRAY_LEN(names); i++) {
@@ -130,8 +129,7 @@ static int
 parse_dur(const char *opt, const char *v, uint64_t min_ms, uint64_t *out, char *err, size_t cap)
 {
     if (util_parse_duration(v, out) == -1) {
-        seterr(err, cap, "%s: '%s' is not a duration (a number with ms, s, m or h: 10s)", opt,
-               v);
+        seterr(err, cap, "%s: '%s' is not a duration (a number with ms, s, m or h: 10s)", opt, v);
         return -1;
     }
     if (*out < min_ms) {
@@ -175,7 +173,7 @@ rt_parse_args(int argc, char **argv, struct rt_opts *o, char *err, size_t errcap
     optind = 0; /* GNU: start afresh (the command may be parsed more than once in tests) */
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
         uint64_t v;
         switch (ch) {
         case OPT_SMTP:
@@ -362,8 +360,7 @@ name_valid(const char *s)
 }
 
 int
-rt_check(struct rt_opts *o, const struct rt_env *env, int have_password, char *err,
-         size_t errcap)
+rt_check(struct rt_opts *o, const struct rt_env *env, int have_password, char *err, size_t errcap)
 {
     static const char *const smtp_schemes[] = {"smtp", "smtps"};
     static const char *const imap_schemes[] = {"imap", "imaps"};
@@ -391,9 +388,8 @@ rt_check(struct rt_opts *o, const struct rt_env *env, int have_password, char *e
         o->push_url = env->push_url;
         o->push_url_from_env = 1;
     }
-    if (o->pushgateway != NULL &&
-        check_url("--pushgateway", o->pushgateway, http_schemes, 2, o->pushgateway_from_env, err,
-                  errcap) == -1)
+    if (o->pushgateway != NULL && check_url("--pushgateway", o->pushgateway, http_schemes, 2,
+                                            o->pushgateway_from_env, err, errcap) == -1)
         return -1;
     if (o->push_url != NULL) {
         if (check_url("--push-url", o->push_url, http_schemes, 2, o->push_url_from_env, err,
@@ -550,16 +546,15 @@ rt_message(char *buf, size_t cap, const char *from, const char *to, const char *
              "From: <%s>\r\n"
              "To: <%s>\r\n"
              "Subject: mailedge roundtrip %s\r\n"
-             "Message-ID: <mailedge-roundtrip.%s@%s>\r\n"
-             RT_HEADER ": job=%s; token=%s\r\n"
+             "Message-ID: <mailedge-roundtrip.%s@%s>\r\n" RT_HEADER ": job=%s; token=%s\r\n"
              "Auto-Submitted: auto-generated\r\n"
              "MIME-Version: 1.0\r\n"
              "Content-Type: text/plain; charset=us-ascii\r\n"
              "\r\n"
              "Sent by mailedge roundtrip to measure end-to-end delivery.\r\n"
              "It deletes this message itself once it has found it.\r\n",
-             wd[tm.tm_wday], tm.tm_mday, mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, from, to, token, token, domain, job, token) == -1)
+             wd[tm.tm_wday], tm.tm_mday, mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec, from, to, token, token, domain, job, token) == -1)
         return 0;
     return len;
 }
@@ -644,8 +639,7 @@ rt_imap_url(char *buf, size_t cap, const char *url)
 }
 
 size_t
-rt_pushgateway_url(char *buf, size_t cap, const char *base, const char *job,
-                   const char *instance)
+rt_pushgateway_url(char *buf, size_t cap, const char *base, const char *job, const char *instance)
 {
     size_t len = 0;
     const char *rest = strstr(base, "://");
@@ -713,9 +707,9 @@ rt_push_url(char *buf, size_t cap, const char *base, const struct rt_result *r)
 {
     size_t len = 0;
     size_t n = strlen(base);
-    const char *sep = strchr(base, '?') == NULL ? "?"
+    const char *sep = strchr(base, '?') == NULL                               ? "?"
                       : (n > 0 && (base[n - 1] == '?' || base[n - 1] == '&')) ? ""
-                                                                             : "&";
+                                                                              : "&";
     if (addf(buf, cap, &len, "%s%s", base, sep) == -1)
         return 0;
     if (r->ok) {
