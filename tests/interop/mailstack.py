@@ -14,13 +14,21 @@ Postfix 3.7 (one instance, `postfix -c DIR`):
   plain         127.0.0.1:P   smtpd without PROXY
   victim        127.0.0.1:P   a second PROXY smtpd, only for the probe test that
                               crashes/throttles smtpd (so no other port suffers)
+  subauth       127.0.0.1:P   submission as in production: STARTTLS required,
+                              AUTH (Dovecot SASL) required, no PROXY
+  subauth_proxy 127.0.0.1:P   the same behind smtpd_upstream_proxy_protocol
   logs to maillog_file (postlogd), delivers test@example.test to a Maildir
   (virtual(8), uid/gid of the Debian `mail` user).
 Dovecot 2.3 (`dovecot -c FILE`):
   imap_proxy / pop3_proxy  127.0.0.1 and ::1, haproxy = yes,
                            haproxy_trusted_networks = 127.0.0.0/8 ::1
-  imap / pop3              127.0.0.1, plain
-  user test / password "secret", the same Maildir.
+  imap / pop3              127.0.0.1, plain (STARTTLS offered, not required)
+  imaps                    127.0.0.1, implicit TLS
+  user test / password "secret", the same Maildir; an auth socket for
+  Postfix's SASL.
+TLS: a self-signed certificate made with openssl at start-up (tls/cert.pem,
+  CN and subjectAltName mx.example.test, localhost, 127.0.0.1, ::1);
+  `tls_cert` in info() is the file to give clients as their CA.
 
 CLI (what scripts/demo.sh uses):
   /usr/bin/python3 tests/interop/mailstack.py install
@@ -47,7 +55,7 @@ import time
 # constants
 
 PACKAGES = ["postfix", "dovecot-imapd", "dovecot-pop3d", "swaks", "haproxy",
-            "libio-socket-inet6-perl"]  # swaks needs the latter for IPv6
+            "libio-socket-inet6-perl", "openssl"]  # swaks needs libio-socket-inet6-perl for IPv6
 DOMAIN = "example.test"
 HOSTNAME = "mx.example.test"
 USER = "test"
@@ -364,6 +372,20 @@ smtpd            pass  -       -      n      -      -       smtpd
 {victim_addr}  inet  n       -      n      -      -       smtpd
   -o syslog_name=postfix/victim
   -o smtpd_upstream_proxy_protocol=haproxy
+{subauth_addr}  inet  n       -      n      -      -       smtpd
+  -o syslog_name=postfix/subauth
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+{subauth_proxy_addr}  inet  n       -      n      -      -       smtpd
+  -o syslog_name=postfix/subauth_proxy
+  -o smtpd_upstream_proxy_protocol=haproxy
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+tlsmgr           unix  -       -      n      1000?  1       tlsmgr
 pickup           unix  n       -      n      60     1       pickup
 cleanup          unix  n       -      n      -      0       cleanup
 qmgr             unix  n       -      n      300    1       qmgr
@@ -427,6 +449,11 @@ postscreen_dnsbl_sites =
 postscreen_access_list =
 postscreen_upstream_proxy_protocol = haproxy
 postscreen_cache_map = btree:$data_directory/postscreen_cache
+# TLS and SASL are only switched on by the subauth services (master.cf)
+smtpd_tls_cert_file = {tls_cert}
+smtpd_tls_key_file = {tls_key}
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = {auth_socket}
 """
 
 DOVECOT_CONF = """\
@@ -437,7 +464,9 @@ state_dir = {state}
 log_path = {log}
 protocols = imap pop3
 listen = 127.0.0.1, ::1
-ssl = no
+ssl = yes
+ssl_cert = <{tls_cert}
+ssl_key = <{tls_key}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = {uid}
@@ -466,7 +495,9 @@ service imap-login {{
     haproxy = yes
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps}
+    ssl = yes
   }}
 }}
 service pop3-login {{
@@ -483,6 +514,12 @@ service pop3-login {{
     port = 0
   }}
 }}
+service auth {{
+  # Postfix's SASL (the subauth services)
+  unix_listener auth-postfix {{
+    mode = 0666
+  }}
+}}
 """
 
 
@@ -490,7 +527,7 @@ class MailStack:
     """Postfix + Dovecot in base_dir. Use up()/down(), or as a context manager.
 
     ports: dict with postscreen, submission, submission6 (on ::1), plain,
-    victim, imap, imap_proxy, pop3, pop3_proxy. imap_proxy and pop3_proxy
+    victim, subauth, subauth_proxy, imap, imaps, imap_proxy, pop3, pop3_proxy. imap_proxy and pop3_proxy
     listen on 127.0.0.1 and ::1 with the same port."""
 
     def __init__(self, base_dir=None, greet_wait="1s", ports=None):
@@ -510,6 +547,10 @@ class MailStack:
         self.dc_conf = os.path.join(self.dc_dir, "dovecot.conf")
         self.dc_run = os.path.join(self.dc_dir, "run")
         self.dc_log = os.path.join(self.dc_dir, "dovecot.log")
+        self.auth_socket = os.path.join(self.dc_run, "auth-postfix")  # relative in dovecot.conf
+        self.tls_dir = os.path.join(self.base, "tls")
+        self.tls_cert = os.path.join(self.tls_dir, "cert.pem")
+        self.tls_key = os.path.join(self.tls_dir, "key.pem")
         self.mailbase = os.path.join(self.base, "mail")
         self.maildir = os.path.join(self.mailbase, USER, "Maildir")
         self.postfix_log = LogFile(self.pf_log)
@@ -529,6 +570,7 @@ class MailStack:
             "dovecot_config": self.dc_conf,
             "dovecot_log": self.dc_log,
             "maildir": self.maildir,
+            "tls_cert": self.tls_cert,
             "user": USER,
             "password": PASSWORD,
             "address": ADDRESS,
@@ -545,6 +587,7 @@ class MailStack:
         self._write_state()         # early, so `down` can clean up a half-started stack
         try:
             self._make_maildir()
+            self._make_cert()
             self._postfix_setup()
             self._postfix_start()
             self._dovecot_setup()
@@ -631,6 +674,23 @@ class MailStack:
 
     # ---- internals
 
+    def _make_cert(self):
+        """A self-signed certificate for Postfix's STARTTLS and Dovecot's TLS."""
+        if os.path.exists(self.tls_cert) and os.path.exists(self.tls_key):
+            return
+        os.makedirs(self.tls_dir, exist_ok=True)
+        os.chmod(self.tls_dir, 0o755)
+        r = subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
+                            "-subj", "/CN=" + HOSTNAME, "-addext",
+                            "subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1" % HOSTNAME,
+                            "-keyout", self.tls_key, "-out", self.tls_cert],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise StackError("openssl req failed:\n" + r.stdout)
+        os.chmod(self.tls_key, 0o600)
+        os.chmod(self.tls_cert, 0o644)
+
     def _mail_ids(self):
         import pwd
         pw = pwd.getpwnam(MAIL_UID_NAME)
@@ -638,7 +698,8 @@ class MailStack:
 
     def _choose_ports(self):
         used = set(self.ports.values())
-        for name in ("postscreen", "submission", "plain", "victim", "imap", "pop3"):
+        for name in ("postscreen", "submission", "plain", "victim", "subauth", "subauth_proxy",
+                     "imap", "imaps", "pop3"):
             if name not in self.ports:
                 self.ports[name] = free_port("127.0.0.1", used)
                 used.add(self.ports[name])
@@ -692,12 +753,15 @@ class MailStack:
                 sub_addr=fmt_addr("127.0.0.1", p["submission"]),
                 sub6_addr=fmt_addr("::1", p["submission6"]),
                 plain_addr=fmt_addr("127.0.0.1", p["plain"]),
-                victim_addr=fmt_addr("127.0.0.1", p["victim"])))
+                victim_addr=fmt_addr("127.0.0.1", p["victim"]),
+                subauth_addr=fmt_addr("127.0.0.1", p["subauth"]),
+                subauth_proxy_addr=fmt_addr("127.0.0.1", p["subauth_proxy"])))
         with open(os.path.join(self.pf_etc, "main.cf"), "w") as f:
             f.write(MAIN_CF.format(
                 spool=self.pf_spool, data=self.pf_data, hostname=HOSTNAME, domain=DOMAIN,
                 mailbase=self.mailbase, etc=self.pf_etc, uid=uid, gid=gid,
-                maillog=self.pf_log, base=self.base, greet_wait=self.greet_wait))
+                maillog=self.pf_log, base=self.base, greet_wait=self.greet_wait,
+                tls_cert=self.tls_cert, tls_key=self.tls_key, auth_socket=self.auth_socket))
         with open(os.path.join(self.pf_etc, "vmailbox"), "w") as f:
             f.write("%s %s/Maildir/\n" % (ADDRESS, USER))
         r = subprocess.run([tool("postfix"), "-c", self.pf_etc, "check"], env=self._postfix_env(),
@@ -767,7 +831,8 @@ class MailStack:
                 instance="mailedge-interop-%d" % os.getpid(), run=self.dc_run,
                 state=os.path.join(self.dc_dir, "state"), log=self.dc_log, uid=uid, gid=gid,
                 maildir=self.maildir, users=users, imap=p["imap"], imap_proxy=p["imap_proxy"],
-                pop3=p["pop3"], pop3_proxy=p["pop3_proxy"]))
+                pop3=p["pop3"], pop3_proxy=p["pop3_proxy"], imaps=p["imaps"],
+                tls_cert=self.tls_cert, tls_key=self.tls_key, auth_socket=self.auth_socket))
 
     def _dovecot_pidfile(self):
         return os.path.join(self.dc_run, "master.pid")
@@ -794,7 +859,8 @@ class MailStack:
     def _wait_ready(self):
         p = self.ports
         checks = [("127.0.0.1", p[n]) for n in ("postscreen", "submission", "plain", "victim",
-                                                "imap", "imap_proxy", "pop3", "pop3_proxy")]
+                                                "subauth", "subauth_proxy", "imap", "imaps",
+                                                "imap_proxy", "pop3", "pop3_proxy")]
         checks += [("::1", p["submission6"]), ("::1", p["imap_proxy"]), ("::1", p["pop3_proxy"])]
         for ip, port in checks:
             wait_until(lambda: listening(ip, port), 20 * SCALE,
