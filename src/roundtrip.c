@@ -320,7 +320,7 @@ poll_message(struct run *r, uint64_t *found_at, CURL **keep)
         }
         if (rc == CURLE_LOGIN_DENIED) {
             curl_easy_cleanup(h);
-            return -1; /* polling will not fix a password */
+            return -1; /* a password or a missing mailbox (libcurl: the same code) */
         }
         if (n == 0) {
             searched = 1;
