@@ -445,8 +445,8 @@ roundtrip_main(int argc, char **argv)
                          .password = getenv(RT_ENV_PASSWORD),
                          .pushgateway = getenv(RT_ENV_PUSHGATEWAY),
                          .push_url = getenv(RT_ENV_PUSH_URL)};
-    int have_password = r->o.password_file != NULL || (env.password && env.password[0]);
-    if (rt_check(&r->o, &env, have_password, err, sizeof(err)) == -1)
+    const char *envpw = env.password != NULL && env.password[0] != '\0' ? env.password : NULL;
+    if (rt_check(&r->o, &env, r->o.password_file != NULL || envpw != NULL, err, sizeof(err)) == -1)
         return usage_error(err);
     if (r->o.password_file != NULL) {
         if (read_password_file(r->o.password_file, r->password, sizeof(r->password), err,
@@ -454,11 +454,11 @@ roundtrip_main(int argc, char **argv)
             fprintf(stderr, "mailedge roundtrip: %s\n", err);
             return RT_EXIT_USAGE;
         }
-    } else if (strlen(env.password) >= sizeof(r->password)) {
+    } else if (envpw == NULL || strlen(envpw) >= sizeof(r->password)) {
         fprintf(stderr, "mailedge roundtrip: $" RT_ENV_PASSWORD " is too long\n");
         return RT_EXIT_USAGE;
     } else {
-        memcpy(r->password, env.password, strlen(env.password) + 1);
+        memcpy(r->password, envpw, strlen(envpw) + 1);
     }
     if (rt_imap_url(r->imap_url, sizeof(r->imap_url), r->o.imap_url) == 0)
         return usage_error("--imap: URL too long");

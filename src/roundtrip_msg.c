@@ -452,7 +452,7 @@ void
 rt_token(const uint8_t rnd[16], char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
+    for (size_t i = 0; i < 16; i++) {
         out[2 * i] = hex[rnd[i] >> 4];
         out[2 * i + 1] = hex[rnd[i] & 15];
     }
@@ -691,7 +691,7 @@ static int
 add_pct(char *buf, size_t cap, size_t *len, const char *s, size_t max_in)
 {
     static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; s[i] != '\0' && i < max_in; i++) {
+    for (size_t i = 0; i < max_in && s[i] != '\0'; i++) {
         unsigned char c = (unsigned char)s[i];
         int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '-' || c == '_' || c == '.' || c == '~';
