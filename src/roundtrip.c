@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -473,6 +474,8 @@ roundtrip_main(int argc, char **argv)
         return RT_EXIT_FAILED;
     }
     rt_token(rnd, r->token);
+    /* CURLOPT_NOSIGNAL also stops libcurl from ignoring SIGPIPE for us. */
+    signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "mailedge roundtrip: libcurl initialisation failed\n");
         return RT_EXIT_FAILED;
