@@ -27,7 +27,7 @@
 #define RESP_MAX (1u << 20) /* untagged IMAP replies we keep per command */
 #define MSG_MAX 4096
 #define URL_MAX 4096
-#define REASON_MAX 256
+#define REASON_MAX (CURL_ERROR_SIZE + 64)
 
 struct run {
     struct rt_opts o;
