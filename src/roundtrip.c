@@ -23,7 +23,7 @@
 #include "roundtrip.h"
 #include "roundtrip_msg.h"
 
-#define PASSWORD_MAX 1024
+#define PASSWORD_MAX 1024   /* bytes, NUL included */
 #define RESP_MAX (1u << 20) /* untagged IMAP replies we keep per command */
 #define MSG_MAX 4096
 #define URL_MAX 4096
@@ -32,6 +32,7 @@
 struct run {
     struct rt_opts o;
     char password[PASSWORD_MAX];
+    char smtp_password[PASSWORD_MAX];
     char token[RT_TOKEN_LEN + 1];
     char imap_url[URL_MAX];
     char errbuf[CURL_ERROR_SIZE];
@@ -56,25 +57,26 @@ sleep_ms(uint64_t ms)
 
 /* The first line of <path>, without its line end. Returns 0, or -1 with <err> set. */
 static int
-read_password_file(const char *path, char *out, size_t cap, char *err, size_t errcap)
+read_password_file(const char *opt, const char *path, char *out, size_t cap, char *err,
+                   size_t errcap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
-        snprintf(err, errcap, "--password-file %s: %s", path, strerror(errno));
+        snprintf(err, errcap, "%s %s: %s", opt, path, strerror(errno));
         return -1;
     }
     size_t len = 0;
     for (;;) {
         if (len + 1 >= cap) {
             close(fd);
-            snprintf(err, errcap, "--password-file %s: longer than %zu bytes", path, cap - 1);
+            snprintf(err, errcap, "%s %s: longer than %zu bytes", opt, path, cap - 1);
             return -1;
         }
         ssize_t n = read(fd, out + len, cap - 1 - len);
         if (n == -1 && errno == EINTR)
             continue;
         if (n == -1) {
-            snprintf(err, errcap, "--password-file %s: %s", path, strerror(errno));
+            snprintf(err, errcap, "%s %s: %s", opt, path, strerror(errno));
             close(fd);
             return -1;
         }
@@ -86,9 +88,31 @@ read_password_file(const char *path, char *out, size_t cap, char *err, size_t er
     out[len] = '\0';
     out[strcspn(out, "\r\n")] = '\0';
     if (out[0] == '\0') {
-        snprintf(err, errcap, "--password-file %s: empty", path);
+        snprintf(err, errcap, "%s %s: empty", opt, path);
         return -1;
     }
+    return 0;
+}
+
+/* The password from <file> (wins) or <envval> into <out> (PASSWORD_MAX); -1 after a message. */
+static int
+load_password(const char *file, const char *envval, const char *envname, char *out)
+{
+    char err[512];
+    if (file != NULL) {
+        const char *opt =
+            strcmp(envname, RT_ENV_PASSWORD) == 0 ? "--password-file" : "--smtp-password-file";
+        if (read_password_file(opt, file, out, PASSWORD_MAX, err, sizeof(err)) == -1) {
+            fprintf(stderr, "mailedge roundtrip: %s\n", err);
+            return -1;
+        }
+        return 0;
+    }
+    if (envval == NULL || strlen(envval) >= PASSWORD_MAX) {
+        fprintf(stderr, "mailedge roundtrip: $%s is %s\n", envname, envval ? "too long" : "unset");
+        return -1;
+    }
+    memcpy(out, envval, strlen(envval) + 1);
     return 0;
 }
 
@@ -205,8 +229,8 @@ send_message(struct run *r)
     if (r->o.smtp_auth) {
         /* AUTH happens when the server offers it (after STARTTLS); a port 25
          * MX that offers none takes the message without. */
-        curl_easy_setopt(h, CURLOPT_USERNAME, r->o.user);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, r->password);
+        curl_easy_setopt(h, CURLOPT_USERNAME, r->o.smtp_user ? r->o.smtp_user : r->o.user);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, r->smtp_password);
     }
     CURLcode rc = rcpt != NULL ? curl_easy_perform(h) : CURLE_OUT_OF_MEMORY;
     if (rc != CURLE_OK)
@@ -425,7 +449,7 @@ push(const struct run *r, const char *label, const char *url, const char *body)
 static int
 usage_error(const char *msg)
 {
-    fprintf(stderr, "mailedge roundtrip: %s\n%s", msg, rt_usage());
+    fprintf(stderr, "mailedge roundtrip: %s\n(mailedge roundtrip --help lists the options)\n", msg);
     return RT_EXIT_USAGE;
 }
 
@@ -449,18 +473,16 @@ roundtrip_main(int argc, char **argv)
     const char *envpw = env.password != NULL && env.password[0] != '\0' ? env.password : NULL;
     if (rt_check(&r->o, &env, r->o.password_file != NULL || envpw != NULL, err, sizeof(err)) == -1)
         return usage_error(err);
-    if (r->o.password_file != NULL) {
-        if (read_password_file(r->o.password_file, r->password, sizeof(r->password), err,
-                               sizeof(err)) == -1) {
-            fprintf(stderr, "mailedge roundtrip: %s\n", err);
-            return RT_EXIT_USAGE;
-        }
-    } else if (envpw == NULL || strlen(envpw) >= sizeof(r->password)) {
-        fprintf(stderr, "mailedge roundtrip: $" RT_ENV_PASSWORD " is too long\n");
+    if (load_password(r->o.password_file, envpw, RT_ENV_PASSWORD, r->password) == -1)
         return RT_EXIT_USAGE;
-    } else {
-        memcpy(r->password, envpw, strlen(envpw) + 1);
-    }
+    const char *envsmtp = getenv(RT_ENV_SMTP_PASSWORD);
+    if (envsmtp != NULL && envsmtp[0] == '\0')
+        envsmtp = NULL;
+    if (r->o.smtp_password_file == NULL && envsmtp == NULL)
+        memcpy(r->smtp_password, r->password, sizeof(r->password));
+    else if (load_password(r->o.smtp_password_file, envsmtp, RT_ENV_SMTP_PASSWORD,
+                           r->smtp_password) == -1)
+        return RT_EXIT_USAGE;
     if (rt_imap_url(r->imap_url, sizeof(r->imap_url), r->o.imap_url) == 0)
         return usage_error("--imap: URL too long");
     char pg_url[URL_MAX];
@@ -560,6 +582,7 @@ roundtrip_main(int argc, char **argv)
     printf("%s\n", line);
     fflush(stdout);
     explicit_bzero(r->password, sizeof(r->password));
+    explicit_bzero(r->smtp_password, sizeof(r->smtp_password));
 
     if (!res.ok)
         return RT_EXIT_FAILED;

@@ -49,6 +49,9 @@ rt_usage(void)
            "  --imap URL            imap://host[:port][/MAILBOX] (STARTTLS) or imaps://...\n"
            "  --user NAME           login for IMAP and SMTP AUTH (or $" RT_ENV_USER ")\n"
            "  --password-file PATH  password file (else $" RT_ENV_PASSWORD ")\n"
+           "  --smtp-user NAME      SMTP AUTH login when it is not --user\n"
+           "  --smtp-password-file PATH  its password (else $" RT_ENV_SMTP_PASSWORD "\n"
+           "                        or the one above)\n"
            "  --from ADDR, --to ADDR  envelope and header addresses (default: the user)\n"
            "  --no-smtp-auth        send without AUTH (port 25, trusted network)\n"
            "  --starttls MODE       require (default), try or off, for smtp:// and imap://\n"
@@ -72,6 +75,8 @@ enum {
     OPT_FROM,
     OPT_TO,
     OPT_PASSWORD_FILE,
+    OPT_SMTP_USER,
+    OPT_SMTP_PASSWORD_FILE,
     OPT_PUSHGATEWAY,
     OPT_PUSH_URL,
     OPT_JOB,
@@ -93,6 +98,8 @@ static const struct option longopts[] = {
     {"from", required_argument, NULL, OPT_FROM},
     {"to", required_argument, NULL, OPT_TO},
     {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+    {"smtp-user", required_argument, NULL, OPT_SMTP_USER},
+    {"smtp-password-file", required_argument, NULL, OPT_SMTP_PASSWORD_FILE},
     {"pushgateway", required_argument, NULL, OPT_PUSHGATEWAY},
     {"push-url", required_argument, NULL, OPT_PUSH_URL},
     {"job", required_argument, NULL, OPT_JOB},
@@ -152,13 +159,15 @@ rt_parse_args(int argc, char **argv, struct rt_opts *o, char *err, size_t errcap
     o->poll_attempts = RT_POLL_ATTEMPTS_DEFAULT;
     o->job = RT_JOB_DEFAULT;
 
-    /* Before getopt: "--password-file" must not be taken for a prefix match. */
+    /* Before getopt, which would take "--pass" for a prefix of "--password-file". */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
             break;
-        if (strncmp(argv[i], "--password-file", 15) == 0 &&
-            (argv[i][15] == '\0' || argv[i][15] == '=')) {
-            if (argv[i][15] == '\0')
+        size_t fl = strncmp(argv[i], "--password-file", 15) == 0        ? 15
+                    : strncmp(argv[i], "--smtp-password-file", 20) == 0 ? 20
+                                                                        : 0;
+        if (fl > 0 && (argv[i][fl] == '\0' || argv[i][fl] == '=')) {
+            if (argv[i][fl] == '\0')
                 i++; /* its value is a path, whatever it looks like */
             continue;
         }
@@ -193,6 +202,12 @@ rt_parse_args(int argc, char **argv, struct rt_opts *o, char *err, size_t errcap
             break;
         case OPT_PASSWORD_FILE:
             o->password_file = optarg;
+            break;
+        case OPT_SMTP_USER:
+            o->smtp_user = optarg;
+            break;
+        case OPT_SMTP_PASSWORD_FILE:
+            o->smtp_password_file = optarg;
             break;
         case OPT_PUSHGATEWAY:
             o->pushgateway = optarg;
@@ -409,6 +424,22 @@ rt_check(struct rt_opts *o, const struct rt_env *env, int have_password, char *e
             seterr(err, errcap, "--user: control characters are not allowed");
             return -1;
         }
+    }
+    if (o->smtp_user != NULL) {
+        if (o->smtp_user[0] == '\0') {
+            seterr(err, errcap, "--smtp-user: empty");
+            return -1;
+        }
+        for (const char *p = o->smtp_user; *p; p++) {
+            if ((unsigned char)*p < ' ' || *p == 0x7f) {
+                seterr(err, errcap, "--smtp-user: control characters are not allowed");
+                return -1;
+            }
+        }
+    }
+    if (!o->smtp_auth && (o->smtp_user != NULL || o->smtp_password_file != NULL)) {
+        seterr(err, errcap, "--no-smtp-auth contradicts --smtp-user and --smtp-password-file");
+        return -1;
     }
     if (!have_password) {
         seterr(err, errcap, "no password: give --password-file PATH or set " RT_ENV_PASSWORD);

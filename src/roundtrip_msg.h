@@ -36,6 +36,7 @@
 /* The environment variables read (names documented in docs/roundtrip.md). */
 #define RT_ENV_USER "MAILEDGE_ROUNDTRIP_USER"
 #define RT_ENV_PASSWORD "MAILEDGE_ROUNDTRIP_PASSWORD"
+#define RT_ENV_SMTP_PASSWORD "MAILEDGE_ROUNDTRIP_SMTP_PASSWORD"
 #define RT_ENV_PUSHGATEWAY "MAILEDGE_ROUNDTRIP_PUSHGATEWAY"
 #define RT_ENV_PUSH_URL "MAILEDGE_ROUNDTRIP_PUSH_URL"
 
@@ -51,8 +52,10 @@ struct rt_opts {
     const char *user;
     const char *from, *to;
     const char *password_file;
-    const char *pushgateway; /* http(s) base or full /metrics/job/... URL */
-    const char *push_url;    /* http(s), Uptime Kuma style */
+    const char *smtp_user;          /* SMTP AUTH login when not the IMAP user */
+    const char *smtp_password_file; /* its password, when not the IMAP one */
+    const char *pushgateway;        /* http(s) base or full /metrics/job/... URL */
+    const char *push_url;           /* http(s), Uptime Kuma style */
     const char *job;
     const char *instance;
     const char *cacert;

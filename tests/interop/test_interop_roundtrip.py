@@ -301,6 +301,29 @@ def test_roundtrip_exit1_imap_login_denied_then_cleanup(stack, receiver):
     assert not marked(stack, job="rt_denied")
 
 
+def test_roundtrip_separate_smtp_credentials(stack, marks):
+    """--smtp-user and MAILEDGE_ROUNDTRIP_SMTP_PASSWORD are used for AUTH
+    only: a wrong SMTP password fails at smtp (the IMAP password is right),
+    the right one works while the main password is the IMAP one."""
+    p = stack.ports
+    args = common("rt_smtpcred") + [
+        "--smtp", "smtp://127.0.0.1:%d" % p["subauth"], "--smtp-user", "test",
+        "--imap", "imaps://127.0.0.1:%d" % p["imaps"], "--cacert", stack.tls_cert]
+    rc, out, err = run(args, env={"MAILEDGE_ROUNDTRIP_SMTP_PASSWORD": "wrong"})
+    assert rc == 1, out + err
+    r = result(out)
+    assert r["stage"] == "smtp", out
+    stack.postfix_log.wait_for(r"postfix/subauth/smtpd\[\d+\]: disconnect from .* auth=0/1",
+                               since=marks["postfix"])
+    pwfile = os.path.join(stack.base, "rt-smtp-password")
+    with open(pwfile, "w") as f:
+        f.write("secret\n")
+    rc, out, err = run(args + ["--smtp-password-file", pwfile],
+                       env={"MAILEDGE_ROUNDTRIP_SMTP_PASSWORD": "wrong"})
+    assert rc == 0, out + err          # the file wins over the environment
+    assert not marked(stack, job="rt_smtpcred")
+
+
 def test_roundtrip_exit1_smtp_dead(stack, receiver):
     """Nothing listens on the SMTP port: the message never leaves, exit 1,
     and the failure is still pushed."""

@@ -114,6 +114,13 @@ test_args_password_refused(void **state)
     assert_string_equal(o.password_file, "-pfile");
     assert_int_equal(parse(BASE " --password-file=/x", &o, err, sizeof(err)), 0);
     assert_string_equal(o.password_file, "/x");
+    assert_int_equal(parse(BASE " --smtp-password-file -pw --smtp-user s@x.y", &o, err,
+                           sizeof(err)),
+                     0);
+    assert_string_equal(o.smtp_password_file, "-pw");
+    assert_string_equal(o.smtp_user, "s@x.y");
+    assert_int_equal(parse(BASE " --smtp-password-file=/s", &o, err, sizeof(err)), 0);
+    assert_string_equal(o.smtp_password_file, "/s");
 }
 
 struct bad_case {
@@ -173,6 +180,10 @@ test_check_bad(void **state)
          "refusing credentials"},
         {"--smtp smtp://mx --imap imap://mx --user u@x.y --push-url http://k/p#x", "fragment"},
         {"--smtp smtp://mx --imap imap://mx --user u@x.y --insecure --cacert /c", "contradict"},
+        {"--smtp smtp://mx --imap imap://mx --user u@x.y --no-smtp-auth --smtp-user s",
+         "contradicts"},
+        {"--smtp smtp://mx --imap imap://mx --user u@x.y --no-smtp-auth --smtp-password-file /p",
+         "contradicts"},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         struct rt_opts o;
