@@ -324,6 +324,26 @@ def test_roundtrip_separate_smtp_credentials(stack, marks):
     assert not marked(stack, job="rt_smtpcred")
 
 
+@pytest.mark.parametrize("case", ["starttls-required", "unverified-cert"])
+def test_roundtrip_exit1_tls_policy(stack, marks, case):
+    """The default --starttls require refuses a server without STARTTLS
+    (no AUTH in clear), and certificates are verified unless told otherwise."""
+    p = stack.ports
+    smtp = p["plain"] if case == "starttls-required" else p["subauth"]
+    rc, out, err = run(common("rt_tls") + [
+        "--smtp", "smtp://127.0.0.1:%d" % smtp, "--imap", "imap://127.0.0.1:%d" % p["imap"]])
+    assert rc == 1, out + err
+    r = result(out)
+    assert r["stage"] == "smtp", out
+    if case == "starttls-required":
+        assert "STARTTLS" in r["reason"], out
+    else:
+        assert "certificate" in r["reason"], out
+        # Postfix's complaint about the aborted handshake stays in this test's slice
+        stack.postfix_log.wait_for(r"postfix/subauth/smtpd\[\d+\]: disconnect from "
+                                   r"unknown\[127\.0\.0\.1\]", since=marks["postfix"])
+
+
 def test_roundtrip_exit1_smtp_dead(stack, receiver):
     """Nothing listens on the SMTP port: the message never leaves, exit 1,
     and the failure is still pushed."""
