@@ -17,6 +17,7 @@ Postfix 3.7 (one instance, `postfix -c DIR`):
   subauth       127.0.0.1:P   submission as in production: STARTTLS required,
                               AUTH (Dovecot SASL) required, no PROXY
   subauth_proxy 127.0.0.1:P   the same behind smtpd_upstream_proxy_protocol
+  smtps         127.0.0.1:P   implicit TLS (wrapper mode), AUTH required
   logs to maillog_file (postlogd), delivers test@example.test to a Maildir
   (virtual(8), uid/gid of the Debian `mail` user).
 Dovecot 2.3 (`dovecot -c FILE`):
@@ -385,6 +386,11 @@ smtpd            pass  -       -      n      -      -       smtpd
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_tls_auth_only=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+{smtps_addr}  inet  n       -      n      -      -       smtpd
+  -o syslog_name=postfix/smtps
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
 tlsmgr           unix  -       -      n      1000?  1       tlsmgr
 pickup           unix  n       -      n      60     1       pickup
 cleanup          unix  n       -      n      -      0       cleanup
@@ -527,7 +533,8 @@ class MailStack:
     """Postfix + Dovecot in base_dir. Use up()/down(), or as a context manager.
 
     ports: dict with postscreen, submission, submission6 (on ::1), plain,
-    victim, subauth, subauth_proxy, imap, imaps, imap_proxy, pop3, pop3_proxy. imap_proxy and pop3_proxy
+    victim, subauth, subauth_proxy, smtps, imap, imaps, imap_proxy, pop3,
+    pop3_proxy. imap_proxy and pop3_proxy
     listen on 127.0.0.1 and ::1 with the same port."""
 
     def __init__(self, base_dir=None, greet_wait="1s", ports=None):
@@ -699,7 +706,7 @@ class MailStack:
     def _choose_ports(self):
         used = set(self.ports.values())
         for name in ("postscreen", "submission", "plain", "victim", "subauth", "subauth_proxy",
-                     "imap", "imaps", "pop3"):
+                     "smtps", "imap", "imaps", "pop3"):
             if name not in self.ports:
                 self.ports[name] = free_port("127.0.0.1", used)
                 used.add(self.ports[name])
@@ -755,7 +762,8 @@ class MailStack:
                 plain_addr=fmt_addr("127.0.0.1", p["plain"]),
                 victim_addr=fmt_addr("127.0.0.1", p["victim"]),
                 subauth_addr=fmt_addr("127.0.0.1", p["subauth"]),
-                subauth_proxy_addr=fmt_addr("127.0.0.1", p["subauth_proxy"])))
+                subauth_proxy_addr=fmt_addr("127.0.0.1", p["subauth_proxy"]),
+                smtps_addr=fmt_addr("127.0.0.1", p["smtps"])))
         with open(os.path.join(self.pf_etc, "main.cf"), "w") as f:
             f.write(MAIN_CF.format(
                 spool=self.pf_spool, data=self.pf_data, hostname=HOSTNAME, domain=DOMAIN,
@@ -859,7 +867,8 @@ class MailStack:
     def _wait_ready(self):
         p = self.ports
         checks = [("127.0.0.1", p[n]) for n in ("postscreen", "submission", "plain", "victim",
-                                                "subauth", "subauth_proxy", "imap", "imaps",
+                                                "subauth", "subauth_proxy", "smtps", "imap",
+                                                "imaps",
                                                 "imap_proxy", "pop3", "pop3_proxy")]
         checks += [("::1", p["submission6"]), ("::1", p["imap_proxy"]), ("::1", p["pop3_proxy"])]
         for ip, port in checks:

@@ -216,6 +216,21 @@ def test_roundtrip_imaps_plain_smtp(stack):
     assert not marked(stack, token=r["token"])
 
 
+def test_roundtrip_smtps_imaps(stack, marks):
+    """Implicit TLS on both legs (smtps with AUTH, imaps), verified."""
+    p = stack.ports
+    rc, out, err = run(common("rt_smtps") + [
+        "--smtp", "smtps://127.0.0.1:%d" % p["smtps"],
+        "--imap", "imaps://127.0.0.1:%d" % p["imaps"], "--cacert", stack.tls_cert])
+    assert rc == 0, out + err
+    r = result(out)
+    assert r["roundtrip"] == "ok", out
+    assert not marked(stack, token=r["token"])
+    stack.postfix_log.wait_for(r"postfix/smtps/smtpd\[\d+\]: \w+: client=unknown\[127\.0\.0\.1\]"
+                               r":\d+, sasl_method=PLAIN, sasl_username=test$",
+                               since=marks["postfix"])
+
+
 def test_roundtrip_through_mailedge(stack, edge, receiver, marks):
     """Both legs through mailedge: SMTP (STARTTLS + AUTH passed through) to
     the PROXY submission service, IMAP to Dovecot's PROXY listener."""
