@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "admin_bans.h"
 #include "backend.h"
 #include "check.h"
 #include "listener.h"
@@ -118,8 +119,10 @@ admin_status_json(const struct worker *w, struct strbuf *out)
             json_str(out, l->route.backend->name);
         else
             strbuf_add(out, "null");
-        strbuf_addf(out, ",\"sessions_active\":%llu}",
-                    (unsigned long long)w->metrics.listeners[i].active);
+        const struct abuse_stats *ab = w->metrics.listeners[i].abuse;
+        strbuf_addf(out, ",\"sessions_active\":%llu,\"bans_active\":%llu}",
+                    (unsigned long long)w->metrics.listeners[i].active,
+                    (unsigned long long)(ab != NULL ? ab->bans_active : 0));
     }
     strbuf_add(out, "],\"backends\":[");
     for (size_t i = 0; i < c->nbackends; i++) {
@@ -208,6 +211,19 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     (void)upload_data;
     (void)upload_data_size;
     (void)req_cls;
+    if (strcmp(url, "/bans") == 0) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        struct admin_bans_req r = {
+            .method = method,
+            .client = ci != NULL ? ci->client_addr : NULL,
+            .addr = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "addr"),
+            .listener = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "listener"),
+            .duration = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "duration"),
+        };
+        unsigned status = admin_bans(a->w, &r, &body);
+        return reply(conn, status, "application/json", &body);
+    }
     bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 ||
                  strcmp(url, "/readyz") == 0 || strcmp(url, "/status") == 0;
     if (!known) {

@@ -42,6 +42,14 @@
 #define CHECK_COUNT_MAX 100 /* rise and fall */
 #define DEFAULT_QUEUE_MAX 1000
 #define QUEUE_MAX_MAX 1000000
+#define DEFAULT_V6_PREFIX 64
+#define DEFAULT_LIMIT_TABLE 65536
+#define LIMIT_TABLE_MIN 16
+#define LIMIT_TABLE_MAX (1u << 24)
+#define LIMIT_MAX 1000000
+#define BAN_AFTER_MAX 1000
+#define BAN_MAX_MS (30ull * 24 * 60 * 60 * 1000)
+#define DEFAULT_BAN_WINDOW_MS (10ull * 60 * 1000)
 
 /* Directives whose first appearance is remembered (duplicates, required). */
 enum dir {
@@ -69,6 +77,12 @@ enum dir {
     D_QUEUE_MAX,
     D_USER,
     D_GROUP,
+    D_LIMIT_PER_IP,
+    D_LIMIT_RATE,
+    D_LIMIT_V6,
+    D_LIMIT_TABLE,
+    D_BAN,
+    D_PREGREET,
     D_COUNT
 };
 
@@ -1255,6 +1269,156 @@ d_group(struct ctx *x, const struct lex_word *w, size_t n)
     g->group_pos = pos_of(x, &w[1]);
 }
 
+/* ---- abuse control ---- */
+
+#define LIMIT_USAGE "limit per-ip N | limit rate N/s|N/m|N/h | limit ipv6-prefix N | limit table N"
+
+static bool
+count_word(struct ctx *x, const struct lex_word *w, uint64_t min, uint64_t max, const char *what,
+           uint64_t *out)
+{
+    if (util_parse_uint(w->text, max, out) != 0 || *out < min) {
+        errw(x, w, "bad %s '%s': expected a number from %llu to %llu", what, w->text,
+             (unsigned long long)min, (unsigned long long)max);
+        return false;
+    }
+    return true;
+}
+
+/* limit rate N/s|N/m|N/h */
+static void
+limit_rate(struct ctx *x, const struct lex_word *w)
+{
+    struct conf_listener *l = cur_listener(x);
+    char num[32];
+    const char *slash = strchr(w->text, '/');
+    uint64_t n, unit;
+
+    if (slash == NULL || (size_t)(slash - w->text) >= sizeof(num) || slash == w->text) {
+        errw(x, w, "bad rate '%s': expected new sessions per second, minute or hour, like 30/m",
+             w->text);
+        return;
+    }
+    memcpy(num, w->text, (size_t)(slash - w->text));
+    num[slash - w->text] = '\0';
+    if (strcmp(slash + 1, "s") == 0)
+        unit = 1000;
+    else if (strcmp(slash + 1, "m") == 0)
+        unit = 60000;
+    else if (strcmp(slash + 1, "h") == 0)
+        unit = 3600000;
+    else {
+        errw(x, w, "bad rate unit '%s' in '%s': expected s, m or h, like 30/m", slash + 1,
+             w->text);
+        return;
+    }
+    if (util_parse_uint(num, LIMIT_MAX, &n) != 0 || n == 0) {
+        errw(x, w, "bad rate '%s': expected a number from 1 to %u before '/'", w->text,
+             (unsigned)LIMIT_MAX);
+        return;
+    }
+    l->limit_rate = (unsigned)n;
+    l->limit_rate_ms = unit;
+}
+
+static void
+d_limit(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_listener *l = cur_listener(x);
+    uint64_t v;
+
+    (void)n;
+    if (is_word(&w[1], "per-ip")) {
+        if (first_use(x, D_LIMIT_PER_IP, &w[1], "limit per-ip") &&
+            count_word(x, &w[2], 1, LIMIT_MAX, "limit per-ip", &v))
+            l->limit_per_ip = (unsigned)v;
+    } else if (is_word(&w[1], "rate")) {
+        if (first_use(x, D_LIMIT_RATE, &w[1], "limit rate"))
+            limit_rate(x, &w[2]);
+    } else if (is_word(&w[1], "ipv6-prefix")) {
+        if (first_use(x, D_LIMIT_V6, &w[1], "limit ipv6-prefix") &&
+            count_word(x, &w[2], 16, 128, "IPv6 prefix length", &v))
+            l->limit_v6_prefix = (unsigned)v;
+    } else if (is_word(&w[1], "table")) {
+        if (first_use(x, D_LIMIT_TABLE, &w[1], "limit table") &&
+            count_word(x, &w[2], LIMIT_TABLE_MIN, LIMIT_TABLE_MAX, "limit table size", &v))
+            l->limit_table = (unsigned)v;
+    } else {
+        errw(x, &w[1], "unknown limit '%s' (usage: " LIMIT_USAGE ")", w[1].text);
+    }
+}
+
+/* ban DURATION after N [within DURATION] */
+static void
+d_ban(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_listener *l = cur_listener(x);
+    uint64_t ms, after, window = DEFAULT_BAN_WINDOW_MS;
+
+    if (util_parse_duration(w[1].text, &ms) != 0 || ms == 0) {
+        errw(x, &w[1], "bad ban duration '%s': expected a duration like 15m, 1h", w[1].text);
+        return;
+    }
+    if (ms > BAN_MAX_MS) {
+        errw(x, &w[1], "ban duration '%s' is too long (at most 720h)", w[1].text);
+        return;
+    }
+    if (!is_word(&w[2], "after")) {
+        errw(x, &w[2], "expected 'after' (usage: ban DURATION after N [within DURATION])");
+        return;
+    }
+    if (!count_word(x, &w[3], 1, BAN_AFTER_MAX, "violation count", &after))
+        return;
+    if (n > 4) {
+        if (!is_word(&w[4], "within") || n != 6) {
+            errw(x, &w[4], "expected 'within DURATION' (usage: ban DURATION after N [within "
+                           "DURATION])");
+            return;
+        }
+        if (!duration(x, &w[5], false, &window))
+            return;
+    }
+    l->ban_ms = ms;
+    l->ban_after = (unsigned)after;
+    l->ban_window_ms = window;
+}
+
+static void
+d_allow(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_listener *l = cur_listener(x);
+
+    for (size_t i = 1; i < n; i++) {
+        struct cidr cd;
+        const char *why = NULL;
+        if (cidr_parse(w[i].text, &cd, &why) != 0) {
+            errw(x, &w[i],
+                 "bad network '%s': %s (expected a CIDR like 100.64.0.0/10 or an address)",
+                 w[i].text, why);
+            continue;
+        }
+        struct cidr *t = append(x, l->allow, l->nallow, sizeof(*t));
+        if (t == NULL)
+            return;
+        l->allow = t;
+        l->allow[l->nallow++] = cd;
+    }
+}
+
+static void
+d_pregreet(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    if (is_word(&w[1], "count"))
+        cur_listener(x)->pregreet = PREGREET_COUNT;
+    else if (is_word(&w[1], "reject"))
+        cur_listener(x)->pregreet = PREGREET_REJECT;
+    else if (is_word(&w[1], "off"))
+        cur_listener(x)->pregreet = PREGREET_OFF;
+    else
+        errw(x, &w[1], "bad pregreet '%s': expected count, reject or off", w[1].text);
+}
+
 /* ---- blocks ---- */
 
 static const struct directive global_dirs[] = {
@@ -1287,6 +1451,10 @@ static const struct directive listener_dirs[] = {
     {"route", D_ROUTE_ANY, false, 1, MANY, ROUTE_USAGE " or " ROUTE_SNI_USAGE, d_route},
     {"sni-required", D_SNI_REQUIRED, true, 0, 0, "sni-required", d_sni_required},
     {"timeout", D_COUNT, false, 2, 2, "timeout proxy|idle|hello DURATION", d_timeout},
+    {"limit", D_COUNT, false, 2, 2, LIMIT_USAGE, d_limit},
+    {"ban", D_BAN, true, 3, 5, "ban DURATION after N [within DURATION]", d_ban},
+    {"allow", D_COUNT, false, 1, MANY, "allow CIDR ...", d_allow},
+    {"pregreet", D_PREGREET, true, 1, 1, "pregreet count|reject|off", d_pregreet},
 };
 
 static const struct {
@@ -1298,7 +1466,8 @@ static const struct {
     [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs),
                      "server, send-proxy, balance, check, timeout, queue-timeout, queue-max"},
     [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),
-                      "bind, protocol, accept-proxy, route, sni-required, timeout"},
+                      "bind, protocol, accept-proxy, route, sni-required, timeout, limit, ban, "
+                      "allow, pregreet"},
 };
 
 static const struct directive *
@@ -1388,6 +1557,8 @@ open_block(struct ctx *x, enum blk kind, const char *name, const struct conf_pos
         memset(l, 0, sizeof(*l));
         util_strlcpy(l->name, name, sizeof(l->name));
         l->proto = PROTO_TCP;
+        l->limit_v6_prefix = DEFAULT_V6_PREFIX;
+        l->limit_table = DEFAULT_LIMIT_TABLE;
         l->pos = *kw;
     }
 }
@@ -1440,6 +1611,17 @@ close_block(struct ctx *x)
             tls_only(x, l, D_SNI_REQUIRED, "sni-required");
             tls_only(x, l, D_T_HELLO, "timeout hello");
         }
+        if (x->seen[D_PREGREET].line != 0 && x->seen[D_PROTOCOL].line != 0 &&
+            l->proto != PROTO_SMTP && l->proto != PROTO_SUBMISSION)
+            errp(x, &x->seen[D_PREGREET],
+                 "pregreet with protocol %s: only SMTP clients must wait for the greeting "
+                 "(protocol smtp or submission)",
+                 conf_proto_name(l->proto));
+        if (x->seen[D_BAN].line != 0 && l->limit_per_ip == 0 && l->limit_rate == 0 &&
+            l->pregreet != PREGREET_REJECT)
+            errp(x, &x->seen[D_BAN],
+                 "ban has nothing to count: add limit per-ip N, limit rate N/m or pregreet "
+                 "reject to this listener");
     } else if (x->blk == BLK_BACKEND) {
         if (x->seen[D_SERVER].line == 0)
             errp(x, &x->bpos, "backend '%s' has no server (add: server NAME ADDR[:PORT])",
@@ -2223,6 +2405,7 @@ conf_free(struct conf *c)
         struct conf_listener *l = &c->listeners[i];
         free(l->binds);
         free(l->trusted);
+        free(l->allow);
         for (size_t j = 0; j < l->nsni_routes; j++)
             free(l->sni_routes[j].names);
         free(l->sni_routes);

@@ -26,6 +26,8 @@ enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST };
 /* Active health check of a backend's servers; CHECK_NONE: servers are always up. */
 enum check_kind { CHECK_NONE, CHECK_TCP, CHECK_SMTP, CHECK_IMAP, CHECK_POP3 };
+/* pregreet: what to do with an SMTP client that talks before the greeting. */
+enum pregreet { PREGREET_OFF, PREGREET_COUNT, PREGREET_REJECT };
 
 /* Where a statement came from, for messages after loading. */
 struct conf_pos {
@@ -103,6 +105,18 @@ struct conf_listener {
     uint64_t timeout_proxy_ms;       /* default 3s */
     uint64_t timeout_idle_ms;        /* default 30m */
     uint64_t timeout_hello_ms;       /* default 5s */
+    /* Abuse control (src/abuse.c), keyed on the real client; 0: off. */
+    unsigned limit_per_ip;           /* limit per-ip N: concurrent sessions */
+    unsigned limit_rate;             /* limit rate N/UNIT: new sessions, also the burst */
+    uint64_t limit_rate_ms;          /* the UNIT: 1000, 60000 or 3600000 */
+    unsigned limit_v6_prefix;        /* limit ipv6-prefix N; default 64 */
+    unsigned limit_table;            /* limit table N: keys kept; default 65536 */
+    unsigned ban_after;              /* ban DURATION after N [within WINDOW] */
+    uint64_t ban_ms;
+    uint64_t ban_window_ms;          /* default 10m */
+    struct cidr *allow;              /* allow CIDR...: never limited or banned */
+    size_t nallow;
+    enum pregreet pregreet;          /* smtp and submission only */
     struct conf_pos pos;
 };
 

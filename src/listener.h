@@ -16,6 +16,7 @@
 
 struct worker;
 struct gen;
+struct abuse;
 
 struct listener {
     struct io io;                       /* the listening socket */
@@ -24,6 +25,7 @@ struct listener {
     const struct conf_listener *conf;
     const struct conf_bind *bind;
     struct metrics_listener *m;         /* counters of its conf listener */
+    struct abuse *abuse;                /* limits and bans of its conf listener */
     bool wildcard;                      /* bound to 0.0.0.0 or [::]: ask getsockname */
     struct timer pause_timer;           /* resumes accepting after EMFILE */
     uint64_t last_pause_log;

@@ -293,6 +293,65 @@ render_reloads(const struct metrics *m, struct strbuf *b)
                m->last_reload_ok_time);
 }
 
+static void
+abuse_family_u64(struct strbuf *b, const struct metrics *m, const char *name, const char *type,
+                 const char *help, size_t offset)
+{
+    family(b, name, type, help);
+    for (size_t i = 0; i < m->nlisteners; i++) {
+        const struct abuse_stats *st = m->listeners[i].abuse;
+        if (st == NULL)
+            continue;
+        const char *l[] = {"listener", m->listeners[i].name, NULL};
+        uint64_t v;
+        memcpy(&v, (const char *)st + offset, sizeof(v));
+        sample_u64(b, name, l, v);
+    }
+}
+
+static void
+render_abuse(const struct metrics *m, struct strbuf *b)
+{
+    static const char *const refusal_names[] = {"", "limit_per_ip", "limit_rate", "banned"};
+    _Static_assert(sizeof(refusal_names) / sizeof(refusal_names[0]) == ABUSE_VERDICT_COUNT,
+                   "refusal_names must name every verdict");
+    bool any = false;
+
+    for (size_t i = 0; i < m->nlisteners; i++)
+        any = any || m->listeners[i].abuse != NULL;
+    if (!any)
+        return;
+    family(b, "mailedge_abuse_refusals_total", "counter",
+           "Clients refused by abuse control before any backend connect, per listener and reason.");
+    for (size_t i = 0; i < m->nlisteners; i++) {
+        const struct abuse_stats *st = m->listeners[i].abuse;
+        for (size_t r = 1; st != NULL && r < ABUSE_VERDICT_COUNT; r++) {
+            const char *l[] = {"listener", m->listeners[i].name, "reason", refusal_names[r], NULL};
+            sample_u64(b, "mailedge_abuse_refusals_total", l, st->refused[r]);
+        }
+    }
+    abuse_family_u64(b, m, "mailedge_pregreet_total", "counter",
+                     "SMTP clients that sent bytes before the server's greeting was relayed.",
+                     offsetof(struct abuse_stats, pregreet));
+    abuse_family_u64(b, m, "mailedge_bans_active", "gauge", "Bans in force now, per listener.",
+                     offsetof(struct abuse_stats, bans_active));
+    abuse_family_u64(b, m, "mailedge_bans_total", "counter",
+                     "Bans started (automatic and by hand), per listener.",
+                     offsetof(struct abuse_stats, bans_total));
+    abuse_family_u64(b, m, "mailedge_abuse_table_entries", "gauge",
+                     "Client keys tracked now, per listener.",
+                     offsetof(struct abuse_stats, entries));
+    abuse_family_u64(b, m, "mailedge_abuse_table_size", "gauge",
+                     "Client keys a listener may track (limit table).",
+                     offsetof(struct abuse_stats, capacity));
+    abuse_family_u64(b, m, "mailedge_abuse_evictions_total", "counter",
+                     "Idle client keys dropped to make room for new ones.",
+                     offsetof(struct abuse_stats, evictions));
+    abuse_family_u64(b, m, "mailedge_abuse_untracked_total", "counter",
+                     "Clients admitted without a count: every tracked key had a session or a ban.",
+                     offsetof(struct abuse_stats, untracked));
+}
+
 int
 metrics_render(const struct metrics *m, struct strbuf *out)
 {
@@ -301,6 +360,7 @@ metrics_render(const struct metrics *m, struct strbuf *out)
     sample(out, "mailedge_build_info", v, "1");
     render_listeners(m, out);
     render_servers(m, out);
+    render_abuse(m, out);
     if (m->nbackends > 0) {
         family(out, "mailedge_queue_depth", "gauge",
                "Clients held now, per backend, waiting for a server to come up (queue-timeout).");

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "abuse.h"
+
 #define METRICS_REASONS_MAX 32       /* end reasons a listener counts */
 #define METRICS_CHECK_REASONS_MAX 16 /* health check results a server counts */
 #define METRICS_LAT_BUCKETS 12       /* connect latency buckets, +Inf apart */
@@ -32,6 +34,7 @@ struct metrics_listener {
     uint64_t ended[METRICS_REASONS_MAX]; /* by end reason */
     uint64_t bytes_in, bytes_out;        /* of ended sessions */
     uint64_t proxy_errors[3];            /* by enum metrics_proxy_err */
+    const struct abuse_stats *abuse;     /* limits and bans (src/abuse.c); NULL: none */
 };
 
 /* One server of one backend. */

@@ -444,19 +444,6 @@ carry_backends(struct gen *old, struct gen *ng)
     }
 }
 
-/*
- * Per-listener state owned by the worker and keyed by listener name (the
- * abuse limits and bans): kept as it is for names that stay, dropped for
- * names the new generation no longer has. Nothing else to do today.
- */
-static void
-carry_listener_state(struct worker *w, const struct gen *old, const struct gen *ng)
-{
-    (void)w;
-    (void)old;
-    (void)ng;
-}
-
 /* --- what changed, for the log line ------------------------------------------ */
 
 static void
@@ -617,7 +604,6 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
 
     if (old != NULL) {
         carry_backends(old, ng);
-        carry_listener_state(w, old, ng);
         /* The old generation's checks and queries stop; their results
          * would go to state nothing reads any more. */
         check_free_all(w);
@@ -640,6 +626,8 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
     w->listeners = ng->listeners;
     w->nlisteners = ng->nlisteners;
     tables_install(w, t);
+    /* Per-listener state owned by the worker and keyed by name: abuse limits and bans. */
+    worker_abuse_install(w);
     for (size_t i = 0; i < ng->conf->nbackends; i++)
         for (size_t j = 0; j < ng->conf->backends[i].nservers; j++)
             ng->backends[i].srv[j].m->up = ng->backends[i].srv[j].up;
@@ -696,7 +684,7 @@ reload_first(struct worker *w, struct conf *conf)
         gen_free(ng);
         return -1;
     }
-    if (tables_build(w, ng->conf, &t) == -1) {
+    if (worker_abuse_prepare(w, ng->conf) == -1 || tables_build(w, ng->conf, &t) == -1) {
         log_warn("worker: cannot allocate");
         prep_abort(p, ng->nlisteners);
         gen_free(ng);
@@ -761,7 +749,7 @@ reload(struct worker *w)
         reload_failed(w, 0, why);
         goto out;
     }
-    if (tables_build(w, ng->conf, &t) == -1) {
+    if (worker_abuse_prepare(w, ng->conf) == -1 || tables_build(w, ng->conf, &t) == -1) {
         prep_abort(p, ng->nlisteners);
         gen_free(ng);
         reload_failed(w, 0, "out of memory");

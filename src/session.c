@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "abuse.h"
 #include "addr.h"
 #include "backend.h"
 #include "conf.h"
@@ -63,6 +64,8 @@ struct session {
     enum session_state state;
     bool c_rd, c_wr, c_hup, b_rd, b_wr;
     uint8_t first_fin;                 /* 0 none, 1 client, 2 backend */
+    bool pg_watch;                     /* smtp pregreet: client bytes before the greeting? */
+    bool talked_early;                 /* it sent some (logged as pregreet=1) */
     int last_err;                      /* errno of the last failed connect */
     bool last_timeout;                 /* the last failed connect timed out */
     size_t srv_first, attempt;
@@ -81,6 +84,7 @@ struct session {
     uint64_t hold_since_ms;            /* when the current hold began */
     uint64_t held_ms;                  /* time held in all; logged when held_ever */
     bool held_ever;
+    struct abuse_ticket ticket;        /* what limit per-ip counted for this session */
     union sa client, peer, local;
     char *sni;                         /* NULL (no peeking), "" or the server name */
     char tail[];                       /* TH_HOST_MAX bytes for sni on peeking listeners */
@@ -95,7 +99,9 @@ static const char *const end_reason_names[] = {
     [END_SHUTDOWN] = "shutdown",               [END_RESOURCE] = "resource",
     [END_HELLO_TIMEOUT] = "hello_timeout",     [END_SNI_REQUIRED] = "sni_required",
     [END_SNI_NO_ROUTE] = "sni_no_route",       [END_QUEUE_TIMEOUT] = "queue_timeout",
-    [END_QUEUE_FULL] = "queue_full",
+    [END_QUEUE_FULL] = "queue_full",           [END_LIMIT_PER_IP] = "limit_per_ip",
+    [END_LIMIT_RATE] = "limit_rate",           [END_BANNED] = "banned",
+    [END_PREGREET] = "pregreet",
 };
 _Static_assert(sizeof(end_reason_names) / sizeof(end_reason_names[0]) == END_REASON_COUNT,
                "end_reason_names must name every enum end_reason");
@@ -168,6 +174,8 @@ log_session(const struct session *s, enum end_reason r, const char *detail)
     log_u64("duration_ms", loop_now(s->w->loop) - s->start_ms);
     if (s->held_ever)
         log_u64("held_ms", s->held_ms);
+    if (s->talked_early)
+        log_u64("pregreet", 1);
     log_str("reason", session_end_reason_name(r));
     if (detail != NULL)
         log_str("error", detail);
@@ -268,6 +276,8 @@ session_close(struct session *s, enum end_reason r, const char *detail)
     loop_timer_cancel(s->w->loop, &s->timer);
     close_io(s, &s->bio);
     close_io(s, &s->cio);
+    if (s->ticket.counted)
+        abuse_release(s->l->abuse, &s->client.sa, &s->ticket);
     relay_half_release(s->w->pool, &s->up);
     relay_half_release(s->w->pool, &s->down);
     log_session(s, r, detail);
@@ -328,15 +338,62 @@ pump_failed(struct session *s, enum relay_result r, bool src_is_client)
     return false;
 }
 
+static void refuse(struct session *s, enum end_reason r, const char *detail);
+
+/*
+ * pregreet: until the backend's first bytes reached the client, the client
+ * direction is not pumped; bytes the client sent by then are seen with a
+ * peek (they stay in the socket) and make it a pre-greet client, counted,
+ * and refused with pregreet reject. Returns false when the session ended.
+ */
+static bool
+pregreet_check(struct session *s)
+{
+    uint8_t byte;
+    ssize_t n;
+
+    if (s->down.bytes > 0 || !s->c_rd) {
+        s->pg_watch = s->down.bytes == 0;
+        return true;
+    }
+    do {
+        n = recv(s->cio.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        s->c_rd = false;
+        return true;
+    }
+    if (n <= 0) {
+        /* EOF or an error: not a talker; the relay handles it. */
+        s->pg_watch = false;
+        return true;
+    }
+    s->pg_watch = false;
+    s->talked_early = true;
+    abuse_count_pregreet(s->l->abuse);
+    if (lconf(s)->pregreet != PREGREET_REJECT)
+        return true;
+    abuse_violation(s->l->abuse, &s->client.sa, ABUSE_BAN_PREGREET, loop_now(s->w->loop));
+    refuse(s, END_PREGREET, "sent bytes before the greeting");
+    return false;
+}
+
 static void
 relay(struct session *s)
 {
+    bool hold_up = false;
+    if (s->pg_watch) {
+        if (!pregreet_check(s))
+            return;
+        hold_up = s->pg_watch;
+    }
     struct relay_end c = {s->cio.fd, s->c_rd, s->c_wr};
     struct relay_end b = {s->bio.fd, s->b_rd, s->b_wr};
     bool moved = false;
     struct relay_pool *pool = s->w->pool;
 
-    enum relay_result ru = relay_pump(pool, &s->up, &c, &b, RELAY_BUDGET, &moved);
+    enum relay_result ru =
+        hold_up ? RELAY_BLOCKED : relay_pump(pool, &s->up, &c, &b, RELAY_BUDGET, &moved);
     enum relay_result rd = RELAY_BLOCKED;
     if (!pump_failed(s, ru, true)) {
         rd = relay_pump(pool, &s->down, &b, &c, RELAY_BUDGET, &moved);
@@ -357,7 +414,11 @@ relay(struct session *s)
         session_close(s, s->first_fin == 2 ? END_BACKEND_CLOSED : END_CLIENT_CLOSED, NULL);
         return;
     }
-    if (ru == RELAY_MORE || rd == RELAY_MORE)
+    /* The greeting went out (or the server closed without one): the client's turn. */
+    bool greeted = hold_up && (s->down.bytes > 0 || s->down.eof);
+    if (greeted)
+        s->pg_watch = false;
+    if (ru == RELAY_MORE || rd == RELAY_MORE || greeted)
         loop_defer(s->w->loop, &s->defer);
 }
 
@@ -813,12 +874,81 @@ peek_hello(struct session *s)
     hello_done(s, r, &h, why);
 }
 
+/* --- abuse control ------------------------------------------------------ */
+
+/*
+ * Refuses the client with the protocol's answer and closes: no backend
+ * connection is made (or, for pregreet, it is dropped). What the client
+ * sent is read away first, so the close is a FIN and the answer arrives.
+ */
+static void
+refuse(struct session *s, enum end_reason r, const char *detail)
+{
+    const char *msg = NULL;
+    bool ban = r == END_BANNED || r == END_PREGREET;
+
+    switch (lconf(s)->proto) {
+    case PROTO_SMTP:
+    case PROTO_SUBMISSION:
+        msg = r == END_PREGREET ? "554 5.7.1 Protocol error: talked before the greeting\r\n"
+              : ban             ? "554 5.7.1 Access denied\r\n"
+                                : "421 4.7.0 Too many connections, try again later\r\n";
+        break;
+    case PROTO_IMAP:
+        msg = ban ? "* BYE Access denied\r\n"
+                  : "* BYE Too many connections, try again later\r\n";
+        break;
+    case PROTO_POP3:
+        msg = ban ? "-ERR Access denied\r\n"
+                  : "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
+        break;
+    case PROTO_TLS:
+    case PROTO_TCP:
+        break;
+    }
+    discard_peeked(s);
+    if (s->bio.fd >= 0) {
+        /* pregreet: the server's greeting may wait unread; closing over it would reset. */
+        uint8_t buf[4096];
+        for (int i = 0; i < 4 && recv(s->bio.fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+            ;
+    }
+    if (msg != NULL) {
+        ssize_t n = send(s->cio.fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            s->down.bytes += (uint64_t)n;
+    }
+    session_close(s, r, detail);
+}
+
+/* The client's address is final: limits and bans. False when refused. */
+static bool
+admit(struct session *s)
+{
+    static const enum end_reason reasons[ABUSE_VERDICT_COUNT] = {
+        [ABUSE_PER_IP] = END_LIMIT_PER_IP,
+        [ABUSE_RATE] = END_LIMIT_RATE,
+        [ABUSE_BANNED] = END_BANNED,
+    };
+    enum abuse_verdict v =
+        abuse_admit(s->l->abuse, &s->client.sa, loop_now(s->w->loop), &s->ticket);
+
+    if (v == ABUSE_ADMIT) {
+        s->pg_watch = lconf(s)->pregreet != PREGREET_OFF;
+        return true;
+    }
+    refuse(s, reasons[v], NULL);
+    return false;
+}
+
 /* After the accept, or after the inbound PROXY header. */
 static void
 begin(struct session *s)
 {
     const struct conf_listener *lc = lconf(s);
 
+    if (!admit(s))
+        return;
     if (!lc->peek_hello) {
         /* Server-first or not, never wait for the client: connect now. */
         start_connect(s, &lc->route);

@@ -40,6 +40,10 @@ enum end_reason {
     END_SNI_NO_ROUTE,     /* a server name no route takes, and no default route */
     END_QUEUE_TIMEOUT,    /* held for queue-timeout and no server came up */
     END_QUEUE_FULL,       /* no server up and queue-max clients already held */
+    END_LIMIT_PER_IP,     /* limit per-ip: as many sessions of this client are open */
+    END_LIMIT_RATE,       /* limit rate: too many new sessions of this client */
+    END_BANNED,           /* the client is banned (ban ... after, or the admin endpoint) */
+    END_PREGREET,         /* pregreet reject: an SMTP client talked before the greeting */
     END_REASON_COUNT      /* not a reason: how many there are */
 };
 

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "abuse.h"
 #include "addr.h"
 #include "admin.h"
 #include "check.h"
@@ -17,6 +18,7 @@
 #include "relay.h"
 #include "resolve.h"
 #include "session.h"
+#include "util.h"
 
 #define POOL_IDLE 256   /* empty pipes and buffers kept for reuse */
 
@@ -33,6 +35,129 @@ on_grace(struct timer *t)
         log_end();
     }
     session_cut_all(w);
+}
+
+#define ABUSE_SWEEP_MS 1000
+
+/* A ban started or ended: one log line each (docs/logging.md). */
+static void
+on_ban_event(void *arg, const struct abuse_event *ev)
+{
+    const struct worker_abuse *wa = arg;
+
+    log_begin(LOG_INFO, ev->start ? "ban" : "ban_end");
+    log_str("listener", wa->name);
+    log_str("key", ev->text);
+    log_str("reason", abuse_ban_reason_name(ev->reason));
+    if (ev->start) {
+        uint64_t now = loop_now(wa->w->loop);
+        log_u64("duration_ms", ev->until_ms > now ? ev->until_ms - now : 0);
+    } else {
+        log_str("why", ev->why);
+    }
+    log_end();
+}
+
+static void
+on_abuse_sweep(struct timer *t)
+{
+    struct worker *w = (struct worker *)(void *)((char *)t - offsetof(struct worker, abuse_timer));
+    uint64_t now = loop_now(w->loop);
+
+    for (size_t i = 0; i < w->nabuse; i++)
+        abuse_sweep(w->abuse[i]->t, now);
+    loop_timer_at(w->loop, &w->abuse_timer, now + ABUSE_SWEEP_MS);
+}
+
+static void
+set_policy(struct abuse *t, const struct conf_listener *lc)
+{
+    struct abuse_policy p = {.per_ip = lc->limit_per_ip,
+                             .rate = lc->limit_rate,
+                             .rate_period_ms = lc->limit_rate_ms,
+                             .ban_after = lc->ban_after,
+                             .ban_ms = lc->ban_ms,
+                             .ban_window_ms = lc->ban_window_ms,
+                             .v6_prefix = lc->limit_v6_prefix,
+                             .allow = lc->allow,
+                             .nallow = lc->nallow};
+    abuse_set_policy(t, &p);
+}
+
+struct worker_abuse *
+worker_abuse_find(struct worker *w, const char *name)
+{
+    for (size_t i = 0; i < w->nabuse; i++) {
+        if (strcmp(w->abuse[i]->name, name) == 0)
+            return w->abuse[i];
+    }
+    return NULL;
+}
+
+int
+worker_abuse_prepare(struct worker *w, const struct conf *c)
+{
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        const struct conf_listener *lc = &c->listeners[i];
+        if (worker_abuse_find(w, lc->name) != NULL)
+            continue;
+        struct worker_abuse **v = realloc(w->abuse, (w->nabuse + 1) * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        w->abuse = v;
+        struct worker_abuse *wa = calloc(1, sizeof(*wa));
+        uint64_t seed;
+        if (wa == NULL)
+            return -1;
+        util_strlcpy(wa->name, lc->name, sizeof(wa->name));
+        wa->w = w;
+        if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+            seed = w->id_seed ^ (uint64_t)(uintptr_t)wa;
+        /* The size is the one configured when the name first appears. */
+        if ((wa->t = abuse_new(lc->limit_table, seed, on_ban_event, wa)) == NULL) {
+            free(wa);
+            return -1;
+        }
+        w->abuse[w->nabuse++] = wa;
+    }
+    return 0;
+}
+
+static const struct conf_listener *
+conf_listener_named(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        if (strcmp(c->listeners[i].name, name) == 0)
+            return &c->listeners[i];
+    }
+    return NULL;
+}
+
+void
+worker_abuse_install(struct worker *w)
+{
+    for (size_t i = 0; i < w->nabuse; i++) {
+        const struct conf_listener *lc = conf_listener_named(w->conf, w->abuse[i]->name);
+        if (lc != NULL) {
+            set_policy(w->abuse[i]->t, lc);
+        } else {
+            /* Gone: no limits, and no allow list pointing into an old conf. */
+            struct abuse_policy none = {.v6_prefix = 64};
+            abuse_set_policy(w->abuse[i]->t, &none);
+        }
+    }
+    for (size_t i = 0; i < w->metrics.nlisteners; i++) {
+        struct worker_abuse *wa = worker_abuse_find(w, w->metrics.listeners[i].name);
+        w->metrics.listeners[i].abuse = wa != NULL ? abuse_stats(wa->t) : NULL;
+    }
+    for (struct gen *g = w->gens; g != NULL; g = g->next) {
+        for (size_t i = 0; i < g->nlisteners; i++) {
+            struct listener *l = &g->listeners[i];
+            struct worker_abuse *wa = l->conf != NULL ? worker_abuse_find(w, l->conf->name) : NULL;
+            if (wa != NULL)
+                l->abuse = wa->t;
+        }
+    }
 }
 
 struct backend *
@@ -103,8 +228,10 @@ worker_init(struct worker *w, struct conf *conf, const char *path, int *inherite
         w->check_reason_names[r] = check_result_name((enum check_result)r);
     w->metrics.check_reason_names = w->check_reason_names;
     w->metrics.ncheck_reasons = CHECK_RESULT_COUNT;
+    timer_init(&w->abuse_timer, on_abuse_sweep);
     if (reload_first(w, conf) == -1)
         return -1;
+    loop_timer_at(w->loop, &w->abuse_timer, loop_now(w->loop) + ABUSE_SWEEP_MS);
     if (w->conf->global.admin_set && (w->admin = admin_start(w)) == NULL)
         return -1;
     return 0;
@@ -166,6 +293,11 @@ worker_free(struct worker *w)
     for (size_t i = 0; i < w->nnames; i++)
         free(w->names[i]);
     free(w->names);
+    for (size_t i = 0; i < w->nabuse; i++) {
+        abuse_free(w->abuse[i]->t);
+        free(w->abuse[i]);
+    }
+    free(w->abuse);
     loop_free(w->loop);
     memset(w, 0, sizeof(*w));
 }

@@ -23,9 +23,20 @@ struct admin;
 struct check;
 struct resolver;
 
-/* Timers armed besides one per session and one per bind: drain, admin, and
- * main's watchdog ping. */
-#define WORKER_TIMERS 3
+/* Timers armed besides one per session and one per bind: drain, admin,
+ * main's watchdog ping, and the abuse sweep. */
+#define WORKER_TIMERS 4
+
+/*
+ * The abuse-control state of one configured listener (src/abuse.c), known
+ * by the listener's name rather than its config: limits, bans and their
+ * counters outlive a config, so a reload hands these over by name.
+ */
+struct worker_abuse {
+    char name[CONF_NAME_MAX];
+    struct abuse *t;
+    struct worker *w;
+};
 
 struct gen;
 
@@ -71,9 +82,12 @@ struct worker {
     int *inherited;                  /* socket activation: listening sockets from the
                                       * service manager, -1 once taken; NULL: none */
     size_t ninherited;
-    /* Per-listener abuse state (limits, bans) belongs here, keyed by
-     * listener name, so that a reload keeps it: see reload.c
-     * carry_listener_state(). */
+    /* Abuse control (src/abuse.c): one state per listener name ever
+     * configured, so that a reload keeps limits, bans and their counters
+     * (worker_abuse_install). Each allocated alone: its address is stable. */
+    struct worker_abuse **abuse;
+    size_t nabuse;
+    struct timer abuse_timer;        /* abuse_sweep() about once a second */
 };
 
 /*
@@ -103,6 +117,25 @@ struct backend *worker_backend(struct worker *w, const struct conf_backend *cb);
 /* A session stops using generation <g>: freed after this batch when it was
  * the last user of a generation that is no longer current. */
 void worker_gen_release(struct worker *w, struct gen *g);
+
+/*
+ * Before a generation for <c> is committed (start or reload): every
+ * listener name of <c> gets its abuse state if it has none yet. Returns
+ * 0, or -1 when out of memory (then nothing in use changed).
+ */
+int worker_abuse_prepare(struct worker *w, const struct conf *c);
+
+/*
+ * At the commit, once the counter tables are installed (cannot fail):
+ * each name of the current conf gets its new limits and keeps its table
+ * (bans, counts); a name no longer configured keeps its table with no
+ * limits; the listeners of every live generation and the counters point
+ * at the tables of their names.
+ */
+void worker_abuse_install(struct worker *w);
+
+/* The abuse state of the listener called <name>; NULL when there is none. */
+struct worker_abuse *worker_abuse_find(struct worker *w, const char *name);
 
 /* Called by sessions as they end. */
 void worker_session_gone(struct worker *w);

@@ -204,7 +204,8 @@ def test_healthz_readyz_status_and_errors(rig):
     assert doc["ready"] is True and doc["draining"] is False
     assert doc["sessions_active"] == 1
     assert doc["listeners"] == [{"name": "front", "protocol": "smtp", "addresses": [s.addr],
-                                 "backend": "mail", "sessions_active": 1}]
+                                 "backend": "mail", "sessions_active": 1,
+                                 "bans_active": 0}]
     assert len(doc["backends"]) == 1
     b = doc["backends"][0]
     assert b["name"] == "mail" and b["balance"] == "round-robin"

@@ -63,6 +63,41 @@ assert_addr(const struct sockaddr_storage *ss, const char *want)
 /* ---- good configurations ---- */
 
 static void
+test_abuse_settings(void **state)
+{
+    (void)state;
+    struct conf *c = load_ok("listener a {\n"
+                             " bind 127.0.0.1:25\n protocol smtp\n route -> 127.0.0.1:26\n"
+                             " limit per-ip 20\n limit rate 30/m\n limit ipv6-prefix 48\n"
+                             " limit table 1000\n ban 15m after 5 within 2m\n"
+                             " allow 100.64.0.0/10 ::1\n allow 192.0.2.7\n pregreet reject\n"
+                             "}\n"
+                             "listener b {\n"
+                             " bind 127.0.0.1:27\n protocol tcp\n route -> 127.0.0.1:26\n"
+                             " limit rate 2/s\n"
+                             "}\n");
+    const struct conf_listener *a = &c->listeners[0], *b = &c->listeners[1];
+    assert_int_equal(a->limit_per_ip, 20);
+    assert_int_equal(a->limit_rate, 30);
+    assert_int_equal(a->limit_rate_ms, MS_M);
+    assert_int_equal(a->limit_v6_prefix, 48);
+    assert_int_equal(a->limit_table, 1000);
+    assert_int_equal(a->ban_after, 5);
+    assert_int_equal(a->ban_ms, 15 * MS_M);
+    assert_int_equal(a->ban_window_ms, 2 * MS_M);
+    assert_int_equal(a->nallow, 3);
+    assert_int_equal(a->pregreet, PREGREET_REJECT);
+    assert_int_equal(b->limit_per_ip, 0);
+    assert_int_equal(b->limit_rate, 2);
+    assert_int_equal(b->limit_rate_ms, MS_S);
+    assert_int_equal(b->limit_v6_prefix, 64);
+    assert_int_equal(b->limit_table, 65536);
+    assert_int_equal(b->ban_after, 0);
+    assert_int_equal(b->pregreet, PREGREET_OFF);
+    conf_free(c);
+}
+
+static void
 test_defaults(void **state)
 {
     (void)state;
@@ -971,9 +1006,9 @@ static const struct bad_case bad_cases[] = {
     {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
      "allowed: server, send-proxy, balance, check, timeout, queue-timeout, queue-max); 'bind' "
      "belongs in a listener block"},
-    {LST("    limit per-ip 20\n"), 2, 5,
-     "unknown directive 'limit' in a listener block (allowed: bind, protocol, accept-proxy, route, "
-     "sni-required, timeout)"},
+    {LST("    throttle per-ip 20\n"), 2, 5,
+     "unknown directive 'throttle' in a listener block (allowed: bind, protocol, accept-proxy, route, "
+     "sni-required, timeout, limit, ban, allow, pregreet)"},
     {"backend b {\n    server s\n}\n", 2, 5,
      "too few arguments for 'server' (usage: server NAME HOST[:PORT] [check-port N])"},
     {"backend b {\n    server s 10.0.0.1:25 check-port 25 x\n}\n", 2, 40,
@@ -1418,6 +1453,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_abuse_settings),
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_everything_set),
         cmocka_unit_test(test_global_timeouts_inherited),

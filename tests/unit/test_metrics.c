@@ -271,6 +271,47 @@ test_reloads(void **state)
     metrics_free(&m);
 }
 
+/* Abuse-control families: only listeners with stats, placed before the queue family. */
+static void
+test_abuse_families(void **state)
+{
+    (void)state;
+    struct metrics m;
+    struct strbuf out = {0};
+    struct abuse_stats st = {.pregreet = 4, .bans_active = 2, .bans_total = 3, .entries = 10,
+                             .capacity = 4096, .evictions = 7, .untracked = 1};
+    st.refused[ABUSE_PER_IP] = 5;
+    st.refused[ABUSE_RATE] = 6;
+    st.refused[ABUSE_BANNED] = 8;
+
+    fixture(&m);
+    assert_int_equal(metrics_render(&m, &out), 0);
+    assert_null(strstr(out.p, "mailedge_bans_active"));
+    free(out.p);
+    out = (struct strbuf){0};
+    m.listeners[0].abuse = &st;
+    assert_int_equal(metrics_render(&m, &out), 0);
+    static const char *const want[] = {
+        "# TYPE mailedge_abuse_refusals_total counter\n",
+        "mailedge_abuse_refusals_total{listener=\"smtp\",reason=\"limit_per_ip\"} 5\n",
+        "mailedge_abuse_refusals_total{listener=\"smtp\",reason=\"limit_rate\"} 6\n",
+        "mailedge_abuse_refusals_total{listener=\"smtp\",reason=\"banned\"} 8\n",
+        "mailedge_pregreet_total{listener=\"smtp\"} 4\n",
+        "# TYPE mailedge_bans_active gauge\nmailedge_bans_active{listener=\"smtp\"} 2\n",
+        "mailedge_bans_total{listener=\"smtp\"} 3\n",
+        "mailedge_abuse_table_entries{listener=\"smtp\"} 10\n",
+        "mailedge_abuse_table_size{listener=\"smtp\"} 4096\n",
+        "mailedge_abuse_evictions_total{listener=\"smtp\"} 7\n",
+        "mailedge_abuse_untracked_total{listener=\"smtp\"} 1\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        if (strstr(out.p, want[i]) == NULL)
+            fail_msg("missing: %s", want[i]);
+    }
+    free(out.p);
+    metrics_free(&m);
+}
+
 int
 main(void)
 {
@@ -279,6 +320,7 @@ main(void)
         cmocka_unit_test(test_histogram_bounds), cmocka_unit_test(test_empty),
         cmocka_unit_test(test_strbuf),           cmocka_unit_test(test_queue_depth),
         cmocka_unit_test(test_reloads),
+        cmocka_unit_test(test_abuse_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
