@@ -101,7 +101,8 @@ worker_abuse_prepare(struct worker *w, const struct conf *c)
         const struct conf_listener *lc = &c->listeners[i];
         if (worker_abuse_find(w, lc->name) != NULL)
             continue;
-        struct worker_abuse **v = realloc(w->abuse, (w->nabuse + 1) * sizeof(*v));
+        struct worker_abuse **v =
+            realloc(w->abuse, (w->nabuse + 1) * sizeof(struct worker_abuse *));
         if (v == NULL)
             return -1;
         w->abuse = v;
