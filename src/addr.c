@@ -255,3 +255,30 @@ addr_equal(const struct sockaddr *a, const struct sockaddr *b)
     }
     return false;
 }
+
+size_t
+addr_interleave(const struct sockaddr_storage *in, size_t n, struct sockaddr_storage *out)
+{
+    size_t i6 = 0, i4 = 0, o = 0;
+    bool six = true;
+
+    for (;;) {
+        int want = six ? AF_INET6 : AF_INET;
+        size_t *ip = six ? &i6 : &i4;
+        while (*ip < n && in[*ip].ss_family != want)
+            (*ip)++;
+        if (*ip < n) {
+            out[o++] = in[(*ip)++];
+        } else {
+            /* This family is used up: the rest of the other, in order. */
+            size_t *jp = six ? &i4 : &i6;
+            int other = six ? AF_INET : AF_INET6;
+            for (; *jp < n; (*jp)++) {
+                if (in[*jp].ss_family == other)
+                    out[o++] = in[*jp];
+            }
+            return o;
+        }
+        six = !six;
+    }
+}

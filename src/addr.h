@@ -44,6 +44,16 @@ char *addr_format(const struct sockaddr *sa, char *buf, size_t cap);
 /* Formats the address alone, no port, no brackets; returns <buf>. */
 char *addr_format_ip(const struct sockaddr *sa, char *buf, size_t cap);
 
+/*
+ * Orders <n> addresses for Happy Eyeballs (RFC 8305 4): IPv6 first, then
+ * the families alternating (v6, v4, v6, v4, ...), each family keeping its
+ * own order; what is left of the longer family goes at the end. Other
+ * families are dropped. Writes <out> (room for <n>, not <in>); returns the
+ * count.
+ */
+size_t addr_interleave(const struct sockaddr_storage *in, size_t n,
+                       struct sockaddr_storage *out);
+
 /* True when both have the same family, address and port. */
 bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 

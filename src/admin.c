@@ -132,7 +132,7 @@ admin_status_json(const struct worker *w, struct strbuf *out)
         strbuf_addf(out,
                     ",\"balance\":\"%s\",\"check\":\"%s\",\"servers_up\":%zu,\"queued\":%zu,"
                     "\"servers\":[",
-                    b->balance == BALANCE_FIRST ? "first" : "round-robin",
+                    conf_balance_name(b->balance),
                     conf_check_name(b->check), backend_servers_up(&w->backends[i]),
                     w->backends[i].nheld);
         for (size_t j = 0; j < b->nservers; j++) {
@@ -169,8 +169,10 @@ admin_status_json(const struct worker *w, struct strbuf *out)
                 strbuf_add(out, "null");
             else
                 json_str(out, check_result_name((enum check_result)st->last_result));
-            strbuf_addf(out, ",\"connects\":%llu,\"connect_errors\":%llu}",
-                        (unsigned long long)m->connects, (unsigned long long)errors);
+            strbuf_addf(out, ",\"connects\":%llu,\"connect_errors\":%llu,\"backup\":%s,"
+                             "\"active\":%llu}",
+                        (unsigned long long)m->connects, (unsigned long long)errors,
+                        s->backup ? "true" : "false", (unsigned long long)m->active);
         }
         strbuf_add(out, "]}");
     }

@@ -46,14 +46,81 @@ backend_servers_up(const struct backend *b)
     return n;
 }
 
+static bool
+any_primary_usable(const struct backend *b)
+{
+    for (size_t i = 0; i < b->conf->nservers; i++) {
+        if (!b->conf->servers[i].backup && backend_server_usable(b, &b->conf->servers[i]))
+            return true;
+    }
+    return false;
+}
+
+bool
+backend_server_eligible(const struct backend *b, const struct conf_server *srv)
+{
+    if (!backend_server_usable(b, srv))
+        return false;
+    return !srv->backup || !any_primary_usable(b);
+}
+
+/*
+ * Sessions on server <i> now: its name-keyed counter when it has one,
+ * which also counts the sessions of older configuration generations
+ * (SIGHUP), else this generation's own count.
+ */
+static uint64_t
+load(const struct backend *b, size_t i)
+{
+    const struct backend_server *st = &b->srv[i];
+    return st->m != NULL ? st->m->active : st->active;
+}
+
 size_t
 backend_first(struct backend *b)
 {
-    if (b->conf->balance == BALANCE_FIRST || b->conf->nservers == 0)
+    size_t n = b->conf->nservers;
+    if (n == 0)
         return 0;
-    size_t i = b->next % b->conf->nservers;
-    b->next = i + 1;
-    return i;
+    bool primaries = any_primary_usable(b);
+    size_t start = b->conf->balance == BALANCE_FIRST ? 0 : b->next % n;
+    size_t best = n;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
+        const struct conf_server *srv = &b->conf->servers[i];
+        if (!backend_server_usable(b, srv) || srv->backup == primaries)
+            continue;
+        if (b->conf->balance != BALANCE_LEAST_CONN) {
+            best = i;
+            break;
+        }
+        if (best == n || load(b, i) < load(b, best))
+            best = i;
+    }
+    if (best == n)
+        best = start;  /* none eligible: the walk finds none either */
+    if (b->conf->balance != BALANCE_FIRST)
+        b->next = best + 1;
+    return best;
+}
+
+void
+backend_take(struct backend *b, const struct conf_server *srv)
+{
+    struct backend_server *st = &b->srv[srv - b->conf->servers];
+    st->active++;
+    if (st->m != NULL)
+        st->m->active++;
+}
+
+void
+backend_release(struct backend *b, const struct conf_server *srv)
+{
+    struct backend_server *st = &b->srv[srv - b->conf->servers];
+    if (st->active > 0)
+        st->active--;
+    if (st->m != NULL && st->m->active > 0)
+        st->m->active--;
 }
 
 const struct conf_server *

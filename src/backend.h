@@ -37,6 +37,8 @@ struct backend_server {
     uint32_t ttl;             /* of the current answer, seconds */
     struct resolve_query *rq; /* its resolver state, NULL for an IP literal */
     struct metrics_server *m; /* its counters (keyed by backend and server name) */
+    unsigned active;          /* sessions of this generation connecting or connected to it;
+                               * least-conn compares m->active, all generations */
 };
 
 struct gen;
@@ -61,8 +63,11 @@ int backend_init(struct backend *b, const struct conf_backend *conf);
 void backend_free(struct backend *b);
 
 /*
- * The index of the first server a new session tries. A session then walks
- * the others in order with backend_server_at(b, first, attempt).
+ * The index of the first server a new session tries, by the backend's
+ * balance among the eligible servers (backend_server_eligible): the first
+ * in order, the next in turn, or the one with the fewest active sessions
+ * (ties in turn). A session then walks the others in order with
+ * backend_server_at(b, first, attempt), skipping those not eligible.
  */
 size_t backend_first(struct backend *b);
 const struct conf_server *backend_server_at(const struct backend *b, size_t first,
@@ -72,7 +77,15 @@ const struct conf_server *backend_server_at(const struct backend *b, size_t firs
  * written with a DNS name, has resolved. */
 bool backend_server_usable(const struct backend *b, const struct conf_server *srv);
 
-/* The number of servers of <b> that are up. */
+/* True when a new session may try <srv> now: it is usable and is a primary,
+ * or a backup while no primary is usable. */
+bool backend_server_eligible(const struct backend *b, const struct conf_server *srv);
+
+/* A session starts connecting to <srv> / is done with it (least-conn counts). */
+void backend_take(struct backend *b, const struct conf_server *srv);
+void backend_release(struct backend *b, const struct conf_server *srv);
+
+/* The number of servers of <b> that are up, backups included. */
 size_t backend_servers_up(const struct backend *b);
 
 /*

@@ -20,6 +20,7 @@
 
 #include "addr.h"
 #include "backend.h"
+#include "connector.h"
 #include "log.h"
 #include "loop.h"
 #include "mailreply.h"
@@ -30,7 +31,7 @@
 
 enum check_state {
     CK_IDLE,       /* waiting for the next interval */
-    CK_CONNECTING, /* non-blocking connect in progress; timer: the check timeout */
+    CK_CONNECTING, /* connects in progress (the connector; its deadline: the check timeout) */
     CK_GREETING,   /* header sent; reading the greeting, writing nothing */
     CK_QUIT,       /* QUIT / a LOGOUT sent; reading its reply */
     CK_DRAIN,      /* result known; FIN sent, reading to EOF so close(2) sends no RST */
@@ -38,13 +39,15 @@ enum check_state {
 
 struct check {
     struct io io;
-    struct timer timer;
+    struct timer timer;  /* idle while the connector's runs: one armed timer per check */
+    struct connector *conn; /* Happy Eyeballs over the server's addresses */
     struct worker *w;
     struct backend *b;
     size_t si; /* server index in b */
     enum check_state state;
     bool stopped;
     bool decided; /* the result of the current check is recorded */
+    uint64_t deadline; /* of the current check: start + check timeout */
     size_t len;   /* bytes in buf */
     char buf[MR_REPLY_MAX + 1];
     char detail[128]; /* what the server said, for the log */
@@ -317,19 +320,10 @@ static void
 on_io(struct io *io, uint32_t events)
 {
     struct check *c = (struct check *)(void *)((char *)io - offsetof(struct check, io));
+    (void)events;
     switch (c->state) {
-    case CK_CONNECTING: {
-        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-            return;
-        int err = sock_error(c->io.fd);
-        if (err != 0) {
-            snprintf(c->detail, sizeof(c->detail), "%s", strerror(err));
-            conclude(c, err == ECONNREFUSED ? CHECK_L4_REFUSED : CHECK_L4_ERROR);
-            return;
-        }
-        connected(c);
+    case CK_CONNECTING: /* the socket is the check's once connected */
         return;
-    }
     case CK_GREETING:
     case CK_QUIT:
     case CK_DRAIN:
@@ -340,38 +334,91 @@ on_io(struct io *io, uint32_t events)
     }
 }
 
+/* Which address of a dual-stack name failed, for `log ... level debug`. */
+static void
+on_attempt(void *arg, unsigned nth, const struct sockaddr *sa, enum conn_outcome o, int err)
+{
+    static const char *const names[] = {[CONN_WON] = "connected", [CONN_FAILED] = "failed",
+                                         [CONN_TIMED_OUT] = "timeout",
+                                         [CONN_ABANDONED] = "abandoned"};
+    const struct check *c = arg;
+    char a[ADDR_STRLEN];
+
+    if (!log_enabled(LOG_DEBUG))
+        return;
+    log_begin(LOG_DEBUG, "check_attempt");
+    log_str("backend", bconf(c)->name);
+    log_str("server", sconf(c)->name);
+    log_u64("n", nth);
+    log_str("addr", addr_format(sa, a, sizeof(a)));
+    log_str("result", names[o]);
+    if (o == CONN_FAILED)
+        log_str("error", strerror(err));
+    log_end();
+}
+
+/* The connector decided: a connected socket, or every address failed. */
+static void
+on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool timeout)
+{
+    struct check *c = arg;
+
+    (void)sa;
+    if (fd < 0) {
+        if (timeout) {
+            conclude(c, CHECK_L4_TIMEOUT);
+            return;
+        }
+        snprintf(c->detail, sizeof(c->detail), "%s", strerror(err));
+        conclude(c, err == ECONNREFUSED ? CHECK_L4_REFUSED : CHECK_L4_ERROR);
+        return;
+    }
+    c->io.fd = fd;
+    if (loop_mod(c->w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+        close_fd(c);
+        snprintf(c->detail, sizeof(c->detail), "%s", strerror(errno));
+        conclude(c, CHECK_L4_ERROR);
+        return;
+    }
+    /* A check timer for the rest: greeting and reply. */
+    loop_timer_at(c->w->loop, &c->timer, c->deadline);
+    connected(c);
+}
+
+static const struct connector_ops check_connect_ops = {on_attempt, on_connect_done};
+
 static void
 start(struct check *c)
 {
     const struct conf_server *srv = sconf(c);
-    struct sockaddr_storage sa;
+    struct sockaddr_storage sa[BACKEND_ADDRS_MAX], ordered[BACKEND_ADDRS_MAX];
+    size_t n = 0;
 
     c->decided = false;
     c->len = 0;
     c->detail[0] = '\0';
-    if (backend_server_addr(c->b, srv, 0, srv->check_port, &sa) == -1) {
+    /* Every address of the server, like sessions (Happy Eyeballs): a name
+     * whose AAAA is unreachable is up when its A answers. */
+    while (n < BACKEND_ADDRS_MAX && backend_server_addr(c->b, srv, n, srv->check_port, &sa[n]) == 0) {
+        if (srv->check_port != 0)
+            addr_set_port((struct sockaddr *)&sa[n], srv->check_port);
+        n++;
+    }
+    n = addr_interleave(sa, n, ordered);
+    if (n == 0) {
         snprintf(c->detail, sizeof(c->detail), "%s", "name not resolved");
         conclude(c, CHECK_L4_ERROR);
         return;
     }
-    if (srv->check_port != 0)
-        addr_set_port((struct sockaddr *)&sa, srv->check_port);
-    int fd = sock_connect((struct sockaddr *)&sa, NULL);
-    if (fd == -1) {
-        snprintf(c->detail, sizeof(c->detail), "%s", strerror(errno));
-        conclude(c, errno == ECONNREFUSED ? CHECK_L4_REFUSED : CHECK_L4_ERROR);
-        return;
-    }
-    c->io.fd = fd;
-    if (loop_add(c->w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
-        close(fd);
-        c->io.fd = -1;
-        snprintf(c->detail, sizeof(c->detail), "%s", strerror(errno));
-        conclude(c, CHECK_L4_ERROR);
-        return;
-    }
     c->state = CK_CONNECTING;
-    loop_timer_at(c->w->loop, &c->timer, loop_now(c->w->loop) + bconf(c)->check_timeout_ms);
+    uint64_t timeout = bconf(c)->check_timeout_ms;
+    c->deadline = loop_now(c->w->loop) + timeout;
+    /* A check timeout shorter than the attempt delay (a 200ms interval)
+     * would never reach the second address. */
+    uint64_t delay = bconf(c)->he_delay_ms;
+    if (delay > timeout / 2)
+        delay = timeout / 2 > 10 ? timeout / 2 : 10;
+    connector_start(c->conn, ordered, n, delay, timeout);
 }
 
 static void
@@ -383,8 +430,7 @@ on_timer(struct timer *t)
         start(c);
         return;
     case CK_CONNECTING:
-        conclude(c, CHECK_L4_TIMEOUT);
-        return;
+        return; /* the connector's timer runs the connect */
     case CK_GREETING:
     case CK_QUIT:
         /* Read what is there first: close(2) with unread bytes sends a RST. */
@@ -424,6 +470,11 @@ check_start_all(struct worker *w)
             c->io.fd = -1;
             c->io.cb = on_io;
             timer_init(&c->timer, on_timer);
+            c->conn = connector_new(w->loop, &check_connect_ops, c);
+            if (c->conn == NULL) {
+                log_warn("check: cannot allocate");
+                return -1;
+            }
             c->state = CK_IDLE;
             b->srv[j].check = c;
             /* Health carried over by a reload: the next check when it is due,
@@ -445,6 +496,8 @@ check_stop_all(struct worker *w)
         struct check *c = &w->checks[i];
         c->stopped = true;
         loop_timer_cancel(w->loop, &c->timer);
+        if (c->conn != NULL)
+            connector_cancel(c->conn);
         if (c->io.fd >= 0) {
             /* Read what has arrived, so the close below is a FIN, not a reset. */
             char drop[512];
@@ -460,6 +513,8 @@ void
 check_free_all(struct worker *w)
 {
     check_stop_all(w);
+    for (size_t i = 0; i < w->nchecks; i++)
+        connector_destroy(w->checks[i].conn);
     free(w->checks);
     w->checks = NULL;
     w->nchecks = 0;

@@ -41,6 +41,9 @@
 #define CHECK_INTERVAL_MIN_MS 50
 #define CHECK_COUNT_MAX 100 /* rise and fall */
 #define DEFAULT_QUEUE_MAX 1000
+#define DEFAULT_HE_DELAY_MS 250
+#define HE_DELAY_MIN_MS 10     /* RFC 8305 5: never less */
+#define HE_DELAY_MAX_MS 10000
 #define QUEUE_MAX_MAX 1000000
 #define DEFAULT_V6_PREFIX 64
 #define DEFAULT_LIMIT_TABLE 65536
@@ -83,6 +86,7 @@ enum dir {
     D_LIMIT_TABLE,
     D_BAN,
     D_PREGREET,
+    D_HE_DELAY,
     D_COUNT
 };
 
@@ -645,6 +649,8 @@ host_name_port(const char *t, char *out, size_t cap, unsigned *port)
     return 0;
 }
 
+#define SERVER_USAGE "server NAME HOST[:PORT] [check-port N] [backup]"
+
 static void
 d_server(struct ctx *x, const struct lex_word *w, size_t n)
 {
@@ -693,20 +699,34 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
         return;
     }
     unsigned check_port = 0;
-    if (n > 3) {
+    bool backup = false;
+    for (size_t i = 3; i < n; i++) {
         uint64_t p;
-        if (!is_word(&w[3], "check-port")) {
-            errw(x, &w[3], "unknown server option '%s' (expected check-port N)", w[3].text);
+        if (is_word(&w[i], "backup")) {
+            if (backup) {
+                errw(x, &w[i], "duplicate server option 'backup'");
+                return;
+            }
+            backup = true;
+            continue;
+        }
+        if (!is_word(&w[i], "check-port")) {
+            errw(x, &w[i], "unknown server option '%s' (expected check-port N or backup)",
+                 w[i].text);
             return;
         }
-        if (n < 5) {
-            errw(x, &w[3], "check-port needs a port number (usage: server NAME ADDR[:PORT] "
-                           "[check-port N])");
+        if (check_port != 0) {
+            errw(x, &w[i], "duplicate server option 'check-port'");
             return;
         }
-        if (util_parse_uint(w[4].text, 65535, &p) != 0 || p == 0) {
-            errw(x, &w[4], "bad check-port '%s': expected a port number from 1 to 65535",
-                 w[4].text);
+        if (i + 1 >= n) {
+            errw(x, &w[i], "check-port needs a port number (usage: " SERVER_USAGE ")");
+            return;
+        }
+        i++;
+        if (util_parse_uint(w[i].text, 65535, &p) != 0 || p == 0) {
+            errw(x, &w[i], "bad check-port '%s': expected a port number from 1 to 65535",
+                 w[i].text);
             return;
         }
         check_port = (unsigned)p;
@@ -722,6 +742,7 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
     memset(sv, 0, sizeof(*sv));
     util_strlcpy(sv->name, w[1].text, sizeof(sv->name));
     sv->check_port = check_port;
+    sv->backup = backup;
     sv->pos = pos_of(x, &w[1]);
     sv->addr = ss;
     sv->is_name = is_name;
@@ -881,8 +902,27 @@ d_balance(struct ctx *x, const struct lex_word *w, size_t n)
         cur_backend(x)->balance = BALANCE_ROUND_ROBIN;
     else if (is_word(&w[1], "first"))
         cur_backend(x)->balance = BALANCE_FIRST;
+    else if (is_word(&w[1], "least-conn"))
+        cur_backend(x)->balance = BALANCE_LEAST_CONN;
     else
-        errw(x, &w[1], "bad balance '%s': expected round-robin or first", w[1].text);
+        errw(x, &w[1], "bad balance '%s': expected round-robin, first or least-conn", w[1].text);
+}
+
+/* happy-eyeballs-delay DURATION: between connects to one server's addresses */
+static void
+d_he_delay(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    uint64_t ms;
+
+    (void)n;
+    if (!duration(x, &w[1], false, &ms))
+        return;
+    if (ms < HE_DELAY_MIN_MS || ms > HE_DELAY_MAX_MS) {
+        errw(x, &w[1], "bad happy-eyeballs-delay '%s': expected %dms to %ds (RFC 8305: 250ms)",
+             w[1].text, HE_DELAY_MIN_MS, HE_DELAY_MAX_MS / 1000);
+        return;
+    }
+    cur_backend(x)->he_delay_ms = ms;
 }
 
 /* ---- listener ---- */
@@ -1433,14 +1473,15 @@ static const struct directive global_dirs[] = {
 };
 
 static const struct directive backend_dirs[] = {
-    {"server", D_SERVER, false, 2, 4, "server NAME HOST[:PORT] [check-port N]", d_server},
+    {"server", D_SERVER, false, 2, 5, SERVER_USAGE, d_server},
     {"send-proxy", D_SEND_PROXY, true, 1, 2, "send-proxy v1|v2 [authority]", d_send_proxy},
-    {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first", d_balance},
+    {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first|least-conn", d_balance},
     {"check", D_CHECK, true, 1, 9,
      "check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N]", d_check},
     {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", d_timeout},
     {"queue-timeout", D_QUEUE_TIMEOUT, true, 1, 1, "queue-timeout DURATION", d_queue_timeout},
     {"queue-max", D_QUEUE_MAX, true, 1, 1, "queue-max N", d_queue_max},
+    {"happy-eyeballs-delay", D_HE_DELAY, true, 1, 1, "happy-eyeballs-delay DURATION", d_he_delay},
 };
 
 static const struct directive listener_dirs[] = {
@@ -1464,7 +1505,8 @@ static const struct {
 } tables[] = {
     [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, resolvers, timeout, user, group"},
     [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs),
-                     "server, send-proxy, balance, check, timeout, queue-timeout, queue-max"},
+                     "server, send-proxy, balance, check, timeout, queue-timeout, queue-max, "
+                     "happy-eyeballs-delay"},
     [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),
                       "bind, protocol, accept-proxy, route, sni-required, timeout, limit, ban, "
                       "allow, pregreet"},
@@ -2269,6 +2311,8 @@ finish(struct ctx *x)
             b->timeout_connect_ms = x->g_connect ? x->g_connect : DEFAULT_CONNECT_MS;
         if (b->queue_max == 0)
             b->queue_max = DEFAULT_QUEUE_MAX;
+        if (b->he_delay_ms == 0)
+            b->he_delay_ms = DEFAULT_HE_DELAY_MS;
     }
     for (size_t i = 0; i < c->nlisteners; i++) {
         struct conf_listener *l = &c->listeners[i];
@@ -2439,6 +2483,13 @@ conf_listener_route(const struct conf_listener *l, const char *sni)
         }
     }
     return l->route.backend != NULL ? &l->route : NULL;
+}
+
+const char *
+conf_balance_name(enum balance b)
+{
+    static const char *const names[] = {"round-robin", "first", "least-conn"};
+    return (size_t)b < ARRAY_LEN(names) ? names[b] : "?";
 }
 
 const char *

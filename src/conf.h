@@ -23,7 +23,7 @@
 
 enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PROTO_TCP };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
-enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST };
+enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST, BALANCE_LEAST_CONN };
 /* Active health check of a backend's servers; CHECK_NONE: servers are always up. */
 enum check_kind { CHECK_NONE, CHECK_TCP, CHECK_SMTP, CHECK_IMAP, CHECK_POP3 };
 /* pregreet: what to do with an SMTP client that talks before the greeting. */
@@ -43,6 +43,7 @@ struct conf_server {
     unsigned port;                   /* the port written after the host; 0: none */
     bool has_port;                   /* else the route gives it */
     unsigned check_port;             /* check-port N; 0: the port sessions use */
+    bool backup;                     /* used only while no primary server is up */
     struct conf_pos pos;
 };
 
@@ -53,7 +54,8 @@ struct conf_backend {
     int send_proxy;                  /* 0 none, 1 or 2: PROXY version sent */
     bool send_authority;             /* v2: the client's SNI in an AUTHORITY TLV */
     enum balance balance;            /* default round-robin */
-    uint64_t timeout_connect_ms;     /* default 5s (or global) */
+    uint64_t timeout_connect_ms;     /* default 5s (or global); for all addresses of a server */
+    uint64_t he_delay_ms;            /* happy-eyeballs-delay: between attempts; default 250ms */
     enum check_kind check;           /* default CHECK_NONE */
     uint64_t check_interval_ms;      /* default 2s */
     uint64_t check_timeout_ms;       /* default min(interval, 5s) */
@@ -194,6 +196,7 @@ const char *conf_bind_format(const struct conf_bind *b, char *buf, size_t cap);
 
 /* "none", "tcp", "smtp", "imap", "pop3" */
 const char *conf_check_name(enum check_kind k);
+const char *conf_balance_name(enum balance b);
 
 /* True for smtp, submission, imap and pop3: the server speaks first. */
 bool conf_proto_server_first(enum proto p);

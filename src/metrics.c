@@ -260,6 +260,13 @@ render_servers(const struct metrics *m, struct strbuf *b)
         const char *l[] = {"backend", s->backend, "server", s->name, NULL};
         sample_u64(b, "mailedge_server_up", l, s->up ? 1 : 0);
     }
+    family(b, "mailedge_server_sessions_active", "gauge",
+           "Sessions connecting or connected to the server now (what least-conn compares).");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        const char *l[] = {"backend", s->backend, "server", s->name, NULL};
+        sample_u64(b, "mailedge_server_sessions_active", l, s->active);
+    }
     family(b, "mailedge_server_check_failures_total", "counter",
            "Failed health checks, per backend, server and reason (checked servers only).");
     for (size_t i = 0; i < m->nservers; i++) {

@@ -46,6 +46,7 @@ struct metrics_server {
     uint64_t lat_sum_ms;
     bool checked;                                       /* its backend has a health check */
     bool up;                                            /* usable by new sessions */
+    uint64_t active;                                    /* sessions connecting or connected now */
     uint64_t check_failures[METRICS_CHECK_REASONS_MAX]; /* by check result */
 };
 

@@ -505,12 +505,13 @@ backend_same(const struct conf_backend *a, const struct conf_backend *b)
         a->timeout_connect_ms != b->timeout_connect_ms || a->check != b->check ||
         a->check_interval_ms != b->check_interval_ms || a->check_timeout_ms != b->check_timeout_ms ||
         a->check_rise != b->check_rise || a->check_fall != b->check_fall ||
-        a->queue_timeout_ms != b->queue_timeout_ms || a->queue_max != b->queue_max)
+        a->queue_timeout_ms != b->queue_timeout_ms || a->queue_max != b->queue_max ||
+        a->he_delay_ms != b->he_delay_ms)
         return false;
     for (size_t i = 0; i < a->nservers; i++) {
         const struct conf_server *x = &a->servers[i], *y = &b->servers[i];
         if (strcmp(x->name, y->name) != 0 || !server_same_place(x, y) ||
-            x->check_port != y->check_port)
+            x->check_port != y->check_port || x->backup != y->backup)
             return false;
     }
     return true;

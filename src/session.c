@@ -29,6 +29,7 @@
 #include "addr.h"
 #include "backend.h"
 #include "conf.h"
+#include "connector.h"
 #include "fault.h"
 #include "gen.h"
 #include "listener.h"
@@ -66,10 +67,13 @@ struct session {
     uint8_t first_fin;                 /* 0 none, 1 client, 2 backend */
     bool pg_watch;                     /* smtp pregreet: client bytes before the greeting? */
     bool talked_early;                 /* it sent some (logged as pregreet=1) */
+    uint16_t nattempts;                /* connects started, all servers (saturates) */
     int last_err;                      /* errno of the last failed connect */
     bool last_timeout;                 /* the last failed connect timed out */
+    bool counted;                      /* in the active count of <trying> (least-conn) */
     size_t srv_first, attempt;
-    size_t addr_k;               /* which address of the server tried (resolved names) */
+    struct connector *conn;            /* CONNECTING: the attempts in flight (src/connector.c) */
+    union sa baddr;                    /* the address connected to, for the log */
     const struct conf_server *trying;  /* the server being connected to */
     const struct conf_server *srv;     /* the server connected to, for the log */
     const struct conf_route *route;    /* chosen route; NULL until routed */
@@ -169,6 +173,12 @@ log_session(const struct session *s, enum end_reason r, const char *detail)
         log_str("sni", s->sni);
     log_str("backend", b != NULL ? b->conf->name : "-");
     log_str("server", s->srv ? s->srv->name : "-");
+    if (s->srv != NULL) {
+        char baddr[ADDR_STRLEN];
+        log_str("backend_addr", addr_format(&s->baddr.sa, baddr, sizeof(baddr)));
+    }
+    if (s->nattempts > 0)
+        log_u64("attempts", s->nattempts);
     log_u64("bytes_in", s->up.bytes);
     log_u64("bytes_out", s->down.bytes);
     log_u64("duration_ms", loop_now(s->w->loop) - s->start_ms);
@@ -274,6 +284,10 @@ session_close(struct session *s, enum end_reason r, const char *detail)
         unhold(s);
     s->state = SESSION_CLOSED;
     loop_timer_cancel(s->w->loop, &s->timer);
+    connector_free(s->conn);
+    s->conn = NULL;
+    if (s->counted)
+        backend_release(s->backend, s->trying);
     close_io(s, &s->bio);
     close_io(s, &s->cio);
     if (s->ticket.counted)
@@ -467,63 +481,127 @@ connected(struct session *s)
     relay(s);
 }
 
-static void
-connect_failed(struct session *s, int err, bool timeout)
+static bool
+resource_error(int err)
 {
-    close_io(s, &s->bio);
-    count_connect_error(s, err, timeout);
-    s->b_rd = s->b_wr = false;
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+static void
+log_attempt(const struct session *s, unsigned nth, const struct sockaddr *sa,
+            enum conn_outcome o, int err)
+{
+    static const char *const names[] = {
+        [CONN_WON] = "connected", [CONN_FAILED] = "failed",
+        [CONN_TIMED_OUT] = "timeout", [CONN_ABANDONED] = "abandoned"};
+    char a[ADDR_STRLEN];
+
+    log_begin(LOG_DEBUG, "connect_attempt");
+    log_fmt("id", "%016llx", (unsigned long long)s->id);
+    log_str("server", s->trying->name);
+    log_u64("n", nth);
+    log_str("addr", addr_format(sa, a, sizeof(a)));
+    log_str("result", names[o]);
+    if (o == CONN_FAILED)
+        log_str("error", strerror(err));
+    log_end();
+}
+
+static void
+on_attempt(void *arg, unsigned nth, const struct sockaddr *sa, enum conn_outcome o, int err)
+{
+    struct session *s = arg;
+
+    if (s->nattempts < UINT16_MAX)
+        s->nattempts++;
+    if (o == CONN_FAILED || o == CONN_TIMED_OUT)
+        count_connect_error(s, err, o == CONN_TIMED_OUT);
+    if (log_enabled(LOG_DEBUG))
+        log_attempt(s, nth, sa, o, err);
+}
+
+/* The connector decided for the server being tried. */
+static void
+on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool timeout)
+{
+    struct session *s = arg;
+
+    if (fd >= 0) {
+        memset(&s->baddr, 0, sizeof(s->baddr));
+        memcpy(&s->baddr, sa,
+               sa->sa_family == AF_INET6 ? sizeof(s->baddr.in6) : sizeof(s->baddr.in));
+        connector_free(s->conn);
+        s->conn = NULL;
+        s->bio.fd = fd;
+        if (loop_mod(s->w->loop, &s->bio, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+            session_close(s, END_RESOURCE, strerror(errno));
+            return;
+        }
+        s->b_wr = true;
+        connected(s);
+        return;
+    }
+    backend_release(s->backend, s->trying);
+    s->counted = false;
     s->last_err = err;
     s->last_timeout = timeout;
-    s->addr_k++;  /* the server's next address, if its name has one */
+    if (resource_error(err)) {
+        say_goodbye(s);
+        session_close(s, END_RESOURCE, strerror(err));
+        return;
+    }
+    s->attempt++;
     connect_next(s);
 }
 
+static const struct connector_ops connect_ops = {on_attempt, on_connect_done};
+
+/*
+ * Connects to the next eligible server of the walk: all its addresses at
+ * once by Happy Eyeballs (src/connector.c), timeout connect for the lot;
+ * the next server only when every address failed. None left: hold or
+ * give up.
+ */
 static void
 connect_next(struct session *s)
 {
     struct backend *b = s->backend;
     const struct conf_server *srv;
     while ((srv = backend_server_at(b, s->srv_first, s->attempt)) != NULL) {
-        struct sockaddr_storage sa;
-        if (!backend_server_usable(b, srv)) {
-            /* Down by its health check: not tried, and not counted as a connect error. */
+        struct sockaddr_storage sa[BACKEND_ADDRS_MAX], ordered[BACKEND_ADDRS_MAX];
+        size_t n = 0;
+        if (!backend_server_eligible(b, srv)) {
+            /* Down by its health check, or a backup while a primary is up:
+             * not tried, and not counted as a connect error. */
             s->attempt++;
-            s->addr_k = 0;
             continue;
         }
         s->trying = srv;
-        if (backend_server_addr(b, srv, s->addr_k, s->route->port, &sa) == -1) {
-            if (s->addr_k == 0)
-                s->last_err = EDESTADDRREQ;
+        while (n < BACKEND_ADDRS_MAX &&
+               backend_server_addr(b, srv, n, s->route->port, &sa[n]) == 0)
+            n++;
+        n = addr_interleave(sa, n, ordered);
+        if (n == 0) {
+            s->last_err = EDESTADDRREQ;
             s->attempt++;
-            s->addr_k = 0;
             continue;
         }
-        int fd = sock_connect((struct sockaddr *)&sa, NULL);
-        if (fd == -1) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                int saved = errno;
-                say_goodbye(s);
-                session_close(s, END_RESOURCE, strerror(saved));
-                return;
-            }
-            s->last_err = errno;
-            s->last_timeout = false;
-            count_connect_error(s, errno, false);
-            s->addr_k++;
-            continue;
-        }
-        s->bio.fd = fd;
-        if (loop_add(s->w->loop, &s->bio, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
-            session_close(s, END_RESOURCE, strerror(errno));
+        if (s->conn == NULL && (s->conn = connector_new(s->w->loop, &connect_ops, s)) == NULL) {
+            say_goodbye(s);
+            session_close(s, END_RESOURCE, "out of memory");
             return;
         }
         s->state = SESSION_CONNECTING;
         s->connect_ms = loop_now(s->w->loop);
-        loop_timer_at(s->w->loop, &s->timer, s->connect_ms + b->conf->timeout_connect_ms);
+        /* The connector's timer stands in for the session's while connecting. */
+        loop_timer_cancel(s->w->loop, &s->timer);
+        backend_take(b, srv);
+        s->counted = true;
+        connector_start(s->conn, ordered, n, b->conf->he_delay_ms, b->conf->timeout_connect_ms);
         return;
     }
+    connector_free(s->conn);
+    s->conn = NULL;
     /* Nothing to wake a held client without a health check: hold only with one. */
     if (holds(b)) {
         hold(s);
@@ -652,7 +730,6 @@ session_backend_up(struct backend *b)
         s->state = SESSION_CONNECTING;
         s->srv_first = backend_first(b);
         s->attempt = 0;
-        s->addr_k = 0;
         s->trying = NULL;
         s->last_err = 0;
         s->last_timeout = false;
@@ -695,7 +772,6 @@ session_reload_held(struct worker *w, struct gen *old)
             s->state = SESSION_CONNECTING;
             s->srv_first = backend_first(nb);
             s->attempt = 0;
-            s->addr_k = 0;
             s->last_err = 0;
             s->last_timeout = false;
             connect_next(s);
@@ -711,7 +787,6 @@ start_connect(struct session *s, const struct conf_route *r)
     s->backend = gen_backend(s->gen, r->backend);
     s->srv_first = backend_first(s->backend);
     s->attempt = 0;
-    s->addr_k = 0;
     connect_next(s);
 }
 
@@ -1042,8 +1117,7 @@ on_timer(struct timer *t)
         break;
     }
     case SESSION_CONNECTING:
-        connect_failed(s, ETIMEDOUT, true);
-        break;
+        break; /* the connector's timer runs the connect (src/connector.c) */
     case SESSION_RELAYING: {
         uint64_t deadline = s->last_ms + lconf(s)->timeout_idle_ms;
         if (loop_now(loop) >= deadline)
@@ -1114,23 +1188,13 @@ on_backend(struct io *io, uint32_t ev)
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         s->b_wr = true;
     switch (s->state) {
-    case SESSION_CONNECTING: {
-        if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-            break;
-        int err = sock_error(s->bio.fd);
-        if (err != 0) {
-            connect_failed(s, err, false);
-            break;
-        }
-        connected(s);
-        break;
-    }
     case SESSION_RELAYING:
         relay(s);
         break;
     case SESSION_READ_PROXY:
     case SESSION_PEEK_HELLO:
     case SESSION_HOLDING:
+    case SESSION_CONNECTING: /* the socket is the session's once connected */
     case SESSION_CLOSED:
         break;
     }
@@ -1140,11 +1204,12 @@ void
 session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
 {
     struct worker *w = l->w;
-    /* One timer per session, plus the listeners' and the worker's own. */
+    /* Two timers per session (its own, and its connector's while
+     * connecting), plus the listeners' and the worker's own. */
     struct session *s = NULL;
     bool peek = l->conf->peek_hello;
     if (!fault_hit(FAULT_TIMER) &&
-        loop_timer_reserve(w->loop, w->nsessions + 1 + w->nlisteners + WORKER_TIMERS +
+        loop_timer_reserve(w->loop, 2 * (w->nsessions + 1) + w->nlisteners + WORKER_TIMERS +
                                         w->nchecks + w->nresolve_timers) == 0 &&
         !fault_hit(FAULT_SESSION))
         s = calloc(1, sizeof(*s) + (peek ? TH_HOST_MAX : 0));

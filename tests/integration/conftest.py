@@ -82,15 +82,15 @@ class Rig:
         self.servers.append(b)
         return b
 
-    def refusing(self, host=3) -> h.RefusingPort:
+    def refusing(self, host=3, port: int = 0) -> h.RefusingPort:
         ip = host if isinstance(host, str) else self.ip(host)
-        r = h.RefusingPort(ip)
+        r = h.RefusingPort(ip, port)
         self.servers.append(r)
         return r
 
-    def blackhole(self, host=4) -> h.BlackholePort:
+    def blackhole(self, host=4, port: int = 0) -> h.BlackholePort:
         ip = host if isinstance(host, str) else self.ip(host)
-        b = h.BlackholePort(ip)
+        b = h.BlackholePort(ip, port)
         self.servers.append(b)
         return b
 

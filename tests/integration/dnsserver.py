@@ -2,7 +2,7 @@
 
 Answers A and AAAA questions for configured names with a TTL; the answers
 and the mode ("ok", "nxdomain", "servfail", "noanswer") can change while it
-runs. Only loopback addresses are served (127.0.0.0/8 and ::1)."""
+runs. Only loopback addresses are served (127.0.0.0/8, ::1 and ::ffff:127.x)."""
 
 import ipaddress
 import socket
@@ -36,7 +36,9 @@ class DnsServer:
 
     def set(self, name: str, addrs, ttl: int = 1):
         for a in addrs:
-            assert ipaddress.ip_address(a).is_loopback, a
+            ip = ipaddress.ip_address(a)
+            mapped = getattr(ip, "ipv4_mapped", None)
+            assert ip.is_loopback or (mapped is not None and mapped.is_loopback), a
         with self.lock:
             self.names[name.lower().rstrip(".")] = (list(addrs), ttl)
 

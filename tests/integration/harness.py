@@ -584,10 +584,10 @@ class RefusingPort:
     """A port bound on ip but never listening: connects get RST. The socket
     stays bound so nobody else takes the port during the test."""
 
-    def __init__(self, ip: str):
+    def __init__(self, ip: str, port: int = 0):
         check_loopback(ip)
         self.sock = socket.socket(family(ip), socket.SOCK_STREAM)
-        self.sock.bind((ip, 0))
+        self.sock.bind((ip, port))
         self.ip, self.port = self.sock.getsockname()[:2]
 
     @property
@@ -603,10 +603,10 @@ class BlackholePort:
     a connect neither succeeds nor gets refused (connect timeout). Built from
     listen(0) and filler connections nobody accepts."""
 
-    def __init__(self, ip: str):
+    def __init__(self, ip: str, port: int = 0):
         check_loopback(ip)
         self.sock = socket.socket(family(ip), socket.SOCK_STREAM)
-        self.sock.bind((ip, 0))
+        self.sock.bind((ip, port))
         self.sock.listen(0)
         self.ip, self.port = self.sock.getsockname()[:2]
         self.fillers = []

@@ -211,7 +211,8 @@ def test_healthz_readyz_status_and_errors(rig):
     assert b["name"] == "mail" and b["balance"] == "round-robin"
     assert b["check"] == "none" and b["servers_up"] == 1
     assert b["servers"] == [{"name": "srv1", "address": s.backend.addr, "state": "up",
-                             "last_check": None, "connects": 1, "connect_errors": 0}]
+                             "last_check": None, "connects": 1, "connect_errors": 0,
+                             "backup": False, "active": 1}]
 
     assert http(admin, "/nope")[0] == 404
     assert http(admin, "/")[0] == 404

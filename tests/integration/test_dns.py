@@ -61,11 +61,20 @@ def test_answer_change_moves_new_sessions(rig, dns):
     me.wait_log("resolve", addrs=b2.ip)
     c2 = _served(rig, me, b2, lip, lport, 1, "c2")
     assert b1.accepted() == 1
-    # The established session is untouched.
+    # The established session is untouched: it still relays both ways, to
+    # the old address.
     c1.send(b"NOOP\r\n")
     b1.conns[0].wait_contains(b"NOOP\r\n")
-    c1.close()
+    b1.conns[0].send(b"250 2.0.0 still here\r\n")
+    c1.wait_endswith(b"250 2.0.0 still here\r\n")
     c2.close()
+    s2 = me.wait_session()
+    h.assert_session(s2, server="srv1", backend_addr=h.fmt_addr(b2.ip, b1.port),
+                     reason="client_closed")
+    c1.close()
+    s1 = me.wait_session(2)
+    h.assert_session(s1, server="srv1", backend_addr=h.fmt_addr(b1.ip, b1.port),
+                     reason="client_closed", bytes_in=len(b"NOOP\r\n"))
 
 
 @pytest.mark.parametrize("failure", ["servfail", "stopped"])

@@ -18,7 +18,7 @@ def _config(rig, servers, protocol="smtp", balance=None, send_proxy="v2", backen
     return body, lip, lport
 
 
-@pytest.mark.parametrize("balance", ["first", "round-robin"])
+@pytest.mark.parametrize("balance", ["first", "round-robin", "least-conn"])
 def test_refusing_server_is_skipped(rig, balance):
     bad = rig.refusing(3)
     good = rig.backend(2, greeting=b"220 good\r\n", greet_when=h.Backend.after_proxy_header)

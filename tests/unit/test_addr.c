@@ -198,6 +198,51 @@ test_equal(void **state)
     assert_false(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
 }
 
+/* "a b c" of addr_interleave()'s output for the space-separated <in>. */
+static void
+interleave(const char *in, const char *want)
+{
+    struct sockaddr_storage v[16], out[16];
+    char buf[512], copy[256], a[ADDR_STRLEN];
+    size_t n = 0;
+
+    util_strlcpy(copy, in, sizeof(copy));
+    for (char *tok = strtok(copy, " "); tok != NULL; tok = strtok(NULL, " "))
+        assert_int_equal(addr_parse(tok, ADDR_PORT_OPTIONAL, &v[n++], NULL, NULL), 0);
+    size_t m = addr_interleave(v, n, out);
+    buf[0] = '\0';
+    for (size_t i = 0; i < m; i++) {
+        addr_format_ip((struct sockaddr *)&out[i], a, sizeof(a));
+        strcat(buf, i ? " " : "");
+        strcat(buf, a);
+    }
+    assert_string_equal(buf, want);
+}
+
+static void
+test_interleave(void **state)
+{
+    (void)state;
+    interleave("1.1.1.1 2.2.2.2 ::1 ::2", "::1 1.1.1.1 ::2 2.2.2.2");
+    interleave("::1 ::2 ::3 1.1.1.1", "::1 1.1.1.1 ::2 ::3");
+    interleave("1.1.1.1 ::1 2.2.2.2 3.3.3.3", "::1 1.1.1.1 2.2.2.2 3.3.3.3");
+    interleave("1.1.1.1 2.2.2.2", "1.1.1.1 2.2.2.2");
+    interleave("::2 ::1", "::2 ::1");
+    interleave("3.3.3.3", "3.3.3.3");
+    interleave("", "");
+
+    /* Other families are dropped; the count says so. */
+    struct sockaddr_storage v[3], out[3];
+    memset(v, 0, sizeof(v));
+    addr_parse("1.1.1.1", ADDR_PORT_OPTIONAL, &v[0], NULL, NULL);
+    v[1].ss_family = AF_UNIX;
+    addr_parse("[::1]:25", ADDR_PORT_OPTIONAL, &v[2], NULL, NULL);
+    assert_int_equal(addr_interleave(v, 3, out), 2);
+    assert_int_equal(out[0].ss_family, AF_INET6);
+    assert_int_equal(addr_port((struct sockaddr *)&out[0]), 25);
+    assert_int_equal(out[1].ss_family, AF_INET);
+}
+
 int
 main(void)
 {
@@ -208,6 +253,7 @@ main(void)
         cmocka_unit_test(test_unmap),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_equal),
+        cmocka_unit_test(test_interleave),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -831,6 +831,28 @@ test_check(void **state)
     assert_false(b->servers[1].has_port);
     conf_free(c);
 
+    c = load_ok("backend b {\n    server s1 10.0.0.5:25 backup check-port 2526\n"
+                "    server s2 10.0.0.6:25 check-port 143 backup\n"
+                "    server s3 10.0.0.7:25\n    balance least-conn\n"
+                "    happy-eyeballs-delay 100ms\n}\n" ONE_L);
+    b = &c->backends[0];
+    assert_true(b->servers[0].backup);
+    assert_int_equal(b->servers[0].check_port, 2526);
+    assert_true(b->servers[1].backup);
+    assert_int_equal(b->servers[1].check_port, 143);
+    assert_false(b->servers[2].backup);
+    assert_int_equal(b->balance, BALANCE_LEAST_CONN);
+    assert_string_equal(conf_balance_name(b->balance), "least-conn");
+    assert_int_equal(b->he_delay_ms, 100);
+    conf_free(c);
+
+    c = load_ok("backend b {\n    server s1 10.0.0.5:25\n}\n" ONE_L);
+    b = &c->backends[0];
+    assert_int_equal(b->he_delay_ms, 250);
+    assert_false(b->servers[0].backup);
+    assert_string_equal(conf_balance_name(b->balance), "round-robin");
+    conf_free(c);
+
     c = load_ok("backend b {\n    server s1 Mx1.Example.ORG.:2525\n    server s2 mx2.example.org\n"
                 "    server s3 [::1]:25\n}\n" ONE_L);
     b = &c->backends[0];
@@ -939,7 +961,23 @@ static const struct bad_case bad_cases[] = {
     {"backend b {\n    server s 10.0.0.1:25 check-port\n}\n", 2, 26,
      "check-port needs a port number"},
     {"backend b {\n    server s 10.0.0.1:25 check 25\n}\n", 2, 26,
-     "unknown server option 'check' (expected check-port N)"},
+     "unknown server option 'check' (expected check-port N or backup)"},
+    {"backend b {\n    server s 10.0.0.1:25 backup backup\n}\n", 2, 33,
+     "duplicate server option 'backup'"},
+    {"backend b {\n    server s 10.0.0.1:25 check-port 26 check-port\n}\n", 2, 40,
+     "duplicate server option 'check-port'"},
+    {"backend b {\n    server s 10.0.0.1:25 backup check-port\n}\n", 2, 33,
+     "check-port needs a port number"},
+    {"backend b {\n    server s 10.0.0.1:25\n    balance fewest\n}\n", 3, 13,
+     "bad balance 'fewest': expected round-robin, first or least-conn"},
+    {"backend b {\n    server s 10.0.0.1:25\n    happy-eyeballs-delay 5ms\n}\n", 3, 26,
+     "bad happy-eyeballs-delay '5ms': expected 10ms to 10s"},
+    {"backend b {\n    server s 10.0.0.1:25\n    happy-eyeballs-delay 0s\n}\n", 3, 26,
+     "a timeout of 0 is impossible"},
+    {"backend b {\n    server s 10.0.0.1:25\n    happy-eyeballs-delay 1m\n}\n", 3, 26,
+     "bad happy-eyeballs-delay '1m'"},
+    {LST("    happy-eyeballs-delay 100ms\n"), 2, 5,
+     "unknown directive 'happy-eyeballs-delay' in a listener block"},
     {"backend b {\n    check smtp\n    server s 10.0.0.1\n}\n" ONE_L, 3, 12,
      "server 's' has no port to check"},
     /* lexical */
@@ -1004,14 +1042,15 @@ static const struct bad_case bad_cases[] = {
      "unknown directive 'workers' in a global block (allowed: log, grace, splice, admin, "
      "resolvers, timeout, user, group)"},
     {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
-     "allowed: server, send-proxy, balance, check, timeout, queue-timeout, queue-max); 'bind' "
+     "allowed: server, send-proxy, balance, check, timeout, queue-timeout, queue-max, "
+     "happy-eyeballs-delay); 'bind' "
      "belongs in a listener block"},
     {LST("    throttle per-ip 20\n"), 2, 5,
      "unknown directive 'throttle' in a listener block (allowed: bind, protocol, accept-proxy, route, "
      "sni-required, timeout, limit, ban, allow, pregreet)"},
     {"backend b {\n    server s\n}\n", 2, 5,
-     "too few arguments for 'server' (usage: server NAME HOST[:PORT] [check-port N])"},
-    {"backend b {\n    server s 10.0.0.1:25 check-port 25 x\n}\n", 2, 40,
+     "too few arguments for 'server' (usage: server NAME HOST[:PORT] [check-port N] [backup])"},
+    {"backend b {\n    server s 10.0.0.1:25 check-port 25 backup x\n}\n", 2, 47,
      "too many arguments for 'server'"},
     {LST("    protocol smtp imap\n"), 2, 19, "too many arguments for 'protocol'"},
     {LST("    bind\n"), 2, 5, "too few arguments for 'bind' (usage: bind ADDR:PORT ...)"},
@@ -1046,7 +1085,7 @@ static const struct bad_case bad_cases[] = {
      "bad protocol 'smtps': expected smtp, submission, imap, pop3, tls or tcp"},
     {"backend b {\n    send-proxy v3\n}\n", 2, 16, "bad PROXY version 'v3': expected v1 or v2"},
     {"backend b {\n    balance leastconn\n}\n", 2, 13,
-     "bad balance 'leastconn': expected round-robin or first"},
+     "bad balance 'leastconn': expected round-robin, first or least-conn"},
     /* addresses */
     {"backend b {\n    server s mail_x.example.org:25\n}\n", 2, 14,
      "bad server address 'mail_x.example.org:25': not an IP address (expected an IP address "
