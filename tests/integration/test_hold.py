@@ -6,14 +6,13 @@ goodbye; beyond queue-max it gets it at once; a held client that hangs up
 leaves the queue; SIGTERM gives held clients the goodbye at once."""
 
 import json
-import socket
-import threading
 
 import pytest
 
 import harness as h
 from test_admin import http, metric
-from test_health import GOOD, FakeMail, samples
+from fakemail import GOOD, FakeMail
+from test_health import samples
 
 GOODBYE = {
     "smtp": b"421 4.3.2 ",
@@ -22,39 +21,12 @@ GOODBYE = {
 }
 
 
-class PortMail(FakeMail):
-    """A FakeMail on a chosen port, so that a server can be started after
-    mailedge (and stopped and started again on the same address)."""
-
-    def __init__(self, ip, port, proto="smtp", proxy=True):
-        self.proto = proto
-        self.proxy = proxy
-        self.mode = "good"
-        self.pause = 0.3
-        self.conns = []
-        self.lock = threading.Lock()
-        self.lsock = socket.socket(h.family(ip), socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((ip, port))
-        self.lsock.listen(64)
-        self.lsock.settimeout(0.05)
-        self.ip, self.port = self.lsock.getsockname()[:2]
-        self.stop = threading.Event()
-        self.threads = []
-        t = threading.Thread(target=self._accept_loop, daemon=True)
-        t.start()
-        self.threads.append(t)
-
-    def sessions_from(self, ip):
-        return [r for r in self.records() if r.get("header") and r["header"].src_ip == ip]
-
-
 @pytest.fixture
 def mails():
     made = []
 
-    def make(*a, **kw):
-        m = PortMail(*a, **kw)
+    def make(ip, port, proto="smtp", proxy=True):
+        m = FakeMail(ip, proto=proto, proxy=proxy, port=port)
         made.append(m)
         return m
     yield make
