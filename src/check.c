@@ -338,22 +338,14 @@ on_io(struct io *io, uint32_t events)
 static void
 on_attempt(void *arg, unsigned nth, const struct sockaddr *sa, enum conn_outcome o, int err)
 {
-    static const char *const names[] = {[CONN_WON] = "connected", [CONN_FAILED] = "failed",
-                                         [CONN_TIMED_OUT] = "timeout",
-                                         [CONN_ABANDONED] = "abandoned"};
     const struct check *c = arg;
-    char a[ADDR_STRLEN];
 
     if (!log_enabled(LOG_DEBUG))
         return;
     log_begin(LOG_DEBUG, "check_attempt");
     log_str("backend", bconf(c)->name);
     log_str("server", sconf(c)->name);
-    log_u64("n", nth);
-    log_str("addr", addr_format(sa, a, sizeof(a)));
-    log_str("result", names[o]);
-    if (o == CONN_FAILED)
-        log_str("error", strerror(err));
+    connector_log_attempt(nth, sa, o, err);
     log_end();
 }
 

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
+#include "log.h"
 #include "loop.h"
 #include "sock.h"
 
@@ -250,4 +252,19 @@ connector_destroy(struct connector *c)
         return;
     connector_cancel(c);
     free(c);
+}
+
+void
+connector_log_attempt(unsigned nth, const struct sockaddr *sa, enum conn_outcome o, int err)
+{
+    static const char *const names[] = {[CONN_WON] = "connected", [CONN_FAILED] = "failed",
+                                         [CONN_TIMED_OUT] = "timeout",
+                                         [CONN_ABANDONED] = "abandoned"};
+    char a[ADDR_STRLEN];
+
+    log_u64("n", nth);
+    log_str("addr", addr_format(sa, a, sizeof(a)));
+    log_str("result", names[o]);
+    if (o == CONN_FAILED)
+        log_str("error", strerror(err));
 }

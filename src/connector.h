@@ -22,6 +22,11 @@ struct connector;
 /* What became of one attempt; CONN_ABANDONED: another one won first. */
 enum conn_outcome { CONN_WON, CONN_FAILED, CONN_TIMED_OUT, CONN_ABANDONED };
 
+/* Adds an attempt's n=, addr=, result= and error= to the log line being
+ * written (the session's connect_attempt, the check's check_attempt). */
+void connector_log_attempt(unsigned nth, const struct sockaddr *sa, enum conn_outcome o,
+                           int err);
+
 struct connector_ops {
     /* Every attempt's end (for metrics and the debug log): <nth> is its
      * place in the order (1 for the first started), <err> its errno (0 for

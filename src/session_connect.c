@@ -91,19 +91,10 @@ static void
 log_attempt(const struct session *s, unsigned nth, const struct sockaddr *sa,
             enum conn_outcome o, int err)
 {
-    static const char *const names[] = {
-        [CONN_WON] = "connected", [CONN_FAILED] = "failed",
-        [CONN_TIMED_OUT] = "timeout", [CONN_ABANDONED] = "abandoned"};
-    char a[ADDR_STRLEN];
-
     log_begin(LOG_DEBUG, "connect_attempt");
     log_fmt("id", "%016llx", (unsigned long long)s->id);
     log_str("server", s->trying->name);
-    log_u64("n", nth);
-    log_str("addr", addr_format(sa, a, sizeof(a)));
-    log_str("result", names[o]);
-    if (o == CONN_FAILED)
-        log_str("error", strerror(err));
+    connector_log_attempt(nth, sa, o, err);
     log_end();
 }
 
