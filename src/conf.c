@@ -3,16 +3,16 @@
  * validates it and builds an immutable struct conf. Every error becomes a
  * diagnostic and parsing goes on, so one run lists every mistake; the
  * checks that need the whole file (routes, bind overlaps, inherited
- * timeouts) run once everything is read.
+ * timeouts) run once everything is read. This is the loader core: the
+ * handlers of the directives are in conf_global.c, conf_backend.c,
+ * conf_listener.c and conf_abuse.c (shared declarations: conf_int.h).
  */
 #include "conf.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
 #include <glob.h>
-#include <grp.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +20,11 @@
 #include <sys/stat.h>
 
 #include "addr.h"
+#include "conf_int.h"
 #include "conf_lex.h"
-#include "tlshello.h"
 #include "util.h"
 
 #define MAX_ERRORS 50
-#define INCLUDE_DEPTH_MAX 16
 #define FILE_SIZE_MAX (16u << 20)
 #define DURATION_MAX_MS (24ull * 60 * 60 * 1000)
 
@@ -34,113 +33,12 @@
 #define DEFAULT_IDLE_MS (30ull * 60 * 1000)
 #define DEFAULT_GRACE_MS 30000
 #define DEFAULT_HELLO_MS 5000
-#define DEFAULT_CHECK_INTERVAL_MS 2000
-#define DEFAULT_CHECK_TIMEOUT_MS 5000 /* or the interval when shorter */
-#define DEFAULT_CHECK_RISE 2
-#define DEFAULT_CHECK_FALL 3
-#define CHECK_INTERVAL_MIN_MS 50
-#define CHECK_COUNT_MAX 100 /* rise and fall */
 #define DEFAULT_QUEUE_MAX 1000
 #define DEFAULT_HE_DELAY_MS 250
-#define HE_DELAY_MIN_MS 10     /* RFC 8305 5: never less */
-#define HE_DELAY_MAX_MS 10000
-#define QUEUE_MAX_MAX 1000000
 #define DEFAULT_V6_PREFIX 64
 #define DEFAULT_LIMIT_TABLE 65536
-#define LIMIT_TABLE_MIN 16
-#define LIMIT_TABLE_MAX (1u << 24)
-#define LIMIT_MAX 1000000
-#define BAN_AFTER_MAX 1000
-#define BAN_MAX_MS (30ull * 24 * 60 * 60 * 1000)
-#define DEFAULT_BAN_WINDOW_MS (10ull * 60 * 1000)
 
-/* Directives whose first appearance is remembered (duplicates, required). */
-enum dir {
-    D_LOG,
-    D_GRACE,
-    D_SPLICE,
-    D_ADMIN,
-    D_RESOLVERS,
-    D_T_CONNECT,
-    D_T_PROXY,
-    D_T_IDLE,
-    D_T_HELLO,
-    D_SERVER,
-    D_SEND_PROXY,
-    D_BALANCE,
-    D_BIND,
-    D_PROTOCOL,
-    D_ACCEPT_PROXY,
-    D_ROUTE,     /* the default route, route -> */
-    D_ROUTE_ANY, /* any route line */
-    D_ROUTE_SNI, /* the first route sni */
-    D_SNI_REQUIRED,
-    D_CHECK,
-    D_QUEUE_TIMEOUT,
-    D_QUEUE_MAX,
-    D_USER,
-    D_GROUP,
-    D_LIMIT_PER_IP,
-    D_LIMIT_RATE,
-    D_LIMIT_V6,
-    D_LIMIT_TABLE,
-    D_BAN,
-    D_PREGREET,
-    D_HE_DELAY,
-    D_COUNT
-};
-
-enum blk { BLK_NONE, BLK_GLOBAL, BLK_BACKEND, BLK_LISTENER, BLK_SKIP };
-
-static const char *const blk_names[] = {"top level", "global", "backend", "listener", ""};
-
-/* A route waits here until every backend is known. */
-struct pend_route {
-    size_t listener;
-    size_t sni;                   /* index in its sni_routes, or SIZE_MAX: the default route */
-    unsigned port;                /* of the route; 0: each server's own */
-    char target[CONF_HOST_MAX]; /* backend name, or the address of an implicit one */
-    bool implicit;
-    struct sockaddr_storage addr; /* implicit only */
-    struct conf_pos pos;          /* of the target word */
-};
-
-struct open_file {
-    dev_t dev;
-    ino_t ino;
-};
-
-struct ctx {
-    struct conf *c;
-    struct diag_list *diags;
-    size_t nerr;
-    bool stop;
-    bool allow_include;
-    const char *file; /* interned name of the file being read */
-    int line;
-    struct open_file open[INCLUDE_DEPTH_MAX];
-    int depth;
-
-    enum blk blk;         /* the block being read */
-    size_t bi;            /* its index in backends or listeners */
-    struct conf_pos bpos; /* its keyword */
-    char bname[CONF_NAME_MAX];
-    struct conf_pos seen[D_COUNT]; /* first use of each directive in it (line 0: none) */
-    bool route_unreadable;         /* a route line was too broken to tell its kind */
-
-    /* A block header without '{': opened if the next line is a lone '{'. */
-    bool pending;
-    enum blk pending_blk;
-    char pending_name[CONF_NAME_MAX];
-    struct conf_pos pending_pos;
-
-    bool global_seen;
-    struct conf_pos global_pos;
-    uint64_t g_connect, g_proxy, g_idle, g_hello; /* 0: not set */
-
-    struct pend_route *routes;
-    size_t nroutes;
-};
+const char *const blk_names[] = {"top level", "global", "backend", "listener", ""};
 
 struct directive {
     const char *name;
@@ -192,11 +90,8 @@ verr(struct ctx *x, const char *file, int line, int col, const char *fmt, va_lis
     diag_push(x->diags, file, line, col, msg);
 }
 
-static void errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* An error about word <w> of the current line. */
-static void
+void
 errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
 {
     va_list ap;
@@ -206,10 +101,7 @@ errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
     va_end(ap);
 }
 
-static void errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
+void
 errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
 {
     va_list ap;
@@ -239,7 +131,7 @@ lex_error(void *arg, int line, int col, const char *msg)
 }
 
 /* "line 12" when <p> is in the current file, else "other.conf:12". */
-static const char *
+const char *
 where(const struct ctx *x, const struct conf_pos *p, char *buf, size_t cap)
 {
     if (p->file == x->file)
@@ -255,7 +147,7 @@ where(const struct ctx *x, const struct conf_pos *p, char *buf, size_t cap)
  * Makes room for element <n> of an array whose capacity is implied by its
  * count (the next power of two), so the conf needs no capacity fields.
  */
-static void *
+void *
 append(struct ctx *x, void *v, size_t n, size_t size)
 {
     if (n != 0 && (n & (n - 1)) != 0)
@@ -271,7 +163,7 @@ append(struct ctx *x, void *v, size_t n, size_t size)
     return nv;
 }
 
-static struct conf_pos
+struct conf_pos
 pos_of(const struct ctx *x, const struct lex_word *w)
 {
     struct conf_pos p = {x->file, x->line, w->col};
@@ -279,7 +171,7 @@ pos_of(const struct ctx *x, const struct lex_word *w)
     return p;
 }
 
-static bool
+bool
 is_word(const struct lex_word *w, const char *s)
 {
     return strcmp(w->text, s) == 0;
@@ -313,7 +205,7 @@ intern(struct ctx *x, const char *name)
     return s;
 }
 
-static bool
+bool
 name_char(char ch)
 {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
@@ -321,7 +213,7 @@ name_char(char ch)
 }
 
 /* Checks a listener, backend or server name; reports and returns false if bad. */
-static bool
+bool
 check_name(struct ctx *x, const struct lex_word *w, const char *what)
 {
     const char *s = w->text;
@@ -347,7 +239,7 @@ check_name(struct ctx *x, const struct lex_word *w, const char *what)
 }
 
 /* Parses a duration word into <out>; reports and returns false if bad. */
-static bool
+bool
 duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out)
 {
     uint64_t ms;
@@ -369,7 +261,7 @@ duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out)
 }
 
 /* Reports a second use of a once-only directive; records the first. */
-static bool
+bool
 first_use(struct ctx *x, enum dir id, const struct lex_word *w, const char *what)
 {
     char buf[300];
@@ -383,235 +275,19 @@ first_use(struct ctx *x, enum dir id, const struct lex_word *w, const char *what
     return true;
 }
 
-static struct conf_backend *
+struct conf_backend *
 cur_backend(struct ctx *x)
 {
     return &x->c->backends[x->bi];
 }
 
-static struct conf_listener *
+struct conf_listener *
 cur_listener(struct ctx *x)
 {
     return &x->c->listeners[x->bi];
 }
 
-/* ---- global ---- */
-
-static void
-d_log(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_global *g = &x->c->global;
-    bool have_format = false, have_level = false;
-
-    if (is_word(&w[1], "stderr")) {
-        g->log_path[0] = '\0';
-    } else if (w[1].text[0] != '/') {
-        errw(x, &w[1], "log destination must be 'stderr' or an absolute path, not '%s'", w[1].text);
-    } else if (util_strlcpy(g->log_path, w[1].text, sizeof(g->log_path)) != 0) {
-        errw(x, &w[1], "log path is too long (at most %zu bytes)", sizeof(g->log_path) - 1);
-        g->log_path[0] = '\0';
-    }
-    for (size_t i = 2; i < n; i += 2) {
-        bool fmt = is_word(&w[i], "format");
-        if (!fmt && !is_word(&w[i], "level")) {
-            errw(x, &w[i], "unknown log option '%s' (expected format or level)", w[i].text);
-            return;
-        }
-        if (i + 1 >= n) {
-            errw(x, &w[i], "'%s' needs a value: %s", w[i].text,
-                 fmt ? "logfmt or json" : "info or debug");
-            return;
-        }
-        if (fmt ? have_format : have_level) {
-            errw(x, &w[i], "log option '%s' given twice", w[i].text);
-            continue;
-        }
-        const struct lex_word *v = &w[i + 1];
-        if (fmt) {
-            have_format = true;
-            if (is_word(v, "logfmt"))
-                g->log_format = LOG_FORMAT_LOGFMT;
-            else if (is_word(v, "json"))
-                g->log_format = LOG_FORMAT_JSON;
-            else
-                errw(x, v, "bad log format '%s': expected logfmt or json", v->text);
-        } else {
-            have_level = true;
-            if (is_word(v, "info"))
-                g->log_debug = false;
-            else if (is_word(v, "debug"))
-                g->log_debug = true;
-            else
-                errw(x, v, "bad log level '%s': expected info or debug", v->text);
-        }
-    }
-}
-
-static void
-d_grace(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    (void)n;
-    duration(x, &w[1], true, &x->c->global.grace_ms);
-}
-
-static void
-d_splice(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    (void)n;
-    if (is_word(&w[1], "on"))
-        x->c->global.splice = true;
-    else if (is_word(&w[1], "off"))
-        x->c->global.splice = false;
-    else
-        errw(x, &w[1], "bad value '%s' for splice: expected on or off", w[1].text);
-}
-
-/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
-static bool
-is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr) >> 24) ==
-               127;
-    if (ss->ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return false;
-}
-
-static bool unspecified(const struct sockaddr_storage *ss);
-
-/* resolvers ADDR[:PORT]... (IP literals; port 53 by default) */
-static void
-d_resolvers(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_global *g = &x->c->global;
-    for (size_t i = 1; i < n; i++) {
-        struct sockaddr_storage ss;
-        const char *why = NULL;
-        bool any = false;
-        if (addr_parse(w[i].text, ADDR_PORT_OPTIONAL, &ss, &any, &why) != 0) {
-            errw(x, &w[i],
-                 "bad resolver address '%s': %s (expected an IP address like 10.0.0.53, "
-                 "127.0.0.1:5353 or [::1]:53)",
-                 w[i].text, why);
-            continue;
-        }
-        if (any || unspecified(&ss)) {
-            errw(x, &w[i], "bad resolver address '%s': a resolver needs a specific IP address",
-                 w[i].text);
-            continue;
-        }
-        if (g->nresolvers == CONF_RESOLVERS_MAX) {
-            errw(x, &w[i], "too many resolvers (at most %d)", CONF_RESOLVERS_MAX);
-            return;
-        }
-        if (addr_port((const struct sockaddr *)&ss) == 0)
-            addr_set_port((struct sockaddr *)&ss, 53);
-        g->resolvers[g->nresolvers++] = ss;
-    }
-}
-
-/* admin ADDR:PORT [allow-remote] */
-static void
-d_admin(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_global *g = &x->c->global;
-    struct sockaddr_storage ss;
-    const char *why = NULL;
-    bool any = false;
-
-    if (n == 3 && !is_word(&w[2], "allow-remote")) {
-        errw(x, &w[2], "unknown admin option '%s' (expected allow-remote)", w[2].text);
-        return;
-    }
-    if (addr_parse(w[1].text, ADDR_PORT_REQUIRED, &ss, &any, &why) != 0) {
-        errw(x, &w[1],
-             "bad admin address '%s': %s (expected ADDR:PORT like 127.0.0.1:9100 or [::1]:9100)",
-             w[1].text, why);
-        return;
-    }
-    g->admin_allow_remote = n == 3;
-    if (!g->admin_allow_remote && (any || !is_loopback(&ss))) {
-        errw(x, &w[1],
-             "admin address '%s' is not a loopback address: the admin endpoint has no "
-             "authentication; write 'admin %s allow-remote' to expose it anyway",
-             w[1].text, w[1].text);
-        return;
-    }
-    g->admin_set = true;
-    memset(&g->admin, 0, sizeof(g->admin));
-    g->admin.addr = ss;
-    g->admin.any = any;
-    g->admin.pos = pos_of(x, &w[1]);
-}
-
-/* "timeout KIND DURATION" in any block; <allowed> is a mask of 1 << D_T_*. */
-static void
-d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    static const struct {
-        const char *name;
-        enum dir id;
-        const char *home;
-    } kinds[] = {
-        {"connect", D_T_CONNECT, "a backend or the global block"},
-        {"proxy", D_T_PROXY, "a listener or the global block"},
-        {"idle", D_T_IDLE, "a listener or the global block"},
-        {"hello", D_T_HELLO, "a listener or the global block"},
-    };
-    const char *allowed = x->blk == BLK_GLOBAL    ? "connect, proxy, idle, hello"
-                          : x->blk == BLK_BACKEND ? "connect"
-                                                  : "proxy, idle, hello";
-    size_t k;
-    uint64_t ms;
-
-    (void)n;
-    for (k = 0; k < ARRAY_LEN(kinds); k++) {
-        if (is_word(&w[1], kinds[k].name))
-            break;
-    }
-    if (k == ARRAY_LEN(kinds)) {
-        errw(x, &w[1], "unknown timeout '%s' (allowed in a %s block: %s)", w[1].text,
-             blk_names[x->blk], allowed);
-        return;
-    }
-    enum dir id = kinds[k].id;
-    bool ok = x->blk == BLK_GLOBAL || (x->blk == BLK_BACKEND && id == D_T_CONNECT) ||
-              (x->blk == BLK_LISTENER && id != D_T_CONNECT);
-    if (!ok) {
-        errw(x, &w[1], "timeout %s does not belong in a %s block (set it in %s)", w[1].text,
-             blk_names[x->blk], kinds[k].home);
-        return;
-    }
-    char what[32];
-    snprintf(what, sizeof(what), "timeout %s", kinds[k].name);
-    if (!first_use(x, id, &w[0], what) || !duration(x, &w[2], false, &ms))
-        return;
-    if (x->blk == BLK_GLOBAL) {
-        if (id == D_T_CONNECT)
-            x->g_connect = ms;
-        else if (id == D_T_PROXY)
-            x->g_proxy = ms;
-        else if (id == D_T_IDLE)
-            x->g_idle = ms;
-        else
-            x->g_hello = ms;
-    } else if (x->blk == BLK_BACKEND) {
-        cur_backend(x)->timeout_connect_ms = ms;
-    } else if (id == D_T_PROXY) {
-        cur_listener(x)->timeout_proxy_ms = ms;
-    } else if (id == D_T_IDLE) {
-        cur_listener(x)->timeout_idle_ms = ms;
-    } else {
-        cur_listener(x)->timeout_hello_ms = ms;
-    }
-}
-
-/* ---- backend ---- */
-
-static bool
+bool
 unspecified(const struct sockaddr_storage *ss)
 {
     if (ss->ss_family == AF_INET)
@@ -619,844 +295,6 @@ unspecified(const struct sockaddr_storage *ss)
     if (ss->ss_family == AF_INET6)
         return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
     return false;
-}
-
-/*
- * "HOST" or "HOST:PORT" where HOST is a DNS host name (letters, digits,
- * hyphens; labels of 1..63, not starting or ending with a hyphen; one
- * trailing dot allowed; at most 253). Writes the name in lower case without
- * the trailing dot. Returns 0, -1 when not a host name, -2 for a bad port.
- */
-static int
-host_name_port(const char *t, char *out, size_t cap, unsigned *port)
-{
-    const char *colon = strchr(t, ':');
-    size_t hl = colon != NULL ? (size_t)(colon - t) : strlen(t);
-    *port = 0;
-    if (colon != NULL && strchr(colon + 1, ':') != NULL)
-        return -1;
-    if (tlshello_host_name((const uint8_t *)t, hl, out, cap) < 0)
-        return -1;
-    /* All digits and dots is a bad IP address, not a name. */
-    if (strspn(out, "0123456789.") == strlen(out))
-        return -1;
-    if (colon != NULL) {
-        uint64_t p;
-        if (util_parse_uint(colon + 1, 65535, &p) != 0 || p == 0)
-            return -2;
-        *port = (unsigned)p;
-    }
-    return 0;
-}
-
-#define SERVER_USAGE "server NAME HOST[:PORT] [check-port N] [backup]"
-
-static void
-d_server(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_backend *b = cur_backend(x);
-    struct sockaddr_storage ss;
-    const char *why = NULL;
-    bool any;
-    char buf[300];
-
-    (void)n;
-    bool name_ok = check_name(x, &w[1], "server");
-    if (name_ok) {
-        for (size_t i = 0; i < b->nservers; i++) {
-            if (strcmp(b->servers[i].name, w[1].text) == 0) {
-                errw(x, &w[1], "duplicate server '%s' in backend '%s' (first at %s)", w[1].text,
-                     b->name, where(x, &b->servers[i].pos, buf, sizeof(buf)));
-                name_ok = false;
-                break;
-            }
-        }
-    }
-    const char *t = w[2].text;
-    char hname[CONF_HOST_MAX];
-    unsigned hport = 0;
-    bool is_name = false;
-    if (addr_parse(t, ADDR_PORT_OPTIONAL, &ss, &any, &why) != 0) {
-        int hn = host_name_port(t, hname, sizeof(hname), &hport);
-        if (hn == -2) {
-            errw(x, &w[2], "bad server address '%s': bad port (expected a number from 1 to 65535)",
-                 t);
-            return;
-        }
-        if (hn != 0) {
-            errw(x, &w[2],
-                 "bad server address '%s': %s (expected an IP address like 10.0.0.5:25 or "
-                 "[fd00::5]:25, or a host name like mx1.example.org:25)",
-                 t, why);
-            return;
-        }
-        is_name = true;
-        memset(&ss, 0, sizeof(ss));
-        ss.ss_family = AF_UNSPEC;
-    } else if (any || unspecified(&ss)) {
-        errw(x, &w[2],
-             "bad server address '%s': a server needs a specific IP address, not a wildcard", t);
-        return;
-    }
-    unsigned check_port = 0;
-    bool backup = false;
-    for (size_t i = 3; i < n; i++) {
-        uint64_t p;
-        if (is_word(&w[i], "backup")) {
-            if (backup) {
-                errw(x, &w[i], "duplicate server option 'backup'");
-                return;
-            }
-            backup = true;
-            continue;
-        }
-        if (!is_word(&w[i], "check-port")) {
-            errw(x, &w[i], "unknown server option '%s' (expected check-port N or backup)",
-                 w[i].text);
-            return;
-        }
-        if (check_port != 0) {
-            errw(x, &w[i], "duplicate server option 'check-port'");
-            return;
-        }
-        if (i + 1 >= n) {
-            errw(x, &w[i], "check-port needs a port number (usage: " SERVER_USAGE ")");
-            return;
-        }
-        i++;
-        if (util_parse_uint(w[i].text, 65535, &p) != 0 || p == 0) {
-            errw(x, &w[i], "bad check-port '%s': expected a port number from 1 to 65535",
-                 w[i].text);
-            return;
-        }
-        check_port = (unsigned)p;
-    }
-    if (!name_ok)
-        return;
-
-    struct conf_server *sv = append(x, b->servers, b->nservers, sizeof(*sv));
-    if (sv == NULL)
-        return;
-    b->servers = sv;
-    sv = &b->servers[b->nservers++];
-    memset(sv, 0, sizeof(*sv));
-    util_strlcpy(sv->name, w[1].text, sizeof(sv->name));
-    sv->check_port = check_port;
-    sv->backup = backup;
-    sv->pos = pos_of(x, &w[1]);
-    sv->addr = ss;
-    sv->is_name = is_name;
-    if (is_name) {
-        sv->port = hport;
-        sv->has_port = hport != 0;
-        util_strlcpy(sv->host, hname, sizeof(sv->host));
-        return;
-    }
-    sv->port = addr_port((const struct sockaddr *)&ss);
-    sv->has_port = sv->port != 0;
-    sv->check_port = check_port;
-    sv->pos = pos_of(x, &w[1]);
-    /* The host as written: without brackets and port (addr_parse bounds its length). */
-    size_t hl = strlen(t);
-    if (t[0] == '[') {
-        t++;
-        hl = (size_t)(strchr(t, ']') - t);
-    } else if (sv->has_port) {
-        hl = (size_t)(strrchr(t, ':') - t);
-    }
-    if (hl >= sizeof(sv->host))
-        hl = sizeof(sv->host) - 1;
-    memcpy(sv->host, t, hl);
-    sv->host[hl] = '\0';
-}
-
-static void
-d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_backend *b = cur_backend(x);
-
-    if (is_word(&w[1], "v1")) {
-        b->send_proxy = 1;
-    } else if (is_word(&w[1], "v2")) {
-        b->send_proxy = 2;
-    } else {
-        errw(x, &w[1], "bad PROXY version '%s': expected v1 or v2", w[1].text);
-        return;
-    }
-    if (n < 3)
-        return;
-    if (!is_word(&w[2], "authority")) {
-        errw(x, &w[2], "unknown send-proxy option '%s' (expected authority)", w[2].text);
-        return;
-    }
-    if (b->send_proxy != 2) {
-        errw(x, &w[2], "authority needs send-proxy v2: PROXY v1 has no TLVs to carry it");
-        return;
-    }
-    b->send_authority = true;
-}
-
-/* check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N] */
-static void
-d_check(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    static const char *const kinds[] = {"tcp", "smtp", "imap", "pop3"};
-    struct conf_backend *b = cur_backend(x);
-    enum check_kind kind = CHECK_NONE;
-    uint64_t interval = 0, timeout = 0, rise = 0, fall = 0;
-    bool seen[4] = {false, false, false, false};
-    char buf[300];
-
-    for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
-        if (is_word(&w[1], kinds[k]))
-            kind = (enum check_kind)(CHECK_TCP + k);
-    }
-    if (kind == CHECK_NONE) {
-        errw(x, &w[1], "bad check '%s': expected tcp, smtp, imap or pop3", w[1].text);
-        return;
-    }
-    for (size_t i = 2; i < n; i += 2) {
-        static const char *const opts[] = {"interval", "timeout", "rise", "fall"};
-        size_t o;
-        for (o = 0; o < ARRAY_LEN(opts); o++) {
-            if (is_word(&w[i], opts[o]))
-                break;
-        }
-        if (o == ARRAY_LEN(opts)) {
-            errw(x, &w[i], "unknown check option '%s' (expected interval, timeout, rise or fall)",
-                 w[i].text);
-            return;
-        }
-        if (seen[o]) {
-            errw(x, &w[i], "duplicate check option '%s'", w[i].text);
-            return;
-        }
-        seen[o] = true;
-        if (i + 1 >= n) {
-            errw(x, &w[i], "check option '%s' needs a value", w[i].text);
-            return;
-        }
-        const struct lex_word *v = &w[i + 1];
-        if (o == 0 || o == 1) {
-            uint64_t ms;
-            if (!duration(x, v, false, &ms))
-                return;
-            if (o == 0 && ms < CHECK_INTERVAL_MIN_MS) {
-                errw(x, v, "check interval '%s' is too short (at least %dms)", v->text,
-                     CHECK_INTERVAL_MIN_MS);
-                return;
-            }
-            *(o == 0 ? &interval : &timeout) = ms;
-        } else {
-            uint64_t cnt;
-            if (util_parse_uint(v->text, CHECK_COUNT_MAX, &cnt) != 0 || cnt == 0) {
-                snprintf(buf, sizeof(buf), "%s", opts[o]);
-                errw(x, v, "bad %s '%s': expected a count from 1 to %d", buf, v->text,
-                     CHECK_COUNT_MAX);
-                return;
-            }
-            *(o == 2 ? &rise : &fall) = cnt;
-        }
-    }
-    b->check = kind;
-    b->check_interval_ms = interval ? interval : DEFAULT_CHECK_INTERVAL_MS;
-    if (timeout == 0)
-        timeout = b->check_interval_ms < DEFAULT_CHECK_TIMEOUT_MS ? b->check_interval_ms
-                                                                  : DEFAULT_CHECK_TIMEOUT_MS;
-    b->check_timeout_ms = timeout;
-    b->check_rise = rise ? (unsigned)rise : DEFAULT_CHECK_RISE;
-    b->check_fall = fall ? (unsigned)fall : DEFAULT_CHECK_FALL;
-}
-
-/* queue-timeout DURATION: 0 turns holding off */
-static void
-d_queue_timeout(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    uint64_t ms;
-
-    (void)n;
-    if (duration(x, &w[1], true, &ms))
-        cur_backend(x)->queue_timeout_ms = ms;
-}
-
-/* queue-max N */
-static void
-d_queue_max(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    uint64_t v;
-
-    (void)n;
-    if (util_parse_uint(w[1].text, QUEUE_MAX_MAX, &v) != 0 || v == 0) {
-        errw(x, &w[1], "bad queue-max '%s': expected a count from 1 to %d", w[1].text,
-             QUEUE_MAX_MAX);
-        return;
-    }
-    cur_backend(x)->queue_max = (unsigned)v;
-}
-
-static void
-d_balance(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    (void)n;
-    if (is_word(&w[1], "round-robin"))
-        cur_backend(x)->balance = BALANCE_ROUND_ROBIN;
-    else if (is_word(&w[1], "first"))
-        cur_backend(x)->balance = BALANCE_FIRST;
-    else if (is_word(&w[1], "least-conn"))
-        cur_backend(x)->balance = BALANCE_LEAST_CONN;
-    else
-        errw(x, &w[1], "bad balance '%s': expected round-robin, first or least-conn", w[1].text);
-}
-
-/* happy-eyeballs-delay DURATION: between connects to one server's addresses */
-static void
-d_he_delay(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    uint64_t ms;
-
-    (void)n;
-    if (!duration(x, &w[1], false, &ms))
-        return;
-    if (ms < HE_DELAY_MIN_MS || ms > HE_DELAY_MAX_MS) {
-        errw(x, &w[1], "bad happy-eyeballs-delay '%s': expected %dms to %ds (RFC 8305: 250ms)",
-             w[1].text, HE_DELAY_MIN_MS, HE_DELAY_MAX_MS / 1000);
-        return;
-    }
-    cur_backend(x)->he_delay_ms = ms;
-}
-
-/* ---- listener ---- */
-
-static void
-d_bind(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_listener *l = cur_listener(x);
-
-    for (size_t i = 1; i < n; i++) {
-        struct sockaddr_storage ss;
-        const char *why = NULL;
-        bool any;
-        if (addr_parse(w[i].text, ADDR_PORT_REQUIRED, &ss, &any, &why) != 0) {
-            errw(x, &w[i],
-                 "bad bind address '%s': %s (expected ADDR:PORT like 0.0.0.0:25, [::]:25 or :25)",
-                 w[i].text, why);
-            continue;
-        }
-        struct conf_bind *b = append(x, l->binds, l->nbinds, sizeof(*b));
-        if (b == NULL)
-            return;
-        l->binds = b;
-        b = &l->binds[l->nbinds++];
-        memset(b, 0, sizeof(*b));
-        b->addr = ss;
-        b->any = any;
-        b->pos = pos_of(x, &w[i]);
-    }
-}
-
-static const char *const proto_names[] = {
-    [PROTO_SMTP] = "smtp", [PROTO_SUBMISSION] = "submission",
-    [PROTO_IMAP] = "imap", [PROTO_POP3] = "pop3",
-    [PROTO_TLS] = "tls",   [PROTO_TCP] = "tcp",
-};
-
-static void
-d_protocol(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    (void)n;
-    for (size_t i = 0; i < ARRAY_LEN(proto_names); i++) {
-        if (is_word(&w[1], proto_names[i])) {
-            cur_listener(x)->proto = (enum proto)i;
-            return;
-        }
-    }
-    errw(x, &w[1], "bad protocol '%s': expected smtp, submission, imap, pop3, tls or tcp",
-         w[1].text);
-}
-
-static void
-d_accept_proxy(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_listener *l = cur_listener(x);
-    enum pp_accept v;
-    char buf[300];
-
-    if (is_word(&w[1], "v1")) {
-        v = PP_ACCEPT_V1;
-    } else if (is_word(&w[1], "v2")) {
-        v = PP_ACCEPT_V2;
-    } else if (is_word(&w[1], "any")) {
-        v = PP_ACCEPT_ANY;
-    } else {
-        errw(x, &w[1], "bad PROXY version '%s': expected v1, v2 or any", w[1].text);
-        return;
-    }
-    if (!is_word(&w[2], "from")) {
-        errw(
-            x, &w[2],
-            "expected 'from' after 'accept-proxy %s' (usage: accept-proxy v1|v2|any from CIDR ...)",
-            w[1].text);
-        return;
-    }
-    if (n < 4) {
-        errw(x, &w[2], "accept-proxy needs at least one network after 'from', like 10.0.0.0/8");
-        return;
-    }
-    /* Repeating the directive extends the list; the version must agree. */
-    if (l->accept_proxy != 0 && l->accept_proxy != v) {
-        errw(x, &w[1], "accept-proxy %s conflicts with the version given at %s", w[1].text,
-             where(x, &x->seen[D_ACCEPT_PROXY], buf, sizeof(buf)));
-        return;
-    }
-    l->accept_proxy = v;
-    for (size_t i = 3; i < n; i++) {
-        struct cidr cd;
-        const char *why = NULL;
-        if (cidr_parse(w[i].text, &cd, &why) != 0) {
-            errw(x, &w[i], "bad network '%s': %s (expected a CIDR like 10.0.0.0/8 or fd7a::/48)",
-                 w[i].text, why);
-            continue;
-        }
-        struct cidr *t = append(x, l->trusted, l->ntrusted, sizeof(*t));
-        if (t == NULL)
-            return;
-        l->trusted = t;
-        l->trusted[l->ntrusted++] = cd;
-    }
-}
-
-#define ROUTE_USAGE "route -> BACKEND[:PORT]"
-#define ROUTE_SNI_USAGE "route sni NAME... -> BACKEND[:PORT]"
-
-/* Parses the target of a route into <r> and <*port>; reports and returns false if bad. */
-static bool
-route_target(struct ctx *x, const struct lex_word *t, struct pend_route *r, unsigned *port)
-{
-    struct sockaddr_storage ss;
-    bool any;
-
-    *port = 0;
-    r->pos = pos_of(x, t);
-    if (addr_parse(t->text, ADDR_PORT_REQUIRED, &ss, &any, NULL) == 0) {
-        if (any || unspecified(&ss)) {
-            errw(x, t, "route -> %s: a route needs a backend or a specific IP address", t->text);
-            return false;
-        }
-        r->implicit = true;
-        r->addr = ss;
-        addr_format((const struct sockaddr *)&ss, r->target, sizeof(r->target));
-        return true;
-    }
-    const char *colon = strchr(t->text, ':');
-    size_t len = colon != NULL ? (size_t)(colon - t->text) : strlen(t->text);
-    if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-        errw(x, t, "bad route target '%s': an IPv6 address with a port is written [ADDR]:PORT",
-             t->text);
-        return false;
-    }
-    if (len == 0 || len >= CONF_NAME_MAX) {
-        errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT", t->text);
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!name_char(t->text[i])) {
-            errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT",
-                 t->text);
-            return false;
-        }
-    }
-    if (colon != NULL) {
-        uint64_t p;
-        if (util_parse_uint(colon + 1, 65535, &p) != 0 || p == 0) {
-            errw(x, t, "bad port '%s' in route: expected a number from 1 to 65535", colon + 1);
-            return false;
-        }
-        *port = (unsigned)p;
-    }
-    memcpy(r->target, t->text, len);
-    r->target[len] = '\0';
-    return true;
-}
-
-static void
-add_pending(struct ctx *x, const struct pend_route *r)
-{
-    struct pend_route *v = append(x, x->routes, x->nroutes, sizeof(*v));
-
-    if (v == NULL)
-        return;
-    x->routes = v;
-    x->routes[x->nroutes++] = *r;
-}
-
-/* <host> is <suffix> plus exactly one label in front. */
-static bool
-wildcard_match(const char *suffix, const char *host)
-{
-    const char *dot = strchr(host, '.');
-
-    return dot != NULL && dot != host && strcmp(dot + 1, suffix) == 0;
-}
-
-/* A route sni name: a host name or "*." and one; reports and returns false if bad. */
-static bool
-sni_name(struct ctx *x, const struct lex_word *w, struct conf_sni_name *out)
-{
-    const char *t = w->text;
-    bool wild = t[0] == '*' && t[1] == '.';
-    const char *host = wild ? t + 2 : t;
-    struct in_addr a4;
-
-    memset(out, 0, sizeof(*out));
-    if (strchr(host, '*') != NULL) {
-        errw(x, w,
-             "bad server name '%s' in route sni: a wildcard is a whole first label, as in "
-             "*.example.org",
-             t);
-        return false;
-    }
-    if (tlshello_host_name((const uint8_t *)host, strlen(host), out->name, sizeof(out->name)) <
-        0) {
-        errw(x, w,
-             "bad server name '%s' in route sni: expected a host name like mail.example.org or "
-             "a wildcard like *.example.org",
-             t);
-        return false;
-    }
-    if (!wild && inet_pton(AF_INET, out->name, &a4) == 1) {
-        errw(x, w, "'%s' is an IP address: TLS clients never send one as server name (RFC 6066)",
-             t);
-        return false;
-    }
-    out->wildcard = wild;
-    out->pos = pos_of(x, w);
-    return true;
-}
-
-/*
- * Refuses a name that an earlier one makes unreachable (routes are tried in
- * order): the same name, or an exact name under an earlier wildcard.
- */
-static bool
-sni_name_reachable(struct ctx *x, const struct conf_listener *l, const struct conf_sni_route *cur,
-                   const struct conf_sni_name *nm, const struct lex_word *w)
-{
-    char buf[300];
-
-    for (size_t i = 0; i <= l->nsni_routes; i++) {
-        const struct conf_sni_route *r = i < l->nsni_routes ? &l->sni_routes[i] : cur;
-        for (size_t j = 0; j < r->nnames; j++) {
-            const struct conf_sni_name *e = &r->names[j];
-            if (e->wildcard == nm->wildcard && strcmp(e->name, nm->name) == 0) {
-                errw(x, w, "server name '%s' is already routed at %s", w->text,
-                     where(x, &e->pos, buf, sizeof(buf)));
-                return false;
-            }
-            if (e->wildcard && !nm->wildcard && wildcard_match(e->name, nm->name)) {
-                errw(x, w,
-                     "server name '%s' never matches: '*.%s' at %s comes first and takes it "
-                     "(routes are tried in order)",
-                     w->text, e->name, where(x, &e->pos, buf, sizeof(buf)));
-                return false;
-            }
-        }
-    }
-    return true;
-}
-
-static void
-route_sni(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_listener *l = cur_listener(x);
-    struct conf_sni_route sr;
-    struct pend_route r;
-    size_t arrow = 2;
-    unsigned port;
-    bool ok = true;
-
-    while (arrow < n && !is_word(&w[arrow], "->"))
-        arrow++;
-    if (arrow == 2) {
-        errw(x, arrow < n ? &w[arrow] : &w[1],
-             "route sni needs at least one server name before '->' (usage: " ROUTE_SNI_USAGE ")");
-        return;
-    }
-    if (arrow == n) {
-        errw(x, &w[1], "route sni without '->' (usage: " ROUTE_SNI_USAGE ")");
-        return;
-    }
-    if (n != arrow + 2) {
-        errw(x, n < arrow + 2 ? &w[arrow] : &w[arrow + 2],
-             "route takes one target after '->' (usage: " ROUTE_SNI_USAGE ")");
-        return;
-    }
-    if (x->seen[D_ROUTE_SNI].line == 0)
-        x->seen[D_ROUTE_SNI] = pos_of(x, &w[1]);
-
-    memset(&sr, 0, sizeof(sr));
-    for (size_t i = 2; i < arrow && !x->stop; i++) {
-        struct conf_sni_name nm;
-        if (!sni_name(x, &w[i], &nm) || !sni_name_reachable(x, l, &sr, &nm, &w[i])) {
-            ok = false;
-            continue;
-        }
-        struct conf_sni_name *v = append(x, sr.names, sr.nnames, sizeof(*v));
-        if (v == NULL) {
-            ok = false;
-            break;
-        }
-        sr.names = v;
-        sr.names[sr.nnames++] = nm;
-    }
-    memset(&r, 0, sizeof(r));
-    r.listener = x->bi;
-    if (!route_target(x, &w[arrow + 1], &r, &port))
-        ok = false;
-    struct conf_sni_route *v = ok ? append(x, l->sni_routes, l->nsni_routes, sizeof(*v)) : NULL;
-    if (v == NULL) {
-        free(sr.names);
-        return;
-    }
-    l->sni_routes = v;
-    sr.route.pos = pos_of(x, &w[0]);
-    sr.route.port = port;
-    r.sni = l->nsni_routes;
-    r.port = port;
-    l->sni_routes[l->nsni_routes++] = sr;
-    add_pending(x, &r);
-}
-
-static void
-d_route(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_listener *l = cur_listener(x);
-    struct pend_route r;
-    unsigned port;
-
-    if (is_word(&w[1], "sni")) {
-        route_sni(x, w, n);
-        return;
-    }
-    if (!is_word(&w[1], "->")) {
-        errw(x, &w[1],
-             "expected '->' or 'sni' after 'route' (usage: " ROUTE_USAGE " or " ROUTE_SNI_USAGE
-             ")");
-        return;
-    }
-    if (n != 3) {
-        errw(x, n < 3 ? &w[1] : &w[3],
-             "route takes one target after '->' (usage: " ROUTE_USAGE ")");
-        return;
-    }
-    if (!first_use(x, D_ROUTE, &w[0], "route ->"))
-        return;
-    memset(&r, 0, sizeof(r));
-    r.listener = x->bi;
-    r.sni = SIZE_MAX;
-    l->route.pos = pos_of(x, &w[0]);
-    if (!route_target(x, &w[2], &r, &port))
-        return;
-    l->route.port = port;
-    r.port = port;
-    add_pending(x, &r);
-}
-
-static void
-d_sni_required(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    (void)w;
-    (void)n;
-    cur_listener(x)->sni_required = true;
-}
-
-/* user NAME: the account to run as after binding (src/privs.c) */
-static void
-d_user(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    (void)n;
-    struct conf_global *g = &x->c->global;
-    struct passwd pw, *res = NULL;
-    char buf[4096];
-    if (getpwnam_r(w[1].text, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
-        errw(x, &w[1], "unknown user '%s'", w[1].text);
-        return;
-    }
-    if (strlen(w[1].text) >= sizeof(g->user)) {
-        errw(x, &w[1], "user name '%s' is too long", w[1].text);
-        return;
-    }
-    snprintf(g->user, sizeof(g->user), "%s", w[1].text);
-    g->user_set = true;
-    g->uid = res->pw_uid;
-    if (!g->group_set)
-        g->gid = res->pw_gid;
-}
-
-/* group NAME: instead of the user's primary group */
-static void
-d_group(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    (void)n;
-    struct conf_global *g = &x->c->global;
-    struct group gr, *res = NULL;
-    char buf[4096];
-    if (getgrnam_r(w[1].text, &gr, buf, sizeof(buf), &res) != 0 || res == NULL) {
-        errw(x, &w[1], "unknown group '%s'", w[1].text);
-        return;
-    }
-    g->group_set = true;
-    g->gid = res->gr_gid;
-    g->group_pos = pos_of(x, &w[1]);
-}
-
-/* ---- abuse control ---- */
-
-#define LIMIT_USAGE "limit per-ip N | limit rate N/s|N/m|N/h | limit ipv6-prefix N | limit table N"
-
-static bool
-count_word(struct ctx *x, const struct lex_word *w, uint64_t min, uint64_t max, const char *what,
-           uint64_t *out)
-{
-    if (util_parse_uint(w->text, max, out) != 0 || *out < min) {
-        errw(x, w, "bad %s '%s': expected a number from %llu to %llu", what, w->text,
-             (unsigned long long)min, (unsigned long long)max);
-        return false;
-    }
-    return true;
-}
-
-/* limit rate N/s|N/m|N/h */
-static void
-limit_rate(struct ctx *x, const struct lex_word *w)
-{
-    struct conf_listener *l = cur_listener(x);
-    char num[32];
-    const char *slash = strchr(w->text, '/');
-    uint64_t n, unit;
-
-    if (slash == NULL || (size_t)(slash - w->text) >= sizeof(num) || slash == w->text) {
-        errw(x, w, "bad rate '%s': expected new sessions per second, minute or hour, like 30/m",
-             w->text);
-        return;
-    }
-    memcpy(num, w->text, (size_t)(slash - w->text));
-    num[slash - w->text] = '\0';
-    if (strcmp(slash + 1, "s") == 0)
-        unit = 1000;
-    else if (strcmp(slash + 1, "m") == 0)
-        unit = 60000;
-    else if (strcmp(slash + 1, "h") == 0)
-        unit = 3600000;
-    else {
-        errw(x, w, "bad rate unit '%s' in '%s': expected s, m or h, like 30/m", slash + 1,
-             w->text);
-        return;
-    }
-    if (util_parse_uint(num, LIMIT_MAX, &n) != 0 || n == 0) {
-        errw(x, w, "bad rate '%s': expected a number from 1 to %u before '/'", w->text,
-             (unsigned)LIMIT_MAX);
-        return;
-    }
-    l->limit_rate = (unsigned)n;
-    l->limit_rate_ms = unit;
-}
-
-static void
-d_limit(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_listener *l = cur_listener(x);
-    uint64_t v;
-
-    (void)n;
-    if (is_word(&w[1], "per-ip")) {
-        if (first_use(x, D_LIMIT_PER_IP, &w[1], "limit per-ip") &&
-            count_word(x, &w[2], 1, LIMIT_MAX, "limit per-ip", &v))
-            l->limit_per_ip = (unsigned)v;
-    } else if (is_word(&w[1], "rate")) {
-        if (first_use(x, D_LIMIT_RATE, &w[1], "limit rate"))
-            limit_rate(x, &w[2]);
-    } else if (is_word(&w[1], "ipv6-prefix")) {
-        if (first_use(x, D_LIMIT_V6, &w[1], "limit ipv6-prefix") &&
-            count_word(x, &w[2], 16, 128, "IPv6 prefix length", &v))
-            l->limit_v6_prefix = (unsigned)v;
-    } else if (is_word(&w[1], "table")) {
-        if (first_use(x, D_LIMIT_TABLE, &w[1], "limit table") &&
-            count_word(x, &w[2], LIMIT_TABLE_MIN, LIMIT_TABLE_MAX, "limit table size", &v))
-            l->limit_table = (unsigned)v;
-    } else {
-        errw(x, &w[1], "unknown limit '%s' (usage: " LIMIT_USAGE ")", w[1].text);
-    }
-}
-
-/* ban DURATION after N [within DURATION] */
-static void
-d_ban(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_listener *l = cur_listener(x);
-    uint64_t ms, after, window = DEFAULT_BAN_WINDOW_MS;
-
-    if (util_parse_duration(w[1].text, &ms) != 0 || ms == 0) {
-        errw(x, &w[1], "bad ban duration '%s': expected a duration like 15m, 1h", w[1].text);
-        return;
-    }
-    if (ms > BAN_MAX_MS) {
-        errw(x, &w[1], "ban duration '%s' is too long (at most 720h)", w[1].text);
-        return;
-    }
-    if (!is_word(&w[2], "after")) {
-        errw(x, &w[2], "expected 'after' (usage: ban DURATION after N [within DURATION])");
-        return;
-    }
-    if (!count_word(x, &w[3], 1, BAN_AFTER_MAX, "violation count", &after))
-        return;
-    if (n > 4) {
-        if (!is_word(&w[4], "within") || n != 6) {
-            errw(x, &w[4], "expected 'within DURATION' (usage: ban DURATION after N [within "
-                           "DURATION])");
-            return;
-        }
-        if (!duration(x, &w[5], false, &window))
-            return;
-    }
-    l->ban_ms = ms;
-    l->ban_after = (unsigned)after;
-    l->ban_window_ms = window;
-}
-
-static void
-d_allow(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    struct conf_listener *l = cur_listener(x);
-
-    for (size_t i = 1; i < n; i++) {
-        struct cidr cd;
-        const char *why = NULL;
-        if (cidr_parse(w[i].text, &cd, &why) != 0) {
-            errw(x, &w[i],
-                 "bad network '%s': %s (expected a CIDR like 100.64.0.0/10 or an address)",
-                 w[i].text, why);
-            continue;
-        }
-        struct cidr *t = append(x, l->allow, l->nallow, sizeof(*t));
-        if (t == NULL)
-            return;
-        l->allow = t;
-        l->allow[l->nallow++] = cd;
-    }
-}
-
-static void
-d_pregreet(struct ctx *x, const struct lex_word *w, size_t n)
-{
-    (void)n;
-    if (is_word(&w[1], "count"))
-        cur_listener(x)->pregreet = PREGREET_COUNT;
-    else if (is_word(&w[1], "reject"))
-        cur_listener(x)->pregreet = PREGREET_REJECT;
-    else if (is_word(&w[1], "off"))
-        cur_listener(x)->pregreet = PREGREET_OFF;
-    else
-        errw(x, &w[1], "bad pregreet '%s': expected count, reject or off", w[1].text);
 }
 
 /* ---- blocks ---- */
@@ -2469,48 +1307,6 @@ conf_find_backend(const struct conf *c, const char *name)
             return &c->backends[i];
     }
     return NULL;
-}
-
-const struct conf_route *
-conf_listener_route(const struct conf_listener *l, const char *sni)
-{
-    for (size_t i = 0; sni != NULL && i < l->nsni_routes; i++) {
-        const struct conf_sni_route *r = &l->sni_routes[i];
-        for (size_t j = 0; j < r->nnames; j++) {
-            const struct conf_sni_name *nm = &r->names[j];
-            if (nm->wildcard ? wildcard_match(nm->name, sni) : strcmp(nm->name, sni) == 0)
-                return &r->route;
-        }
-    }
-    return l->route.backend != NULL ? &l->route : NULL;
-}
-
-const char *
-conf_balance_name(enum balance b)
-{
-    static const char *const names[] = {"round-robin", "first", "least-conn"};
-    return (size_t)b < ARRAY_LEN(names) ? names[b] : "?";
-}
-
-const char *
-conf_check_name(enum check_kind k)
-{
-    static const char *const names[] = {"none", "tcp", "smtp", "imap", "pop3"};
-    return (size_t)k < ARRAY_LEN(names) ? names[k] : "?";
-}
-
-const char *
-conf_proto_name(enum proto p)
-{
-    if ((size_t)p < ARRAY_LEN(proto_names))
-        return proto_names[p];
-    return "unknown";
-}
-
-bool
-conf_proto_server_first(enum proto p)
-{
-    return p == PROTO_SMTP || p == PROTO_SUBMISSION || p == PROTO_IMAP || p == PROTO_POP3;
 }
 
 void

@@ -1,0 +1,159 @@
+/*
+ * conf_int: what the configuration loader's files share, and nothing else
+ * includes. conf.c is the loader core (blocks, directive tables, duplicate
+ * and required tracking, includes, checks across blocks); each of
+ * conf_global.c, conf_backend.c, conf_listener.c and conf_abuse.c holds the
+ * handlers of its directives. A handler gets the parse context, the words of
+ * its line (w[0] is the keyword) and their count, already checked against
+ * the table's bounds; it reports with errw()/errp() and carries on.
+ */
+#ifndef MAILEDGE_CONF_INT_H
+#define MAILEDGE_CONF_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "conf.h"
+#include "conf_lex.h"
+
+#define INCLUDE_DEPTH_MAX 16
+
+/* Directives whose first appearance is remembered (duplicates, required). */
+enum dir {
+    D_LOG,
+    D_GRACE,
+    D_SPLICE,
+    D_ADMIN,
+    D_RESOLVERS,
+    D_T_CONNECT,
+    D_T_PROXY,
+    D_T_IDLE,
+    D_T_HELLO,
+    D_SERVER,
+    D_SEND_PROXY,
+    D_BALANCE,
+    D_BIND,
+    D_PROTOCOL,
+    D_ACCEPT_PROXY,
+    D_ROUTE,     /* the default route, route -> */
+    D_ROUTE_ANY, /* any route line */
+    D_ROUTE_SNI, /* the first route sni */
+    D_SNI_REQUIRED,
+    D_CHECK,
+    D_QUEUE_TIMEOUT,
+    D_QUEUE_MAX,
+    D_USER,
+    D_GROUP,
+    D_LIMIT_PER_IP,
+    D_LIMIT_RATE,
+    D_LIMIT_V6,
+    D_LIMIT_TABLE,
+    D_BAN,
+    D_PREGREET,
+    D_HE_DELAY,
+    D_COUNT
+};
+
+enum blk { BLK_NONE, BLK_GLOBAL, BLK_BACKEND, BLK_LISTENER, BLK_SKIP };
+
+extern const char *const blk_names[]; /* indexed by enum blk, for messages */
+
+/* A route waits here until every backend is known. */
+struct pend_route {
+    size_t listener;
+    size_t sni;                   /* index in its sni_routes, or SIZE_MAX: the default route */
+    unsigned port;                /* of the route; 0: each server's own */
+    char target[CONF_HOST_MAX]; /* backend name, or the address of an implicit one */
+    bool implicit;
+    struct sockaddr_storage addr; /* implicit only */
+    struct conf_pos pos;          /* of the target word */
+};
+
+struct open_file {
+    dev_t dev;
+    ino_t ino;
+};
+
+struct ctx {
+    struct conf *c;
+    struct diag_list *diags;
+    size_t nerr;
+    bool stop;
+    bool allow_include;
+    const char *file; /* interned name of the file being read */
+    int line;
+    struct open_file open[INCLUDE_DEPTH_MAX];
+    int depth;
+
+    enum blk blk;         /* the block being read */
+    size_t bi;            /* its index in backends or listeners */
+    struct conf_pos bpos; /* its keyword */
+    char bname[CONF_NAME_MAX];
+    struct conf_pos seen[D_COUNT]; /* first use of each directive in it (line 0: none) */
+    bool route_unreadable;         /* a route line was too broken to tell its kind */
+
+    /* A block header without '{': opened if the next line is a lone '{'. */
+    bool pending;
+    enum blk pending_blk;
+    char pending_name[CONF_NAME_MAX];
+    struct conf_pos pending_pos;
+
+    bool global_seen;
+    struct conf_pos global_pos;
+    uint64_t g_connect, g_proxy, g_idle, g_hello; /* 0: not set */
+
+    struct pend_route *routes;
+    size_t nroutes;
+};
+
+/* Usage lines shared by a handler's messages and its table entry. */
+#define SERVER_USAGE "server NAME HOST[:PORT] [check-port N] [backup]"
+#define ROUTE_USAGE "route -> BACKEND[:PORT]"
+#define ROUTE_SNI_USAGE "route sni NAME... -> BACKEND[:PORT]"
+#define LIMIT_USAGE "limit per-ip N | limit rate N/s|N/m|N/h | limit ipv6-prefix N | limit table N"
+
+/* ---- diagnostics and helpers (conf.c) ---- */
+
+/* An error about word <w> of the current line. */
+void errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An error at <p>. */
+void errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "line 12" when <p> is in the current file, else "other.conf:12". */
+const char *where(const struct ctx *x, const struct conf_pos *p, char *buf, size_t cap);
+/* Room for element <n> of a conf array (capacity implied by the count); NULL: out of memory. */
+void *append(struct ctx *x, void *v, size_t n, size_t size);
+struct conf_pos pos_of(const struct ctx *x, const struct lex_word *w);
+bool is_word(const struct lex_word *w, const char *s);
+/* A character of a listener, backend or server name. */
+bool name_char(char ch);
+/* Checks a listener, backend or server name; reports and returns false if bad. */
+bool check_name(struct ctx *x, const struct lex_word *w, const char *what);
+/* Parses a duration word into <out>; reports and returns false if bad. */
+bool duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out);
+/* Reports a second use of a once-only directive; records the first. */
+bool first_use(struct ctx *x, enum dir id, const struct lex_word *w, const char *what);
+/* The block being read. */
+struct conf_backend *cur_backend(struct ctx *x);
+struct conf_listener *cur_listener(struct ctx *x);
+/* 0.0.0.0 or :: */
+bool unspecified(const struct sockaddr_storage *ss);
+
+/* ---- directive handlers, by file (the tables are in conf.c) ---- */
+
+typedef void directive_fn(struct ctx *x, const struct lex_word *w, size_t n);
+
+/* conf_global.c */
+directive_fn d_log, d_grace, d_splice, d_resolvers, d_admin, d_user, d_group;
+/* conf_backend.c */
+directive_fn d_server, d_send_proxy, d_check, d_queue_timeout, d_queue_max, d_balance, d_he_delay;
+/* conf_listener.c; d_timeout serves every block */
+directive_fn d_timeout, d_bind, d_protocol, d_accept_proxy, d_route, d_sni_required;
+/* conf_abuse.c */
+directive_fn d_limit, d_ban, d_allow, d_pregreet;
+
+#endif
