@@ -297,6 +297,25 @@ unspecified(const struct sockaddr_storage *ss)
     return false;
 }
 
+void
+cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, struct cidr **v,
+          size_t *nv, const char *like)
+{
+    for (size_t i = from; i < n; i++) {
+        struct cidr cd;
+        const char *why = NULL;
+        if (cidr_parse(w[i].text, &cd, &why) != 0) {
+            errw(x, &w[i], "bad network '%s': %s (expected a CIDR like %s)", w[i].text, why, like);
+            continue;
+        }
+        struct cidr *t = append(x, *v, *nv, sizeof(*t));
+        if (t == NULL)
+            return;
+        *v = t;
+        (*v)[(*nv)++] = cd;
+    }
+}
+
 /* ---- blocks ---- */
 
 static const struct directive global_dirs[] = {

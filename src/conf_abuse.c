@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-#include "cidr.h"
 #include "conf_int.h"
 #include "util.h"
 
@@ -132,21 +131,7 @@ d_allow(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_listener *l = cur_listener(x);
 
-    for (size_t i = 1; i < n; i++) {
-        struct cidr cd;
-        const char *why = NULL;
-        if (cidr_parse(w[i].text, &cd, &why) != 0) {
-            errw(x, &w[i],
-                 "bad network '%s': %s (expected a CIDR like 100.64.0.0/10 or an address)",
-                 w[i].text, why);
-            continue;
-        }
-        struct cidr *t = append(x, l->allow, l->nallow, sizeof(*t));
-        if (t == NULL)
-            return;
-        l->allow = t;
-        l->allow[l->nallow++] = cd;
-    }
+    cidr_list(x, w, 1, n, &l->allow, &l->nallow, "100.64.0.0/10 or an address");
 }
 
 void

@@ -142,6 +142,12 @@ struct conf_backend *cur_backend(struct ctx *x);
 struct conf_listener *cur_listener(struct ctx *x);
 /* 0.0.0.0 or :: */
 bool unspecified(const struct sockaddr_storage *ss);
+/*
+ * Appends the networks of words <from> to <n> to the array <*v> of <*nv>;
+ * reports a bad one ("expected a CIDR like <like>") and goes on with the next.
+ */
+void cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, struct cidr **v,
+               size_t *nv, const char *like);
 
 /* ---- directive handlers, by file (the tables are in conf.c) ---- */
 

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "addr.h"
-#include "cidr.h"
 #include "conf_int.h"
 #include "tlshello.h"
 #include "util.h"
@@ -161,20 +160,7 @@ d_accept_proxy(struct ctx *x, const struct lex_word *w, size_t n)
         return;
     }
     l->accept_proxy = v;
-    for (size_t i = 3; i < n; i++) {
-        struct cidr cd;
-        const char *why = NULL;
-        if (cidr_parse(w[i].text, &cd, &why) != 0) {
-            errw(x, &w[i], "bad network '%s': %s (expected a CIDR like 10.0.0.0/8 or fd7a::/48)",
-                 w[i].text, why);
-            continue;
-        }
-        struct cidr *t = append(x, l->trusted, l->ntrusted, sizeof(*t));
-        if (t == NULL)
-            return;
-        l->trusted = t;
-        l->trusted[l->ntrusted++] = cd;
-    }
+    cidr_list(x, w, 3, n, &l->trusted, &l->ntrusted, "10.0.0.0/8 or fd7a::/48");
 }
 
 /* Parses the target of a route into <r> and <*port>; reports and returns false if bad. */
