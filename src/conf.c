@@ -92,7 +92,7 @@ verr(struct ctx *x, const char *file, int line, int col, const char *fmt, va_lis
 
 /* An error about word <w> of the current line. */
 void
-errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
+cf_errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
 {
     va_list ap;
 
@@ -102,7 +102,7 @@ errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
 }
 
 void
-errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
+cf_errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
 {
     va_list ap;
 
@@ -127,12 +127,12 @@ lex_error(void *arg, int line, int col, const char *msg)
     struct ctx *x = arg;
     struct conf_pos p = {x->file, line, col};
 
-    errp(x, &p, "%s", msg);
+    cf_errp(x, &p, "%s", msg);
 }
 
 /* "line 12" when <p> is in the current file, else "other.conf:12". */
 const char *
-where(const struct ctx *x, const struct conf_pos *p, char *buf, size_t cap)
+cf_where(const struct ctx *x, const struct conf_pos *p, char *buf, size_t cap)
 {
     if (p->file == x->file)
         snprintf(buf, cap, "line %d", p->line);
@@ -148,7 +148,7 @@ where(const struct ctx *x, const struct conf_pos *p, char *buf, size_t cap)
  * count (the next power of two), so the conf needs no capacity fields.
  */
 void *
-append(struct ctx *x, void *v, size_t n, size_t size)
+cf_append(struct ctx *x, void *v, size_t n, size_t size)
 {
     if (n != 0 && (n & (n - 1)) != 0)
         return v;
@@ -164,7 +164,7 @@ append(struct ctx *x, void *v, size_t n, size_t size)
 }
 
 struct conf_pos
-pos_of(const struct ctx *x, const struct lex_word *w)
+cf_pos_of(const struct ctx *x, const struct lex_word *w)
 {
     struct conf_pos p = {x->file, x->line, w->col};
 
@@ -172,7 +172,7 @@ pos_of(const struct ctx *x, const struct lex_word *w)
 }
 
 bool
-is_word(const struct lex_word *w, const char *s)
+cf_is_word(const struct lex_word *w, const char *s)
 {
     return strcmp(w->text, s) == 0;
 }
@@ -192,7 +192,7 @@ intern(struct ctx *x, const char *name)
         if (strcmp(c->files[i], name) == 0)
             return c->files[i];
     }
-    char **nf = append(x, c->files, c->nfiles, sizeof(*nf));
+    char **nf = cf_append(x, c->files, c->nfiles, sizeof(*nf));
     if (nf == NULL)
         return NULL;
     c->files = nf;
@@ -206,7 +206,7 @@ intern(struct ctx *x, const char *name)
 }
 
 bool
-name_char(char ch)
+cf_name_char(char ch)
 {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
            ch == '_' || ch == '.' || ch == '-';
@@ -214,24 +214,24 @@ name_char(char ch)
 
 /* Checks a listener, backend or server name; reports and returns false if bad. */
 bool
-check_name(struct ctx *x, const struct lex_word *w, const char *what)
+cf_check_name(struct ctx *x, const struct lex_word *w, const char *what)
 {
     const char *s = w->text;
     size_t len = strlen(s);
 
     if (len == 0) {
-        errw(x, w, "empty %s name", what);
+        cf_errw(x, w, "empty %s name", what);
         return false;
     }
     if (len >= CONF_NAME_MAX) {
-        errw(x, w, "%s name '%.20s...' is too long (at most %d characters)", what, s,
-             CONF_NAME_MAX - 1);
+        cf_errw(x, w, "%s name '%.20s...' is too long (at most %d characters)", what, s,
+                CONF_NAME_MAX - 1);
         return false;
     }
     for (size_t i = 0; i < len; i++) {
-        if (!name_char(s[i])) {
-            errw(x, w, "bad %s name '%s': use letters, digits, '_', '.' and '-'%s", what, s,
-                 strchr(s, '{') != NULL ? " (put a blank before '{')" : "");
+        if (!cf_name_char(s[i])) {
+            cf_errw(x, w, "bad %s name '%s': use letters, digits, '_', '.' and '-'%s", what, s,
+                    strchr(s, '{') != NULL ? " (put a blank before '{')" : "");
             return false;
         }
     }
@@ -240,20 +240,20 @@ check_name(struct ctx *x, const struct lex_word *w, const char *what)
 
 /* Parses a duration word into <out>; reports and returns false if bad. */
 bool
-duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out)
+cf_duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out)
 {
     uint64_t ms;
 
     if (util_parse_duration(w->text, &ms) != 0) {
-        errw(x, w, "bad duration '%s': expected a duration like 30s, 500ms, 5m", w->text);
+        cf_errw(x, w, "bad duration '%s': expected a duration like 30s, 500ms, 5m", w->text);
         return false;
     }
     if (ms == 0 && !zero_ok) {
-        errw(x, w, "a timeout of 0 is impossible: expected a duration like 30s, 500ms, 5m");
+        cf_errw(x, w, "a timeout of 0 is impossible: expected a duration like 30s, 500ms, 5m");
         return false;
     }
     if (ms > DURATION_MAX_MS) {
-        errw(x, w, "duration '%s' is too long (at most 24h)", w->text);
+        cf_errw(x, w, "duration '%s' is too long (at most 24h)", w->text);
         return false;
     }
     *out = ms;
@@ -262,33 +262,33 @@ duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out)
 
 /* Reports a second use of a once-only directive; records the first. */
 bool
-first_use(struct ctx *x, enum dir id, const struct lex_word *w, const char *what)
+cf_first_use(struct ctx *x, enum dir id, const struct lex_word *w, const char *what)
 {
     char buf[300];
 
     if (x->seen[id].line != 0) {
-        errw(x, w, "duplicate '%s' (first at %s; it may appear once per block)", what,
-             where(x, &x->seen[id], buf, sizeof(buf)));
+        cf_errw(x, w, "duplicate '%s' (first at %s; it may appear once per block)", what,
+                cf_where(x, &x->seen[id], buf, sizeof(buf)));
         return false;
     }
-    x->seen[id] = pos_of(x, w);
+    x->seen[id] = cf_pos_of(x, w);
     return true;
 }
 
 struct conf_backend *
-cur_backend(struct ctx *x)
+cf_cur_backend(struct ctx *x)
 {
     return &x->c->backends[x->bi];
 }
 
 struct conf_listener *
-cur_listener(struct ctx *x)
+cf_cur_listener(struct ctx *x)
 {
     return &x->c->listeners[x->bi];
 }
 
 bool
-unspecified(const struct sockaddr_storage *ss)
+cf_unspecified(const struct sockaddr_storage *ss)
 {
     if (ss->ss_family == AF_INET)
         return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
@@ -298,17 +298,18 @@ unspecified(const struct sockaddr_storage *ss)
 }
 
 void
-cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, struct cidr **v,
-          size_t *nv, const char *like)
+cf_cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, struct cidr **v,
+             size_t *nv, const char *like)
 {
     for (size_t i = from; i < n; i++) {
         struct cidr cd;
         const char *why = NULL;
         if (cidr_parse(w[i].text, &cd, &why) != 0) {
-            errw(x, &w[i], "bad network '%s': %s (expected a CIDR like %s)", w[i].text, why, like);
+            cf_errw(x, &w[i], "bad network '%s': %s (expected a CIDR like %s)", w[i].text, why,
+                    like);
             continue;
         }
-        struct cidr *t = append(x, *v, *nv, sizeof(*t));
+        struct cidr *t = cf_append(x, *v, *nv, sizeof(*t));
         if (t == NULL)
             return;
         *v = t;
@@ -319,40 +320,42 @@ cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, struct
 /* ---- blocks ---- */
 
 static const struct directive global_dirs[] = {
-    {"log", D_LOG, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]", d_log},
-    {"grace", D_GRACE, true, 1, 1, "grace DURATION", d_grace},
-    {"splice", D_SPLICE, true, 1, 1, "splice on|off", d_splice},
-    {"admin", D_ADMIN, true, 1, 2, "admin ADDR:PORT [allow-remote]", d_admin},
-    {"resolvers", D_RESOLVERS, true, 1, MANY, "resolvers ADDR[:PORT] ...", d_resolvers},
-    {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", d_timeout},
-    {"user", D_USER, true, 1, 1, "user NAME", d_user},
-    {"group", D_GROUP, true, 1, 1, "group NAME", d_group},
+    {"log", D_LOG, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]", cf_d_log},
+    {"grace", D_GRACE, true, 1, 1, "grace DURATION", cf_d_grace},
+    {"splice", D_SPLICE, true, 1, 1, "splice on|off", cf_d_splice},
+    {"admin", D_ADMIN, true, 1, 2, "admin ADDR:PORT [allow-remote]", cf_d_admin},
+    {"resolvers", D_RESOLVERS, true, 1, MANY, "resolvers ADDR[:PORT] ...", cf_d_resolvers},
+    {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", cf_d_timeout},
+    {"user", D_USER, true, 1, 1, "user NAME", cf_d_user},
+    {"group", D_GROUP, true, 1, 1, "group NAME", cf_d_group},
 };
 
 static const struct directive backend_dirs[] = {
-    {"server", D_SERVER, false, 2, 5, SERVER_USAGE, d_server},
-    {"send-proxy", D_SEND_PROXY, true, 1, 2, "send-proxy v1|v2 [authority]", d_send_proxy},
-    {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first|least-conn", d_balance},
+    {"server", D_SERVER, false, 2, 5, SERVER_USAGE, cf_d_server},
+    {"send-proxy", D_SEND_PROXY, true, 1, 2, "send-proxy v1|v2 [authority]", cf_d_send_proxy},
+    {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first|least-conn", cf_d_balance},
     {"check", D_CHECK, true, 1, 9,
-     "check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N]", d_check},
-    {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", d_timeout},
-    {"queue-timeout", D_QUEUE_TIMEOUT, true, 1, 1, "queue-timeout DURATION", d_queue_timeout},
-    {"queue-max", D_QUEUE_MAX, true, 1, 1, "queue-max N", d_queue_max},
-    {"happy-eyeballs-delay", D_HE_DELAY, true, 1, 1, "happy-eyeballs-delay DURATION", d_he_delay},
+     "check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N]", cf_d_check},
+    {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", cf_d_timeout},
+    {"queue-timeout", D_QUEUE_TIMEOUT, true, 1, 1, "queue-timeout DURATION", cf_d_queue_timeout},
+    {"queue-max", D_QUEUE_MAX, true, 1, 1, "queue-max N", cf_d_queue_max},
+    {"happy-eyeballs-delay", D_HE_DELAY, true, 1, 1, "happy-eyeballs-delay DURATION",
+     cf_d_he_delay},
 };
 
 static const struct directive listener_dirs[] = {
-    {"bind", D_BIND, false, 1, MANY, "bind ADDR:PORT ...", d_bind},
-    {"protocol", D_PROTOCOL, true, 1, 1, "protocol smtp|submission|imap|pop3|tls|tcp", d_protocol},
+    {"bind", D_BIND, false, 1, MANY, "bind ADDR:PORT ...", cf_d_bind},
+    {"protocol", D_PROTOCOL, true, 1, 1, "protocol smtp|submission|imap|pop3|tls|tcp",
+     cf_d_protocol},
     {"accept-proxy", D_ACCEPT_PROXY, false, 2, MANY, "accept-proxy v1|v2|any from CIDR ...",
-     d_accept_proxy},
-    {"route", D_ROUTE_ANY, false, 1, MANY, ROUTE_USAGE " or " ROUTE_SNI_USAGE, d_route},
-    {"sni-required", D_SNI_REQUIRED, true, 0, 0, "sni-required", d_sni_required},
-    {"timeout", D_COUNT, false, 2, 2, "timeout proxy|idle|hello DURATION", d_timeout},
-    {"limit", D_COUNT, false, 2, 2, LIMIT_USAGE, d_limit},
-    {"ban", D_BAN, true, 3, 5, "ban DURATION after N [within DURATION]", d_ban},
-    {"allow", D_COUNT, false, 1, MANY, "allow CIDR ...", d_allow},
-    {"pregreet", D_PREGREET, true, 1, 1, "pregreet count|reject|off", d_pregreet},
+     cf_d_accept_proxy},
+    {"route", D_ROUTE_ANY, false, 1, MANY, ROUTE_USAGE " or " ROUTE_SNI_USAGE, cf_d_route},
+    {"sni-required", D_SNI_REQUIRED, true, 0, 0, "sni-required", cf_d_sni_required},
+    {"timeout", D_COUNT, false, 2, 2, "timeout proxy|idle|hello DURATION", cf_d_timeout},
+    {"limit", D_COUNT, false, 2, 2, LIMIT_USAGE, cf_d_limit},
+    {"ban", D_BAN, true, 3, 5, "ban DURATION after N [within DURATION]", cf_d_ban},
+    {"allow", D_COUNT, false, 1, MANY, "allow CIDR ...", cf_d_allow},
+    {"pregreet", D_PREGREET, true, 1, 1, "pregreet count|reject|off", cf_d_pregreet},
 };
 
 static const struct {
@@ -418,8 +421,8 @@ open_block(struct ctx *x, enum blk kind, const char *name, const struct conf_pos
     x->blk = kind;
     if (kind == BLK_GLOBAL) {
         if (x->global_seen) {
-            errp(x, kw, "duplicate global block (first at %s)",
-                 where(x, &x->global_pos, buf, sizeof(buf)));
+            cf_errp(x, kw, "duplicate global block (first at %s)",
+                    cf_where(x, &x->global_pos, buf, sizeof(buf)));
             x->blk = BLK_SKIP;
         }
         x->global_seen = true;
@@ -427,9 +430,9 @@ open_block(struct ctx *x, enum blk kind, const char *name, const struct conf_pos
     } else if (kind == BLK_BACKEND) {
         const struct conf_backend *dup = conf_find_backend(c, name);
         if (dup != NULL)
-            errp(x, namepos, "duplicate backend '%s' (first defined at %s)", name,
-                 where(x, &dup->pos, buf, sizeof(buf)));
-        struct conf_backend *v = append(x, c->backends, c->nbackends, sizeof(*v));
+            cf_errp(x, namepos, "duplicate backend '%s' (first defined at %s)", name,
+                    cf_where(x, &dup->pos, buf, sizeof(buf)));
+        struct conf_backend *v = cf_append(x, c->backends, c->nbackends, sizeof(*v));
         if (v == NULL)
             return;
         c->backends = v;
@@ -442,12 +445,12 @@ open_block(struct ctx *x, enum blk kind, const char *name, const struct conf_pos
     } else if (kind == BLK_LISTENER) {
         for (size_t i = 0; i < c->nlisteners; i++) {
             if (strcmp(c->listeners[i].name, name) == 0) {
-                errp(x, namepos, "duplicate listener '%s' (first defined at %s)", name,
-                     where(x, &c->listeners[i].pos, buf, sizeof(buf)));
+                cf_errp(x, namepos, "duplicate listener '%s' (first defined at %s)", name,
+                        cf_where(x, &c->listeners[i].pos, buf, sizeof(buf)));
                 break;
             }
         }
-        struct conf_listener *v = append(x, c->listeners, c->nlisteners, sizeof(*v));
+        struct conf_listener *v = cf_append(x, c->listeners, c->nlisteners, sizeof(*v));
         if (v == NULL)
             return;
         c->listeners = v;
@@ -475,15 +478,16 @@ tls_only(struct ctx *x, const struct conf_listener *l, enum dir id, const char *
     if (p->line == 0)
         return;
     if (conf_proto_server_first(l->proto))
-        errp(x, p,
-             "%s on a %s listener: the server speaks first, so waiting for a TLS ClientHello "
-             "would stall its greeting (use protocol tls: implicit TLS, as on 465, 993, 995, 443)",
-             what, conf_proto_name(l->proto));
+        cf_errp(
+            x, p,
+            "%s on a %s listener: the server speaks first, so waiting for a TLS ClientHello "
+            "would stall its greeting (use protocol tls: implicit TLS, as on 465, 993, 995, 443)",
+            what, conf_proto_name(l->proto));
     else
-        errp(x, p,
-             "%s needs protocol tls: a tcp listener's clients may wait for the server to speak "
-             "first, and waiting for a ClientHello would stall them",
-             what);
+        cf_errp(x, p,
+                "%s needs protocol tls: a tcp listener's clients may wait for the server to speak "
+                "first, and waiting for a ClientHello would stall them",
+                what);
 }
 
 /* '}': checks what the block requires, then leaves it. */
@@ -491,20 +495,21 @@ static void
 close_block(struct ctx *x)
 {
     if (x->blk == BLK_LISTENER) {
-        const struct conf_listener *l = cur_listener(x);
+        const struct conf_listener *l = cf_cur_listener(x);
         if (x->seen[D_BIND].line == 0)
-            errp(x, &x->bpos, "listener '%s' has no bind (add: bind ADDR:PORT)", x->bname);
+            cf_errp(x, &x->bpos, "listener '%s' has no bind (add: bind ADDR:PORT)", x->bname);
         if (x->seen[D_PROTOCOL].line == 0)
-            errp(x, &x->bpos,
-                 "listener '%s' has no protocol (add: protocol smtp|submission|imap|pop3|tls|tcp)",
-                 x->bname);
+            cf_errp(
+                x, &x->bpos,
+                "listener '%s' has no protocol (add: protocol smtp|submission|imap|pop3|tls|tcp)",
+                x->bname);
         if (x->seen[D_ROUTE_ANY].line == 0)
-            errp(x, &x->bpos, "listener '%s' has no route (add: " ROUTE_USAGE ")", x->bname);
+            cf_errp(x, &x->bpos, "listener '%s' has no route (add: " ROUTE_USAGE ")", x->bname);
         else if (x->seen[D_ROUTE].line == 0 && !l->sni_required && !x->route_unreadable)
-            errp(x, &x->bpos,
-                 "listener '%s' has no default route for clients that match no route sni (add: "
-                 "route -> BACKEND[:PORT], or sni-required to refuse them)",
-                 x->bname);
+            cf_errp(x, &x->bpos,
+                    "listener '%s' has no default route for clients that match no route sni (add: "
+                    "route -> BACKEND[:PORT], or sni-required to refuse them)",
+                    x->bname);
         if (x->seen[D_PROTOCOL].line != 0 && l->proto != PROTO_TLS) {
             tls_only(x, l, D_ROUTE_SNI, "route sni");
             tls_only(x, l, D_SNI_REQUIRED, "sni-required");
@@ -512,27 +517,27 @@ close_block(struct ctx *x)
         }
         if (x->seen[D_PREGREET].line != 0 && x->seen[D_PROTOCOL].line != 0 &&
             l->proto != PROTO_SMTP && l->proto != PROTO_SUBMISSION)
-            errp(x, &x->seen[D_PREGREET],
-                 "pregreet with protocol %s: only SMTP clients must wait for the greeting "
-                 "(protocol smtp or submission)",
-                 conf_proto_name(l->proto));
+            cf_errp(x, &x->seen[D_PREGREET],
+                    "pregreet with protocol %s: only SMTP clients must wait for the greeting "
+                    "(protocol smtp or submission)",
+                    conf_proto_name(l->proto));
         if (x->seen[D_BAN].line != 0 && l->limit_per_ip == 0 && l->limit_rate == 0 &&
             l->pregreet != PREGREET_REJECT)
-            errp(x, &x->seen[D_BAN],
-                 "ban has nothing to count: add limit per-ip N, limit rate N/m or pregreet "
-                 "reject to this listener");
+            cf_errp(x, &x->seen[D_BAN],
+                    "ban has nothing to count: add limit per-ip N, limit rate N/m or pregreet "
+                    "reject to this listener");
     } else if (x->blk == BLK_BACKEND) {
         if (x->seen[D_SERVER].line == 0)
-            errp(x, &x->bpos, "backend '%s' has no server (add: server NAME ADDR[:PORT])",
-                 x->bname);
-        const struct conf_backend *b = cur_backend(x);
+            cf_errp(x, &x->bpos, "backend '%s' has no server (add: server NAME ADDR[:PORT])",
+                    x->bname);
+        const struct conf_backend *b = cf_cur_backend(x);
         for (size_t i = 0; b->check != CHECK_NONE && i < b->nservers; i++) {
             const struct conf_server *sv = &b->servers[i];
             if (!sv->has_port && sv->check_port == 0)
-                errp(x, &sv->pos,
-                     "server '%s' has no port to check (add a port to its address, or "
-                     "check-port N)",
-                     sv->name);
+                cf_errp(x, &sv->pos,
+                        "server '%s' has no port to check (add a port to its address, or "
+                        "check-port N)",
+                        sv->name);
         }
     }
     x->blk = BLK_NONE;
@@ -549,19 +554,19 @@ has_glob(const char *s)
 static void
 include(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_pos from = pos_of(x, &w[0]);
+    struct conf_pos from = cf_pos_of(x, &w[0]);
 
     if (!x->allow_include) {
-        errw(x, &w[0], "include is not allowed when the configuration is loaded from memory");
+        cf_errw(x, &w[0], "include is not allowed when the configuration is loaded from memory");
         return;
     }
     if (n != 2) {
-        errw(x, n < 2 ? &w[0] : &w[2], "include takes one path (usage: include PATH)");
+        cf_errw(x, n < 2 ? &w[0] : &w[2], "include takes one path (usage: include PATH)");
         return;
     }
     const char *arg = w[1].text;
     if (arg[0] == '\0') {
-        errw(x, &w[1], "empty include path");
+        cf_errw(x, &w[1], "empty include path");
         return;
     }
     /* Relative to the including file's directory, not to the working directory. */
@@ -589,7 +594,7 @@ include(struct ctx *x, const struct lex_word *w, size_t n)
     } else if (r == GLOB_NOSPACE) {
         oom(x);
     } else if (r != GLOB_NOMATCH) {
-        errw(x, &w[1], "cannot read the files matching '%s'", path);
+        cf_errw(x, &w[1], "cannot read the files matching '%s'", path);
     }
     if (r != GLOB_NOMATCH)
         globfree(&g);
@@ -604,14 +609,15 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
     while (ob < n && !is_brace(&w[ob], '{'))
         ob++;
     if (is_brace(&w[0], '}')) {
-        errw(x, &w[0], "'}' without an open block");
+        cf_errw(x, &w[0], "'}' without an open block");
         return;
     }
     if (ob == 0) {
-        errw(x, &w[0],
-             "'{' without a block header (a block opens on the line of its name: listener NAME {)");
+        cf_errw(
+            x, &w[0],
+            "'{' without a block header (a block opens on the line of its name: listener NAME {)");
         x->blk = BLK_SKIP;
-        x->bpos = pos_of(x, &w[0]);
+        x->bpos = cf_pos_of(x, &w[0]);
         x->bname[0] = '\0';
         return;
     }
@@ -619,19 +625,19 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
         /* The header is unusable; swallow the block so its lines do not cascade. */
         if (ob < n) {
             x->blk = BLK_SKIP;
-            x->bpos = pos_of(x, &w[0]);
+            x->bpos = cf_pos_of(x, &w[0]);
             x->bname[0] = '\0';
         }
         return;
     }
     if (ob + 1 < n)
-        errw(x, &w[ob + 1],
-             "unexpected text after '{' (a block's content starts on the next line)");
+        cf_errw(x, &w[ob + 1],
+                "unexpected text after '{' (a block's content starts on the next line)");
 
     const char *kw = w[0].text;
     if (strcmp(kw, "include") == 0) {
         if (ob < n)
-            errw(x, &w[ob], "unexpected '{' after include");
+            cf_errw(x, &w[ob], "unexpected '{' after include");
         else
             include(x, w, n);
         return;
@@ -639,21 +645,21 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
     enum blk kind = block_kind(kw);
     if (kind == BLK_NONE) {
         if (ob < n) {
-            errw(x, &w[0], "unknown block '%s' (expected global, backend or listener)", kw);
+            cf_errw(x, &w[0], "unknown block '%s' (expected global, backend or listener)", kw);
             x->blk = BLK_SKIP;
-            x->bpos = pos_of(x, &w[0]);
+            x->bpos = cf_pos_of(x, &w[0]);
             x->bname[0] = '\0';
             return;
         }
         enum blk home = directive_home(kw, BLK_NONE);
         if (home != BLK_NONE)
-            errw(x, &w[0], "statement outside a block: '%s' belongs in a %s block", kw,
-                 blk_names[home]);
+            cf_errw(x, &w[0], "statement outside a block: '%s' belongs in a %s block", kw,
+                    blk_names[home]);
         else
-            errw(x, &w[0],
-                 "statement outside a block: unknown keyword '%s' (the top level has global, "
-                 "backend, listener and include)",
-                 kw);
+            cf_errw(x, &w[0],
+                    "statement outside a block: unknown keyword '%s' (the top level has global, "
+                    "backend, listener and include)",
+                    kw);
         return;
     }
 
@@ -661,16 +667,16 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
     const char *usage = kind == BLK_GLOBAL    ? "global {"
                         : kind == BLK_BACKEND ? "backend NAME {"
                                               : "listener NAME {";
-    struct conf_pos kwpos = pos_of(x, &w[0]);
+    struct conf_pos kwpos = cf_pos_of(x, &w[0]);
     bool ok = true;
     if (ob < want) {
-        errw(x, &w[0], "%s needs a name (usage: %s)", kw, usage);
+        cf_errw(x, &w[0], "%s needs a name (usage: %s)", kw, usage);
         ok = false;
     } else if (ob > want) {
-        errw(x, &w[want], "unexpected '%s' after '%s%s%s' (usage: %s)", w[want].text, kw,
-             want > 1 ? " " : "", want > 1 ? w[1].text : "", usage);
+        cf_errw(x, &w[want], "unexpected '%s' after '%s%s%s' (usage: %s)", w[want].text, kw,
+                want > 1 ? " " : "", want > 1 ? w[1].text : "", usage);
         ok = false;
-    } else if (want == 2 && !check_name(x, &w[1], kw)) {
+    } else if (want == 2 && !cf_check_name(x, &w[1], kw)) {
         ok = false;
     }
     if (ob == n) {
@@ -678,7 +684,7 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
             return;
         const struct lex_word *last = &w[n - 1];
         struct conf_pos p = {x->file, x->line, last->end_col};
-        errp(x, &p, "expected '{' at the end of the line (usage: %s)", usage);
+        cf_errp(x, &p, "expected '{' at the end of the line (usage: %s)", usage);
         x->pending = true;
         x->pending_blk = kind;
         x->pending_pos = kwpos;
@@ -691,7 +697,7 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
         x->bname[0] = '\0';
         return;
     }
-    struct conf_pos np = want == 2 ? pos_of(x, &w[1]) : kwpos;
+    struct conf_pos np = want == 2 ? cf_pos_of(x, &w[1]) : kwpos;
     open_block(x, kind, want == 2 ? w[1].text : "", &kwpos, &np);
 }
 
@@ -707,27 +713,28 @@ block_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
     /* A new block header here almost always means a forgotten '}'. */
     if (is_brace(&w[n - 1], '{') && block_kind(w[0].text) != BLK_NONE) {
         if (x->blk == BLK_SKIP)
-            errw(x, &w[0], "missing '}' before this line: blocks do not nest");
+            cf_errw(x, &w[0], "missing '}' before this line: blocks do not nest");
         else
-            errw(x, &w[0],
-                 "missing '}' before this line: %s%s%s (opened at %s) is still open, and blocks do "
-                 "not nest",
-                 blk_names[x->blk], x->bname[0] ? " " : "", x->bname,
-                 where(x, &x->bpos, buf, sizeof(buf)));
+            cf_errw(
+                x, &w[0],
+                "missing '}' before this line: %s%s%s (opened at %s) is still open, and blocks do "
+                "not nest",
+                blk_names[x->blk], x->bname[0] ? " " : "", x->bname,
+                cf_where(x, &x->bpos, buf, sizeof(buf)));
         close_block(x);
         top_statement(x, w, n, bad);
         return;
     }
     bool closes = is_brace(&w[n - 1], '}');
     if (closes) {
-        errw(x, &w[n - 1], "'}' must be alone on its line");
+        cf_errw(x, &w[n - 1], "'}' must be alone on its line");
         n--;
     }
     if (x->blk == BLK_SKIP)
         goto done;
     for (size_t i = 0; i < n; i++) {
         if (is_brace(&w[i], '{')) {
-            errw(x, &w[i], "unexpected '{': blocks do not nest");
+            cf_errw(x, &w[i], "unexpected '{': blocks do not nest");
             goto done;
         }
     }
@@ -736,8 +743,8 @@ block_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
     if (d == NULL) {
         if (bad)
             goto done;
-        if (is_word(&w[0], "include")) {
-            errw(x, &w[0], "include is only allowed at the top level, outside blocks");
+        if (cf_is_word(&w[0], "include")) {
+            cf_errw(x, &w[0], "include is only allowed at the top level, outside blocks");
             goto done;
         }
         enum blk home = directive_home(w[0].text, x->blk);
@@ -745,28 +752,28 @@ block_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
         if (home != BLK_NONE)
             snprintf(hint, sizeof(hint), "; '%s' belongs in a %s block", w[0].text,
                      blk_names[home]);
-        errw(x, &w[0], "unknown directive '%s' in a %s block (allowed: %s)%s", w[0].text,
-             blk_names[x->blk], tables[x->blk].list, hint);
+        cf_errw(x, &w[0], "unknown directive '%s' in a %s block (allowed: %s)%s", w[0].text,
+                blk_names[x->blk], tables[x->blk].list, hint);
         goto done;
     }
     if (bad) {
         /* Count it as present, so its absence is not reported as well. */
         if (d->id != D_COUNT && x->seen[d->id].line == 0)
-            x->seen[d->id] = pos_of(x, &w[0]);
+            x->seen[d->id] = cf_pos_of(x, &w[0]);
         if (d->id == D_ROUTE_ANY)
             x->route_unreadable = true;
         goto done;
     }
-    if (d->once && !first_use(x, d->id, &w[0], d->name))
+    if (d->once && !cf_first_use(x, d->id, &w[0], d->name))
         goto done;
     if (!d->once && d->id != D_COUNT && x->seen[d->id].line == 0)
-        x->seen[d->id] = pos_of(x, &w[0]);
+        x->seen[d->id] = cf_pos_of(x, &w[0]);
     if (n - 1 < d->min) {
-        errw(x, &w[0], "too few arguments for '%s' (usage: %s)", d->name, d->usage);
+        cf_errw(x, &w[0], "too few arguments for '%s' (usage: %s)", d->name, d->usage);
         goto done;
     }
     if (d->max != MANY && n - 1 > d->max) {
-        errw(x, &w[d->max + 1], "too many arguments for '%s' (usage: %s)", d->name, d->usage);
+        cf_errw(x, &w[d->max + 1], "too many arguments for '%s' (usage: %s)", d->name, d->usage);
         goto done;
     }
     d->fn(x, w, n);
@@ -814,10 +821,11 @@ parse_text(struct ctx *x, const char *file, const char *text, size_t len)
     lex_free(&lx);
     if (x->blk != BLK_NONE) {
         if (x->blk == BLK_SKIP)
-            errp(x, &x->bpos, "unterminated block: missing '}' before the end of the file");
+            cf_errp(x, &x->bpos, "unterminated block: missing '}' before the end of the file");
         else
-            errp(x, &x->bpos, "unterminated %s%s%s block: missing '}' before the end of the file",
-                 blk_names[x->blk], x->bname[0] ? " " : "", x->bname);
+            cf_errp(x, &x->bpos,
+                    "unterminated %s%s%s block: missing '}' before the end of the file",
+                    blk_names[x->blk], x->bname[0] ? " " : "", x->bname);
     }
     x->blk = BLK_NONE;
     x->pending = false;
@@ -834,28 +842,28 @@ load_file(struct ctx *x, const char *path, const struct conf_pos *from)
     struct stat st;
 
     if (x->depth >= INCLUDE_DEPTH_MAX) {
-        errp(x, at, "includes nested too deeply (more than %d files deep) at '%s'",
-             INCLUDE_DEPTH_MAX, path);
+        cf_errp(x, at, "includes nested too deeply (more than %d files deep) at '%s'",
+                INCLUDE_DEPTH_MAX, path);
         return;
     }
     FILE *fp = fopen(path, "r");
     if (fp == NULL) {
-        errp(x, at, "cannot open '%s': %s", path, strerror(errno));
+        cf_errp(x, at, "cannot open '%s': %s", path, strerror(errno));
         return;
     }
     if (fstat(fileno(fp), &st) != 0) {
-        errp(x, at, "cannot read '%s': %s", path, strerror(errno));
+        cf_errp(x, at, "cannot read '%s': %s", path, strerror(errno));
         fclose(fp);
         return;
     }
     if (S_ISDIR(st.st_mode)) {
-        errp(x, at, "cannot read '%s': it is a directory", path);
+        cf_errp(x, at, "cannot read '%s': it is a directory", path);
         fclose(fp);
         return;
     }
     for (int i = 0; i < x->depth; i++) {
         if (x->open[i].dev == st.st_dev && x->open[i].ino == st.st_ino) {
-            errp(x, at, "include loop: '%s' is already being read", path);
+            cf_errp(x, at, "include loop: '%s' is already being read", path);
             fclose(fp);
             return;
         }
@@ -865,7 +873,7 @@ load_file(struct ctx *x, const char *path, const struct conf_pos *from)
     for (;;) {
         if (len == cap) {
             if (cap >= FILE_SIZE_MAX) {
-                errp(x, at, "'%s' is larger than %u MiB", path, FILE_SIZE_MAX >> 20);
+                cf_errp(x, at, "'%s' is larger than %u MiB", path, FILE_SIZE_MAX >> 20);
                 free(text);
                 fclose(fp);
                 return;
@@ -886,7 +894,7 @@ load_file(struct ctx *x, const char *path, const struct conf_pos *from)
         len += r;
     }
     if (ferror(fp)) {
-        errp(x, at, "cannot read '%s': %s", path, strerror(errno));
+        cf_errp(x, at, "cannot read '%s': %s", path, strerror(errno));
         free(text);
         fclose(fp);
         return;
@@ -910,7 +918,7 @@ add_implicit_backend(struct ctx *x, const struct pend_route *r)
 {
     struct conf *c = x->c;
 
-    struct conf_backend *v = append(x, c->backends, c->nbackends, sizeof(*v));
+    struct conf_backend *v = cf_append(x, c->backends, c->nbackends, sizeof(*v));
     if (v == NULL)
         return NULL;
     c->backends = v;
@@ -985,17 +993,17 @@ resolve_routes(struct ctx *x, size_t *idx)
         } else if (bi == c->nbackends) {
             struct sockaddr_storage ss;
             if (addr_parse(r->target, ADDR_PORT_OPTIONAL, &ss, NULL, NULL) == 0) {
-                errp(x, &r->pos,
-                     "route to the address '%s' needs a port (route -> %s:PORT), or define a "
-                     "backend of that name",
-                     r->target, r->target);
+                cf_errp(x, &r->pos,
+                        "route to the address '%s' needs a port (route -> %s:PORT), or define a "
+                        "backend of that name",
+                        r->target, r->target);
             } else if (nexplicit == 0) {
-                errp(x, &r->pos, "route to unknown backend '%s' (no backend is defined)",
-                     r->target);
+                cf_errp(x, &r->pos, "route to unknown backend '%s' (no backend is defined)",
+                        r->target);
             } else {
                 backend_list(c, nexplicit, list, sizeof(list));
-                errp(x, &r->pos, "route to unknown backend '%s' (defined backends: %s)", r->target,
-                     list);
+                cf_errp(x, &r->pos, "route to unknown backend '%s' (defined backends: %s)",
+                        r->target, list);
             }
             continue;
         }
@@ -1006,10 +1014,11 @@ resolve_routes(struct ctx *x, size_t *idx)
             continue;
         for (size_t s = 0; s < b->nservers; s++) {
             if (!b->servers[s].has_port) {
-                errp(x, &r->pos,
-                     "route -> %s needs a port: server '%s' of backend '%s' has none (write route "
-                     "-> %s:PORT)",
-                     r->target, b->servers[s].name, b->name, r->target);
+                cf_errp(
+                    x, &r->pos,
+                    "route -> %s needs a port: server '%s' of backend '%s' has none (write route "
+                    "-> %s:PORT)",
+                    r->target, b->servers[s].name, b->name, r->target);
                 break;
             }
         }
@@ -1048,7 +1057,7 @@ binds_overlap(const struct conf_bind *a, const struct conf_bind *b)
         return true;
     if (a->addr.ss_family != b->addr.ss_family)
         return false;
-    return unspecified(&a->addr) || unspecified(&b->addr) ||
+    return cf_unspecified(&a->addr) || cf_unspecified(&b->addr) ||
            addr_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr);
 }
 
@@ -1106,13 +1115,13 @@ check_binds(struct ctx *x)
                 conf_bind_format(refs[j].b, a, sizeof(a));
                 conf_bind_format(refs[i].b, b, sizeof(b));
                 if (strcmp(a, b) == 0)
-                    errp(x, &refs[j].b->pos, "bind %s is already used by listener '%s' at %s", a,
-                         refs[i].l->name, w);
+                    cf_errp(x, &refs[j].b->pos, "bind %s is already used by listener '%s' at %s", a,
+                            refs[i].l->name, w);
                 else
-                    errp(x, &refs[j].b->pos,
-                         "bind %s overlaps %s of listener '%s' at %s: a wildcard covers every "
-                         "address",
-                         a, b, refs[i].l->name, w);
+                    cf_errp(x, &refs[j].b->pos,
+                            "bind %s overlaps %s of listener '%s' at %s: a wildcard covers every "
+                            "address",
+                            a, b, refs[i].l->name, w);
                 break;
             }
         }
@@ -1141,8 +1150,9 @@ check_admin_bind(struct ctx *x)
                 snprintf(w, sizeof(w), "line %d col %d", b->pos.line, b->pos.col);
             else
                 snprintf(w, sizeof(w), "%s:%d:%d", b->pos.file, b->pos.line, b->pos.col);
-            errp(x, &ab->pos, "admin %s overlaps bind %s of listener '%s' at %s",
-                 conf_bind_format(ab, a, sizeof(a)), conf_bind_format(b, o, sizeof(o)), l->name, w);
+            cf_errp(x, &ab->pos, "admin %s overlaps bind %s of listener '%s' at %s",
+                    conf_bind_format(ab, a, sizeof(a)), conf_bind_format(b, o, sizeof(o)), l->name,
+                    w);
             return;
         }
     }
@@ -1200,7 +1210,8 @@ finish(struct ctx *x)
     check_binds(x);
     check_admin_bind(x);
     if (x->c->global.group_set && !x->c->global.user_set)
-        errp(x, &x->c->global.group_pos, "group needs user: write 'user NAME' in the global block too");
+        cf_errp(x, &x->c->global.group_pos,
+                "group needs user: write 'user NAME' in the global block too");
 }
 
 /* ---- entry points ---- */
@@ -1235,7 +1246,7 @@ load_text(struct ctx *x, const void *arg)
         return;
     if (t->len > FILE_SIZE_MAX) {
         struct conf_pos p = {name, 0, 0};
-        errp(x, &p, "configuration is larger than %u MiB", FILE_SIZE_MAX >> 20);
+        cf_errp(x, &p, "configuration is larger than %u MiB", FILE_SIZE_MAX >> 20);
         return;
     }
     parse_text(x, name, t->text, t->len);
@@ -1267,7 +1278,7 @@ load(const char *name, loader_fn *fn, const void *arg, bool allow_include, struc
         finish(&x);
         if (x.nerr == 0 && x.c->nlisteners == 0) {
             struct conf_pos p = {name, 0, 0};
-            errp(&x, &p, "no listener is defined, so there is nothing to do");
+            cf_errp(&x, &p, "no listener is defined, so there is nothing to do");
         }
     }
     free(x.routes);

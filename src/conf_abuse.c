@@ -21,8 +21,8 @@ count_word(struct ctx *x, const struct lex_word *w, uint64_t min, uint64_t max, 
            uint64_t *out)
 {
     if (util_parse_uint(w->text, max, out) != 0 || *out < min) {
-        errw(x, w, "bad %s '%s': expected a number from %llu to %llu", what, w->text,
-             (unsigned long long)min, (unsigned long long)max);
+        cf_errw(x, w, "bad %s '%s': expected a number from %llu to %llu", what, w->text,
+                (unsigned long long)min, (unsigned long long)max);
         return false;
     }
     return true;
@@ -32,14 +32,14 @@ count_word(struct ctx *x, const struct lex_word *w, uint64_t min, uint64_t max, 
 static void
 limit_rate(struct ctx *x, const struct lex_word *w)
 {
-    struct conf_listener *l = cur_listener(x);
+    struct conf_listener *l = cf_cur_listener(x);
     char num[32];
     const char *slash = strchr(w->text, '/');
     uint64_t n, unit;
 
     if (slash == NULL || (size_t)(slash - w->text) >= sizeof(num) || slash == w->text) {
-        errw(x, w, "bad rate '%s': expected new sessions per second, minute or hour, like 30/m",
-             w->text);
+        cf_errw(x, w, "bad rate '%s': expected new sessions per second, minute or hour, like 30/m",
+                w->text);
         return;
     }
     memcpy(num, w->text, (size_t)(slash - w->text));
@@ -51,13 +51,13 @@ limit_rate(struct ctx *x, const struct lex_word *w)
     else if (strcmp(slash + 1, "h") == 0)
         unit = 3600000;
     else {
-        errw(x, w, "bad rate unit '%s' in '%s': expected s, m or h, like 30/m", slash + 1,
-             w->text);
+        cf_errw(x, w, "bad rate unit '%s' in '%s': expected s, m or h, like 30/m", slash + 1,
+                w->text);
         return;
     }
     if (util_parse_uint(num, LIMIT_MAX, &n) != 0 || n == 0) {
-        errw(x, w, "bad rate '%s': expected a number from 1 to %u before '/'", w->text,
-             (unsigned)LIMIT_MAX);
+        cf_errw(x, w, "bad rate '%s': expected a number from 1 to %u before '/'", w->text,
+                (unsigned)LIMIT_MAX);
         return;
     }
     l->limit_rate = (unsigned)n;
@@ -65,60 +65,61 @@ limit_rate(struct ctx *x, const struct lex_word *w)
 }
 
 void
-d_limit(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_limit(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_listener *l = cur_listener(x);
+    struct conf_listener *l = cf_cur_listener(x);
     uint64_t v;
 
     (void)n;
-    if (is_word(&w[1], "per-ip")) {
-        if (first_use(x, D_LIMIT_PER_IP, &w[1], "limit per-ip") &&
+    if (cf_is_word(&w[1], "per-ip")) {
+        if (cf_first_use(x, D_LIMIT_PER_IP, &w[1], "limit per-ip") &&
             count_word(x, &w[2], 1, LIMIT_MAX, "limit per-ip", &v))
             l->limit_per_ip = (unsigned)v;
-    } else if (is_word(&w[1], "rate")) {
-        if (first_use(x, D_LIMIT_RATE, &w[1], "limit rate"))
+    } else if (cf_is_word(&w[1], "rate")) {
+        if (cf_first_use(x, D_LIMIT_RATE, &w[1], "limit rate"))
             limit_rate(x, &w[2]);
-    } else if (is_word(&w[1], "ipv6-prefix")) {
-        if (first_use(x, D_LIMIT_V6, &w[1], "limit ipv6-prefix") &&
+    } else if (cf_is_word(&w[1], "ipv6-prefix")) {
+        if (cf_first_use(x, D_LIMIT_V6, &w[1], "limit ipv6-prefix") &&
             count_word(x, &w[2], 16, 128, "IPv6 prefix length", &v))
             l->limit_v6_prefix = (unsigned)v;
-    } else if (is_word(&w[1], "table")) {
-        if (first_use(x, D_LIMIT_TABLE, &w[1], "limit table") &&
+    } else if (cf_is_word(&w[1], "table")) {
+        if (cf_first_use(x, D_LIMIT_TABLE, &w[1], "limit table") &&
             count_word(x, &w[2], LIMIT_TABLE_MIN, LIMIT_TABLE_MAX, "limit table size", &v))
             l->limit_table = (unsigned)v;
     } else {
-        errw(x, &w[1], "unknown limit '%s' (usage: " LIMIT_USAGE ")", w[1].text);
+        cf_errw(x, &w[1], "unknown limit '%s' (usage: " LIMIT_USAGE ")", w[1].text);
     }
 }
 
 /* ban DURATION after N [within DURATION] */
 void
-d_ban(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_ban(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_listener *l = cur_listener(x);
+    struct conf_listener *l = cf_cur_listener(x);
     uint64_t ms, after, window = DEFAULT_BAN_WINDOW_MS;
 
     if (util_parse_duration(w[1].text, &ms) != 0 || ms == 0) {
-        errw(x, &w[1], "bad ban duration '%s': expected a duration like 15m, 1h", w[1].text);
+        cf_errw(x, &w[1], "bad ban duration '%s': expected a duration like 15m, 1h", w[1].text);
         return;
     }
     if (ms > BAN_MAX_MS) {
-        errw(x, &w[1], "ban duration '%s' is too long (at most 720h)", w[1].text);
+        cf_errw(x, &w[1], "ban duration '%s' is too long (at most 720h)", w[1].text);
         return;
     }
-    if (!is_word(&w[2], "after")) {
-        errw(x, &w[2], "expected 'after' (usage: ban DURATION after N [within DURATION])");
+    if (!cf_is_word(&w[2], "after")) {
+        cf_errw(x, &w[2], "expected 'after' (usage: ban DURATION after N [within DURATION])");
         return;
     }
     if (!count_word(x, &w[3], 1, BAN_AFTER_MAX, "violation count", &after))
         return;
     if (n > 4) {
-        if (!is_word(&w[4], "within") || n != 6) {
-            errw(x, &w[4], "expected 'within DURATION' (usage: ban DURATION after N [within "
-                           "DURATION])");
+        if (!cf_is_word(&w[4], "within") || n != 6) {
+            cf_errw(x, &w[4],
+                    "expected 'within DURATION' (usage: ban DURATION after N [within "
+                    "DURATION])");
             return;
         }
-        if (!duration(x, &w[5], false, &window))
+        if (!cf_duration(x, &w[5], false, &window))
             return;
     }
     l->ban_ms = ms;
@@ -127,23 +128,23 @@ d_ban(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 void
-d_allow(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_allow(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_listener *l = cur_listener(x);
+    struct conf_listener *l = cf_cur_listener(x);
 
-    cidr_list(x, w, 1, n, &l->allow, &l->nallow, "100.64.0.0/10 or an address");
+    cf_cidr_list(x, w, 1, n, &l->allow, &l->nallow, "100.64.0.0/10 or an address");
 }
 
 void
-d_pregreet(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_pregreet(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
-    if (is_word(&w[1], "count"))
-        cur_listener(x)->pregreet = PREGREET_COUNT;
-    else if (is_word(&w[1], "reject"))
-        cur_listener(x)->pregreet = PREGREET_REJECT;
-    else if (is_word(&w[1], "off"))
-        cur_listener(x)->pregreet = PREGREET_OFF;
+    if (cf_is_word(&w[1], "count"))
+        cf_cur_listener(x)->pregreet = PREGREET_COUNT;
+    else if (cf_is_word(&w[1], "reject"))
+        cf_cur_listener(x)->pregreet = PREGREET_REJECT;
+    else if (cf_is_word(&w[1], "off"))
+        cf_cur_listener(x)->pregreet = PREGREET_OFF;
     else
-        errw(x, &w[1], "bad pregreet '%s': expected count, reject or off", w[1].text);
+        cf_errw(x, &w[1], "bad pregreet '%s': expected count, reject or off", w[1].text);
 }

@@ -52,21 +52,21 @@ host_name_port(const char *t, char *out, size_t cap, unsigned *port)
 }
 
 void
-d_server(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_server(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_backend *b = cur_backend(x);
+    struct conf_backend *b = cf_cur_backend(x);
     struct sockaddr_storage ss;
     const char *why = NULL;
     bool any;
     char buf[300];
 
     (void)n;
-    bool name_ok = check_name(x, &w[1], "server");
+    bool name_ok = cf_check_name(x, &w[1], "server");
     if (name_ok) {
         for (size_t i = 0; i < b->nservers; i++) {
             if (strcmp(b->servers[i].name, w[1].text) == 0) {
-                errw(x, &w[1], "duplicate server '%s' in backend '%s' (first at %s)", w[1].text,
-                     b->name, where(x, &b->servers[i].pos, buf, sizeof(buf)));
+                cf_errw(x, &w[1], "duplicate server '%s' in backend '%s' (first at %s)", w[1].text,
+                        b->name, cf_where(x, &b->servers[i].pos, buf, sizeof(buf)));
                 name_ok = false;
                 break;
             }
@@ -79,54 +79,54 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
     if (addr_parse(t, ADDR_PORT_OPTIONAL, &ss, &any, &why) != 0) {
         int hn = host_name_port(t, hname, sizeof(hname), &hport);
         if (hn == -2) {
-            errw(x, &w[2], "bad server address '%s': bad port (expected a number from 1 to 65535)",
-                 t);
+            cf_errw(x, &w[2],
+                    "bad server address '%s': bad port (expected a number from 1 to 65535)", t);
             return;
         }
         if (hn != 0) {
-            errw(x, &w[2],
-                 "bad server address '%s': %s (expected an IP address like 10.0.0.5:25 or "
-                 "[fd00::5]:25, or a host name like mx1.example.org:25)",
-                 t, why);
+            cf_errw(x, &w[2],
+                    "bad server address '%s': %s (expected an IP address like 10.0.0.5:25 or "
+                    "[fd00::5]:25, or a host name like mx1.example.org:25)",
+                    t, why);
             return;
         }
         is_name = true;
         memset(&ss, 0, sizeof(ss));
         ss.ss_family = AF_UNSPEC;
-    } else if (any || unspecified(&ss)) {
-        errw(x, &w[2],
-             "bad server address '%s': a server needs a specific IP address, not a wildcard", t);
+    } else if (any || cf_unspecified(&ss)) {
+        cf_errw(x, &w[2],
+                "bad server address '%s': a server needs a specific IP address, not a wildcard", t);
         return;
     }
     unsigned check_port = 0;
     bool backup = false;
     for (size_t i = 3; i < n; i++) {
         uint64_t p;
-        if (is_word(&w[i], "backup")) {
+        if (cf_is_word(&w[i], "backup")) {
             if (backup) {
-                errw(x, &w[i], "duplicate server option 'backup'");
+                cf_errw(x, &w[i], "duplicate server option 'backup'");
                 return;
             }
             backup = true;
             continue;
         }
-        if (!is_word(&w[i], "check-port")) {
-            errw(x, &w[i], "unknown server option '%s' (expected check-port N or backup)",
-                 w[i].text);
+        if (!cf_is_word(&w[i], "check-port")) {
+            cf_errw(x, &w[i], "unknown server option '%s' (expected check-port N or backup)",
+                    w[i].text);
             return;
         }
         if (check_port != 0) {
-            errw(x, &w[i], "duplicate server option 'check-port'");
+            cf_errw(x, &w[i], "duplicate server option 'check-port'");
             return;
         }
         if (i + 1 >= n) {
-            errw(x, &w[i], "check-port needs a port number (usage: " SERVER_USAGE ")");
+            cf_errw(x, &w[i], "check-port needs a port number (usage: " SERVER_USAGE ")");
             return;
         }
         i++;
         if (util_parse_uint(w[i].text, 65535, &p) != 0 || p == 0) {
-            errw(x, &w[i], "bad check-port '%s': expected a port number from 1 to 65535",
-                 w[i].text);
+            cf_errw(x, &w[i], "bad check-port '%s': expected a port number from 1 to 65535",
+                    w[i].text);
             return;
         }
         check_port = (unsigned)p;
@@ -134,7 +134,7 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
     if (!name_ok)
         return;
 
-    struct conf_server *sv = append(x, b->servers, b->nservers, sizeof(*sv));
+    struct conf_server *sv = cf_append(x, b->servers, b->nservers, sizeof(*sv));
     if (sv == NULL)
         return;
     b->servers = sv;
@@ -143,7 +143,7 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
     util_strlcpy(sv->name, w[1].text, sizeof(sv->name));
     sv->check_port = check_port;
     sv->backup = backup;
-    sv->pos = pos_of(x, &w[1]);
+    sv->pos = cf_pos_of(x, &w[1]);
     sv->addr = ss;
     sv->is_name = is_name;
     if (is_name) {
@@ -155,7 +155,7 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
     sv->port = addr_port((const struct sockaddr *)&ss);
     sv->has_port = sv->port != 0;
     sv->check_port = check_port;
-    sv->pos = pos_of(x, &w[1]);
+    sv->pos = cf_pos_of(x, &w[1]);
     /* The host as written: without brackets and port (addr_parse bounds its length). */
     size_t hl = strlen(t);
     if (t[0] == '[') {
@@ -171,26 +171,26 @@ d_server(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 void
-d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_backend *b = cur_backend(x);
+    struct conf_backend *b = cf_cur_backend(x);
 
-    if (is_word(&w[1], "v1")) {
+    if (cf_is_word(&w[1], "v1")) {
         b->send_proxy = 1;
-    } else if (is_word(&w[1], "v2")) {
+    } else if (cf_is_word(&w[1], "v2")) {
         b->send_proxy = 2;
     } else {
-        errw(x, &w[1], "bad PROXY version '%s': expected v1 or v2", w[1].text);
+        cf_errw(x, &w[1], "bad PROXY version '%s': expected v1 or v2", w[1].text);
         return;
     }
     if (n < 3)
         return;
-    if (!is_word(&w[2], "authority")) {
-        errw(x, &w[2], "unknown send-proxy option '%s' (expected authority)", w[2].text);
+    if (!cf_is_word(&w[2], "authority")) {
+        cf_errw(x, &w[2], "unknown send-proxy option '%s' (expected authority)", w[2].text);
         return;
     }
     if (b->send_proxy != 2) {
-        errw(x, &w[2], "authority needs send-proxy v2: PROXY v1 has no TLVs to carry it");
+        cf_errw(x, &w[2], "authority needs send-proxy v2: PROXY v1 has no TLVs to carry it");
         return;
     }
     b->send_authority = true;
@@ -198,52 +198,53 @@ d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
 
 /* check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N] */
 void
-d_check(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_check(struct ctx *x, const struct lex_word *w, size_t n)
 {
     static const char *const kinds[] = {"tcp", "smtp", "imap", "pop3"};
-    struct conf_backend *b = cur_backend(x);
+    struct conf_backend *b = cf_cur_backend(x);
     enum check_kind kind = CHECK_NONE;
     uint64_t interval = 0, timeout = 0, rise = 0, fall = 0;
     bool seen[4] = {false, false, false, false};
     char buf[300];
 
     for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
-        if (is_word(&w[1], kinds[k]))
+        if (cf_is_word(&w[1], kinds[k]))
             kind = (enum check_kind)(CHECK_TCP + k);
     }
     if (kind == CHECK_NONE) {
-        errw(x, &w[1], "bad check '%s': expected tcp, smtp, imap or pop3", w[1].text);
+        cf_errw(x, &w[1], "bad check '%s': expected tcp, smtp, imap or pop3", w[1].text);
         return;
     }
     for (size_t i = 2; i < n; i += 2) {
         static const char *const opts[] = {"interval", "timeout", "rise", "fall"};
         size_t o;
         for (o = 0; o < ARRAY_LEN(opts); o++) {
-            if (is_word(&w[i], opts[o]))
+            if (cf_is_word(&w[i], opts[o]))
                 break;
         }
         if (o == ARRAY_LEN(opts)) {
-            errw(x, &w[i], "unknown check option '%s' (expected interval, timeout, rise or fall)",
-                 w[i].text);
+            cf_errw(x, &w[i],
+                    "unknown check option '%s' (expected interval, timeout, rise or fall)",
+                    w[i].text);
             return;
         }
         if (seen[o]) {
-            errw(x, &w[i], "duplicate check option '%s'", w[i].text);
+            cf_errw(x, &w[i], "duplicate check option '%s'", w[i].text);
             return;
         }
         seen[o] = true;
         if (i + 1 >= n) {
-            errw(x, &w[i], "check option '%s' needs a value", w[i].text);
+            cf_errw(x, &w[i], "check option '%s' needs a value", w[i].text);
             return;
         }
         const struct lex_word *v = &w[i + 1];
         if (o == 0 || o == 1) {
             uint64_t ms;
-            if (!duration(x, v, false, &ms))
+            if (!cf_duration(x, v, false, &ms))
                 return;
             if (o == 0 && ms < CHECK_INTERVAL_MIN_MS) {
-                errw(x, v, "check interval '%s' is too short (at least %dms)", v->text,
-                     CHECK_INTERVAL_MIN_MS);
+                cf_errw(x, v, "check interval '%s' is too short (at least %dms)", v->text,
+                        CHECK_INTERVAL_MIN_MS);
                 return;
             }
             *(o == 0 ? &interval : &timeout) = ms;
@@ -251,8 +252,8 @@ d_check(struct ctx *x, const struct lex_word *w, size_t n)
             uint64_t cnt;
             if (util_parse_uint(v->text, CHECK_COUNT_MAX, &cnt) != 0 || cnt == 0) {
                 snprintf(buf, sizeof(buf), "%s", opts[o]);
-                errw(x, v, "bad %s '%s': expected a count from 1 to %d", buf, v->text,
-                     CHECK_COUNT_MAX);
+                cf_errw(x, v, "bad %s '%s': expected a count from 1 to %d", buf, v->text,
+                        CHECK_COUNT_MAX);
                 return;
             }
             *(o == 2 ? &rise : &fall) = cnt;
@@ -270,59 +271,59 @@ d_check(struct ctx *x, const struct lex_word *w, size_t n)
 
 /* queue-timeout DURATION: 0 turns holding off */
 void
-d_queue_timeout(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_queue_timeout(struct ctx *x, const struct lex_word *w, size_t n)
 {
     uint64_t ms;
 
     (void)n;
-    if (duration(x, &w[1], true, &ms))
-        cur_backend(x)->queue_timeout_ms = ms;
+    if (cf_duration(x, &w[1], true, &ms))
+        cf_cur_backend(x)->queue_timeout_ms = ms;
 }
 
 /* queue-max N */
 void
-d_queue_max(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_queue_max(struct ctx *x, const struct lex_word *w, size_t n)
 {
     uint64_t v;
 
     (void)n;
     if (util_parse_uint(w[1].text, QUEUE_MAX_MAX, &v) != 0 || v == 0) {
-        errw(x, &w[1], "bad queue-max '%s': expected a count from 1 to %d", w[1].text,
-             QUEUE_MAX_MAX);
+        cf_errw(x, &w[1], "bad queue-max '%s': expected a count from 1 to %d", w[1].text,
+                QUEUE_MAX_MAX);
         return;
     }
-    cur_backend(x)->queue_max = (unsigned)v;
+    cf_cur_backend(x)->queue_max = (unsigned)v;
 }
 
 void
-d_balance(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_balance(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
-    if (is_word(&w[1], "round-robin"))
-        cur_backend(x)->balance = BALANCE_ROUND_ROBIN;
-    else if (is_word(&w[1], "first"))
-        cur_backend(x)->balance = BALANCE_FIRST;
-    else if (is_word(&w[1], "least-conn"))
-        cur_backend(x)->balance = BALANCE_LEAST_CONN;
+    if (cf_is_word(&w[1], "round-robin"))
+        cf_cur_backend(x)->balance = BALANCE_ROUND_ROBIN;
+    else if (cf_is_word(&w[1], "first"))
+        cf_cur_backend(x)->balance = BALANCE_FIRST;
+    else if (cf_is_word(&w[1], "least-conn"))
+        cf_cur_backend(x)->balance = BALANCE_LEAST_CONN;
     else
-        errw(x, &w[1], "bad balance '%s': expected round-robin, first or least-conn", w[1].text);
+        cf_errw(x, &w[1], "bad balance '%s': expected round-robin, first or least-conn", w[1].text);
 }
 
 /* happy-eyeballs-delay DURATION: between connects to one server's addresses */
 void
-d_he_delay(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_he_delay(struct ctx *x, const struct lex_word *w, size_t n)
 {
     uint64_t ms;
 
     (void)n;
-    if (!duration(x, &w[1], false, &ms))
+    if (!cf_duration(x, &w[1], false, &ms))
         return;
     if (ms < HE_DELAY_MIN_MS || ms > HE_DELAY_MAX_MS) {
-        errw(x, &w[1], "bad happy-eyeballs-delay '%s': expected %dms to %ds (RFC 8305: 250ms)",
-             w[1].text, HE_DELAY_MIN_MS, HE_DELAY_MAX_MS / 1000);
+        cf_errw(x, &w[1], "bad happy-eyeballs-delay '%s': expected %dms to %ds (RFC 8305: 250ms)",
+                w[1].text, HE_DELAY_MIN_MS, HE_DELAY_MAX_MS / 1000);
         return;
     }
-    cur_backend(x)->he_delay_ms = ms;
+    cf_cur_backend(x)->he_delay_ms = ms;
 }
 
 const char *

@@ -5,7 +5,7 @@
  * conf_global.c, conf_backend.c, conf_listener.c and conf_abuse.c holds the
  * handlers of its directives. A handler gets the parse context, the words of
  * its line (w[0] is the keyword) and their count, already checked against
- * the table's bounds; it reports with errw()/errp() and carries on.
+ * the table's bounds; it reports with cf_errw()/cf_errp() and carries on.
  */
 #ifndef MAILEDGE_CONF_INT_H
 #define MAILEDGE_CONF_INT_H
@@ -118,48 +118,50 @@ struct ctx {
 /* ---- diagnostics and helpers (conf.c) ---- */
 
 /* An error about word <w> of the current line. */
-void errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
+void cf_errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* An error at <p>. */
-void errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
+void cf_errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "line 12" when <p> is in the current file, else "other.conf:12". */
-const char *where(const struct ctx *x, const struct conf_pos *p, char *buf, size_t cap);
+const char *cf_where(const struct ctx *x, const struct conf_pos *p, char *buf, size_t cap);
 /* Room for element <n> of a conf array (capacity implied by the count); NULL: out of memory. */
-void *append(struct ctx *x, void *v, size_t n, size_t size);
-struct conf_pos pos_of(const struct ctx *x, const struct lex_word *w);
-bool is_word(const struct lex_word *w, const char *s);
+void *cf_append(struct ctx *x, void *v, size_t n, size_t size);
+struct conf_pos cf_pos_of(const struct ctx *x, const struct lex_word *w);
+bool cf_is_word(const struct lex_word *w, const char *s);
 /* A character of a listener, backend or server name. */
-bool name_char(char ch);
+bool cf_name_char(char ch);
 /* Checks a listener, backend or server name; reports and returns false if bad. */
-bool check_name(struct ctx *x, const struct lex_word *w, const char *what);
+bool cf_check_name(struct ctx *x, const struct lex_word *w, const char *what);
 /* Parses a duration word into <out>; reports and returns false if bad. */
-bool duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out);
+bool cf_duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out);
 /* Reports a second use of a once-only directive; records the first. */
-bool first_use(struct ctx *x, enum dir id, const struct lex_word *w, const char *what);
+bool cf_first_use(struct ctx *x, enum dir id, const struct lex_word *w, const char *what);
 /* The block being read. */
-struct conf_backend *cur_backend(struct ctx *x);
-struct conf_listener *cur_listener(struct ctx *x);
+struct conf_backend *cf_cur_backend(struct ctx *x);
+struct conf_listener *cf_cur_listener(struct ctx *x);
 /* 0.0.0.0 or :: */
-bool unspecified(const struct sockaddr_storage *ss);
+bool cf_unspecified(const struct sockaddr_storage *ss);
 /*
  * Appends the networks of words <from> to <n> to the array <*v> of <*nv>;
  * reports a bad one ("expected a CIDR like <like>") and goes on with the next.
  */
-void cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, struct cidr **v,
-               size_t *nv, const char *like);
+void cf_cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, struct cidr **v,
+                  size_t *nv, const char *like);
 
 /* ---- directive handlers, by file (the tables are in conf.c) ---- */
 
 typedef void directive_fn(struct ctx *x, const struct lex_word *w, size_t n);
 
 /* conf_global.c */
-directive_fn d_log, d_grace, d_splice, d_resolvers, d_admin, d_user, d_group;
+directive_fn cf_d_log, cf_d_grace, cf_d_splice, cf_d_resolvers, cf_d_admin, cf_d_user, cf_d_group;
 /* conf_backend.c */
-directive_fn d_server, d_send_proxy, d_check, d_queue_timeout, d_queue_max, d_balance, d_he_delay;
-/* conf_listener.c; d_timeout serves every block */
-directive_fn d_timeout, d_bind, d_protocol, d_accept_proxy, d_route, d_sni_required;
+directive_fn cf_d_server, cf_d_send_proxy, cf_d_check, cf_d_queue_timeout, cf_d_queue_max,
+    cf_d_balance, cf_d_he_delay;
+/* conf_listener.c; cf_d_timeout serves every block */
+directive_fn cf_d_timeout, cf_d_bind, cf_d_protocol, cf_d_accept_proxy, cf_d_route,
+    cf_d_sni_required;
 /* conf_abuse.c */
-directive_fn d_limit, d_ban, d_allow, d_pregreet;
+directive_fn cf_d_limit, cf_d_ban, cf_d_allow, cf_d_pregreet;
 
 #endif

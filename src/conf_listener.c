@@ -18,7 +18,7 @@
 
 /* "timeout KIND DURATION" in any block; <allowed> is a mask of 1 << D_T_*. */
 void
-d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
 {
     static const struct {
         const char *name;
@@ -38,25 +38,25 @@ d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
 
     (void)n;
     for (k = 0; k < ARRAY_LEN(kinds); k++) {
-        if (is_word(&w[1], kinds[k].name))
+        if (cf_is_word(&w[1], kinds[k].name))
             break;
     }
     if (k == ARRAY_LEN(kinds)) {
-        errw(x, &w[1], "unknown timeout '%s' (allowed in a %s block: %s)", w[1].text,
-             blk_names[x->blk], allowed);
+        cf_errw(x, &w[1], "unknown timeout '%s' (allowed in a %s block: %s)", w[1].text,
+                blk_names[x->blk], allowed);
         return;
     }
     enum dir id = kinds[k].id;
     bool ok = x->blk == BLK_GLOBAL || (x->blk == BLK_BACKEND && id == D_T_CONNECT) ||
               (x->blk == BLK_LISTENER && id != D_T_CONNECT);
     if (!ok) {
-        errw(x, &w[1], "timeout %s does not belong in a %s block (set it in %s)", w[1].text,
-             blk_names[x->blk], kinds[k].home);
+        cf_errw(x, &w[1], "timeout %s does not belong in a %s block (set it in %s)", w[1].text,
+                blk_names[x->blk], kinds[k].home);
         return;
     }
     char what[32];
     snprintf(what, sizeof(what), "timeout %s", kinds[k].name);
-    if (!first_use(x, id, &w[0], what) || !duration(x, &w[2], false, &ms))
+    if (!cf_first_use(x, id, &w[0], what) || !cf_duration(x, &w[2], false, &ms))
         return;
     if (x->blk == BLK_GLOBAL) {
         if (id == D_T_CONNECT)
@@ -68,32 +68,33 @@ d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
         else
             x->g_hello = ms;
     } else if (x->blk == BLK_BACKEND) {
-        cur_backend(x)->timeout_connect_ms = ms;
+        cf_cur_backend(x)->timeout_connect_ms = ms;
     } else if (id == D_T_PROXY) {
-        cur_listener(x)->timeout_proxy_ms = ms;
+        cf_cur_listener(x)->timeout_proxy_ms = ms;
     } else if (id == D_T_IDLE) {
-        cur_listener(x)->timeout_idle_ms = ms;
+        cf_cur_listener(x)->timeout_idle_ms = ms;
     } else {
-        cur_listener(x)->timeout_hello_ms = ms;
+        cf_cur_listener(x)->timeout_hello_ms = ms;
     }
 }
 
 void
-d_bind(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_bind(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_listener *l = cur_listener(x);
+    struct conf_listener *l = cf_cur_listener(x);
 
     for (size_t i = 1; i < n; i++) {
         struct sockaddr_storage ss;
         const char *why = NULL;
         bool any;
         if (addr_parse(w[i].text, ADDR_PORT_REQUIRED, &ss, &any, &why) != 0) {
-            errw(x, &w[i],
-                 "bad bind address '%s': %s (expected ADDR:PORT like 0.0.0.0:25, [::]:25 or :25)",
-                 w[i].text, why);
+            cf_errw(
+                x, &w[i],
+                "bad bind address '%s': %s (expected ADDR:PORT like 0.0.0.0:25, [::]:25 or :25)",
+                w[i].text, why);
             continue;
         }
-        struct conf_bind *b = append(x, l->binds, l->nbinds, sizeof(*b));
+        struct conf_bind *b = cf_append(x, l->binds, l->nbinds, sizeof(*b));
         if (b == NULL)
             return;
         l->binds = b;
@@ -101,7 +102,7 @@ d_bind(struct ctx *x, const struct lex_word *w, size_t n)
         memset(b, 0, sizeof(*b));
         b->addr = ss;
         b->any = any;
-        b->pos = pos_of(x, &w[i]);
+        b->pos = cf_pos_of(x, &w[i]);
     }
 }
 
@@ -112,55 +113,55 @@ static const char *const proto_names[] = {
 };
 
 void
-d_protocol(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_protocol(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
     for (size_t i = 0; i < ARRAY_LEN(proto_names); i++) {
-        if (is_word(&w[1], proto_names[i])) {
-            cur_listener(x)->proto = (enum proto)i;
+        if (cf_is_word(&w[1], proto_names[i])) {
+            cf_cur_listener(x)->proto = (enum proto)i;
             return;
         }
     }
-    errw(x, &w[1], "bad protocol '%s': expected smtp, submission, imap, pop3, tls or tcp",
-         w[1].text);
+    cf_errw(x, &w[1], "bad protocol '%s': expected smtp, submission, imap, pop3, tls or tcp",
+            w[1].text);
 }
 
 void
-d_accept_proxy(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_accept_proxy(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_listener *l = cur_listener(x);
+    struct conf_listener *l = cf_cur_listener(x);
     enum pp_accept v;
     char buf[300];
 
-    if (is_word(&w[1], "v1")) {
+    if (cf_is_word(&w[1], "v1")) {
         v = PP_ACCEPT_V1;
-    } else if (is_word(&w[1], "v2")) {
+    } else if (cf_is_word(&w[1], "v2")) {
         v = PP_ACCEPT_V2;
-    } else if (is_word(&w[1], "any")) {
+    } else if (cf_is_word(&w[1], "any")) {
         v = PP_ACCEPT_ANY;
     } else {
-        errw(x, &w[1], "bad PROXY version '%s': expected v1, v2 or any", w[1].text);
+        cf_errw(x, &w[1], "bad PROXY version '%s': expected v1, v2 or any", w[1].text);
         return;
     }
-    if (!is_word(&w[2], "from")) {
-        errw(
+    if (!cf_is_word(&w[2], "from")) {
+        cf_errw(
             x, &w[2],
             "expected 'from' after 'accept-proxy %s' (usage: accept-proxy v1|v2|any from CIDR ...)",
             w[1].text);
         return;
     }
     if (n < 4) {
-        errw(x, &w[2], "accept-proxy needs at least one network after 'from', like 10.0.0.0/8");
+        cf_errw(x, &w[2], "accept-proxy needs at least one network after 'from', like 10.0.0.0/8");
         return;
     }
     /* Repeating the directive extends the list; the version must agree. */
     if (l->accept_proxy != 0 && l->accept_proxy != v) {
-        errw(x, &w[1], "accept-proxy %s conflicts with the version given at %s", w[1].text,
-             where(x, &x->seen[D_ACCEPT_PROXY], buf, sizeof(buf)));
+        cf_errw(x, &w[1], "accept-proxy %s conflicts with the version given at %s", w[1].text,
+                cf_where(x, &x->seen[D_ACCEPT_PROXY], buf, sizeof(buf)));
         return;
     }
     l->accept_proxy = v;
-    cidr_list(x, w, 3, n, &l->trusted, &l->ntrusted, "10.0.0.0/8 or fd7a::/48");
+    cf_cidr_list(x, w, 3, n, &l->trusted, &l->ntrusted, "10.0.0.0/8 or fd7a::/48");
 }
 
 /* Parses the target of a route into <r> and <*port>; reports and returns false if bad. */
@@ -171,10 +172,10 @@ route_target(struct ctx *x, const struct lex_word *t, struct pend_route *r, unsi
     bool any;
 
     *port = 0;
-    r->pos = pos_of(x, t);
+    r->pos = cf_pos_of(x, t);
     if (addr_parse(t->text, ADDR_PORT_REQUIRED, &ss, &any, NULL) == 0) {
-        if (any || unspecified(&ss)) {
-            errw(x, t, "route -> %s: a route needs a backend or a specific IP address", t->text);
+        if (any || cf_unspecified(&ss)) {
+            cf_errw(x, t, "route -> %s: a route needs a backend or a specific IP address", t->text);
             return false;
         }
         r->implicit = true;
@@ -185,25 +186,25 @@ route_target(struct ctx *x, const struct lex_word *t, struct pend_route *r, unsi
     const char *colon = strchr(t->text, ':');
     size_t len = colon != NULL ? (size_t)(colon - t->text) : strlen(t->text);
     if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-        errw(x, t, "bad route target '%s': an IPv6 address with a port is written [ADDR]:PORT",
-             t->text);
+        cf_errw(x, t, "bad route target '%s': an IPv6 address with a port is written [ADDR]:PORT",
+                t->text);
         return false;
     }
     if (len == 0 || len >= CONF_NAME_MAX) {
-        errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT", t->text);
+        cf_errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT", t->text);
         return false;
     }
     for (size_t i = 0; i < len; i++) {
-        if (!name_char(t->text[i])) {
-            errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT",
-                 t->text);
+        if (!cf_name_char(t->text[i])) {
+            cf_errw(x, t, "bad route target '%s': expected BACKEND, BACKEND:PORT or IP:PORT",
+                    t->text);
             return false;
         }
     }
     if (colon != NULL) {
         uint64_t p;
         if (util_parse_uint(colon + 1, 65535, &p) != 0 || p == 0) {
-            errw(x, t, "bad port '%s' in route: expected a number from 1 to 65535", colon + 1);
+            cf_errw(x, t, "bad port '%s' in route: expected a number from 1 to 65535", colon + 1);
             return false;
         }
         *port = (unsigned)p;
@@ -216,7 +217,7 @@ route_target(struct ctx *x, const struct lex_word *t, struct pend_route *r, unsi
 static void
 add_pending(struct ctx *x, const struct pend_route *r)
 {
-    struct pend_route *v = append(x, x->routes, x->nroutes, sizeof(*v));
+    struct pend_route *v = cf_append(x, x->routes, x->nroutes, sizeof(*v));
 
     if (v == NULL)
         return;
@@ -244,27 +245,27 @@ sni_name(struct ctx *x, const struct lex_word *w, struct conf_sni_name *out)
 
     memset(out, 0, sizeof(*out));
     if (strchr(host, '*') != NULL) {
-        errw(x, w,
-             "bad server name '%s' in route sni: a wildcard is a whole first label, as in "
-             "*.example.org",
-             t);
+        cf_errw(x, w,
+                "bad server name '%s' in route sni: a wildcard is a whole first label, as in "
+                "*.example.org",
+                t);
         return false;
     }
     if (tlshello_host_name((const uint8_t *)host, strlen(host), out->name, sizeof(out->name)) <
         0) {
-        errw(x, w,
-             "bad server name '%s' in route sni: expected a host name like mail.example.org or "
-             "a wildcard like *.example.org",
-             t);
+        cf_errw(x, w,
+                "bad server name '%s' in route sni: expected a host name like mail.example.org or "
+                "a wildcard like *.example.org",
+                t);
         return false;
     }
     if (!wild && inet_pton(AF_INET, out->name, &a4) == 1) {
-        errw(x, w, "'%s' is an IP address: TLS clients never send one as server name (RFC 6066)",
-             t);
+        cf_errw(x, w, "'%s' is an IP address: TLS clients never send one as server name (RFC 6066)",
+                t);
         return false;
     }
     out->wildcard = wild;
-    out->pos = pos_of(x, w);
+    out->pos = cf_pos_of(x, w);
     return true;
 }
 
@@ -283,15 +284,15 @@ sni_name_reachable(struct ctx *x, const struct conf_listener *l, const struct co
         for (size_t j = 0; j < r->nnames; j++) {
             const struct conf_sni_name *e = &r->names[j];
             if (e->wildcard == nm->wildcard && strcmp(e->name, nm->name) == 0) {
-                errw(x, w, "server name '%s' is already routed at %s", w->text,
-                     where(x, &e->pos, buf, sizeof(buf)));
+                cf_errw(x, w, "server name '%s' is already routed at %s", w->text,
+                        cf_where(x, &e->pos, buf, sizeof(buf)));
                 return false;
             }
             if (e->wildcard && !nm->wildcard && wildcard_match(e->name, nm->name)) {
-                errw(x, w,
-                     "server name '%s' never matches: '*.%s' at %s comes first and takes it "
-                     "(routes are tried in order)",
-                     w->text, e->name, where(x, &e->pos, buf, sizeof(buf)));
+                cf_errw(x, w,
+                        "server name '%s' never matches: '*.%s' at %s comes first and takes it "
+                        "(routes are tried in order)",
+                        w->text, e->name, cf_where(x, &e->pos, buf, sizeof(buf)));
                 return false;
             }
         }
@@ -302,31 +303,32 @@ sni_name_reachable(struct ctx *x, const struct conf_listener *l, const struct co
 static void
 route_sni(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_listener *l = cur_listener(x);
+    struct conf_listener *l = cf_cur_listener(x);
     struct conf_sni_route sr;
     struct pend_route r;
     size_t arrow = 2;
     unsigned port;
     bool ok = true;
 
-    while (arrow < n && !is_word(&w[arrow], "->"))
+    while (arrow < n && !cf_is_word(&w[arrow], "->"))
         arrow++;
     if (arrow == 2) {
-        errw(x, arrow < n ? &w[arrow] : &w[1],
-             "route sni needs at least one server name before '->' (usage: " ROUTE_SNI_USAGE ")");
+        cf_errw(x, arrow < n ? &w[arrow] : &w[1],
+                "route sni needs at least one server name before '->' (usage: " ROUTE_SNI_USAGE
+                ")");
         return;
     }
     if (arrow == n) {
-        errw(x, &w[1], "route sni without '->' (usage: " ROUTE_SNI_USAGE ")");
+        cf_errw(x, &w[1], "route sni without '->' (usage: " ROUTE_SNI_USAGE ")");
         return;
     }
     if (n != arrow + 2) {
-        errw(x, n < arrow + 2 ? &w[arrow] : &w[arrow + 2],
-             "route takes one target after '->' (usage: " ROUTE_SNI_USAGE ")");
+        cf_errw(x, n < arrow + 2 ? &w[arrow] : &w[arrow + 2],
+                "route takes one target after '->' (usage: " ROUTE_SNI_USAGE ")");
         return;
     }
     if (x->seen[D_ROUTE_SNI].line == 0)
-        x->seen[D_ROUTE_SNI] = pos_of(x, &w[1]);
+        x->seen[D_ROUTE_SNI] = cf_pos_of(x, &w[1]);
 
     memset(&sr, 0, sizeof(sr));
     for (size_t i = 2; i < arrow && !x->stop; i++) {
@@ -335,7 +337,7 @@ route_sni(struct ctx *x, const struct lex_word *w, size_t n)
             ok = false;
             continue;
         }
-        struct conf_sni_name *v = append(x, sr.names, sr.nnames, sizeof(*v));
+        struct conf_sni_name *v = cf_append(x, sr.names, sr.nnames, sizeof(*v));
         if (v == NULL) {
             ok = false;
             break;
@@ -347,13 +349,13 @@ route_sni(struct ctx *x, const struct lex_word *w, size_t n)
     r.listener = x->bi;
     if (!route_target(x, &w[arrow + 1], &r, &port))
         ok = false;
-    struct conf_sni_route *v = ok ? append(x, l->sni_routes, l->nsni_routes, sizeof(*v)) : NULL;
+    struct conf_sni_route *v = ok ? cf_append(x, l->sni_routes, l->nsni_routes, sizeof(*v)) : NULL;
     if (v == NULL) {
         free(sr.names);
         return;
     }
     l->sni_routes = v;
-    sr.route.pos = pos_of(x, &w[0]);
+    sr.route.pos = cf_pos_of(x, &w[0]);
     sr.route.port = port;
     r.sni = l->nsni_routes;
     r.port = port;
@@ -362,33 +364,33 @@ route_sni(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 void
-d_route(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_route(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    struct conf_listener *l = cur_listener(x);
+    struct conf_listener *l = cf_cur_listener(x);
     struct pend_route r;
     unsigned port;
 
-    if (is_word(&w[1], "sni")) {
+    if (cf_is_word(&w[1], "sni")) {
         route_sni(x, w, n);
         return;
     }
-    if (!is_word(&w[1], "->")) {
-        errw(x, &w[1],
-             "expected '->' or 'sni' after 'route' (usage: " ROUTE_USAGE " or " ROUTE_SNI_USAGE
-             ")");
+    if (!cf_is_word(&w[1], "->")) {
+        cf_errw(x, &w[1],
+                "expected '->' or 'sni' after 'route' (usage: " ROUTE_USAGE " or " ROUTE_SNI_USAGE
+                ")");
         return;
     }
     if (n != 3) {
-        errw(x, n < 3 ? &w[1] : &w[3],
-             "route takes one target after '->' (usage: " ROUTE_USAGE ")");
+        cf_errw(x, n < 3 ? &w[1] : &w[3],
+                "route takes one target after '->' (usage: " ROUTE_USAGE ")");
         return;
     }
-    if (!first_use(x, D_ROUTE, &w[0], "route ->"))
+    if (!cf_first_use(x, D_ROUTE, &w[0], "route ->"))
         return;
     memset(&r, 0, sizeof(r));
     r.listener = x->bi;
     r.sni = SIZE_MAX;
-    l->route.pos = pos_of(x, &w[0]);
+    l->route.pos = cf_pos_of(x, &w[0]);
     if (!route_target(x, &w[2], &r, &port))
         return;
     l->route.port = port;
@@ -397,11 +399,11 @@ d_route(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 void
-d_sni_required(struct ctx *x, const struct lex_word *w, size_t n)
+cf_d_sni_required(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)w;
     (void)n;
-    cur_listener(x)->sni_required = true;
+    cf_cur_listener(x)->sni_required = true;
 }
 
 const struct conf_route *
