@@ -46,8 +46,7 @@ static void start_next(struct connector *c);
 static void
 close_attempt(struct connector *c, struct attempt *a)
 {
-    loop_del(c->loop, &a->io);
-    close(a->io.fd);
+    close(a->io.fd); /* never duplicated: close() takes it out of epoll */
     a->io.fd = -1;
     c->inflight--;
 }
