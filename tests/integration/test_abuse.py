@@ -8,6 +8,7 @@ PROXY headers are 127.9.x.y.
 """
 
 import json
+import os
 import selectors
 import socket
 import time
@@ -515,3 +516,66 @@ def test_bans_and_counts_survive_reload(rig):
     greeted_on(13, lport2)
     m = metrics(admin)
     assert m['mailedge_abuse_refusals_total{listener="second",reason="limit_per_ip"}'] == 1
+
+
+# --------------------------------------------------------------------------
+# /bans from a non-loopback client: only inside a network namespace of the
+# test's own, where 192.0.2.1 (TEST-NET-1) is an address of the namespace's
+# own loopback device and reaches nothing outside it.
+
+NETNS_ADDR = "192.0.2.1"
+
+_NETNS_GET = r"""
+import sys
+ip, port, path, src = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+import http.client
+c = http.client.HTTPConnection(ip, port, timeout=10, source_address=(src, 0))
+c.request("GET", path)
+print(c.getresponse().status)
+"""
+
+
+def _netns_or_skip(name):
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 for a network namespace")
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot create a network namespace: %s" % r.stderr.strip())
+    for cmd in (["link", "set", "lo", "up"], ["addr", "add", NETNS_ADDR + "/32", "dev", "lo"]):
+        r = subprocess.run(["ip", "-n", name] + cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            raise AssertionError("ip %s: %s" % (" ".join(cmd), r.stderr))
+
+
+def test_bans_refuse_a_non_loopback_client(rig, monkeypatch):
+    """admin on 0.0.0.0 with allow-remote: /metrics answers a client from
+    192.0.2.1, /bans refuses it with 403 and answers 127.0.0.1."""
+    import subprocess
+    name = "mailedge-bans-%d" % os.getpid()
+    _netns_or_skip(name)
+    try:
+        backend = rig.backend(2, greeting=GREETING)
+        port = 9100 + os.getpid() % 500
+        text = (h.global_block(extra=["admin 0.0.0.0:%d allow-remote" % port])
+                + h.backend_block("mail", [("s1", backend.addr)])
+                + h.listener_block("front", "127.0.0.1:%d" % (port + 1), "smtp", "mail"))
+        me = h.Mailedge(rig.binary, rig.write_config(text), rig.tmp)
+        rig.daemons.append(me)
+        monkeypatch.setenv("MAILEDGE_WRAP", "ip netns exec %s" % name)
+        me.start()
+
+        def get(src, path):
+            r = subprocess.run(["ip", "netns", "exec", name, "/usr/bin/python3", "-c", _NETNS_GET,
+                                src, str(port), path, src],
+                               capture_output=True, text=True, timeout=h.DEADLINE)
+            assert r.returncode == 0, r.stderr
+            return int(r.stdout.strip())
+        assert get(NETNS_ADDR, "/metrics") == 200
+        assert get(NETNS_ADDR, "/bans") == 403
+        assert get("127.0.0.1", "/bans") == 200
+        me.stop()
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
