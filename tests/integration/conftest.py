@@ -6,6 +6,7 @@ the binary is skipped; the harness self-tests still run.
 """
 
 import os
+import socket
 from dataclasses import dataclass
 from typing import Optional
 
@@ -199,3 +200,22 @@ def pytest_report_header(config):
     b = os.environ.get("MAILEDGE_BIN")
     return "mailedge binary: %s (sanitizer build: %s, deadlines x%.0f)" % (
         b or "MAILEDGE_BIN unset, binary tests skipped", "yes" if h.SAN else "no", h.SCALE)
+
+
+# systemd's notify socket, for test_systemd.py and test_reload.py
+
+def _has_notify(binary):
+    return "systemd-notify" in h.run_mailedge(binary, ["-V"]).stdout
+
+
+@pytest.fixture
+def notify_sock(tmp_path, monkeypatch, binary):
+    if not _has_notify(binary):
+        pytest.skip("built without libsystemd")
+    path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(h.DEADLINE)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    yield s
+    s.close()

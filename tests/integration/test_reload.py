@@ -9,9 +9,9 @@ import signal
 import socket
 import threading
 
-import pytest
 
 import harness as h
+from test_systemd import _recv_until
 from test_admin import http, metric, parse_exposition
 
 GREET_A = b"220 route-a ESMTP\r\n"
@@ -345,42 +345,23 @@ def test_held_client_moves_to_new_generation(rig):
     assert "held_ms" in s
 
 
-def _has_notify(binary):
-    return "systemd-notify" in h.run_mailedge(binary, ["-V"]).stdout
-
-
-def test_notify_reloading_then_ready(rig, tmp_path, monkeypatch, binary):
-    if not _has_notify(binary):
-        pytest.skip("built without libsystemd")
-    path = str(tmp_path / "notify.sock")
-    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    ns.bind(path)
-    ns.settimeout(h.DEADLINE)
-    monkeypatch.setenv("NOTIFY_SOCKET", path)
-    try:
-        a = rig.backend(2, greeting=GREET_A)
-        b = rig.backend(6, greeting=GREET_B)
-        lip = rig.ip(1)
-        lport = h.free_port(lip)
-        conf = Conf(rig, rig.endpoint(5))
-        conf.start(two_routes(a, b, lip, lport, "a"))
-        got = [ns.recv(4096).decode() for _ in range(1)]
-        while not any("READY=1" in m for m in got) and len(got) < 50:
-            got.append(ns.recv(4096).decode())
-        assert any("READY=1" in m for m in got), got
-        conf.write(two_routes(a, b, lip, lport, "b"))
-        conf.me.signal(signal.SIGHUP)
-        after = []
-        while not any("READY=1" in m for m in after) and len(after) < 50:
-            after.append(ns.recv(4096).decode())
-        rel = [m for m in after if "RELOADING=1" in m]
-        assert rel, after
-        fields = dict(x.split("=", 1) for x in rel[0].split("\n") if "=" in x)
-        assert int(fields["MONOTONIC_USEC"]) > 0, rel
-        assert after.index(rel[0]) < max(i for i, m in enumerate(after) if "READY=1" in m)
-        assert greeting_of(rig, lip, lport) == GREET_B
-    finally:
-        ns.close()
+def test_notify_reloading_then_ready(rig, notify_sock):
+    a = rig.backend(2, greeting=GREET_A)
+    b = rig.backend(6, greeting=GREET_B)
+    lip = rig.ip(1)
+    lport = h.free_port(lip)
+    conf = Conf(rig, rig.endpoint(5))
+    conf.start(two_routes(a, b, lip, lport, "a"))
+    _recv_until(notify_sock, "READY=1", limit=50)
+    conf.write(two_routes(a, b, lip, lport, "b"))
+    conf.me.signal(signal.SIGHUP)
+    after = _recv_until(notify_sock, "READY=1", limit=50)
+    rel = [m for m in after if "RELOADING=1" in m]
+    assert rel, after
+    fields = dict(x.split("=", 1) for x in rel[0].split("\n") if "=" in x)
+    assert int(fields["MONOTONIC_USEC"]) > 0, rel
+    assert after.index(rel[0]) < max(i for i, m in enumerate(after) if "READY=1" in m)
+    assert greeting_of(rig, lip, lport) == GREET_B
 
 
 def test_dns_answer_carried_over(rig):

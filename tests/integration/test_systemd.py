@@ -1,29 +1,10 @@
 """Service-manager integration: sd_notify READY/STOPPING/WATCHDOG through
 $NOTIFY_SOCKET (a datagram socket the test listens on, as systemd does), and
-a second SIGTERM that does not wait for the grace period."""
+a second SIGTERM that does not wait for the grace period. The notify_sock
+fixture is in conftest.py."""
 import signal
-import socket
-
-import pytest
 
 import harness as h
-
-
-def _has_notify(binary):
-    return "systemd-notify" in h.run_mailedge(binary, ["-V"]).stdout
-
-
-@pytest.fixture
-def notify_sock(tmp_path, monkeypatch, binary):
-    if not _has_notify(binary):
-        pytest.skip("built without libsystemd")
-    path = str(tmp_path / "notify.sock")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(path)
-    s.settimeout(h.DEADLINE)
-    monkeypatch.setenv("NOTIFY_SOCKET", path)
-    yield s
-    s.close()
 
 
 def _recv_until(sock, want, limit=200):
