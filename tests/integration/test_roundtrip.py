@@ -6,56 +6,14 @@ included, is tests/interop/test_interop_roundtrip.py.
 
 Loopback only; each test has its own 127.X.Y.0/24."""
 
-import http.server
 import os
 import re
 import subprocess
-import threading
 
 import pytest
 
 import harness as h
-
-
-class Receiver:
-    """Records (method, path, body) of each request; answers the statuses
-    of `script` in turn, then `default`."""
-
-    def __init__(self, ip, script=(), default=200):
-        self.requests = []
-        self.script = list(script)
-        self.default = default
-        self.lock = threading.Lock()
-        rec = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n).decode("utf-8", "replace") if n else ""
-                with rec.lock:
-                    rec.requests.append((self.command, self.path, body))
-                    status = rec.script.pop(0) if rec.script else rec.default
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_PUT = do_POST = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer((ip, 0), Handler)
-        self.ip, self.port = ip, self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path=""):
-        return "http://%s:%d%s" % (self.ip, self.port, path)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(10)
+from pushreceiver import Receiver
 
 
 @pytest.fixture
@@ -105,10 +63,10 @@ def test_roundtrip_smtp_dead_pushes_failure(binary, net, receivers):
     assert f["roundtrip"] == "failed" and f["stage"] == "smtp" and f["push"] == "ok", out
     assert re.fullmatch(r"[0-9a-f]{32}", f["token"])
     assert len(pg.requests) == 1 and len(pu.requests) == 1
-    m, path, body = pg.requests[0]
+    m, path, body, _ = pg.requests[0]
     assert (m, path) == ("PUT", "/metrics/job/j1/instance/i1")
     assert "\nmailedge_roundtrip_success 0\n" in body and "duration" not in body
-    m, path, _ = pu.requests[0]
+    m, path, _, _ = pu.requests[0]
     assert m == "GET" and path.startswith("/api/push/t0k?status=down&msg=smtp%3A%20"), path
 
 

@@ -6,12 +6,11 @@ receiver in the test that records every request. Covers every row of the
 exit matrix (0, 1, 2, 3), the retry/backoff path and the cleanup of
 leftovers from earlier runs."""
 
-import http.server
 import imaplib
 import os
 import re
 import subprocess
-import threading
+import sys
 import time
 
 import pytest
@@ -19,6 +18,10 @@ import pytest
 import interop_kit as k
 from interop_kit import EDGE_IP, SCALE, backend_block, fmt_addr, free_port, global_block, \
     listener_block, parse_logfmt
+
+# The push receiver is shared with tests/integration/test_roundtrip.py.
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from pushreceiver import Receiver  # noqa: E402
 
 RECEIVER_IP = "127.0.102.1"
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -28,54 +31,12 @@ TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 # the push receiver
 
 
-class Receiver:
-    """HTTP server on RECEIVER_IP recording (method, path, body) of each
-    request; answers the statuses in `script` in turn, then `default`."""
-
-    def __init__(self, script=(), default=200):
-        self.requests = []
-        self.script = list(script)
-        self.default = default
-        self.lock = threading.Lock()
-        rec = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n).decode("utf-8", "replace") if n else ""
-                with rec.lock:
-                    rec.requests.append((self.command, self.path, body, dict(self.headers)))
-                    status = rec.script.pop(0) if rec.script else rec.default
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            do_GET = do_PUT = do_POST = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer((RECEIVER_IP, 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path=""):
-        return "http://%s:%d%s" % (RECEIVER_IP, self.port, path)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(10)
-
-
 @pytest.fixture
 def receiver():
     made = []
 
     def make(script=(), default=200):
-        r = Receiver(script, default)
+        r = Receiver(RECEIVER_IP, script, default)
         made.append(r)
         return r
     yield make
