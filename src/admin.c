@@ -20,6 +20,7 @@
 
 #include "addr.h"
 #include "admin_bans.h"
+#include "adminreq.h"
 #include "backend.h"
 #include "check.h"
 #include "listener.h"
@@ -201,6 +202,86 @@ reply(struct MHD_Connection *conn, unsigned status, const char *type, struct str
     return ret;
 }
 
+static const char *
+header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* MHD_KeyValueIteratorN over the query string: the first bad parameter stops it. */
+static enum MHD_Result
+take_param(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+           const char *value, size_t value_size)
+{
+    struct admin_bans_req *r = cls;
+
+    (void)kind;
+    r->param_error = adminreq_param(&r->p, key, key_size, value, value_size);
+    return r->param_error == NULL ? MHD_YES : MHD_NO;
+}
+
+/*
+ * Why a request must not be answered at all (docs/security.md): a Host
+ * that is not ours (DNS rebinding), or a browser saying it comes from
+ * another origin. NULL: it may be.
+ */
+static const char *
+refused(const struct admin *a, struct MHD_Connection *conn)
+{
+    const struct conf_global *g = &a->w->conf->global;
+    const char *names[CONF_ADMIN_HOSTS_MAX];
+    struct sockaddr_storage local = {0};
+    socklen_t len = sizeof(local);
+    const char *host = header(conn, MHD_HTTP_HEADER_HOST);
+
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL || getsockname(ci->connect_fd, (struct sockaddr *)&local, &len) != 0)
+        local.ss_family = AF_UNSPEC; /* only the admin-host names can match */
+    for (size_t i = 0; i < g->nadmin_hosts; i++)
+        names[i] = g->admin_hosts[i];
+    const char *why = adminreq_check_host(host, (const struct sockaddr *)&local, names,
+                                          g->nadmin_hosts);
+    if (why == NULL)
+        why = adminreq_check_origin(header(conn, MHD_HTTP_HEADER_ORIGIN), host);
+    if (why == NULL)
+        why = adminreq_check_fetch_site(header(conn, "Sec-Fetch-Site"));
+    return why;
+}
+
+static enum MHD_Result
+on_bans(struct admin *a, struct MHD_Connection *conn, const char *method)
+{
+    struct strbuf body = {0};
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const char *clen = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    struct admin_bans_req r = {
+        .method = method,
+        .client = ci != NULL ? ci->client_addr : NULL,
+        .has_body = (clen != NULL && strcmp(clen, "0") != 0) ||
+                    header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
+        .admin_header = header(conn, "Mailedge-Admin"),
+        .authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+    };
+
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, take_param, &r);
+    unsigned status = admin_bans(a->w, &r, &body);
+    if (status != MHD_HTTP_UNAUTHORIZED)
+        return reply(conn, status, "application/json", &body);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        body.len, body.p ? body.p : (void *)"", MHD_RESPMEM_MUST_COPY);
+    free(body.p);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            "Bearer realm=\"mailedge admin\"");
+    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
@@ -213,19 +294,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     (void)upload_data;
     (void)upload_data_size;
     (void)req_cls;
-    if (strcmp(url, "/bans") == 0) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        struct admin_bans_req r = {
-            .method = method,
-            .client = ci != NULL ? ci->client_addr : NULL,
-            .addr = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "addr"),
-            .listener = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "listener"),
-            .duration = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "duration"),
-        };
-        unsigned status = admin_bans(a->w, &r, &body);
-        return reply(conn, status, "application/json", &body);
+    const char *why = refused(a, conn);
+    if (why != NULL) {
+        strbuf_addf(&body, "%s\n", why);
+        return reply(conn, MHD_HTTP_FORBIDDEN, text, &body);
     }
+    if (strcmp(url, "/bans") == 0)
+        return on_bans(a, conn, method);
     bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 ||
                  strcmp(url, "/readyz") == 0 || strcmp(url, "/status") == 0;
     if (!known) {
