@@ -295,6 +295,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     (void)upload_data_size;
     (void)req_cls;
     const char *why = refused(a, conn);
+    if (why != NULL && strcmp(url, "/bans") == 0) {
+        strbuf_addf(&body, "{\"error\":\"%s\"}\n", why); /* ours: no escapes needed */
+        return reply(conn, MHD_HTTP_FORBIDDEN, "application/json", &body);
+    }
     if (why != NULL) {
         strbuf_addf(&body, "%s\n", why);
         return reply(conn, MHD_HTTP_FORBIDDEN, text, &body);

@@ -49,8 +49,6 @@ write_allowed(const struct worker *w, const struct admin_bans_req *r, struct str
 {
     const struct conf_global *g = &w->conf->global;
 
-    if (r->has_body)
-        return fail(body, 400, "parameters go in the query string; send no body");
     if (r->admin_header == NULL || strcmp(r->admin_header, "1") != 0)
         return fail(body, 403,
                     "POST and DELETE need the header 'Mailedge-Admin: 1' (a web page cannot "
@@ -59,6 +57,8 @@ write_allowed(const struct worker *w, const struct admin_bans_req *r, struct str
         !adminreq_bearer_ok(r->authorization, g->admin_token, g->admin_token_len))
         return fail(body, 401, "POST and DELETE need 'Authorization: Bearer TOKEN' with the "
                                "token of admin-token-file");
+    if (r->has_body)
+        return fail(body, 400, "parameters go in the query string; send no body");
     return 0;
 }
 
