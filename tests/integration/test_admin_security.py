@@ -19,6 +19,7 @@ import time
 import pytest
 
 import harness as h
+from test_abuse import metrics
 
 GREETING = b"220 test ESMTP\r\n"
 WRITE = {"Mailedge-Admin": "1"}
@@ -59,17 +60,6 @@ def bans(admin):
     st, _, body = request(admin, "GET", "/bans")
     assert st == 200, body
     return json.loads(body)["bans"]
-
-
-def metrics(admin):
-    st, _, body = request(admin, "GET", "/metrics")
-    assert st == 200, body
-    out = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 def start(rig, extra=(), listener_extra=(), admin=None):
