@@ -202,6 +202,43 @@ reply(struct MHD_Connection *conn, unsigned status, const char *type, struct str
     return ret;
 }
 
+/*
+ * admin_refused lines: at most one a second, the next one saying how many
+ * were left out, so that a page or a script retrying in a loop cannot
+ * flood the log. One admin endpoint per process, hence file scope.
+ */
+#define REFUSED_LOG_MS 1000
+static uint64_t refused_logged_ms;
+static bool refused_logged;
+static uint64_t refused_suppressed;
+
+static void
+log_refused(const struct admin *a, struct MHD_Connection *conn, const char *method,
+            const char *url, unsigned status, const char *why)
+{
+    uint64_t now = loop_now(a->w->loop);
+    char addr[ADDR_STRLEN];
+
+    if (refused_logged && now - refused_logged_ms < REFUSED_LOG_MS) {
+        refused_suppressed++;
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    log_begin(LOG_INFO, "admin_refused");
+    log_str("client", ci != NULL ? addr_format(ci->client_addr, addr, sizeof(addr)) : "-");
+    log_str("method", method);
+    log_str("path", url);
+    log_u64("status", status);
+    log_str("error", why);
+    if (refused_suppressed > 0)
+        log_u64("suppressed", refused_suppressed);
+    log_end();
+    refused_logged = true;
+    refused_logged_ms = now;
+    refused_suppressed = 0;
+}
+
 static const char *
 header(struct MHD_Connection *conn, const char *name)
 {
@@ -253,6 +290,7 @@ static enum MHD_Result
 on_bans(struct admin *a, struct MHD_Connection *conn, const char *method)
 {
     struct strbuf body = {0};
+    const char *error = NULL;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const char *clen = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -263,10 +301,14 @@ on_bans(struct admin *a, struct MHD_Connection *conn, const char *method)
                     header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
         .admin_header = header(conn, "Mailedge-Admin"),
         .authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+        .error = &error,
     };
 
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, take_param, &r);
     unsigned status = admin_bans(a->w, &r, &body);
+    /* Not "no such ban" or "no such listener": answers, not refusals. */
+    if (error != NULL && status != MHD_HTTP_NOT_FOUND)
+        log_refused(a, conn, method, "/bans", status, error);
     if (status != MHD_HTTP_UNAUTHORIZED)
         return reply(conn, status, "application/json", &body);
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -295,6 +337,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     (void)upload_data_size;
     (void)req_cls;
     const char *why = refused(a, conn);
+    if (why != NULL)
+        log_refused(a, conn, method, url, MHD_HTTP_FORBIDDEN, why);
     if (why != NULL && strcmp(url, "/bans") == 0) {
         strbuf_addf(&body, "{\"error\":\"%s\"}\n", why); /* ours: no escapes needed */
         return reply(conn, MHD_HTTP_FORBIDDEN, "application/json", &body);

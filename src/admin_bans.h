@@ -28,6 +28,7 @@ struct admin_bans_req {
     bool has_body;                  /* Content-Length above 0, or Transfer-Encoding */
     const char *admin_header;       /* Mailedge-Admin; NULL: absent */
     const char *authorization;      /* Authorization; NULL: absent */
+    const char **error;             /* out, unless NULL: why an answer of 400 and up refused */
 };
 
 /*

@@ -547,3 +547,39 @@ def test_507_past_1024_bans_by_hand(rig):
     keys = {b["key"] for b in bans(admin)}
     assert len(keys) == 1024 and "203.0.113.1" in keys and "198.51.0.7" not in keys
     assert metrics(admin)['mailedge_bans_active{listener="front"}'] == 1024
+
+
+# --------------------------------------------------------------------------
+# the log
+
+
+def test_refusals_logged_at_most_once_a_second(rig):
+    """Every refusal is accounted for in event=admin_refused lines: at most
+    one a second, the next one counting those left out (suppressed=N)."""
+    s, admin = start(rig)
+    port = admin[1]
+    assert status(admin, "POST", "/bans?addr=0.0.0.0/0") == 403
+    first = s.me.wait_log("admin_refused")[0]
+    assert first["method"] == "POST" and first["path"] == "/bans", first
+    assert first["status"] == "403" and "Mailedge-Admin: 1" in first["error"], first
+    assert first["client"].startswith("127.") and ":" in first["client"], first
+    assert "suppressed" not in first
+    sent = 1
+    for _ in range(20):
+        assert status(admin, "GET", "/metrics", host="attacker.example:%d" % port) == 403
+        sent += 1
+    # Keep refusing until the next line comes; mailedge logs before it answers.
+    deadline = time.monotonic() + h.DEADLINE
+    while len(s.me.events("admin_refused")) < 2:
+        assert time.monotonic() < deadline, "no second admin_refused line"
+        assert status(admin, "POST", "/bans?addr=%s" % rig.ip(10), headers=WRITE,
+                      body=b"x") == 400
+        sent += 1
+    lines = s.me.events("admin_refused")
+    assert len(lines) == 2, lines
+    assert int(lines[1].get("suppressed", 0)) + 2 == sent, (lines, sent)
+    assert lines[1]["status"] == "400" and "no body" in lines[1]["error"], lines[1]
+    # Answers that are not refusals are not logged.
+    assert status(admin, "DELETE", "/bans?addr=%s" % rig.ip(10), headers=WRITE) == 404
+    assert status(admin, "GET", "/metrics") == 200
+    assert len(s.me.events("admin_refused")) == 2
