@@ -182,8 +182,10 @@ admin_status_json(const struct worker *w, struct strbuf *out)
 
 /* ---- HTTP ---- */
 
+/* Queues <body> (freed here) with <status>, <type> and, unless NULL, header <hname>: <hvalue>. */
 static enum MHD_Result
-reply(struct MHD_Connection *conn, unsigned status, const char *type, struct strbuf *body)
+reply_with(struct MHD_Connection *conn, unsigned status, const char *type, struct strbuf *body,
+           const char *hname, const char *hvalue)
 {
     if (body->oom) {
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -197,9 +199,17 @@ reply(struct MHD_Connection *conn, unsigned status, const char *type, struct str
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (hname != NULL)
+        MHD_add_response_header(r, hname, hvalue);
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result
+reply(struct MHD_Connection *conn, unsigned status, const char *type, struct strbuf *body)
+{
+    return reply_with(conn, status, type, body, NULL, NULL);
 }
 
 /*
@@ -309,19 +319,10 @@ on_bans(struct admin *a, struct MHD_Connection *conn, const char *method)
     /* Not "no such ban" or "no such listener": answers, not refusals. */
     if (error != NULL && status != MHD_HTTP_NOT_FOUND)
         log_refused(a, conn, method, "/bans", status, error);
-    if (status != MHD_HTTP_UNAUTHORIZED)
-        return reply(conn, status, "application/json", &body);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        body.len, body.p ? body.p : (void *)"", MHD_RESPMEM_MUST_COPY);
-    free(body.p);
-    if (resp == NULL)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                            "Bearer realm=\"mailedge admin\"");
-    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    bool auth = status == MHD_HTTP_UNAUTHORIZED;
+    return reply_with(conn, status, "application/json", &body,
+                      auth ? MHD_HTTP_HEADER_WWW_AUTHENTICATE : NULL,
+                      auth ? "Bearer realm=\"mailedge admin\"" : NULL);
 }
 
 static enum MHD_Result
