@@ -20,6 +20,7 @@
 
 #include "addr.h"
 #include "admin_bans.h"
+#include "adminreq.h"
 #include "backend.h"
 #include "check.h"
 #include "listener.h"
@@ -181,8 +182,10 @@ admin_status_json(const struct worker *w, struct strbuf *out)
 
 /* ---- HTTP ---- */
 
+/* Queues <body> (freed here) with <status>, <type> and, unless NULL, header <hname>: <hvalue>. */
 static enum MHD_Result
-reply(struct MHD_Connection *conn, unsigned status, const char *type, struct strbuf *body)
+reply_with(struct MHD_Connection *conn, unsigned status, const char *type, struct strbuf *body,
+           const char *hname, const char *hvalue)
 {
     if (body->oom) {
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -196,9 +199,130 @@ reply(struct MHD_Connection *conn, unsigned status, const char *type, struct str
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (hname != NULL)
+        MHD_add_response_header(r, hname, hvalue);
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result
+reply(struct MHD_Connection *conn, unsigned status, const char *type, struct strbuf *body)
+{
+    return reply_with(conn, status, type, body, NULL, NULL);
+}
+
+/*
+ * admin_refused lines: at most one a second, the next one saying how many
+ * were left out, so that a page or a script retrying in a loop cannot
+ * flood the log. One admin endpoint per process, hence file scope.
+ */
+#define REFUSED_LOG_MS 1000
+static uint64_t refused_logged_ms;
+static bool refused_logged;
+static uint64_t refused_suppressed;
+
+static void
+log_refused(const struct admin *a, struct MHD_Connection *conn, const char *method,
+            const char *url, unsigned status, const char *why)
+{
+    uint64_t now = loop_now(a->w->loop);
+    char addr[ADDR_STRLEN];
+
+    if (refused_logged && now - refused_logged_ms < REFUSED_LOG_MS) {
+        refused_suppressed++;
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    log_begin(LOG_INFO, "admin_refused");
+    log_str("client", ci != NULL ? addr_format(ci->client_addr, addr, sizeof(addr)) : "-");
+    log_str("method", method);
+    log_str("path", url);
+    log_u64("status", status);
+    log_str("error", why);
+    if (refused_suppressed > 0)
+        log_u64("suppressed", refused_suppressed);
+    log_end();
+    refused_logged = true;
+    refused_logged_ms = now;
+    refused_suppressed = 0;
+}
+
+static const char *
+header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* MHD_KeyValueIteratorN over the query string: the first bad parameter stops it. */
+static enum MHD_Result
+take_param(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+           const char *value, size_t value_size)
+{
+    struct admin_bans_req *r = cls;
+
+    (void)kind;
+    r->param_error = adminreq_param(&r->p, key, key_size, value, value_size);
+    return r->param_error == NULL ? MHD_YES : MHD_NO;
+}
+
+/*
+ * Why a request must not be answered at all (docs/security.md): a Host
+ * that is not ours (DNS rebinding), or a browser saying it comes from
+ * another origin. NULL: it may be.
+ */
+static const char *
+refused(const struct admin *a, struct MHD_Connection *conn)
+{
+    const struct conf_global *g = &a->w->conf->global;
+    const char *names[CONF_ADMIN_HOSTS_MAX];
+    struct sockaddr_storage local = {0};
+    socklen_t len = sizeof(local);
+    const char *host = header(conn, MHD_HTTP_HEADER_HOST);
+
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL || getsockname(ci->connect_fd, (struct sockaddr *)&local, &len) != 0)
+        local.ss_family = AF_UNSPEC; /* only the admin-host names can match */
+    for (size_t i = 0; i < g->nadmin_hosts; i++)
+        names[i] = g->admin_hosts[i];
+    const char *why = adminreq_check_host(host, (const struct sockaddr *)&local, names,
+                                          g->nadmin_hosts);
+    if (why == NULL)
+        why = adminreq_check_origin(header(conn, MHD_HTTP_HEADER_ORIGIN), host);
+    if (why == NULL)
+        why = adminreq_check_fetch_site(header(conn, "Sec-Fetch-Site"));
+    return why;
+}
+
+static enum MHD_Result
+on_bans(struct admin *a, struct MHD_Connection *conn, const char *method)
+{
+    struct strbuf body = {0};
+    const char *error = NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const char *clen = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    struct admin_bans_req r = {
+        .method = method,
+        .client = ci != NULL ? ci->client_addr : NULL,
+        .has_body = (clen != NULL && strcmp(clen, "0") != 0) ||
+                    header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
+        .admin_header = header(conn, "Mailedge-Admin"),
+        .authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+        .error = &error,
+    };
+
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, take_param, &r);
+    unsigned status = admin_bans(a->w, &r, &body);
+    /* Not "no such ban" or "no such listener": answers, not refusals. */
+    if (error != NULL && status != MHD_HTTP_NOT_FOUND)
+        log_refused(a, conn, method, "/bans", status, error);
+    bool auth = status == MHD_HTTP_UNAUTHORIZED;
+    return reply_with(conn, status, "application/json", &body,
+                      auth ? MHD_HTTP_HEADER_WWW_AUTHENTICATE : NULL,
+                      auth ? "Bearer realm=\"mailedge admin\"" : NULL);
 }
 
 static enum MHD_Result
@@ -213,19 +337,19 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     (void)upload_data;
     (void)upload_data_size;
     (void)req_cls;
-    if (strcmp(url, "/bans") == 0) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        struct admin_bans_req r = {
-            .method = method,
-            .client = ci != NULL ? ci->client_addr : NULL,
-            .addr = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "addr"),
-            .listener = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "listener"),
-            .duration = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "duration"),
-        };
-        unsigned status = admin_bans(a->w, &r, &body);
-        return reply(conn, status, "application/json", &body);
+    const char *why = refused(a, conn);
+    if (why != NULL)
+        log_refused(a, conn, method, url, MHD_HTTP_FORBIDDEN, why);
+    if (why != NULL && strcmp(url, "/bans") == 0) {
+        strbuf_addf(&body, "{\"error\":\"%s\"}\n", why); /* ours: no escapes needed */
+        return reply(conn, MHD_HTTP_FORBIDDEN, "application/json", &body);
     }
+    if (why != NULL) {
+        strbuf_addf(&body, "%s\n", why);
+        return reply(conn, MHD_HTTP_FORBIDDEN, text, &body);
+    }
+    if (strcmp(url, "/bans") == 0)
+        return on_bans(a, conn, method);
     bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 ||
                  strcmp(url, "/readyz") == 0 || strcmp(url, "/status") == 0;
     if (!known) {

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "abuse.h"
+#include "adminreq.h"
 #include "cidr.h"
 #include "loop.h"
 #include "util.h"
@@ -31,11 +32,60 @@ loopback(const struct sockaddr *sa)
            (memcmp(a, mapped, sizeof(mapped)) == 0 && a[12] == 127);
 }
 
+/* <msg> is ours (no JSON escapes needed): never text from the request. */
 static unsigned
-fail(struct strbuf *body, unsigned status, const char *msg)
+fail(const struct admin_bans_req *r, struct strbuf *body, unsigned status, const char *msg)
 {
     strbuf_addf(body, "{\"error\":\"%s\"}\n", msg);
+    if (r->error != NULL)
+        *r->error = msg;
     return status;
+}
+
+/*
+ * What a write must carry besides its parameters; 0 when it does, else the
+ * status of the refusal (its body in <body>).
+ */
+static unsigned
+write_allowed(const struct worker *w, const struct admin_bans_req *r, struct strbuf *body)
+{
+    const struct conf_global *g = &w->conf->global;
+
+    if (r->admin_header == NULL || strcmp(r->admin_header, "1") != 0)
+        return fail(r, body, 403,
+                    "POST and DELETE need the header 'Mailedge-Admin: 1' (a web page cannot "
+                    "send it)");
+    if (g->admin_token_len > 0 &&
+        !adminreq_bearer_ok(r->authorization, g->admin_token, g->admin_token_len))
+        return fail(r, body, 401, "POST and DELETE need 'Authorization: Bearer TOKEN' with the "
+                               "token of admin-token-file");
+    if (r->has_body)
+        return fail(r, body, 400, "parameters go in the query string; send no body");
+    return 0;
+}
+
+/* A ban by hand of <c> may be added (POST); else the status of the refusal. */
+static unsigned
+width_allowed(const struct worker *w, const struct admin_bans_req *r, const struct cidr *c,
+              bool force, struct strbuf *body)
+{
+    const struct conf_global *g = &w->conf->global;
+
+    switch (adminreq_ban_width(c, g->admin_ban_v4, g->admin_ban_v6, force)) {
+    case ADMINREQ_WIDTH_OK:
+        return 0;
+    case ADMINREQ_WIDTH_ZERO:
+        return fail(r, body, 400, "a ban of a /0 prefix (every address) is never allowed");
+    case ADMINREQ_WIDTH_WIDE:
+        break;
+    }
+    strbuf_addf(body,
+                "{\"error\":\"addr= is wider than /%u, the widest ban admin-widest-ban allows; "
+                "add force=1 to ban it anyway\"}\n",
+                c->family == AF_INET ? g->admin_ban_v4 : g->admin_ban_v6);
+    if (r->error != NULL)
+        *r->error = "addr= is wider than admin-widest-ban allows, without force=1";
+    return 400;
 }
 
 /* Wall-clock seconds of the monotonic <ms> of loop <w>. */
@@ -93,7 +143,7 @@ list(struct worker *w, const struct admin_bans_req *r, struct strbuf *body)
 
     strbuf_add(body, "{\"bans\":[");
     for (size_t i = 0; i < w->conf->nlisteners; i++) {
-        struct worker_abuse *wa = selected(w, i, r->listener);
+        struct worker_abuse *wa = selected(w, i, r->p.listener);
         if (wa == NULL)
             continue;
         x.listener = wa->name;
@@ -109,47 +159,61 @@ admin_bans(struct worker *w, const struct admin_bans_req *r, struct strbuf *body
     bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
     bool post = strcmp(r->method, "POST") == 0;
     bool del = strcmp(r->method, "DELETE") == 0;
+    const struct adminreq_params *p = &r->p;
 
     if (!loopback(r->client))
-        return fail(body, 403, "/bans answers loopback clients only");
+        return fail(r, body, 403, "/bans answers loopback clients only");
     if (!get && !post && !del)
-        return fail(body, 405, "use GET, POST or DELETE");
-    bool known = all_listeners(r->listener);
+        return fail(r, body, 405, "use GET, POST or DELETE");
+    if (r->param_error != NULL)
+        return fail(r, body, 400, r->param_error);
+    if (get && (p->addr != NULL || p->duration != NULL || p->force != NULL))
+        return fail(r, body, 400, "GET /bans takes only listener=");
+    if (del && (p->duration != NULL || p->force != NULL))
+        return fail(r, body, 400, "DELETE /bans takes only addr= and listener=");
+    bool known = all_listeners(p->listener);
     for (size_t i = 0; !known && i < w->conf->nlisteners; i++)
-        known = strcmp(w->conf->listeners[i].name, r->listener) == 0;
+        known = strcmp(w->conf->listeners[i].name, p->listener) == 0;
     if (!known)
-        return fail(body, 404, "no such listener");
+        return fail(r, body, 404, "no such listener");
     if (get)
         return list(w, r, body);
+    unsigned st = write_allowed(w, r, body);
+    if (st != 0)
+        return st;
 
     struct cidr c;
-    if (r->addr == NULL || cidr_parse(r->addr, &c, NULL) != 0)
-        return fail(body, 400,
+    if (p->addr == NULL || cidr_parse(p->addr, &c, NULL) != 0)
+        return fail(r, body, 400,
                     "addr= needs an address or a prefix, like 192.0.2.7 or 2001:db8::/48 "
                     "(host bits zero)");
     uint64_t now = loop_now(w->loop);
     size_t n = 0;
     if (del) {
         for (size_t i = 0; i < w->conf->nlisteners; i++) {
-            struct worker_abuse *wa = selected(w, i, r->listener);
+            struct worker_abuse *wa = selected(w, i, p->listener);
             if (wa != NULL)
                 n += abuse_ban_remove(wa->t, &c, now);
         }
         if (n == 0)
-            return fail(body, 404, "no such ban");
+            return fail(r, body, 404, "no such ban");
         strbuf_addf(body, "{\"removed\":%zu}\n", n);
         return 200;
     }
+    if (p->force != NULL && strcmp(p->force, "1") != 0)
+        return fail(r, body, 400, "force= takes 1");
+    if ((st = width_allowed(w, r, &c, p->force != NULL, body)) != 0)
+        return st;
     uint64_t ms = DEFAULT_BAN_MS;
-    if (r->duration != NULL && (util_parse_duration(r->duration, &ms) != 0 || ms == 0 ||
+    if (p->duration != NULL && (util_parse_duration(p->duration, &ms) != 0 || ms == 0 ||
                                 ms > MAX_BAN_MS))
-        return fail(body, 400, "duration= needs a duration like 15m or 24h (at most 720h)");
+        return fail(r, body, 400, "duration= needs a duration like 15m or 24h (at most 720h)");
     for (size_t i = 0; i < w->conf->nlisteners; i++) {
-        struct worker_abuse *wa = selected(w, i, r->listener);
+        struct worker_abuse *wa = selected(w, i, p->listener);
         if (wa == NULL)
             continue;
         if (abuse_ban_add(wa->t, &c, now + ms, now) == -1)
-            return fail(body, 507, "too many bans by hand on this listener");
+            return fail(r, body, 507, "too many bans by hand on this listener");
         n++;
     }
     strbuf_addf(body, "{\"added\":%zu,\"until\":%lld}\n", n, wall_seconds(w, now + ms));

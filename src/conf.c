@@ -32,6 +32,8 @@
 #define DEFAULT_PROXY_MS 3000
 #define DEFAULT_IDLE_MS (30ull * 60 * 1000)
 #define DEFAULT_GRACE_MS 30000
+#define DEFAULT_ADMIN_BAN_V4 16 /* admin-widest-ban */
+#define DEFAULT_ADMIN_BAN_V6 32
 #define DEFAULT_HELLO_MS 5000
 #define DEFAULT_QUEUE_MAX 1000
 #define DEFAULT_HE_DELAY_MS 250
@@ -324,6 +326,11 @@ static const struct directive global_dirs[] = {
     {"grace", D_GRACE, true, 1, 1, "grace DURATION", cf_d_grace},
     {"splice", D_SPLICE, true, 1, 1, "splice on|off", cf_d_splice},
     {"admin", D_ADMIN, true, 1, 2, "admin ADDR:PORT [allow-remote]", cf_d_admin},
+    {"admin-host", D_ADMIN_HOST, true, 1, CONF_ADMIN_HOSTS_MAX, "admin-host NAME ...",
+     cf_d_admin_host},
+    {"admin-token-file", D_ADMIN_TOKEN, true, 1, 1, "admin-token-file PATH", cf_d_admin_token_file},
+    {"admin-widest-ban", D_ADMIN_BAN, true, 2, 2, "admin-widest-ban IPV4-PREFIX IPV6-PREFIX",
+     cf_d_admin_widest_ban},
     {"resolvers", D_RESOLVERS, true, 1, MANY, "resolvers ADDR[:PORT] ...", cf_d_resolvers},
     {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", cf_d_timeout},
     {"user", D_USER, true, 1, 1, "user NAME", cf_d_user},
@@ -363,7 +370,7 @@ static const struct {
     size_t n;
     const char *list;
 } tables[] = {
-    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, resolvers, timeout, user, group"},
+    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group"},
     [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs),
                      "server, send-proxy, balance, check, timeout, queue-timeout, queue-max, "
                      "happy-eyeballs-delay"},
@@ -1209,6 +1216,10 @@ finish(struct ctx *x)
     }
     check_binds(x);
     check_admin_bind(x);
+    cf_admin_token_read(x);
+    if (x->c->global.admin_opt_pos.line != 0 && !x->c->global.admin_set)
+        cf_errp(x, &x->c->global.admin_opt_pos,
+                "admin-host, admin-token-file and admin-widest-ban need 'admin ADDR:PORT' too");
     if (x->c->global.group_set && !x->c->global.user_set)
         cf_errp(x, &x->c->global.group_pos,
                 "group needs user: write 'user NAME' in the global block too");
@@ -1226,6 +1237,8 @@ conf_new(void)
     c->global.log_format = LOG_FORMAT_LOGFMT;
     c->global.grace_ms = DEFAULT_GRACE_MS;
     c->global.splice = true;
+    c->global.admin_ban_v4 = DEFAULT_ADMIN_BAN_V4;
+    c->global.admin_ban_v6 = DEFAULT_ADMIN_BAN_V6;
     return c;
 }
 
@@ -1326,6 +1339,7 @@ conf_free(struct conf *c)
     for (size_t i = 0; i < c->nfiles; i++)
         free(c->files[i]);
     free(c->files);
+    explicit_bzero(c->global.admin_token, sizeof(c->global.admin_token));
     free(c);
 }
 

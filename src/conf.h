@@ -19,6 +19,8 @@
 
 #define CONF_NAME_MAX 64     /* listener, backend and server names, NUL included */
 #define CONF_HOST_MAX 256
+#define CONF_ADMIN_HOSTS_MAX 8
+#define CONF_ADMIN_TOKEN_MAX 257 /* 256 bytes and the NUL */
 #define CONF_RESOLVERS_MAX 8
 
 enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PROTO_TCP };
@@ -131,6 +133,12 @@ struct conf_global {
     bool admin_set;                  /* admin ADDR:PORT given; off by default */
     bool admin_allow_remote;         /* admin ... allow-remote: not loopback only */
     struct conf_bind admin;          /* its address (any: ":PORT"), where it was written */
+    char admin_hosts[CONF_ADMIN_HOSTS_MAX][CONF_HOST_MAX]; /* admin-host NAME...: Host names accepted */
+    size_t nadmin_hosts;
+    char admin_token[CONF_ADMIN_TOKEN_MAX]; /* admin-token-file's token; "" : writes need none */
+    size_t admin_token_len;
+    unsigned admin_ban_v4, admin_ban_v6; /* admin-widest-ban: default 16 and 32 */
+    struct conf_pos admin_opt_pos;   /* the first admin-* option, for "needs admin" */
     struct sockaddr_storage resolvers[CONF_RESOLVERS_MAX]; /* resolvers ADDR[:PORT]...; port 53 default */
     size_t nresolvers;               /* 0: the system's (/etc/resolv.conf) */
     char user[64];                   /* user NAME: run as it after binding (src/privs.c) */

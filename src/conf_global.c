@@ -5,11 +5,16 @@
 #include "conf.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "conf_int.h"
@@ -162,6 +167,156 @@ cf_d_admin(struct ctx *x, const struct lex_word *w, size_t n)
     g->admin.addr = ss;
     g->admin.any = any;
     g->admin.pos = cf_pos_of(x, &w[1]);
+}
+
+static void
+admin_option_seen(struct ctx *x, const struct lex_word *w)
+{
+    if (x->c->global.admin_opt_pos.line == 0)
+        x->c->global.admin_opt_pos = cf_pos_of(x, w);
+}
+
+/* admin-host NAME...: Host header names the admin endpoint answers besides its address */
+void
+cf_d_admin_host(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+
+    admin_option_seen(x, &w[0]);
+    for (size_t i = 1; i < n; i++) {
+        const char *t = w[i].text;
+        size_t len = strlen(t);
+        uint8_t bin[16];
+        char *out = g->admin_hosts[g->nadmin_hosts];
+        /* An address is kept in inet_ntop's spelling, the one adminreq compares. */
+        int family = inet_pton(AF_INET, t, bin) == 1    ? AF_INET
+                     : inet_pton(AF_INET6, t, bin) == 1 ? AF_INET6
+                                                        : 0;
+        if (family != 0) {
+            inet_ntop(family, bin, out, CONF_HOST_MAX);
+            g->nadmin_hosts++;
+            continue;
+        }
+        bool ok = len > 0 && len <= 253 && t[0] != '.' && t[0] != '-';
+        for (size_t j = 0; ok && j < len; j++)
+            ok = (t[j] >= 'a' && t[j] <= 'z') || (t[j] >= 'A' && t[j] <= 'Z') ||
+                 (t[j] >= '0' && t[j] <= '9') || t[j] == '-' || t[j] == '.';
+        if (!ok) {
+            cf_errw(x, &w[i],
+                    "bad admin-host '%s': expected a host name like admin.example.org or an IP "
+                    "address, without a port",
+                    t);
+            continue;
+        }
+        util_strlcpy(out, t, CONF_HOST_MAX);
+        g->nadmin_hosts++;
+    }
+}
+
+/* admin-token-file PATH: writes to the admin endpoint need "Authorization: Bearer TOKEN" */
+void
+cf_d_admin_token_file(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    admin_option_seen(x, &w[0]);
+    if (!x->allow_include) {
+        cf_errw(x, &w[0],
+                "admin-token-file is not allowed when the configuration is loaded from memory");
+        return;
+    }
+    if (w[1].text[0] != '/') {
+        cf_errw(x, &w[1], "admin-token-file needs an absolute path, not '%s'", w[1].text);
+        return;
+    }
+    if (util_strlcpy(x->admin_token_path, w[1].text, sizeof(x->admin_token_path)) != 0) {
+        cf_errw(x, &w[1], "admin-token-file path is too long");
+        x->admin_token_path[0] = '\0';
+        return;
+    }
+    x->admin_token_pos = cf_pos_of(x, &w[1]);
+}
+
+#define ADMIN_TOKEN_MIN 16
+
+void
+cf_admin_token_read(struct ctx *x)
+{
+    struct conf_global *g = &x->c->global;
+    const char *path = x->admin_token_path;
+    const struct conf_pos *at = &x->admin_token_pos;
+    char buf[CONF_ADMIN_TOKEN_MAX + 2];
+    struct stat st;
+
+    if (path[0] == '\0')
+        return;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd == -1) {
+        cf_errp(x, at, "cannot open admin-token-file %s: %s", path, strerror(errno));
+        return;
+    }
+    ssize_t got = -1;
+    if (fstat(fd, &st) != 0) {
+        cf_errp(x, at, "cannot stat admin-token-file %s: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        cf_errp(x, at, "admin-token-file %s is not a regular file", path);
+    } else if ((st.st_mode & (S_IWGRP | S_IRWXO)) != 0) {
+        cf_errp(x, at,
+                "admin-token-file %s is open to others (mode %03o): allow at most owner "
+                "read-write and group read (chmod 0600 or 0640)",
+                path, (unsigned)(st.st_mode & 0777));
+    } else if (st.st_uid != 0 && st.st_uid != geteuid() && !(g->user_set && st.st_uid == g->uid)) {
+        cf_errp(x, at,
+                "admin-token-file %s belongs to uid %u: it must belong to root or to the user "
+                "mailedge runs as",
+                path, (unsigned)st.st_uid);
+    } else if ((got = read(fd, buf, sizeof(buf))) < 0) {
+        cf_errp(x, at, "cannot read admin-token-file %s: %s", path, strerror(errno));
+    }
+    close(fd);
+    if (got < 0)
+        return;
+    size_t len = (size_t)got;
+    if (len > 0 && buf[len - 1] == '\n')
+        len--;
+    if (len > 0 && buf[len - 1] == '\r')
+        len--;
+    bool ok = len >= ADMIN_TOKEN_MIN && len < CONF_ADMIN_TOKEN_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = buf[i] > 0x20 && buf[i] < 0x7f;
+    if (!ok)
+        cf_errp(x, at,
+                "admin-token-file %s must hold one token of %d to %d printable characters "
+                "without spaces (like the output of 'openssl rand -hex 32')",
+                path, ADMIN_TOKEN_MIN, CONF_ADMIN_TOKEN_MAX - 1);
+    else {
+        memcpy(g->admin_token, buf, len);
+        g->admin_token[len] = '\0';
+        g->admin_token_len = len;
+    }
+    explicit_bzero(buf, sizeof(buf));
+}
+
+/* admin-widest-ban V4 V6: the widest prefixes POST /bans takes without force=1 */
+void
+cf_d_admin_widest_ban(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+    unsigned *out[2] = {&g->admin_ban_v4, &g->admin_ban_v6};
+    const unsigned max[2] = {32, 128};
+
+    (void)n;
+    admin_option_seen(x, &w[0]);
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t v;
+        if (util_parse_uint(w[i + 1].text, max[i], &v) != 0 || v == 0) {
+            cf_errw(x, &w[i + 1],
+                    "bad %s prefix length '%s' for admin-widest-ban: expected 1 to %u (a ban of "
+                    "/0 is never allowed)",
+                    i == 0 ? "IPv4" : "IPv6", w[i + 1].text, max[i]);
+            continue;
+        }
+        *out[i] = (unsigned)v;
+    }
 }
 
 /* user NAME: the account to run as after binding (src/privs.c) */

@@ -27,6 +27,9 @@ enum dir {
     D_GRACE,
     D_SPLICE,
     D_ADMIN,
+    D_ADMIN_HOST,
+    D_ADMIN_TOKEN,
+    D_ADMIN_BAN,
     D_RESOLVERS,
     D_T_CONNECT,
     D_T_PROXY,
@@ -105,6 +108,9 @@ struct ctx {
     struct conf_pos global_pos;
     uint64_t g_connect, g_proxy, g_idle, g_hello; /* 0: not set */
 
+    char admin_token_path[4096]; /* admin-token-file, read by cf_admin_token_read() */
+    struct conf_pos admin_token_pos;
+
     struct pend_route *routes;
     size_t nroutes;
 };
@@ -155,6 +161,9 @@ typedef void directive_fn(struct ctx *x, const struct lex_word *w, size_t n);
 
 /* conf_global.c */
 directive_fn cf_d_log, cf_d_grace, cf_d_splice, cf_d_resolvers, cf_d_admin, cf_d_user, cf_d_group;
+directive_fn cf_d_admin_host, cf_d_admin_token_file, cf_d_admin_widest_ban;
+/* Reads the admin-token-file into the conf (after the whole file: its owner may be 'user'). */
+void cf_admin_token_read(struct ctx *x);
 /* conf_backend.c */
 directive_fn cf_d_server, cf_d_send_proxy, cf_d_check, cf_d_queue_timeout, cf_d_queue_max,
     cf_d_balance, cf_d_he_delay;

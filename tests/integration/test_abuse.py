@@ -29,7 +29,10 @@ REFUSALS = {"smtp": b"421 4.7.0 ", "imap": b"* BYE ", "pop3": b"-ERR ", "tls": b
 
 def http(addr, path, method="GET"):
     ip, port = addr
-    req = urllib.request.Request("http://%s%s" % (h.fmt_addr(ip, port), path), method=method)
+    # Writes to /bans carry the header a web page cannot send (docs/operations.md).
+    headers = {"Mailedge-Admin": "1"} if method in ("POST", "DELETE") else {}
+    req = urllib.request.Request("http://%s%s" % (h.fmt_addr(ip, port), path), method=method,
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=h.DEADLINE) as r:
             return r.status, r.read().decode()
