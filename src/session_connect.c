@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "proxyproto.h"
+#include "resolve.h"
 #include "session_int.h"
 #include "worker.h"
 
@@ -141,6 +142,8 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
         session_close(s, END_RESOURCE, strerror(err));
         return;
     }
+    /* A name whose every address failed may have moved: ask again now. */
+    resolve_refresh(s->backend->srv[s->trying - s->backend->conf->servers].rq);
     s->attempt++;
     session_connect_next(s);
 }
