@@ -401,13 +401,19 @@ refuse(struct abuse *t, enum abuse_verdict v)
     return v;
 }
 
+bool
+abuse_allowed(const struct abuse *t, const struct sockaddr *sa)
+{
+    return cidr_match_any(t->pol.allow, t->pol.nallow, sa);
+}
+
 enum abuse_verdict
 abuse_admit(struct abuse *t, const struct sockaddr *sa, uint64_t now_ms, struct abuse_ticket *tk)
 {
     const struct abuse_policy *p = &t->pol;
 
     memset(tk, 0, sizeof(*tk));
-    if (cidr_match_any(p->allow, p->nallow, sa))
+    if (abuse_allowed(t, sa))
         return ABUSE_ADMIT;
     if (t->nrules > 0 && rule_banned(t, sa, now_ms))
         return refuse(t, ABUSE_BANNED);
@@ -483,7 +489,7 @@ abuse_violation(struct abuse *t, const struct sockaddr *sa, enum abuse_ban_reaso
 {
     struct abuse_key k;
 
-    if (t->pol.ban_after == 0 || cidr_match_any(t->pol.allow, t->pol.nallow, sa) ||
+    if (t->pol.ban_after == 0 || abuse_allowed(t, sa) ||
         !abuse_key_of(sa, t->pol.v6_prefix, &k))
         return false;
     struct entry *e = find_or_insert(t, &k, now_ms);

@@ -112,6 +112,10 @@ bool abuse_policy_active(const struct abuse_policy *p);
 bool abuse_key_of(const struct sockaddr *sa, unsigned v6_prefix, struct abuse_key *k);
 char *abuse_key_format(const struct abuse_key *k, char *buf, size_t cap);
 
+/* True when <sa> is on the allow list: never counted, limited, struck or
+ * banned, and not watched by pregreet. */
+bool abuse_allowed(const struct abuse *t, const struct sockaddr *sa);
+
 /*
  * A new session of client <sa>: ABUSE_ADMIT, or why to refuse it. On
  * ABUSE_ADMIT, <tk> says whether a session was counted (give it back with

@@ -70,7 +70,9 @@ session_admit(struct session *s)
         abuse_admit(s->l->abuse, &s->client.sa, loop_now(s->w->loop), &s->ticket);
 
     if (v == ABUSE_ADMIT) {
-        s->pg_watch = lconf(s)->pregreet != PREGREET_OFF;
+        /* An allowed client is never refused or struck, so not watched. */
+        s->pg_watch = lconf(s)->pregreet != PREGREET_OFF &&
+                      !abuse_allowed(s->l->abuse, &s->client.sa);
         return true;
     }
     session_refuse(s, reasons[v], NULL);

@@ -204,15 +204,17 @@ def test_ipv6_client_keyed_by_prefix(rig):
 # pre-greet
 
 
-def _slow_greeting_rig(rig, splice, mode, extra=()):
+def _slow_greeting_rig(rig, splice, mode, extra=(), global_extra=()):
     """A backend that greets only when the test says so."""
     return rig.simple(splice=splice, send_proxy="v2", greeting=None,
-                      listener_extra=["pregreet %s" % mode] + list(extra))
+                      listener_extra=["pregreet %s" % mode] + list(extra),
+                      global_extra=global_extra)
 
 
 def test_pregreet_count(rig, splice):
-    s = _slow_greeting_rig(rig, splice, "count")
     admin = rig.endpoint(5)
+    s = _slow_greeting_rig(rig, splice, "count",
+                           global_extra=["admin %s" % h.fmt_addr(*admin)])
     c = rig.client(s.ip, s.port, source=rig.ip(10))
     conn = s.backend.wait_conn()
     hdr = h.wait_header(conn)
@@ -234,7 +236,8 @@ def test_pregreet_count(rig, splice):
     c2.close()
     lines = s.me.wait_log("session", count=2)
     assert "pregreet" not in lines[1], lines[1]
-    del admin
+    # Counted once: the early talker, not the polite client.
+    assert metrics(admin)['mailedge_pregreet_total{listener="front"}'] == 1
 
 
 def test_pregreet_watch_ends_when_server_closes_without_greeting(rig, splice):
