@@ -233,6 +233,14 @@ render_servers(const struct metrics *m, struct strbuf *b)
             sample_u64(b, "mailedge_server_connect_errors_total", l, s->connect_errors[r]);
         }
     }
+    family(b, "mailedge_server_connect_attempts_abandoned_total", "counter",
+           "Connect attempts of sessions given up because another address of the server "
+           "connected first (Happy Eyeballs).");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        const char *l[] = {"backend", s->backend, "server", s->name, NULL};
+        sample_u64(b, "mailedge_server_connect_attempts_abandoned_total", l, s->attempts_abandoned);
+    }
     family(b, "mailedge_server_connect_duration_seconds", "histogram",
            "Time from connect start to connected, for successful connects.");
     for (size_t i = 0; i < m->nservers; i++) {
