@@ -17,6 +17,7 @@
  * connection would let them burn our CPU.
  */
 #include "abuse.h"
+#include "dominant.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -55,6 +56,7 @@ struct abuse {
     size_t nrules;
     size_t nbanned;            /* entries with ban_logged */
     struct abuse_stats st;
+    struct dominant *dom;      /* allocated at the first session watched */
     abuse_event_fn *fn;
     void *arg;
 };
@@ -102,6 +104,7 @@ abuse_free(struct abuse *t)
         return;
     free(t->slots);
     free(t->rules);
+    free(t->dom);
     free(t);
 }
 
@@ -405,6 +408,20 @@ bool
 abuse_allowed(const struct abuse *t, const struct sockaddr *sa)
 {
     return cidr_match_any(t->pol.allow, t->pol.nallow, sa);
+}
+
+unsigned
+abuse_note_peer(struct abuse *t, const struct sockaddr *sa, uint64_t now_ms, struct abuse_key *out)
+{
+    struct abuse_key k;
+
+    if (abuse_allowed(t, sa) || !abuse_key_of(sa, 128, &k))
+        return 0;
+    if (t->dom == NULL && (t->dom = calloc(1, sizeof(*t->dom))) == NULL)
+        return 0;
+    unsigned n = dominant_note(t->dom, &k, now_ms, out);
+    t->st.dominant += n > 0;
+    return n;
 }
 
 enum abuse_verdict

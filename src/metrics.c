@@ -362,6 +362,10 @@ render_abuse(const struct metrics *m, struct strbuf *b)
     abuse_family_u64(b, m, "mailedge_abuse_evictions_total", "counter",
                      "Idle client keys dropped to make room for new ones.",
                      offsetof(struct abuse_stats, evictions));
+    abuse_family_u64(b, m, "mailedge_dominant_client_warnings_total", "counter",
+                     "Warnings that one client address carried most of a listener's last 256 "
+                     "sessions (a relay without a PROXY header?).",
+                     offsetof(struct abuse_stats, dominant));
     abuse_family_u64(b, m, "mailedge_abuse_untracked_total", "counter",
                      "Clients admitted without a count: every tracked key had a session or a ban.",
                      offsetof(struct abuse_stats, untracked));

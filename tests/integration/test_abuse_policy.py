@@ -68,3 +68,49 @@ def test_ipv6_prefix_setting_keys_clients(rig, prefix):
         assert not s.me.events("session")
     first.close()
     second.close()
+
+
+def _sessions_from(rig, s, host, count):
+    """<count> short sessions from 127.x.y.<host>, one after the other."""
+    for _ in range(count):
+        c = rig.client(s.ip, s.port, source=rig.ip(host))
+        c.close()
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_relay_without_proxy_header_warned(rig, allowed):
+    """A relay in front without a PROXY header: every session comes from
+    one address. Once it carried more than half of the last 256 sessions,
+    one warning names it (rate-bounded: not one per session); an allowed
+    address is never warned about."""
+    admin = rig.endpoint(5)
+    extra = ["limit rate 1000/s"] + (["allow %s/32" % rig.ip(10)] if allowed else [])
+    s = rig.simple(protocol="tcp", send_proxy=None, greeting=None, listener_extra=extra,
+                   global_extra=["admin %s" % h.fmt_addr(*admin)])
+    _sessions_from(rig, s, 11, 40)      # a few other clients: the relay's share is what counts
+    _sessions_from(rig, s, 10, 300)
+    s.me.wait_log("session", count=340, timeout=h.DEADLINE * 3)
+    warned = s.me.events("dominant_client")
+    m = metrics(admin)
+    if allowed:
+        assert warned == [], warned
+        assert m['mailedge_dominant_client_warnings_total{listener="front"}'] == 0
+        return
+    assert len(warned) == 1, warned
+    ev = warned[0]
+    assert ev["listener"] == "front" and ev["client"] == rig.ip(10) and ev["of"] == "256", ev
+    assert int(ev["sessions"]) > 128, ev
+    assert "accept-proxy" in ev["hint"]
+    assert m['mailedge_dominant_client_warnings_total{listener="front"}'] == 1
+
+
+def test_clients_behind_a_trusted_relay_not_warned(rig):
+    """With accept-proxy from the relay, the clients are the header's: no
+    one address dominates, nothing is warned about."""
+    s = rig.simple(send_proxy="v2", accept_proxy="v2 from %s" % rig.net.cidr, greeting=None)
+    for i in range(300):
+        c = rig.client(s.ip, s.port, source=rig.ip(10))
+        c.send(pp.encode_v2("127.9.%d.%d" % (i // 200, i % 200 + 1), 4000, s.ip, s.port))
+        c.close()
+    s.me.wait_log("session", count=300, timeout=h.DEADLINE * 3)
+    assert s.me.events("dominant_client") == []
