@@ -10,7 +10,7 @@ import pytest
 
 import harness as h
 import proxycodec as pp
-from test_abuse import GREETING, greeted, metrics, refused
+from test_abuse import GREETING, early_talker_passes, greeted, metrics, refused
 
 
 def test_allowed_client_not_refused_by_pregreet(rig, splice):
@@ -21,14 +21,7 @@ def test_allowed_client_not_refused_by_pregreet(rig, splice):
                    listener_extra=["pregreet reject", "ban 1h after 1",
                                    "allow %s/32" % rig.ip(10)],
                    global_extra=["admin %s" % h.fmt_addr(*admin)])
-    c = rig.client(s.ip, s.port, source=rig.ip(10))
-    conn = s.backend.wait_conn()
-    hdr = h.wait_header(conn)
-    c.send(b"EHLO early\r\n")
-    assert conn.wait_endswith(b"EHLO early\r\n")[hdr.length:] == b"EHLO early\r\n"
-    conn.send(GREETING)
-    c.wait_endswith(GREETING)
-    c.close()
+    early_talker_passes(rig, s)
     line = s.me.wait_session()
     assert line["reason"] == "client_closed" and "pregreet" not in line, line
     # The same from a client not on the list: refused.

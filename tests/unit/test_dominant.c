@@ -14,18 +14,24 @@
 
 #include "dominant.h"
 
+/* 192.0.2.<last>, or with <six> 2001:db8::<last>. */
+static struct abuse_key
+key(int six, unsigned last)
+{
+    static const uint8_t v4[] = {192, 0, 2}, v6[] = {0x20, 0x01, 0x0d, 0xb8};
+    struct abuse_key k;
+    memset(&k, 0, sizeof(k));
+    k.family = six ? 6 : 4;
+    k.prefix = six ? 128 : 32;
+    memcpy(k.a, six ? v6 : v4, six ? sizeof(v6) : sizeof(v4));
+    k.a[six ? 15 : 3] = (uint8_t)last;
+    return k;
+}
+
 static struct abuse_key
 key4(unsigned last)
 {
-    struct abuse_key k;
-    memset(&k, 0, sizeof(k));
-    k.family = 4;
-    k.prefix = 32;
-    k.a[0] = 192;
-    k.a[1] = 0;
-    k.a[2] = 2;
-    k.a[3] = (uint8_t)last;
-    return k;
+    return key(0, last);
 }
 
 static struct dominant d;
@@ -81,14 +87,7 @@ test_ipv6_keys(void **state)
     memset(&d, 0, sizeof(d));
     /* 2001:db8::1 and 2001:db8::2 alternating: two clients, half each. */
     for (unsigned i = 0; i < 2 * DOMINANT_WINDOW; i++) {
-        memset(&k, 0, sizeof(k));
-        k.family = 6;
-        k.prefix = 128;
-        k.a[0] = 0x20;
-        k.a[1] = 0x01;
-        k.a[2] = 0x0d;
-        k.a[3] = 0xb8;
-        k.a[15] = (uint8_t)(1 + i % 2);
+        k = key(1, 1 + i % 2);
         assert_int_equal(dominant_note(&d, &k, 0, &out), 0);
     }
     /* The same address: reported. */
