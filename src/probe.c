@@ -747,6 +747,8 @@ usage(FILE *fp)
                 "concurrently\n"
                 "  URL          tcp://h:p smtp:// smtps:// imap:// imaps:// pop3:// pop3s://\n"
                 "               postgres:// redis:// http:// https://, optional ?proxy=v1|v2\n"
+                "               postgres://h/DB?user=U (default postgres), http(s)://h/p?expect=2xx,404\n"
+                "               (default 2xx and 3xx)\n"
                 "exit: 0 all live, 1 some not live, 2 usage error\n");
 }
 
