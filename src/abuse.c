@@ -17,6 +17,7 @@
  * connection would let them burn our CPU.
  */
 #include "abuse.h"
+#include "dominant.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -55,6 +56,7 @@ struct abuse {
     size_t nrules;
     size_t nbanned;            /* entries with ban_logged */
     struct abuse_stats st;
+    struct dominant *dom;      /* allocated at the first session watched */
     abuse_event_fn *fn;
     void *arg;
 };
@@ -102,6 +104,7 @@ abuse_free(struct abuse *t)
         return;
     free(t->slots);
     free(t->rules);
+    free(t->dom);
     free(t);
 }
 
@@ -401,13 +404,33 @@ refuse(struct abuse *t, enum abuse_verdict v)
     return v;
 }
 
+bool
+abuse_allowed(const struct abuse *t, const struct sockaddr *sa)
+{
+    return cidr_match_any(t->pol.allow, t->pol.nallow, sa);
+}
+
+unsigned
+abuse_note_peer(struct abuse *t, const struct sockaddr *sa, uint64_t now_ms, struct abuse_key *out)
+{
+    struct abuse_key k;
+
+    if (abuse_allowed(t, sa) || !abuse_key_of(sa, 128, &k))
+        return 0;
+    if (t->dom == NULL && (t->dom = calloc(1, sizeof(*t->dom))) == NULL)
+        return 0;
+    unsigned n = dominant_note(t->dom, &k, now_ms, out);
+    t->st.dominant += n > 0;
+    return n;
+}
+
 enum abuse_verdict
 abuse_admit(struct abuse *t, const struct sockaddr *sa, uint64_t now_ms, struct abuse_ticket *tk)
 {
     const struct abuse_policy *p = &t->pol;
 
     memset(tk, 0, sizeof(*tk));
-    if (cidr_match_any(p->allow, p->nallow, sa))
+    if (abuse_allowed(t, sa))
         return ABUSE_ADMIT;
     if (t->nrules > 0 && rule_banned(t, sa, now_ms))
         return refuse(t, ABUSE_BANNED);
@@ -483,7 +506,7 @@ abuse_violation(struct abuse *t, const struct sockaddr *sa, enum abuse_ban_reaso
 {
     struct abuse_key k;
 
-    if (t->pol.ban_after == 0 || cidr_match_any(t->pol.allow, t->pol.nallow, sa) ||
+    if (t->pol.ban_after == 0 || abuse_allowed(t, sa) ||
         !abuse_key_of(sa, t->pol.v6_prefix, &k))
         return false;
     struct entry *e = find_or_insert(t, &k, now_ms);

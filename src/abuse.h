@@ -69,6 +69,7 @@ struct abuse_stats {
     uint64_t entries;         /* keys in the table now */
     uint64_t capacity;        /* keys it may hold */
     uint64_t bans_active;     /* bans in force (entries and prefixes), as of the last call */
+    uint64_t dominant;        /* warnings: one client carried most sessions (src/dominant.c) */
 };
 
 /* A ban started or ended; <text> is the key or prefix ("192.0.2.7", "2001:db8::/64"). */
@@ -111,6 +112,20 @@ bool abuse_policy_active(const struct abuse_policy *p);
 /* The key of <sa> (IPv4-mapped IPv6 counts as IPv4). False for other families. */
 bool abuse_key_of(const struct sockaddr *sa, unsigned v6_prefix, struct abuse_key *k);
 char *abuse_key_format(const struct abuse_key *k, char *buf, size_t cap);
+
+/* True when <sa> is on the allow list: never counted, limited, struck or
+ * banned, and not watched by pregreet. */
+bool abuse_allowed(const struct abuse *t, const struct sockaddr *sa);
+
+/*
+ * A new session whose client <sa> is the TCP peer (no PROXY header said
+ * otherwise), allowed clients left out: watches for one address carrying
+ * most sessions (src/dominant.c). Returns how many of the last
+ * DOMINANT_WINDOW sessions it carried, with its address in <out>, when a
+ * warning is due (counted in the stats), else 0.
+ */
+unsigned abuse_note_peer(struct abuse *t, const struct sockaddr *sa, uint64_t now_ms,
+                         struct abuse_key *out);
 
 /*
  * A new session of client <sa>: ABUSE_ADMIT, or why to refuse it. On

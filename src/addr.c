@@ -259,8 +259,15 @@ addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 size_t
 addr_interleave(const struct sockaddr_storage *in, size_t n, struct sockaddr_storage *out)
 {
+    return addr_interleave_first(in, n, out, AF_INET6);
+}
+
+size_t
+addr_interleave_first(const struct sockaddr_storage *in, size_t n, struct sockaddr_storage *out,
+                      int first)
+{
     size_t i6 = 0, i4 = 0, o = 0;
-    bool six = true;
+    bool six = first != AF_INET;
 
     for (;;) {
         int want = six ? AF_INET6 : AF_INET;

@@ -54,6 +54,11 @@ char *addr_format_ip(const struct sockaddr *sa, char *buf, size_t cap);
 size_t addr_interleave(const struct sockaddr_storage *in, size_t n,
                        struct sockaddr_storage *out);
 
+/* The same with <first> (AF_INET6 or AF_INET) leading instead of IPv6: a
+ * family that failed recently goes second (RFC 8305 allows remembering). */
+size_t addr_interleave_first(const struct sockaddr_storage *in, size_t n,
+                             struct sockaddr_storage *out, int first);
+
 /* True when both have the same family, address and port. */
 bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 

@@ -20,6 +20,7 @@ struct session;
 struct resolve_query;
 
 #define BACKEND_ADDRS_MAX 8  /* addresses kept per resolved name */
+#define BACKEND_SLOW_FAMILY_MS 600000u /* how long a family that lost goes second: 10 min */
 
 /* Health of one server. Without a check in the conf a server is always up. */
 struct backend_server {
@@ -36,6 +37,10 @@ struct backend_server {
     size_t naddrs;
     uint32_t ttl;             /* of the current answer, seconds */
     struct resolve_query *rq; /* its resolver state, NULL for an IP literal */
+    /* Happy Eyeballs memory (src/session_connect.c): a family whose attempts
+     * lost to the other family's goes second until slow_until_ms. */
+    int slow_family;          /* AF_INET6, AF_INET; 0: none */
+    uint64_t slow_until_ms;
     struct metrics_server *m; /* its counters (keyed by backend and server name) */
     unsigned active;          /* sessions of this generation connecting or connected to it;
                                * least-conn compares m->active, all generations */

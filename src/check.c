@@ -25,6 +25,7 @@
 #include "loop.h"
 #include "mailreply.h"
 #include "proxyproto.h"
+#include "resolve.h"
 #include "session.h"
 #include "sock.h"
 #include "worker.h"
@@ -357,6 +358,7 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
 
     (void)sa;
     if (fd < 0) {
+        resolve_refresh(c->b->srv[c->si].rq); /* the name may have moved */
         if (timeout) {
             conclude(c, CHECK_L4_TIMEOUT);
             return;

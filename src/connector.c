@@ -37,6 +37,7 @@ struct connector {
     size_t n, next, inflight;  /* addresses, the next to start, in flight */
     uint64_t delay_ms, deadline;
     int last_err;
+    int lost_family;           /* see connector_lost_family() */
     union sa addrs[BACKEND_ADDRS_MAX];
     struct attempt a[BACKEND_ADDRS_MAX];
 };
@@ -82,6 +83,10 @@ won(struct connector *c, struct attempt *w)
         close_attempt(c, a);
         c->ops->attempt(c->arg, nth(c, a), attempt_addr(c, a), CONN_ABANDONED, 0);
     }
+    c->lost_family = 0;
+    for (struct attempt *a = c->a; a < w; a++)
+        if (c->addrs[a - c->a].sa.sa_family != attempt_addr(c, w)->sa_family)
+            c->lost_family = c->addrs[a - c->a].sa.sa_family;
     int fd = w->io.fd;
     w->io.fd = -1; /* still in the loop: the caller takes it over with loop_mod() */
     c->inflight--;
@@ -213,8 +218,15 @@ connector_start(struct connector *c, const struct sockaddr_storage *addrs, size_
     c->delay_ms = delay_ms;
     c->deadline = loop_now(c->loop) + timeout_ms;
     c->last_err = EDESTADDRREQ;
+    c->lost_family = 0;
     c->busy = true;
     start_next(c);
+}
+
+int
+connector_lost_family(const struct connector *c)
+{
+    return c->lost_family;
 }
 
 unsigned

@@ -57,6 +57,14 @@ struct connector *connector_new(struct loop *loop, const struct connector_ops *o
 void connector_start(struct connector *c, const struct sockaddr_storage *addrs, size_t n,
                      uint64_t delay_ms, uint64_t timeout_ms);
 
+/*
+ * After a win: the family (AF_INET6, AF_INET) of attempts that started
+ * before the winner and lost to it (failed, or abandoned still in flight)
+ * while the winner is of the other family, else 0. A caller remembers it
+ * to try that family second for a while.
+ */
+int connector_lost_family(const struct connector *c);
+
 /* Attempts started by the last connector_start() so far. */
 unsigned connector_attempts(const struct connector *c);
 

@@ -218,18 +218,99 @@ status_line(enum mr_kind kind, const char *buf, size_t len, struct mr_reply *out
     return bad(out, "unexpected reply to PING");
 }
 
+static uint32_t
+be32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+/* An ErrorResponse body [b, b+n): fields of a type byte and a C string, then 0. */
 static enum mr_result
-pg_sslrequest(const char *buf, size_t len, struct mr_reply *out)
+pg_error(const char *b, size_t n, struct mr_reply *out)
+{
+    size_t i = 0;
+    while (i < n && b[i] != '\0') {
+        char f = b[i++];
+        const char *z = memchr(b + i, '\0', n - i);
+        if (z == NULL)
+            return bad(out, "malformed PostgreSQL ErrorResponse");
+        size_t fl = (size_t)(z - (b + i));
+        if (f == 'C' && fl == 5) {
+            memcpy(out->sqlstate, b + i, 5);
+        } else if (f == 'M') {
+            out->text = b + i;
+            out->text_len = fl < MR_LINE_MAX ? fl : MR_LINE_MAX;
+        }
+        i += fl + 1;
+    }
+    if (i >= n)
+        return bad(out, "malformed PostgreSQL ErrorResponse");
+    /* 57P03 cannot_connect_now: libpq's PQping says PQPING_REJECT. */
+    if (strcmp(out->sqlstate, "57P03") == 0)
+        return bad(out, "rejecting connections");
+    return MR_OK;
+}
+
+static enum mr_result
+pg_startup(const char *buf, size_t len, struct mr_reply *out)
 {
     if (len == 0)
         return MR_NEED_MORE;
-    out->consumed = 1;
-    if (buf[0] == 'S' || buf[0] == 'N')
-        return MR_OK;
-    /* A server from before protocol 3.0 sends an ErrorResponse here. */
-    if (buf[0] == 'E')
-        return bad(out, "error response to SSLRequest");
-    return bad(out, "not a PostgreSQL server");
+    char t = buf[0];
+    if (t != 'R' && t != 'E' && t != 'v')
+        return bad(out, "not a PostgreSQL reply");
+    if (len < 5)
+        return MR_NEED_MORE;
+    uint32_t n = be32(buf + 1);
+    if (n < 4 || n > MR_REPLY_MAX - 1)
+        return bad(out, "not a PostgreSQL reply (bad message length)");
+    if (len < 1 + (size_t)n)
+        return MR_NEED_MORE;
+    out->consumed = 1 + (size_t)n;
+    out->pg_type = t;
+    if (t == 'E')
+        return pg_error(buf + 5, n - 4, out);
+    if (t == 'R') {
+        if (n < 8)
+            return bad(out, "short PostgreSQL authentication request");
+        out->pg_auth = be32(buf + 5);
+    }
+    return MR_OK;
+}
+
+static size_t
+put_cstr(char *out, size_t o, size_t cap, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    if (o == 0 || o + n > cap)
+        return 0;
+    memcpy(out + o, s, n);
+    return o + n;
+}
+
+size_t
+mailreply_pg_startup(const char *user, const char *database, char *out, size_t cap)
+{
+    size_t ul = strlen(user), dl = strlen(database);
+    if (ul == 0 || ul > MR_PG_NAME_MAX || dl == 0 || dl > MR_PG_NAME_MAX || cap < 9)
+        return 0;
+    size_t o = 8;
+    o = put_cstr(out, o, cap, "user");
+    o = put_cstr(out, o, cap, user);
+    o = put_cstr(out, o, cap, "database");
+    o = put_cstr(out, o, cap, database);
+    o = put_cstr(out, o, cap, "application_name");
+    o = put_cstr(out, o, cap, "mailedge-probe");
+    o = put_cstr(out, o, cap, "");
+    if (o == 0)
+        return 0;
+    /* Length (itself included), then protocol 3.0: 196608. */
+    const uint32_t words[2] = {(uint32_t)o, 196608u};
+    for (int w = 0; w < 2; w++)
+        for (int k = 0; k < 4; k++)
+            out[w * 4 + k] = (char)(words[w] >> (24 - 8 * k));
+    return o;
 }
 
 static enum mr_result
@@ -246,8 +327,8 @@ classify(enum mr_kind kind, const char *buf, size_t len, struct mr_reply *out)
     case MR_POP3_STATUS:
     case MR_REDIS_PING:
         return status_line(kind, buf, len, out);
-    case MR_PG_SSLREQUEST:
-        return pg_sslrequest(buf, len, out);
+    case MR_PG_STARTUP:
+        return pg_startup(buf, len, out);
     }
     return bad(out, "unknown reply kind");
 }

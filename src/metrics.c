@@ -233,6 +233,14 @@ render_servers(const struct metrics *m, struct strbuf *b)
             sample_u64(b, "mailedge_server_connect_errors_total", l, s->connect_errors[r]);
         }
     }
+    family(b, "mailedge_server_connect_attempts_abandoned_total", "counter",
+           "Connect attempts of sessions given up because another address of the server "
+           "connected first (Happy Eyeballs).");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        const char *l[] = {"backend", s->backend, "server", s->name, NULL};
+        sample_u64(b, "mailedge_server_connect_attempts_abandoned_total", l, s->attempts_abandoned);
+    }
     family(b, "mailedge_server_connect_duration_seconds", "histogram",
            "Time from connect start to connected, for successful connects.");
     for (size_t i = 0; i < m->nservers; i++) {
@@ -354,6 +362,10 @@ render_abuse(const struct metrics *m, struct strbuf *b)
     abuse_family_u64(b, m, "mailedge_abuse_evictions_total", "counter",
                      "Idle client keys dropped to make room for new ones.",
                      offsetof(struct abuse_stats, evictions));
+    abuse_family_u64(b, m, "mailedge_dominant_client_warnings_total", "counter",
+                     "Warnings that one client address carried most of a listener's last 256 "
+                     "sessions (a relay without a PROXY header?).",
+                     offsetof(struct abuse_stats, dominant));
     abuse_family_u64(b, m, "mailedge_abuse_untracked_total", "counter",
                      "Clients admitted without a count: every tracked key had a session or a ban.",
                      offsetof(struct abuse_stats, untracked));

@@ -42,6 +42,7 @@ struct metrics_server {
     const char *backend, *name;
     uint64_t connects;                        /* successful */
     uint64_t connect_errors[3];               /* by enum metrics_connect_err */
+    uint64_t attempts_abandoned;              /* Happy Eyeballs attempts another one beat */
     uint64_t lat_bucket[METRICS_LAT_BUCKETS]; /* connects per bucket, not cumulative */
     uint64_t lat_sum_ms;
     bool checked;                                       /* its backend has a health check */

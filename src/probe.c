@@ -508,10 +508,10 @@ check_http(struct conn *c)
     unsigned long ms = elapsed(c);
     if (rc != CURLE_OK && status == 0)
         set_result(t, 0, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
-    else if (status >= 500)
-        set_result(t, 0, "HTTP status %ld", status);
     else if (status < 100)
         set_result(t, 0, "no HTTP status");
+    else if (!probeurl_status_live(&t->url, status))
+        set_result(t, 0, "HTTP status %ld (not expected)", status);
     else
         set_result(t, 1, "HTTP %ld in %lu ms", status, ms);
     curl_easy_cleanup(h); /* closes the socket through cb_closesocket */
@@ -586,8 +586,6 @@ check_dialogue(struct conn *c, const struct dialogue *d)
     else if (d->hello == MR_REDIS_PING)
         snprintf(what, sizeof(what), "%s",
                  strcmp(line, "+PONG") == 0 ? "+PONG" : "auth required (live)");
-    else if (d->hello == MR_PG_SSLREQUEST)
-        snprintf(what, sizeof(what), "SSLRequest answered %c", rb.len > 0 ? rb.b[0] : '?');
     else
         snprintf(what, sizeof(what), "%s greeting", d->hello == MR_POP3_STATUS ? "+OK" : "* OK");
     consume(&rb, &rep);
@@ -626,20 +624,56 @@ static const struct dialogue pop3_dialogue = {
 static const struct dialogue redis_dialogue = {
     MR_REDIS_PING, "the reply to PING", "PING\r\n", "QUIT\r\n", MR_REDIS_PING, 0,
 };
-/* SSLRequest (PostgreSQL protocol 3, "Message Formats"): length 8, code 80877103. */
-static const char pg_sslrequest[8] = {0, 0, 0, 8, 0x04, (char)0xd2, 0x16, 0x2f};
-
+/*
+ * PostgreSQL, judged as pg_isready judges (libpq's PQping): a StartupMessage
+ * in clear, and the server's first answer. An authentication request, or an
+ * error other than 57P03 (a wrong user or database, no pg_hba entry, too
+ * many clients), means it accepts sessions; 57P03 that it rejects them
+ * (starting up, shutting down, in recovery, a standby without hot
+ * standby); nothing means no response. We never answer a password request:
+ * closing there is what pg_isready does, and PostgreSQL logs nothing for
+ * it. After AuthenticationOk (trust) a Terminate says goodbye.
+ */
 static void
 check_postgres(struct conn *c)
 {
-    static const struct dialogue d = {
-        MR_PG_SSLREQUEST, "the answer to SSLRequest", NULL, NULL, MR_PG_SSLREQUEST, 0,
-    };
-    if (conn_send(c, pg_sslrequest, sizeof(pg_sslrequest)) == -1) {
-        set_result(c->t, 0, "cannot send SSLRequest: %s", errno_text(errno));
+    static const char terminate[5] = {'X', 0, 0, 0, 4};
+    char msg[128];
+    size_t n = mailreply_pg_startup(c->t->url.pg_user, c->t->url.pg_db, msg, sizeof(msg));
+    if (n == 0) {
+        set_result(c->t, 0, "cannot build the StartupMessage");
         return;
     }
-    check_dialogue(c, &d);
+    if (conn_send(c, msg, n) == -1) {
+        set_result(c->t, 0, "no response: cannot send the StartupMessage: %s", errno_text(errno));
+        return;
+    }
+    struct reply_buf rb;
+    struct mr_reply rep;
+    rb.len = 0;
+    enum mr_result r = read_reply(c, MR_PG_STARTUP, &rb, &rep);
+    if (r == MR_NEED_MORE) {
+        ended_early(c, "the answer to the StartupMessage (no response)");
+        return;
+    }
+    if (r == MR_BAD) {
+        report_bad(c, &rep);
+        return;
+    }
+    unsigned long ms = elapsed(c);
+    char line[120];
+    quote_line(line, sizeof(line), rep.text, rep.text_len);
+    if (rep.pg_type == 'E') {
+        set_result(c->t, 1, "accepting connections (error %s: %s) in %lu ms", rep.sqlstate, line,
+                   ms);
+    } else if (rep.pg_type == 'v') {
+        set_result(c->t, 1, "accepting connections (protocol negotiation) in %lu ms", ms);
+    } else if (rep.pg_auth != 0) {
+        set_result(c->t, 1, "accepting connections (authentication requested) in %lu ms", ms);
+    } else {
+        (void)conn_send(c, terminate, sizeof(terminate));
+        set_result(c->t, 1, "accepting connections (no password needed) in %lu ms", ms);
+    }
 }
 
 static void
@@ -713,6 +747,8 @@ usage(FILE *fp)
                 "concurrently\n"
                 "  URL          tcp://h:p smtp:// smtps:// imap:// imaps:// pop3:// pop3s://\n"
                 "               postgres:// redis:// http:// https://, optional ?proxy=v1|v2\n"
+                "               postgres://h/DB?user=U (default postgres), http(s)://h/p?expect=2xx,404\n"
+                "               (default 2xx and 3xx)\n"
                 "exit: 0 all live, 1 some not live, 2 usage error\n");
 }
 

@@ -71,7 +71,68 @@ path_add(struct probe_url *out, const char *s, size_t n)
     return 0;
 }
 
-/* The query [q, q+n) without its '?': takes proxy=, keeps the rest for HTTP. */
+static void
+expect_set(struct probe_url *out, unsigned lo, unsigned hi)
+{
+    for (unsigned c = lo; c <= hi; c++)
+        out->expect[(c - 100) / 64] |= (uint64_t)1 << ((c - 100) % 64);
+}
+
+/* expect=LIST: [v, v+n) is LIST. */
+static int
+parse_expect(const char *v, size_t n, struct probe_url *out, const char **why)
+{
+    memset(out->expect, 0, sizeof(out->expect));
+    if (n == 0)
+        return fail(why, "expect= needs statuses (like 2xx or 200,204,3xx)");
+    while (n > 0) {
+        const char *comma = memchr(v, ',', n);
+        size_t il = comma ? (size_t)(comma - v) : n;
+        if (il != 3 || v[0] < '1' || v[0] > '5')
+            return fail(why, "expect= takes statuses 100-599 and classes 1xx-5xx, comma-separated");
+        unsigned d = (unsigned)(v[0] - '0');
+        if ((v[1] == 'x' || v[1] == 'X') && (v[2] == 'x' || v[2] == 'X')) {
+            expect_set(out, d * 100, d * 100 + 99);
+        } else if (v[1] >= '0' && v[1] <= '9' && v[2] >= '0' && v[2] <= '9') {
+            unsigned c = d * 100 + (unsigned)(v[1] - '0') * 10 + (unsigned)(v[2] - '0');
+            expect_set(out, c, c);
+        } else {
+            return fail(why, "expect= takes statuses 100-599 and classes 1xx-5xx, comma-separated");
+        }
+        if (comma == NULL)
+            break;
+        if (il + 1 == n)
+            return fail(why, "expect= ends with a comma");
+        n -= il + 1;
+        v = comma + 1;
+    }
+    return 0;
+}
+
+int
+probeurl_status_live(const struct probe_url *u, long status)
+{
+    if (status < 100 || status > 599)
+        return 0;
+    unsigned b = (unsigned)status - 100;
+    return (u->expect[b / 64] >> (b % 64)) & 1;
+}
+
+/* A PostgreSQL name [v, v+n) into <dst> (64 bytes): 1 to 63 printable bytes. */
+static int
+pg_name(char *dst, const char *v, size_t n)
+{
+    if (n == 0 || n > 63)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= ' ' || v[i] == 0x7f || v[i] == '/' || v[i] == '%')
+            return -1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+    return 0;
+}
+
+/* The query [q, q+n) without its '?': takes proxy= and expect=, keeps the rest for HTTP. */
 static int
 parse_query(const char *q, size_t n, struct probe_url *out, int http, const char **why)
 {
@@ -86,6 +147,14 @@ parse_query(const char *q, size_t n, struct probe_url *out, int http, const char
                 out->proxy = PROBE_PROXY_V2;
             else
                 return fail(why, "proxy= must be v1 or v2");
+        } else if (pl >= 7 && strncmp(q, "expect=", 7) == 0) {
+            if (!http)
+                return fail(why, "expect= is for http:// and https:// only");
+            if (parse_expect(q + 7, pl - 7, out, why) == -1)
+                return -1;
+        } else if (pl >= 5 && strncmp(q, "user=", 5) == 0 && out->scheme == PS_POSTGRES) {
+            if (pg_name(out->pg_user, q + 5, pl - 5) == -1)
+                return fail(why, "user= takes a PostgreSQL user name (1 to 63 characters)");
         } else if (pl > 0) {
             if (!http)
                 return fail(why, "unknown query parameter (only proxy=v1 or proxy=v2)");
@@ -114,6 +183,8 @@ probeurl_parse(const char *s, struct probe_url *out, const char **why)
                          "http https)");
     out->scheme = si->sc;
     int http = si->sc == PS_HTTP || si->sc == PS_HTTPS;
+    if (http)
+        expect_set(out, 200, 399);
 
     const char *a = sep + 3;
     size_t alen = strcspn(a, "/?#");
@@ -182,6 +253,8 @@ probeurl_parse(const char *s, struct probe_url *out, const char **why)
     for (size_t i = 0; i < plen; i++)
         if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f)
             return fail(why, "control character or space in the path");
+    if (si->sc == PS_POSTGRES && plen > 1 && pg_name(out->pg_db, p + 1, plen - 1) == -1)
+        return fail(why, "the path of a postgres:// URL is a database name (1 to 63 characters)");
     p += plen;
     if (*p == '?') {
         size_t qlen = strcspn(p + 1, "#");
@@ -190,6 +263,12 @@ probeurl_parse(const char *s, struct probe_url *out, const char **why)
                 return fail(why, "control character or space in the query");
         if (parse_query(p + 1, qlen, out, http, why) == -1)
             return -1;
+    }
+    if (si->sc == PS_POSTGRES) {
+        if (out->pg_user[0] == '\0')
+            memcpy(out->pg_user, "postgres", sizeof("postgres"));
+        if (out->pg_db[0] == '\0')
+            memcpy(out->pg_db, out->pg_user, sizeof(out->pg_db));
     }
     return 0;
 }

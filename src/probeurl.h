@@ -36,18 +36,31 @@ struct probe_url {
     char host[PROBEURL_HOST_MAX]; /* without the brackets of an IPv6 literal */
     uint16_t port;                /* the scheme's default when the URL has none */
     enum probe_proxy proxy;
-    char path[PROBEURL_PATH_MAX]; /* http(s): path and the query minus proxy=; else "" */
+    char path[PROBEURL_PATH_MAX]; /* http(s): path and the query minus proxy= and expect=; else "" */
+    /* http(s): the statuses that count as live, bit (status - 100) for
+     * 100..599; expect=, else 2xx and 3xx. */
+    uint64_t expect[8];
+    /* postgres: the user (?user=, default "postgres") and the database (the
+     * path, default the user) of the StartupMessage; at most 63 bytes. */
+    char pg_user[64];
+    char pg_db[64];
 };
 
 /*
  * Parses <s> into <out>. Returns 0, or -1 with <*why> set to a static
  * description. Credentials (user@) are refused: probes never log in, and
- * secrets do not belong on a command line. The path of non-HTTP URLs
- * (postgres://h/db, redis://h/0) is accepted and ignored; the only query
- * parameter outside HTTP is proxy=v1|v2, and for HTTP it is removed from
- * the request. tcp:// needs a port; the other schemes have defaults.
+ * secrets do not belong on a command line. The path of other URLs
+ * (redis://h/0) is accepted and ignored; the only query
+ * parameter outside HTTP is proxy=v1|v2 (postgres also takes user=NAME;
+ * its path is the database), and for HTTP it is removed from the request. HTTP(S) also takes expect=LIST (also removed): the statuses
+ * that count as live, a comma-separated list of codes (204) and classes
+ * (2xx), 100 to 599; without it 2xx and 3xx. tcp:// needs a port; the
+ * other schemes have defaults.
  */
 int probeurl_parse(const char *s, struct probe_url *out, const char **why);
+
+/* Whether HTTP status <status> counts as live for <u> (its expect=). */
+int probeurl_status_live(const struct probe_url *u, long status);
 
 /* The scheme's name as written in URLs ("smtps"). */
 const char *probeurl_scheme_name(enum probe_scheme sc);

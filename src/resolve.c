@@ -25,6 +25,8 @@ struct resolve_query {
     bool busy;                 /* a query is in flight */
     int last_status;           /* ARES_SUCCESS or the failure last logged; -1: none yet */
     uint64_t retry_ms;         /* failure back-off; 0 after a success */
+    uint64_t started_ms;       /* loop_now() when the last query started */
+    uint64_t due_ms;           /* when the timer fires next; 0: not armed */
 };
 
 struct rio {
@@ -225,7 +227,8 @@ on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *res)
             q->retry_ms = RESOLVE_RETRY_MAX_MS;
         next_ms = q->retry_ms;
     }
-    loop_timer_at(q->r->w->loop, &q->timer, loop_now(q->r->w->loop) + next_ms);
+    q->due_ms = loop_now(q->r->w->loop) + next_ms;
+    loop_timer_at(q->r->w->loop, &q->timer, q->due_ms);
 }
 
 static void
@@ -237,6 +240,9 @@ query_start(struct resolve_query *q)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = ARES_AI_NOSORT;
     q->busy = true;
+    q->started_ms = loop_now(q->r->w->loop);
+    q->due_ms = 0;
+    loop_timer_cancel(q->r->w->loop, &q->timer);
     ares_getaddrinfo(q->r->ch, qconf(q)->host, NULL, &hints, on_answer, q);
     rearm(q->r);
 }
@@ -248,6 +254,23 @@ on_query_timer(struct timer *t)
         (struct resolve_query *)(void *)((char *)t - offsetof(struct resolve_query, timer));
     if (!q->busy)
         query_start(q);
+}
+
+void
+resolve_refresh(struct resolve_query *q)
+{
+    if (q == NULL || q->busy || q->r->stopping)
+        return;
+    struct loop *l = q->r->w->loop;
+    uint64_t when = q->started_ms + RESOLVE_REFRESH_MS;
+    if (when <= loop_now(l)) {
+        query_start(q);
+        return;
+    }
+    if (q->due_ms == 0 || when < q->due_ms) {
+        q->due_ms = when;
+        loop_timer_at(l, &q->timer, when);
+    }
 }
 
 int

@@ -7,6 +7,10 @@
  * its A and AAAA records and asks again when the answer's TTL runs out,
  * bounded to [RESOLVE_MIN_MS, RESOLVE_MAX_MS]; a failure keeps the last
  * good answer and is retried after 1s, doubling up to RESOLVE_RETRY_MAX_MS.
+ * A connect that fails on every address of the name (a session's or a health
+ * check's) asks again at once, whatever the TTL, at most once per
+ * RESOLVE_REFRESH_MS per name: a server that moved is found in about a
+ * second, not when a long TTL runs out.
  * The answer lives in struct backend_server (addrs, naddrs).
  */
 #ifndef MAILEDGE_RESOLVE_H
@@ -15,14 +19,23 @@
 #define RESOLVE_MIN_MS 1000u          /* a TTL below 1s counts as 1s */
 #define RESOLVE_MAX_MS 300000u        /* a TTL above 300s counts as 300s */
 #define RESOLVE_RETRY_MAX_MS 30000u   /* failures: retried after 1s, 2s, 4s ... 30s */
+#define RESOLVE_REFRESH_MS 1000u      /* connect failures: one early query per name per 1s */
 
 struct worker;
+struct resolve_query;
 
 /*
  * Starts resolving every server written with a DNS name (nothing when there
  * is none: c-ares is not even initialised). Returns 0, or -1 after logging.
  */
 int resolve_start_all(struct worker *w);
+
+/*
+ * Every address of the name of <q> failed to connect (refused, unreachable,
+ * timed out): asks again now, or RESOLVE_REFRESH_MS after the last query
+ * started, unless one is in flight. NULL (an IP literal) does nothing.
+ */
+void resolve_refresh(struct resolve_query *q);
 
 /* Stops and frees everything (pending queries are cancelled). */
 void resolve_free_all(struct worker *w);

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "abuse.h"
+#include "addr.h"
+#include "dominant.h"
+#include "log.h"
 #include "conf.h"
 #include "loop.h"
 #include "session_int.h"
@@ -57,6 +60,25 @@ session_refuse(struct session *s, enum end_reason r, const char *detail)
     session_close(s, r, detail);
 }
 
+/*
+ * One address carried most of the listener's recent sessions: a relay in
+ * front that sends no PROXY header would be limited and banned for all its
+ * clients. Rate-bounded by src/dominant.c.
+ */
+static void
+warn_dominant(const struct session *s, const struct abuse_key *k, unsigned n)
+{
+    char a[ABUSE_KEY_STRLEN];
+
+    log_begin(LOG_WARN, "dominant_client");
+    log_str("listener", lconf(s)->name);
+    log_str("client", abuse_key_format(k, a, sizeof(a)));
+    log_u64("sessions", n);
+    log_u64("of", DOMINANT_WINDOW);
+    log_str("hint", "a relay without a PROXY header? give it accept-proxy ... from, or allow");
+    log_end();
+}
+
 /* The client's address is final: limits and bans. False when refused. */
 bool
 session_admit(struct session *s)
@@ -66,11 +88,19 @@ session_admit(struct session *s)
         [ABUSE_RATE] = END_LIMIT_RATE,
         [ABUSE_BANNED] = END_BANNED,
     };
-    enum abuse_verdict v =
-        abuse_admit(s->l->abuse, &s->client.sa, loop_now(s->w->loop), &s->ticket);
+    uint64_t now = loop_now(s->w->loop);
+    struct abuse_key k;
+    unsigned n;
+
+    if (addr_equal(&s->client.sa, &s->peer.sa) &&
+        (n = abuse_note_peer(s->l->abuse, &s->client.sa, now, &k)) > 0)
+        warn_dominant(s, &k, n);
+    enum abuse_verdict v = abuse_admit(s->l->abuse, &s->client.sa, now, &s->ticket);
 
     if (v == ABUSE_ADMIT) {
-        s->pg_watch = lconf(s)->pregreet != PREGREET_OFF;
+        /* An allowed client is never refused or struck, so not watched. */
+        s->pg_watch = lconf(s)->pregreet != PREGREET_OFF &&
+                      !abuse_allowed(s->l->abuse, &s->client.sa);
         return true;
     }
     session_refuse(s, reasons[v], NULL);

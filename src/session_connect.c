@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "proxyproto.h"
+#include "resolve.h"
 #include "session_int.h"
 #include "worker.h"
 
@@ -107,8 +108,63 @@ on_attempt(void *arg, unsigned nth, const struct sockaddr *sa, enum conn_outcome
         s->nattempts++;
     if (o == CONN_FAILED || o == CONN_TIMED_OUT)
         count_connect_error(s, err, o == CONN_TIMED_OUT);
+    else if (o == CONN_ABANDONED)
+        trying_metrics(s)->attempts_abandoned++;
     if (log_enabled(LOG_DEBUG))
         log_attempt(s, nth, sa, o, err);
+}
+
+/* The server being tried, its runtime state. */
+static struct backend_server *
+trying_state(const struct session *s)
+{
+    return &s->backend->srv[s->trying - s->backend->conf->servers];
+}
+
+static const char *
+family_name(int af)
+{
+    return af == AF_INET6 ? "ipv6" : "ipv4";
+}
+
+/*
+ * Happy Eyeballs memory (RFC 8305 allows it): a family whose attempts lost
+ * to the other family's (a black-holed AAAA costs every session the attempt
+ * delay) goes second for BACKEND_SLOW_FAMILY_MS; a win of that family
+ * forgets it at once.
+ */
+static void
+remember_family(struct session *s, const struct sockaddr *won)
+{
+    struct backend_server *st = trying_state(s);
+    int lost = connector_lost_family(s->conn);
+    uint64_t now = loop_now(s->w->loop);
+
+    if (won->sa_family == st->slow_family) {
+        st->slow_family = 0;
+        return;
+    }
+    if (lost == 0)
+        return;
+    if (st->slow_family != lost || now >= st->slow_until_ms) {
+        log_begin(LOG_INFO, "family_slow");
+        log_str("backend", s->backend->conf->name);
+        log_str("server", s->trying->name);
+        log_str("family", family_name(lost));
+        log_u64("seconds", BACKEND_SLOW_FAMILY_MS / 1000);
+        log_end();
+    }
+    st->slow_family = lost;
+    st->slow_until_ms = now + BACKEND_SLOW_FAMILY_MS;
+}
+
+/* The family a new connect to <st> tries first. */
+static int
+first_family(const struct backend_server *st, uint64_t now)
+{
+    if (st->slow_family == AF_INET6 && now < st->slow_until_ms)
+        return AF_INET;
+    return AF_INET6;
 }
 
 /* The connector decided for the server being tried. */
@@ -118,6 +174,7 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
     struct session *s = arg;
 
     if (fd >= 0) {
+        remember_family(s, sa);
         memset(&s->baddr, 0, sizeof(s->baddr));
         memcpy(&s->baddr, sa,
                sa->sa_family == AF_INET6 ? sizeof(s->baddr.in6) : sizeof(s->baddr.in));
@@ -141,6 +198,8 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
         session_close(s, END_RESOURCE, strerror(err));
         return;
     }
+    /* A name whose every address failed may have moved: ask again now. */
+    resolve_refresh(trying_state(s)->rq);
     s->attempt++;
     session_connect_next(s);
 }
@@ -171,7 +230,9 @@ session_connect_next(struct session *s)
         while (n < BACKEND_ADDRS_MAX &&
                backend_server_addr(b, srv, n, s->route->port, &sa[n]) == 0)
             n++;
-        n = addr_interleave(sa, n, ordered);
+        n = addr_interleave_first(sa, n, ordered,
+                                  first_family(&b->srv[srv - b->conf->servers],
+                                               loop_now(s->w->loop)));
         if (n == 0) {
             s->last_err = EDESTADDRREQ;
             s->attempt++;

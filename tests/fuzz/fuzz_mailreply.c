@@ -3,6 +3,7 @@
  * no crash, no read past the input, and the contract holds: NEED_MORE only
  * within the caps, a complete reply never consumes more than it was given,
  * BAD always carries a reason, and a prefix of an OK reply is NEED_MORE.
+ * A postgres:// URL that parses always makes a StartupMessage.
  * The first byte picks the kind; the rest is the server's bytes.
  */
 #include <stdint.h>
@@ -63,6 +64,11 @@ fuzz_url(const uint8_t *data, size_t size)
     if (probeurl_parse(s, &u, &why) == 0) {
         check(u.host[0] != '\0' && u.port != 0);
         check(strlen(u.host) < sizeof(u.host) && strlen(u.path) < sizeof(u.path));
+        check(strlen(u.pg_user) < sizeof(u.pg_user) && strlen(u.pg_db) < sizeof(u.pg_db));
+        if (u.scheme == PS_POSTGRES) {
+            char msg[256];
+            check(mailreply_pg_startup(u.pg_user, u.pg_db, msg, sizeof(msg)) > 0);
+        }
     } else {
         check(why != NULL);
     }
@@ -99,7 +105,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_kind(MR_REDIS_PING, buf, len);
         break;
     case 6:
-        fuzz_kind(MR_PG_SSLREQUEST, buf, len);
+        fuzz_kind(MR_PG_STARTUP, buf, len);
         break;
     default:
         fuzz_url(data + 1, len);

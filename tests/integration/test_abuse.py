@@ -207,24 +207,32 @@ def test_ipv6_client_keyed_by_prefix(rig):
 # pre-greet
 
 
-def _slow_greeting_rig(rig, splice, mode, extra=()):
+def _slow_greeting_rig(rig, splice, mode, extra=(), global_extra=()):
     """A backend that greets only when the test says so."""
     return rig.simple(splice=splice, send_proxy="v2", greeting=None,
-                      listener_extra=["pregreet %s" % mode] + list(extra))
+                      listener_extra=["pregreet %s" % mode] + list(extra),
+                      global_extra=global_extra)
 
 
-def test_pregreet_count(rig, splice):
-    s = _slow_greeting_rig(rig, splice, "count")
-    admin = rig.endpoint(5)
-    c = rig.client(s.ip, s.port, source=rig.ip(10))
+def early_talker_passes(rig, s, host=10):
+    """The first client talks before the greeting: its bytes reach the
+    server as they are (it sees what it would have seen), then the greeting
+    reaches the client, which closes."""
+    c = rig.client(s.ip, s.port, source=rig.ip(host))
     conn = s.backend.wait_conn()
     hdr = h.wait_header(conn)
     c.send(b"EHLO early\r\n")
-    # Counted, and passed on as is: the server sees what it would have seen.
     assert conn.wait_endswith(b"EHLO early\r\n")[hdr.length:] == b"EHLO early\r\n"
     conn.send(GREETING)
     c.wait_endswith(GREETING)
     c.close()
+
+
+def test_pregreet_count(rig, splice):
+    admin = rig.endpoint(5)
+    s = _slow_greeting_rig(rig, splice, "count",
+                           global_extra=["admin %s" % h.fmt_addr(*admin)])
+    early_talker_passes(rig, s)
     line = s.me.wait_session()
     assert line.get("pregreet") == "1", line
     # A polite client is not counted.
@@ -237,7 +245,8 @@ def test_pregreet_count(rig, splice):
     c2.close()
     lines = s.me.wait_log("session", count=2)
     assert "pregreet" not in lines[1], lines[1]
-    del admin
+    # Counted once: the early talker, not the polite client.
+    assert metrics(admin)['mailedge_pregreet_total{listener="front"}'] == 1
 
 
 def test_pregreet_watch_ends_when_server_closes_without_greeting(rig, splice):

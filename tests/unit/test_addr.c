@@ -198,9 +198,9 @@ test_equal(void **state)
     assert_false(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
 }
 
-/* "a b c" of addr_interleave()'s output for the space-separated <in>. */
+/* "a b c" of addr_interleave_first()'s output for the space-separated <in>. */
 static void
-interleave(const char *in, const char *want)
+interleave_first(const char *in, int first, const char *want)
 {
     struct sockaddr_storage v[16], out[16];
     char buf[512], copy[256], a[ADDR_STRLEN];
@@ -209,7 +209,8 @@ interleave(const char *in, const char *want)
     util_strlcpy(copy, in, sizeof(copy));
     for (char *tok = strtok(copy, " "); tok != NULL; tok = strtok(NULL, " "))
         assert_int_equal(addr_parse(tok, ADDR_PORT_OPTIONAL, &v[n++], NULL, NULL), 0);
-    size_t m = addr_interleave(v, n, out);
+    size_t m = first == AF_INET6 ? addr_interleave(v, n, out)
+                                 : addr_interleave_first(v, n, out, first);
     buf[0] = '\0';
     for (size_t i = 0; i < m; i++) {
         addr_format_ip((struct sockaddr *)&out[i], a, sizeof(a));
@@ -220,9 +221,20 @@ interleave(const char *in, const char *want)
 }
 
 static void
+interleave(const char *in, const char *want)
+{
+    interleave_first(in, AF_INET6, want);
+}
+
+static void
 test_interleave(void **state)
 {
     (void)state;
+    /* IPv4 first (IPv6 lost recently): the same alternation, from v4. */
+    interleave_first("::1 ::2 1.1.1.1 2.2.2.2", AF_INET, "1.1.1.1 ::1 2.2.2.2 ::2");
+    interleave_first("::1 1.1.1.1", AF_INET, "1.1.1.1 ::1");
+    interleave_first("::1 ::2", AF_INET, "::1 ::2");
+    interleave_first("1.1.1.1 ::1 ::2 ::3", AF_INET, "1.1.1.1 ::1 ::2 ::3");
     interleave("1.1.1.1 2.2.2.2 ::1 ::2", "::1 1.1.1.1 ::2 2.2.2.2");
     interleave("::1 ::2 ::3 1.1.1.1", "::1 1.1.1.1 ::2 ::3");
     interleave("1.1.1.1 ::1 2.2.2.2 3.3.3.3", "::1 1.1.1.1 2.2.2.2 3.3.3.3");

@@ -1,7 +1,8 @@
 /*
  * Unit tests for mailreply: SMTP multi-line greetings, IMAP, POP3, Redis
- * and the PostgreSQL SSLRequest answer; every truncation of a complete
- * reply is NEED_MORE.
+ * and the PostgreSQL answer to a StartupMessage (byte vectors, as
+ * PostgreSQL 15 sends them); every truncation of a complete reply is
+ * NEED_MORE.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,11 +75,10 @@ static const struct case_ cases[] = {
     {MR_REDIS_PING, "+PONGS\r\n", MR_BAD, 0, "unexpected reply to PING"},
     {MR_REDIS_PING, "$4\r\nPONG\r\n", MR_BAD, 0, "not a Redis reply"},
     {MR_REDIS_PING, "+PON", MR_NEED_MORE, 0, NULL},
-    {MR_PG_SSLREQUEST, "S", MR_OK, 0, NULL},
-    {MR_PG_SSLREQUEST, "N", MR_OK, 0, NULL},
-    {MR_PG_SSLREQUEST, "E", MR_BAD, 0, "error response to SSLRequest"},
-    {MR_PG_SSLREQUEST, "H", MR_BAD, 0, "not a PostgreSQL server"},
-    {MR_PG_SSLREQUEST, "", MR_NEED_MORE, 0, NULL},
+    {MR_PG_STARTUP, "", MR_NEED_MORE, 0, NULL},
+    {MR_PG_STARTUP, "N", MR_BAD, 0, "not a PostgreSQL reply"},
+    {MR_PG_STARTUP, "HTTP/1.1 400 Bad Request\r\n", MR_BAD, 0, "not a PostgreSQL reply"},
+    {MR_PG_STARTUP, "220 mx ESMTP\r\n", MR_BAD, 0, "not a PostgreSQL reply"},
 };
 
 static void
@@ -122,6 +122,111 @@ test_truncation(void **state)
         assert_int_equal(mailreply_classify(c->kind, c->in, n, &r), MR_OK);
         assert_int_equal(r.consumed, n);
     }
+}
+
+/* PostgreSQL messages: type, length, body. */
+#define PG_AUTH_OK "R\0\0\0\x08\0\0\0\0"
+#define PG_AUTH_MD5 "R\0\0\0\x0c\0\0\0\x05\x01\x02\x03\x04"
+#define PG_AUTH_SASL "R\0\0\0\x17\0\0\0\x0a" "SCRAM-SHA-256\0\0"
+#define PG_57P03                                                                                   \
+    "E\0\0\0\x4c" "SFATAL\0VFATAL\0C57P03\0Mthe database system is not accepting connections\0\0"
+#define PG_STARTING "E\0\0\0\x37" "SFATAL\0C57P03\0Mthe database system is starting up\0\0"
+#define PG_NO_ROLE "E\0\0\0\x2c" "SFATAL\0C28000\0Mrole \"x\" does not exist\0\0"
+#define PG_NO_CODE "E\0\0\0\x10" "Mgone away\0\0"
+#define PG_NEGOTIATE "v\0\0\0\x0c\0\0\0\x00\0\0\0\0"
+
+struct pg_case {
+    const char *in;
+    size_t len;
+    enum mr_result want;
+    char type;
+    uint32_t auth;
+    const char *sqlstate, *text, *why;
+};
+
+#define PG(s) s, sizeof(s) - 1
+
+static const struct pg_case pg_cases[] = {
+    {PG(PG_AUTH_OK), MR_OK, 'R', 0, "", NULL, NULL},
+    {PG(PG_AUTH_MD5), MR_OK, 'R', 5, "", NULL, NULL},
+    {PG(PG_AUTH_SASL), MR_OK, 'R', 10, "", NULL, NULL},
+    {PG(PG_NO_ROLE), MR_OK, 'E', 0, "28000", "role \"x\" does not exist", NULL},
+    {PG(PG_NO_CODE), MR_OK, 'E', 0, "", "gone away", NULL},
+    {PG(PG_NEGOTIATE), MR_OK, 'v', 0, "", NULL, NULL},
+    {PG(PG_57P03), MR_BAD, 'E', 0, "57P03", "the database system is not accepting connections",
+     "rejecting connections"},
+    {PG(PG_STARTING), MR_BAD, 'E', 0, "57P03", "the database system is starting up",
+     "rejecting connections"},
+    /* Broken: lengths below 4 or above the cap, a short auth request, a
+     * field without its NUL, no final NUL. */
+    {PG("R\0\0\0\x03"), MR_BAD, 0, 0, "", NULL, "not a PostgreSQL reply (bad message length)"},
+    {PG("E\x7f\xff\xff\xff"), MR_BAD, 0, 0, "", NULL,
+     "not a PostgreSQL reply (bad message length)"},
+    {PG("R\0\0\0\x04"), MR_BAD, 'R', 0, "", NULL, "short PostgreSQL authentication request"},
+    {PG("E\0\0\0\x07" "C57P"), MR_BAD, 'E', 0, "", NULL, "malformed PostgreSQL ErrorResponse"},
+    {PG("E\0\0\0\x0b" "C57P03\0"), MR_BAD, 'E', 0, "57P03", NULL,
+     "malformed PostgreSQL ErrorResponse"},
+    {PG("R\0\0\0"), MR_NEED_MORE, 0, 0, "", NULL, NULL},
+};
+
+static void
+test_pg_startup(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(pg_cases); i++) {
+        const struct pg_case *c = &pg_cases[i];
+        struct mr_reply r;
+        /* Followed by more of the server's messages: only the first is judged. */
+        char buf[256];
+        memcpy(buf, c->in, c->len);
+        memcpy(buf + c->len, "S\0\0\0\x04", 5);
+        enum mr_result got = mailreply_classify(MR_PG_STARTUP, buf, c->len + 5, &r);
+        if (got != c->want)
+            print_error("pg case %zu: got %s\n", i, mailreply_result_name(got));
+        assert_int_equal(got, c->want);
+        if (got == MR_NEED_MORE)
+            continue;
+        assert_int_equal(r.pg_type, c->type);
+        assert_int_equal(r.pg_auth, c->auth);
+        assert_string_equal(r.sqlstate, c->sqlstate);
+        if (c->text != NULL) {
+            assert_int_equal(r.text_len, strlen(c->text));
+            assert_memory_equal(r.text, c->text, r.text_len);
+        }
+        if (c->why != NULL)
+            assert_string_equal(r.why, c->why);
+        else
+            assert_null(r.why);
+        if (got == MR_OK)
+            assert_int_equal(r.consumed, c->len);
+        /* Every proper prefix of a whole, well-formed message is NEED_MORE. */
+        int whole = r.consumed == c->len && (got == MR_OK || c->sqlstate[0] != '\0');
+        for (size_t k = 0; whole && k < c->len; k++)
+            assert_int_equal(mailreply_classify(MR_PG_STARTUP, c->in, k, &r), MR_NEED_MORE);
+    }
+}
+
+static void
+test_pg_startup_encode(void **state)
+{
+    (void)state;
+    static const char want[] = "\0\0\0\x43\0\x03\0\0"
+                               "user\0monitor\0database\0app\0"
+                               "application_name\0mailedge-probe\0\0";
+    char out[128];
+    size_t n = mailreply_pg_startup("monitor", "app", out, sizeof(out));
+    assert_int_equal(n, sizeof(want) - 1);
+    assert_memory_equal(out, want, n);
+    assert_int_equal(mailreply_pg_startup("monitor", "app", out, n - 1), 0);
+    assert_int_equal(mailreply_pg_startup("", "app", out, sizeof(out)), 0);
+    assert_int_equal(mailreply_pg_startup("u", "", out, sizeof(out)), 0);
+    char longname[MR_PG_NAME_MAX + 2];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(mailreply_pg_startup(longname, "app", out, sizeof(out)), 0);
+    longname[MR_PG_NAME_MAX] = '\0';
+    char big[256];
+    assert_int_not_equal(mailreply_pg_startup(longname, longname, big, sizeof(big)), 0);
 }
 
 static void
@@ -195,6 +300,8 @@ main(void)
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_text_and_consumed),
+        cmocka_unit_test(test_pg_startup),
+        cmocka_unit_test(test_pg_startup_encode),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_guard_page),
     };

@@ -35,6 +35,7 @@ fixture(struct metrics *m)
     m->servers[0].backend = "mail";
     m->servers[0].name = "mx1";
     m->servers[0].connect_errors[METRICS_CONNECT_REFUSED] = 3;
+    m->servers[0].attempts_abandoned = 2;
     metrics_connect_ok(&m->servers[0], 0);
     metrics_connect_ok(&m->servers[0], 7);
     metrics_connect_ok(&m->servers[0], 20000);
@@ -78,6 +79,10 @@ static const char expected[] =
     "mailedge_server_connect_errors_total{backend=\"mail\",server=\"mx1\",reason=\"refused\"} 3\n"
     "mailedge_server_connect_errors_total{backend=\"mail\",server=\"mx1\",reason=\"timeout\"} 0\n"
     "mailedge_server_connect_errors_total{backend=\"mail\",server=\"mx1\",reason=\"error\"} 0\n"
+    "# HELP mailedge_server_connect_attempts_abandoned_total Connect attempts of sessions given "
+    "up because another address of the server connected first (Happy Eyeballs).\n"
+    "# TYPE mailedge_server_connect_attempts_abandoned_total counter\n"
+    "mailedge_server_connect_attempts_abandoned_total{backend=\"mail\",server=\"mx1\"} 2\n"
     "# HELP mailedge_server_connect_duration_seconds Time from connect start to connected, for "
     "successful connects.\n"
     "# TYPE mailedge_server_connect_duration_seconds histogram\n"
@@ -283,7 +288,8 @@ test_abuse_families(void **state)
     struct metrics m;
     struct strbuf out = {0};
     struct abuse_stats st = {.pregreet = 4, .bans_active = 2, .bans_total = 3, .entries = 10,
-                             .capacity = 4096, .evictions = 7, .untracked = 1};
+                             .capacity = 4096, .evictions = 7, .untracked = 1,
+                             .dominant = 9};
     st.refused[ABUSE_PER_IP] = 5;
     st.refused[ABUSE_RATE] = 6;
     st.refused[ABUSE_BANNED] = 8;
@@ -307,6 +313,8 @@ test_abuse_families(void **state)
         "mailedge_abuse_table_size{listener=\"smtp\"} 4096\n",
         "mailedge_abuse_evictions_total{listener=\"smtp\"} 7\n",
         "mailedge_abuse_untracked_total{listener=\"smtp\"} 1\n",
+        "# TYPE mailedge_dominant_client_warnings_total counter\n"
+        "mailedge_dominant_client_warnings_total{listener=\"smtp\"} 9\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         if (strstr(out.p, want[i]) == NULL)

@@ -63,6 +63,8 @@ test_good(void **state)
     }
 }
 
+#define EXPECT_WHY "expect= takes statuses 100-599 and classes 1xx-5xx, comma-separated"
+
 static void
 test_bad(void **state)
 {
@@ -97,6 +99,15 @@ test_bad(void **state)
         {"smtp://h?foo=1", "unknown query parameter (only proxy=v1 or proxy=v2)"},
         {"http://h/a b", "control character or space in the path"},
         {"http://h/?a=\x01", "control character or space in the query"},
+        {"http://h/?expect=", "expect= needs statuses (like 2xx or 200,204,3xx)"},
+        {"http://h/?expect=600", EXPECT_WHY},
+        {"http://h/?expect=099", EXPECT_WHY},
+        {"http://h/?expect=2x", EXPECT_WHY},
+        {"http://h/?expect=2xxx", EXPECT_WHY},
+        {"http://h/?expect=20x", EXPECT_WHY},
+        {"http://h/?expect=200,,3xx", EXPECT_WHY},
+        {"http://h/?expect=200,", "expect= ends with a comma"},
+        {"smtp://h?expect=2xx", "expect= is for http:// and https:// only"},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         struct probe_url u;
@@ -129,6 +140,88 @@ test_long(void **state)
     assert_string_equal(why, "path too long");
 }
 
+static int
+live(const char *url, long status)
+{
+    struct probe_url u;
+    const char *why = NULL;
+    assert_int_equal(probeurl_parse(url, &u, &why), 0);
+    return probeurl_status_live(&u, status);
+}
+
+static void
+test_expect(void **state)
+{
+    (void)state;
+    /* Default: 2xx and 3xx; 404 and 500 are not live. */
+    assert_true(live("http://h/", 200));
+    assert_true(live("http://h/", 204));
+    assert_true(live("http://h/", 302));
+    assert_true(live("http://h/", 399));
+    assert_false(live("http://h/", 199));
+    assert_false(live("http://h/", 404));
+    assert_false(live("http://h/", 500));
+    assert_false(live("http://h/", 0));
+    assert_false(live("http://h/", 1000));
+    assert_false(live("http://h/", -200));
+    /* Classes and codes, mixed; upper-case X too. */
+    assert_true(live("https://h/x?expect=2xx", 299));
+    assert_false(live("https://h/x?expect=2xx", 301));
+    assert_true(live("http://h/?expect=200,204,3XX", 204));
+    assert_true(live("http://h/?expect=200,204,3XX", 307));
+    assert_false(live("http://h/?expect=200,204,3XX", 201));
+    assert_true(live("http://h/?expect=404", 404));
+    assert_false(live("http://h/?expect=404", 200));
+    assert_true(live("http://h/?expect=1xx,599", 100));
+    assert_true(live("http://h/?expect=1xx,599", 599));
+    assert_false(live("http://h/?expect=1xx,599", 598));
+    /* expect= leaves the request; the other parameters stay, in order. */
+    struct probe_url u;
+    const char *why = NULL;
+    assert_int_equal(probeurl_parse("http://h/p?a=1&expect=2xx&proxy=v2&b=2", &u, &why), 0);
+    assert_string_equal(u.path, "/p?a=1&b=2");
+    assert_int_equal(u.proxy, PROBE_PROXY_V2);
+    /* The last expect= wins. */
+    assert_int_equal(probeurl_parse("http://h/?expect=200&expect=404", &u, &why), 0);
+    assert_false(probeurl_status_live(&u, 200));
+    assert_true(probeurl_status_live(&u, 404));
+}
+
+static void
+test_postgres_names(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *user, *db;
+    } cases[] = {
+        {"postgres://db", "postgres", "postgres"},
+        {"postgres://db/", "postgres", "postgres"},
+        {"postgres://db/app", "postgres", "app"},
+        {"postgresql://db:5433/app?user=monitor", "monitor", "app"},
+        {"postgres://db?user=monitor&proxy=v2", "monitor", "monitor"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        struct probe_url u;
+        const char *why = NULL;
+        assert_int_equal(probeurl_parse(cases[i].in, &u, &why), 0);
+        assert_string_equal(u.pg_user, cases[i].user);
+        assert_string_equal(u.pg_db, cases[i].db);
+        assert_string_equal(u.path, "");
+    }
+    struct probe_url u;
+    const char *why = NULL;
+    assert_int_equal(probeurl_parse("postgres://db/a/b", &u, &why), -1);
+    assert_string_equal(why, "the path of a postgres:// URL is a database name (1 to 63 characters)");
+    assert_int_equal(probeurl_parse("postgres://db?user=", &u, &why), -1);
+    assert_string_equal(why, "user= takes a PostgreSQL user name (1 to 63 characters)");
+    assert_int_equal(probeurl_parse("postgres://db/"
+                                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                    &u, &why),
+                     -1);
+    /* user= is a postgres parameter only. */
+    assert_int_equal(probeurl_parse("redis://db?user=x", &u, &why), -1);
+}
+
 static void
 test_names(void **state)
 {
@@ -148,6 +241,8 @@ main(void)
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_bad),
         cmocka_unit_test(test_long),
+        cmocka_unit_test(test_expect),
+        cmocka_unit_test(test_postgres_names),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
