@@ -2,7 +2,7 @@
 # Installs the Debian packages a make target needs, only when missing.
 # Usage: scripts/deps.sh build|test|fuzz|valgrind|bench|demo
 set -eu
-want="gcc make pkg-config libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libc-ares-dev"
+want="gcc make pkg-config libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libc-ares-dev libssl-dev"
 case "${1:-build}" in
     test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl nginx-light redis-server postgresql" ;;
     valgrind) want="$want libcmocka-dev python3-pytest clang socat openssl valgrind" ;;
