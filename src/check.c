@@ -244,17 +244,22 @@ conclude(struct check *c, enum check_result r)
     loop_timer_at(c->w->loop, &c->timer, loop_now(c->w->loop) + bconf(c)->check_timeout_ms);
 }
 
+/* Server bytes for the log: printable ASCII, the rest as '?'; truncated. */
+static void
+printable(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; src != NULL && i < len && n + 1 < cap; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        dst[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    dst[n] = '\0';
+}
+
 static void
 set_detail(struct check *c, const struct mr_reply *rep)
 {
-    size_t n = 0;
-    if (rep->text != NULL) {
-        for (size_t i = 0; i < rep->text_len && n + 1 < sizeof(c->detail); i++) {
-            unsigned char ch = (unsigned char)rep->text[i];
-            c->detail[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-        }
-    }
-    c->detail[n] = '\0';
+    printable(c->detail, sizeof(c->detail), rep->text, rep->text_len);
 }
 
 static enum mr_kind
@@ -569,14 +574,10 @@ greeting_timeout_detail(struct check *c)
                  ms);
     } else if (c->len >= 4 && memcmp(c->buf, "220-", 4) == 0) {
         size_t eol = 0;
-        while (eol < c->len && eol < 60 && c->buf[eol] != '\r' && c->buf[eol] != '\n')
+        while (eol < c->len && c->buf[eol] != '\r' && c->buf[eol] != '\n')
             eol++;
         char first[64];
-        for (size_t i = 0; i < eol; i++) {
-            unsigned char ch = (unsigned char)c->buf[i];
-            first[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-        }
-        first[eol] = '\0';
+        printable(first, sizeof(first), c->buf, eol);
         snprintf(c->detail, sizeof(c->detail),
                  "only a partial greeting (%s) within the check timeout (%llums); a greet pause "
                  "such as postscreen_greet_wait (6s by default) must be shorter than the check "

@@ -14,21 +14,8 @@ import pytest
 
 import harness as h
 import tlspeers
-from fakemail import GOOD, FakeMail
-from test_health import start
-
-
-@pytest.fixture
-def fakes():
-    made = []
-
-    def make(*a, **kw):
-        f = FakeMail(*a, **kw)
-        made.append(f)
-        return f
-    yield make
-    for f in made:
-        f.close()
+from fakemail import GOOD
+from test_health import fakes, start  # noqa: F401 (fakes: the fixture)
 
 
 # --------------------------------------------------------------------------
