@@ -4,7 +4,8 @@ them in the field (issue 15):
   * `check smtp` with its defaults passes against a stock postscreen
     (greet wait 6 s, cache disabled: every check waits the 6 s), where a
     2 s timeout (the old default) never passes and the log names the greet
-    wait;
+    wait; the default imap, pop3, imaps and smtp checks pass Dovecot and a
+    PROXY smtpd;
   * the field's health port: sessions to a PROXY listener, checks to a
     plain smtpd with `check smtp send-proxy none` leave no warning and no
     `improper command pipelining` in Postfix's log (the backend's header
@@ -83,6 +84,21 @@ def test_default_check_passes_stock_postscreen(stack, edge, addrs, marks):
     assert rc == 0, out
     stack.wait_message(marker)
     bad = [ln for ln in pf.lines(marks["postfix"]) if PROBLEM.search(ln)]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("kind,port_name", [("imap", "imap_proxy"), ("pop3", "pop3_proxy"),
+                                            ("imaps", "imaps"), ("smtp", "submission")])
+def test_default_checks_pass_stock_dovecot_and_smtpd(stack, edge, marks, kind, port_name):
+    """The other defaults against Dovecot (haproxy = yes, implicit TLS) and a
+    PROXY smtpd: up, and nothing in the servers' logs but ordinary lines."""
+    text, _ = one_backend(stack, port_name, kind, send_proxy=None if kind == "imaps" else "v2",
+                          proto={"imaps": "tcp", "smtp": "submission"}.get(kind, kind))
+    me = edge(text)
+    wait_event(me, "health", server="s1", state="up")
+    me.stop()
+    lines = stack.postfix_log.lines(marks["postfix"]) + stack.dovecot_log.lines(marks["dovecot"])
+    bad = [ln for ln in lines if PROBLEM.search(ln)]
     assert not bad, "\n".join(bad)
 
 
