@@ -6,6 +6,7 @@ to a health port without PROXY, and TLS checks (tls, smtps, imaps, pop3s)
 against a Python ssl server that records the handshake, the server name,
 the exchange and how the check closed (close_notify, then FIN)."""
 
+import signal
 import socket
 import ssl
 import threading
@@ -15,7 +16,8 @@ import pytest
 import harness as h
 import tlspeers
 from fakemail import GOOD
-from test_health import fakes, start  # noqa: F401 (fakes: the fixture)
+from test_admin import metric
+from test_health import fakes, samples, start  # noqa: F401 (fakes: the fixture)
 
 
 # --------------------------------------------------------------------------
@@ -67,6 +69,24 @@ def test_server_down_from_start_is_logged_then_repeated(rig):
     # About 100 failed checks by now, two lines.
     assert len(me.events("health_down", server="mx1")) == 2
     assert not me.events("health", server="mx1")
+
+
+def test_reload_does_not_repeat_the_first_line(rig):
+    """A reload carries the health over: a server already logged down is
+    not logged again as if it had just started."""
+    r = rig.refusing(3)
+    me, _, admin = start(rig, [("mx1", r.addr)], "smtp interval 100ms")
+    me.wait_log("health_down", server="mx1")
+
+    def failures():
+        return metric(samples(admin), "mailedge_server_check_failures_total", backend="mail",
+                      server="mx1", reason="l4_refused") or 0
+    me.signal(signal.SIGHUP)
+    me.wait_log("reload", result="success")
+    after = failures()
+    h.wait_until(lambda: failures() >= after + 3, what="three more failed checks")
+    lines = me.events("health_down", server="mx1")
+    assert len(lines) == 1 or int(lines[1]["down_ms"]) >= 10000, lines
 
 
 def test_server_that_goes_down_is_repeated(rig, fakes):
