@@ -1,6 +1,8 @@
 /*
  * check: health-check sessions. Each checked server has one struct check
- * that cycles IDLE -> CONNECTING -> GREETING -> QUIT -> DRAIN -> IDLE.
+ * that cycles IDLE -> CONNECTING [-> HANDSHAKE] -> GREETING -> QUIT ->
+ * DRAIN -> IDLE (HANDSHAKE for the TLS kinds, whose exchanges run inside
+ * TLS and end with a close_notify before the FIN).
  * The mail server must never see anything it would log as an error:
  * Postfix smtpd 3.5-3.10 dies on a v2 LOCAL header followed by a reset,
  * postscreen's greet pause punishes a client that talks before the final
@@ -28,11 +30,17 @@
 #include "resolve.h"
 #include "session.h"
 #include "sock.h"
+#include "tlscheck.h"
 #include "worker.h"
+
+/* A server that stays down is logged again after these gaps, doubling. */
+#define STILL_DOWN_FIRST_MS 10000
+#define STILL_DOWN_MAX_MS 300000
 
 enum check_state {
     CK_IDLE,       /* waiting for the next interval */
     CK_CONNECTING, /* connects in progress (the connector; its deadline: the check timeout) */
+    CK_HANDSHAKE,  /* TLS kinds: header sent; the TLS handshake runs */
     CK_GREETING,   /* header sent; reading the greeting, writing nothing */
     CK_QUIT,       /* QUIT / a LOGOUT sent; reading its reply */
     CK_DRAIN,      /* result known; FIN sent, reading to EOF so close(2) sends no RST */
@@ -49,9 +57,14 @@ struct check {
     bool stopped;
     bool decided; /* the result of the current check is recorded */
     uint64_t deadline; /* of the current check: start + check timeout */
+    struct tlscheck *tls; /* TLS kinds, from the connect to the close */
     size_t len;   /* bytes in buf */
     char buf[MR_REPLY_MAX + 1];
-    char detail[128]; /* what the server said, for the log */
+    char detail[256]; /* what the server said, or why it failed, for the log */
+    /* While the server is down: when it went down (or the checks began),
+     * failed checks since, and when to say again that it still is. */
+    uint64_t down_since, next_down_log, down_log_gap;
+    unsigned down_fails;
 };
 
 static const char *const result_names[CHECK_RESULT_COUNT] = {
@@ -64,6 +77,7 @@ static const char *const result_names[CHECK_RESULT_COUNT] = {
     [CHECK_5XX] = "5xx",
     [CHECK_READ_TIMEOUT] = "read_timeout",
     [CHECK_CLOSED_EARLY] = "closed_early",
+    [CHECK_TLS_FAILED] = "tls_failed",
 };
 
 const char *
@@ -84,9 +98,33 @@ sconf(const struct check *c)
     return &c->b->conf->servers[c->si];
 }
 
+/* The plain protocol a kind speaks (inside TLS for the TLS kinds). */
+static enum check_kind
+plain_kind(enum check_kind k)
+{
+    switch (k) {
+    case CHECK_SMTPS:
+        return CHECK_SMTP;
+    case CHECK_IMAPS:
+        return CHECK_IMAP;
+    case CHECK_POP3S:
+        return CHECK_POP3;
+    default:
+        return k;
+    }
+}
+
+static bool
+is_tls(enum check_kind k)
+{
+    return k == CHECK_TLS || k == CHECK_SMTPS || k == CHECK_IMAPS || k == CHECK_POP3S;
+}
+
 static void
 close_fd(struct check *c)
 {
+    tlscheck_free(c->tls);
+    c->tls = NULL;
     if (c->io.fd >= 0) {
         loop_del(c->w->loop, &c->io);
         close(c->io.fd);
@@ -131,7 +169,36 @@ record(struct check *c, enum check_result r)
             st->up = false;
     }
     m->up = st->up;
-    if (was_up != st->up || (r != CHECK_PASSED && log_enabled(LOG_DEBUG))) {
+    uint64_t now = loop_now(c->w->loop);
+    bool said = false;
+    if (!st->up && r != CHECK_PASSED)
+        c->down_fails++;
+    if (was_up && !st->up) {
+        c->down_since = now;
+        c->down_fails = st->fails;
+        c->down_log_gap = STILL_DOWN_FIRST_MS;
+        c->next_down_log = now + c->down_log_gap;
+    } else if (!was_up && st->up) {
+        c->down_fails = 0;
+    } else if (!st->up && r != CHECK_PASSED && now >= c->next_down_log) {
+        /* Down, and no line has said so lately (or ever, for a server
+         * that started down): one, then again after a doubled gap. */
+        log_begin(LOG_WARN, "health_down");
+        log_str("backend", bconf(c)->name);
+        log_str("server", sconf(c)->name);
+        log_str("reason", check_result_name(r));
+        log_str("check", conf_check_name(bconf(c)->check));
+        if (c->detail[0] != '\0')
+            log_str("detail", c->detail);
+        log_u64("failed", c->down_fails);
+        log_u64("down_ms", now - c->down_since);
+        log_end();
+        c->next_down_log = now + c->down_log_gap;
+        c->down_log_gap =
+            c->down_log_gap * 2 < STILL_DOWN_MAX_MS ? c->down_log_gap * 2 : STILL_DOWN_MAX_MS;
+        said = true;
+    }
+    if (was_up != st->up || (r != CHECK_PASSED && !said && log_enabled(LOG_DEBUG))) {
         log_begin(was_up != st->up ? LOG_INFO : LOG_DEBUG,
                   was_up != st->up ? "health" : "check_failed");
         log_str("backend", bconf(c)->name);
@@ -161,11 +228,15 @@ conclude(struct check *c, enum check_result r)
         return;
     }
     if (r == CHECK_CLOSED_EARLY || r == CHECK_L4_REFUSED || r == CHECK_L4_ERROR ||
-        r == CHECK_L4_TIMEOUT || r == CHECK_READ_TIMEOUT) {
+        r == CHECK_L4_TIMEOUT || r == CHECK_READ_TIMEOUT || r == CHECK_TLS_FAILED) {
         /* Nothing left to say or to wait for; whatever arrived was read. */
         finish(c);
         return;
     }
+    /* Inside TLS: close_notify first, then the FIN. What comes back is
+     * read raw and dropped. */
+    if (c->tls != NULL)
+        tlscheck_close_notify(c->tls);
     if (shutdown(c->io.fd, SHUT_WR) == -1) {
         finish(c);
         return;
@@ -174,28 +245,35 @@ conclude(struct check *c, enum check_result r)
     loop_timer_at(c->w->loop, &c->timer, loop_now(c->w->loop) + bconf(c)->check_timeout_ms);
 }
 
+/* Server bytes for the log: printable ASCII, the rest as '?'; truncated. */
+static void
+printable(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; src != NULL && i < len && n + 1 < cap; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        dst[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    dst[n] = '\0';
+}
+
 static void
 set_detail(struct check *c, const struct mr_reply *rep)
 {
-    size_t n = 0;
-    if (rep->text != NULL) {
-        for (size_t i = 0; i < rep->text_len && n + 1 < sizeof(c->detail); i++) {
-            unsigned char ch = (unsigned char)rep->text[i];
-            c->detail[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-        }
-    }
-    c->detail[n] = '\0';
+    printable(c->detail, sizeof(c->detail), rep->text, rep->text_len);
 }
 
 static enum mr_kind
 greeting_kind(enum check_kind k)
 {
+    k = plain_kind(k);
     return k == CHECK_SMTP ? MR_SMTP_GREETING : k == CHECK_IMAP ? MR_IMAP_GREETING : MR_POP3_STATUS;
 }
 
 static enum mr_kind
 bye_kind(enum check_kind k)
 {
+    k = plain_kind(k);
     return k == CHECK_SMTP ? MR_SMTP_QUIT : k == CHECK_IMAP ? MR_IMAP_LOGOUT : MR_POP3_STATUS;
 }
 
@@ -203,7 +281,7 @@ static const char *
 bye_command(enum check_kind k)
 {
     /* One command, then its reply: Postfix >= 3.9 rejects pipelining. */
-    return k == CHECK_IMAP ? "a LOGOUT\r\n" : "QUIT\r\n";
+    return plain_kind(k) == CHECK_IMAP ? "a LOGOUT\r\n" : "QUIT\r\n";
 }
 
 /* Judges the bytes read so far in GREETING or QUIT. */
@@ -211,7 +289,7 @@ static void
 judge(struct check *c)
 {
     struct mr_reply rep;
-    enum check_kind k = bconf(c)->check;
+    enum check_kind k = plain_kind(bconf(c)->check);
     bool greeting = c->state == CK_GREETING;
     enum mr_result res =
         mailreply_classify(greeting ? greeting_kind(k) : bye_kind(k), c->buf, c->len, &rep);
@@ -237,7 +315,8 @@ judge(struct check *c)
     c->len -= rep.consumed;
     const char *cmd = bye_command(k);
     size_t n = strlen(cmd);
-    if (send(c->io.fd, cmd, n, MSG_NOSIGNAL) != (ssize_t)n) {
+    if (c->tls != NULL ? tlscheck_write(c->tls, cmd, n) != TLSC_DONE
+                       : send(c->io.fd, cmd, n, MSG_NOSIGNAL) != (ssize_t)n) {
         conclude(c, CHECK_CLOSED_EARLY);
         return;
     }
@@ -258,7 +337,28 @@ read_some(struct check *c)
             conclude(c, CHECK_BAD_GREETING);
             return false;
         }
-        ssize_t r = recv(c->io.fd, p, cap, 0);
+        ssize_t r;
+        if (c->tls != NULL && c->state != CK_DRAIN) {
+            size_t got;
+            switch (tlscheck_read(c->tls, p, cap, &got)) {
+            case TLSC_DONE:
+                r = (ssize_t)got;
+                break;
+            case TLSC_WANT:
+                return true;
+            case TLSC_CLOSED:
+                r = 0;
+                break;
+            case TLSC_ERROR:
+            default:
+                snprintf(c->detail, sizeof(c->detail), "%s", tlscheck_error(c->tls));
+                r = -1;
+                errno = EPROTO;
+                break;
+            }
+        } else {
+            r = recv(c->io.fd, p, cap, 0);
+        }
         if (r > 0) {
             if (c->state != CK_DRAIN) {
                 c->len += (size_t)r;
@@ -281,12 +381,40 @@ read_some(struct check *c)
     }
 }
 
+/* TLS kinds: advances the handshake; then a plain handshake check passes,
+ * the others read the greeting inside TLS. */
+static void
+handshake(struct check *c)
+{
+    switch (tlscheck_handshake(c->tls)) {
+    case TLSC_WANT:
+        return;
+    case TLSC_DONE:
+        break;
+    case TLSC_CLOSED:
+        snprintf(c->detail, sizeof(c->detail), "TLS handshake: %s", tlscheck_error(c->tls));
+        conclude(c, CHECK_CLOSED_EARLY);
+        return;
+    case TLSC_ERROR:
+    default:
+        snprintf(c->detail, sizeof(c->detail), "TLS handshake: %s", tlscheck_error(c->tls));
+        conclude(c, CHECK_TLS_FAILED);
+        return;
+    }
+    if (bconf(c)->check == CHECK_TLS) {
+        conclude(c, CHECK_PASSED); /* close_notify, FIN, read to EOF */
+        return;
+    }
+    c->state = CK_GREETING;
+    read_some(c);
+}
+
 /* The connect finished: send the PROXY header, if any, in one write. */
 static void
 connected(struct check *c)
 {
     const struct conf_backend *b = bconf(c);
-    if (b->send_proxy != 0) {
+    if (b->check_send_proxy != 0) {
         struct sockaddr_storage self, peer;
         socklen_t plen = sizeof(peer);
         uint8_t hdr[PP_V1_MAX + 64];
@@ -295,7 +423,7 @@ connected(struct check *c)
          * (v2) and UNKNOWN (v1) are what kills or annoys Postfix. */
         if (sock_local(c->io.fd, &self) == 0 &&
             getpeername(c->io.fd, (struct sockaddr *)&peer, &plen) == 0)
-            n = proxyproto_encode(b->send_proxy == 2 ? PP_V2 : PP_V1,
+            n = proxyproto_encode(b->check_send_proxy == 2 ? PP_V2 : PP_V1,
                                   (const struct sockaddr *)&self, (const struct sockaddr *)&peer,
                                   NULL, hdr, sizeof(hdr));
         if (n == 0) {
@@ -313,6 +441,17 @@ connected(struct check *c)
         finish(c);
         return;
     }
+    if (is_tls(b->check)) {
+        c->tls = tlscheck_new(c->io.fd, b->check_sni);
+        if (c->tls == NULL) {
+            snprintf(c->detail, sizeof(c->detail), "%s", "cannot start TLS (out of memory)");
+            conclude(c, CHECK_L4_ERROR);
+            return;
+        }
+        c->state = CK_HANDSHAKE;
+        handshake(c);
+        return;
+    }
     c->state = CK_GREETING;
     read_some(c);
 }
@@ -324,6 +463,9 @@ on_io(struct io *io, uint32_t events)
     (void)events;
     switch (c->state) {
     case CK_CONNECTING: /* the socket is the check's once connected */
+        return;
+    case CK_HANDSHAKE:
+        handshake(c);
         return;
     case CK_GREETING:
     case CK_QUIT:
@@ -415,6 +557,37 @@ start(struct check *c)
     connector_start(c->conn, ordered, n, delay, timeout);
 }
 
+/*
+ * An SMTP greeting that did not finish in time: postscreen sends "220-" at
+ * once (or nothing, without a greet banner) and the final "220 " only after
+ * postscreen_greet_wait (6s by default) for a client it has not passed; a
+ * check timeout below that never passes. Say so in the detail.
+ */
+static void
+greeting_timeout_detail(struct check *c)
+{
+    if (plain_kind(bconf(c)->check) != CHECK_SMTP)
+        return;
+    unsigned long long ms = (unsigned long long)bconf(c)->check_timeout_ms;
+    if (c->len == 0) {
+        snprintf(c->detail, sizeof(c->detail),
+                 "no greeting within the check timeout (%llums); a greet pause such as "
+                 "postscreen_greet_wait (6s by default) must be shorter than the check timeout",
+                 ms);
+    } else if (c->len >= 4 && memcmp(c->buf, "220-", 4) == 0) {
+        size_t eol = 0;
+        while (eol < c->len && c->buf[eol] != '\r' && c->buf[eol] != '\n')
+            eol++;
+        char first[64];
+        printable(first, sizeof(first), c->buf, eol);
+        snprintf(c->detail, sizeof(c->detail),
+                 "only a partial greeting (%s) within the check timeout (%llums); a greet pause "
+                 "such as postscreen_greet_wait (6s by default) must be shorter than the check "
+                 "timeout",
+                 first, ms);
+    }
+}
+
 static void
 on_timer(struct timer *t)
 {
@@ -425,11 +598,18 @@ on_timer(struct timer *t)
         return;
     case CK_CONNECTING:
         return; /* the connector's timer runs the connect */
+    case CK_HANDSHAKE:
+        snprintf(c->detail, sizeof(c->detail), "%s", "TLS handshake did not finish in time");
+        conclude(c, CHECK_READ_TIMEOUT);
+        return;
     case CK_GREETING:
     case CK_QUIT:
         /* Read what is there first: close(2) with unread bytes sends a RST. */
-        if (read_some(c))
+        if (read_some(c)) {
+            if (c->state == CK_GREETING)
+                greeting_timeout_detail(c);
             conclude(c, CHECK_READ_TIMEOUT);
+        }
         return;
     case CK_DRAIN:
         finish(c);
@@ -471,6 +651,11 @@ check_start_all(struct worker *w)
             }
             c->state = CK_IDLE;
             b->srv[j].check = c;
+            /* Down from the start: the first failed check says so. Down
+             * with a failure carried over by a reload: already said. */
+            c->down_since = loop_now(w->loop);
+            c->down_log_gap = STILL_DOWN_FIRST_MS;
+            c->next_down_log = b->srv[j].last_result > 0 ? c->down_since + c->down_log_gap : 0;
             /* Health carried over by a reload: the next check when it is due,
              * so a burst of reloads does not become a burst of checks. */
             uint64_t first = loop_now(w->loop);

@@ -2,10 +2,13 @@
  * check: active health checks, one small session per checked server, in
  * the worker's loop (a socket, a timer, no threads, nothing blocking).
  * A check connects, sends the backend's PROXY header (with the checker's
- * own real addresses, never v1 UNKNOWN or v2 LOCAL) in one write, reads
- * the whole greeting before writing a byte, says QUIT/LOGOUT, reads the
- * answer and closes with a FIN (docs/config.md, "Health checks"). Results
- * go to the server's state in struct backend; rise and fall decide up/down.
+ * own real addresses, never v1 UNKNOWN or v2 LOCAL) in one write unless
+ * the check says otherwise, completes a TLS handshake for the TLS kinds,
+ * reads the whole greeting before writing a byte, says QUIT/LOGOUT, reads
+ * the answer and closes with close_notify (TLS) and a FIN (docs/config.md,
+ * "check"). Results go to the server's state in struct backend; rise and
+ * fall decide up/down. A server that is down is logged when it starts
+ * failing and again at a falling rate while it stays down.
  */
 #ifndef MAILEDGE_CHECK_H
 #define MAILEDGE_CHECK_H
@@ -25,6 +28,7 @@ enum check_result {
     CHECK_5XX,          /* SMTP 5xx greeting */
     CHECK_READ_TIMEOUT, /* connected, but the reply did not come in time */
     CHECK_CLOSED_EARLY, /* the server closed or reset before the exchange ended */
+    CHECK_TLS_FAILED,   /* TLS checks: the handshake failed (an alert, not TLS at all) */
     CHECK_RESULT_COUNT
 };
 

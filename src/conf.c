@@ -341,8 +341,7 @@ static const struct directive backend_dirs[] = {
     {"server", D_SERVER, false, 2, 5, SERVER_USAGE, cf_d_server},
     {"send-proxy", D_SEND_PROXY, true, 1, 2, "send-proxy v1|v2 [authority]", cf_d_send_proxy},
     {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first|least-conn", cf_d_balance},
-    {"check", D_CHECK, true, 1, 9,
-     "check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N]", cf_d_check},
+    {"check", D_CHECK, true, 1, 13, CHECK_USAGE, cf_d_check},
     {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", cf_d_timeout},
     {"queue-timeout", D_QUEUE_TIMEOUT, true, 1, 1, "queue-timeout DURATION", cf_d_queue_timeout},
     {"queue-max", D_QUEUE_MAX, true, 1, 1, "queue-max N", cf_d_queue_max},
@@ -1187,6 +1186,9 @@ finish(struct ctx *x)
             b->queue_max = DEFAULT_QUEUE_MAX;
         if (b->he_delay_ms == 0)
             b->he_delay_ms = DEFAULT_HE_DELAY_MS;
+        /* send-proxy may come after check in the block. */
+        if (b->check_send_proxy < 0)
+            b->check_send_proxy = b->send_proxy;
     }
     for (size_t i = 0; i < c->nlisteners; i++) {
         struct conf_listener *l = &c->listeners[i];

@@ -27,7 +27,17 @@ enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PR
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST, BALANCE_LEAST_CONN };
 /* Active health check of a backend's servers; CHECK_NONE: servers are always up. */
-enum check_kind { CHECK_NONE, CHECK_TCP, CHECK_SMTP, CHECK_IMAP, CHECK_POP3 };
+enum check_kind {
+    CHECK_NONE,
+    CHECK_TCP,
+    CHECK_SMTP,
+    CHECK_IMAP,
+    CHECK_POP3,
+    CHECK_TLS,   /* a TLS handshake, then close_notify */
+    CHECK_SMTPS, /* the same protocol exchanges inside implicit TLS */
+    CHECK_IMAPS,
+    CHECK_POP3S,
+};
 /* pregreet: what to do with an SMTP client that talks before the greeting. */
 enum pregreet { PREGREET_OFF, PREGREET_COUNT, PREGREET_REJECT };
 
@@ -60,7 +70,9 @@ struct conf_backend {
     uint64_t he_delay_ms;            /* happy-eyeballs-delay: between attempts; default 250ms */
     enum check_kind check;           /* default CHECK_NONE */
     uint64_t check_interval_ms;      /* default 2s */
-    uint64_t check_timeout_ms;       /* default min(interval, 5s) */
+    uint64_t check_timeout_ms;       /* default 10s: above postscreen's 6s greet wait */
+    int check_send_proxy;            /* PROXY version the checks send: 0 none, 1, 2; default send_proxy */
+    char check_sni[CONF_HOST_MAX];   /* TLS checks: server name to ask for; "": none */
     unsigned check_rise, check_fall; /* defaults 2 and 3 */
     uint64_t queue_timeout_ms;       /* hold clients while no server is up; 0 (default): off */
     unsigned queue_max;              /* held clients at most; default 1000 */

@@ -14,7 +14,10 @@
 #include "util.h"
 
 #define DEFAULT_CHECK_INTERVAL_MS 2000
-#define DEFAULT_CHECK_TIMEOUT_MS 5000 /* or the interval when shorter */
+/* Above postscreen's greet pause (postscreen_greet_wait, 6s by default):
+ * postscreen holds the final "220 " that long for a client it has not
+ * passed yet, and a check that gives up first never passes. */
+#define DEFAULT_CHECK_TIMEOUT_MS 10000
 #define DEFAULT_CHECK_RISE 2
 #define DEFAULT_CHECK_FALL 3
 #define CHECK_INTERVAL_MIN_MS 50
@@ -196,15 +199,20 @@ cf_d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
     b->send_authority = true;
 }
 
-/* check tcp|smtp|imap|pop3 [interval D] [timeout D] [rise N] [fall N] */
+/* CHECK_USAGE: a kind, then options in any order, each at most once. */
 void
 cf_d_check(struct ctx *x, const struct lex_word *w, size_t n)
 {
-    static const char *const kinds[] = {"tcp", "smtp", "imap", "pop3"};
+    static const char *const kinds[] = {"tcp", "smtp", "imap", "pop3", "tls", "smtps", "imaps", "pop3s"};
+    enum opt { O_INTERVAL, O_TIMEOUT, O_RISE, O_FALL, O_SEND_PROXY, O_SNI, O_COUNT };
+    static const char *const opts[O_COUNT] = {"interval", "timeout", "rise", "fall", "send-proxy",
+                                              "sni"};
     struct conf_backend *b = cf_cur_backend(x);
     enum check_kind kind = CHECK_NONE;
     uint64_t interval = 0, timeout = 0, rise = 0, fall = 0;
-    bool seen[4] = {false, false, false, false};
+    int send_proxy = -1;
+    char sni[CONF_HOST_MAX] = "";
+    bool seen[O_COUNT] = {false};
     char buf[300];
 
     for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
@@ -212,19 +220,21 @@ cf_d_check(struct ctx *x, const struct lex_word *w, size_t n)
             kind = (enum check_kind)(CHECK_TCP + k);
     }
     if (kind == CHECK_NONE) {
-        cf_errw(x, &w[1], "bad check '%s': expected tcp, smtp, imap or pop3", w[1].text);
+        cf_errw(x, &w[1],
+                "bad check '%s': expected tcp, smtp, imap, pop3, tls, smtps, imaps or pop3s",
+                w[1].text);
         return;
     }
     for (size_t i = 2; i < n; i += 2) {
-        static const char *const opts[] = {"interval", "timeout", "rise", "fall"};
         size_t o;
-        for (o = 0; o < ARRAY_LEN(opts); o++) {
+        for (o = 0; o < O_COUNT; o++) {
             if (cf_is_word(&w[i], opts[o]))
                 break;
         }
-        if (o == ARRAY_LEN(opts)) {
+        if (o == O_COUNT) {
             cf_errw(x, &w[i],
-                    "unknown check option '%s' (expected interval, timeout, rise or fall)",
+                    "unknown check option '%s' (expected interval, timeout, rise, fall, "
+                    "send-proxy or sni)",
                     w[i].text);
             return;
         }
@@ -238,16 +248,37 @@ cf_d_check(struct ctx *x, const struct lex_word *w, size_t n)
             return;
         }
         const struct lex_word *v = &w[i + 1];
-        if (o == 0 || o == 1) {
+        if (o == O_INTERVAL || o == O_TIMEOUT) {
             uint64_t ms;
             if (!cf_duration(x, v, false, &ms))
                 return;
-            if (o == 0 && ms < CHECK_INTERVAL_MIN_MS) {
+            if (o == O_INTERVAL && ms < CHECK_INTERVAL_MIN_MS) {
                 cf_errw(x, v, "check interval '%s' is too short (at least %dms)", v->text,
                         CHECK_INTERVAL_MIN_MS);
                 return;
             }
-            *(o == 0 ? &interval : &timeout) = ms;
+            *(o == O_INTERVAL ? &interval : &timeout) = ms;
+        } else if (o == O_SEND_PROXY) {
+            if (cf_is_word(v, "none")) {
+                send_proxy = 0;
+            } else if (cf_is_word(v, "v1") || cf_is_word(v, "v2")) {
+                send_proxy = v->text[1] - '0';
+            } else {
+                cf_errw(x, v, "bad check send-proxy '%s': expected none, v1 or v2", v->text);
+                return;
+            }
+        } else if (o == O_SNI) {
+            if (kind < CHECK_TLS) {
+                cf_errw(x, &w[i], "check option 'sni' needs a TLS check (tls, smtps, imaps or pop3s)");
+                return;
+            }
+            if (tlshello_host_name((const uint8_t *)v->text, strlen(v->text), sni, sizeof(sni)) <
+                    0 ||
+                strspn(sni, "0123456789.") == strlen(sni)) {
+                cf_errw(x, v, "bad check sni '%s': expected a DNS host name like mx.example.org",
+                        v->text);
+                return;
+            }
         } else {
             uint64_t cnt;
             if (util_parse_uint(v->text, CHECK_COUNT_MAX, &cnt) != 0 || cnt == 0) {
@@ -256,17 +287,16 @@ cf_d_check(struct ctx *x, const struct lex_word *w, size_t n)
                         CHECK_COUNT_MAX);
                 return;
             }
-            *(o == 2 ? &rise : &fall) = cnt;
+            *(o == O_RISE ? &rise : &fall) = cnt;
         }
     }
     b->check = kind;
     b->check_interval_ms = interval ? interval : DEFAULT_CHECK_INTERVAL_MS;
-    if (timeout == 0)
-        timeout = b->check_interval_ms < DEFAULT_CHECK_TIMEOUT_MS ? b->check_interval_ms
-                                                                  : DEFAULT_CHECK_TIMEOUT_MS;
-    b->check_timeout_ms = timeout;
+    b->check_timeout_ms = timeout ? timeout : DEFAULT_CHECK_TIMEOUT_MS;
     b->check_rise = rise ? (unsigned)rise : DEFAULT_CHECK_RISE;
     b->check_fall = fall ? (unsigned)fall : DEFAULT_CHECK_FALL;
+    b->check_send_proxy = send_proxy; /* -1: the backend's send-proxy, settled at the end */
+    util_strlcpy(b->check_sni, sni, sizeof(b->check_sni));
 }
 
 /* queue-timeout DURATION: 0 turns holding off */
@@ -336,6 +366,7 @@ conf_balance_name(enum balance b)
 const char *
 conf_check_name(enum check_kind k)
 {
-    static const char *const names[] = {"none", "tcp", "smtp", "imap", "pop3"};
+    static const char *const names[] = {"none", "tcp",   "smtp",  "imap",
+                                        "pop3", "tls",   "smtps", "imaps", "pop3s"};
     return (size_t)k < ARRAY_LEN(names) ? names[k] : "?";
 }

@@ -117,6 +117,9 @@ struct ctx {
 
 /* Usage lines shared by a handler's messages and its table entry. */
 #define SERVER_USAGE "server NAME HOST[:PORT] [check-port N] [backup]"
+#define CHECK_USAGE                                                                                \
+    "check tcp|smtp|imap|pop3|tls|smtps|imaps|pop3s [interval D] [timeout D] [rise N] [fall N] " \
+    "[send-proxy none|v1|v2] [sni NAME]"
 #define ROUTE_USAGE "route -> BACKEND[:PORT]"
 #define ROUTE_SNI_USAGE "route sni NAME... -> BACKEND[:PORT]"
 #define LIMIT_USAGE "limit per-ip N | limit rate N/s|N/m|N/h | limit ipv6-prefix N | limit table N"

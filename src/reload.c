@@ -506,7 +506,8 @@ backend_same(const struct conf_backend *a, const struct conf_backend *b)
         a->check_interval_ms != b->check_interval_ms || a->check_timeout_ms != b->check_timeout_ms ||
         a->check_rise != b->check_rise || a->check_fall != b->check_fall ||
         a->queue_timeout_ms != b->queue_timeout_ms || a->queue_max != b->queue_max ||
-        a->he_delay_ms != b->he_delay_ms)
+        a->he_delay_ms != b->he_delay_ms || a->check_send_proxy != b->check_send_proxy ||
+        strcmp(a->check_sni, b->check_sni) != 0)
         return false;
     for (size_t i = 0; i < a->nservers; i++) {
         const struct conf_server *x = &a->servers[i], *y = &b->servers[i];

@@ -9,6 +9,9 @@ master.pid; Dovecot: base_dir/master.pid; HAProxy: the Popen child).
 
 Postfix 3.7 (one instance, `postfix -c DIR`):
   postscreen    127.0.0.1:P   postscreen_upstream_proxy_protocol = haproxy
+  postscreen_stock 127.0.0.1:P the same with Postfix's default greet wait (6 s)
+                              and no cache (postscreen_cache_map empty), as
+                              in the field: every client waits the 6 s
   submission    127.0.0.1:P   smtpd_upstream_proxy_protocol = haproxy
   submission6   [::1]:P       the same on IPv6 loopback
   plain         127.0.0.1:P   smtpd without PROXY
@@ -361,6 +364,10 @@ MASTER_CF = """\
 # mailedge interop Postfix instance (generated). chroot is off everywhere.
 # service        type  private unpriv chroot wakeup maxproc command
 {ps_addr}  inet  n       -      n      -      1       postscreen
+{ps_stock_addr}  inet  n       -      n      -      1       postscreen
+  -o syslog_name=postfix/postscreen_stock
+  -o postscreen_greet_wait=6s
+  -o postscreen_cache_map=
 smtpd            pass  -       -      n      -      -       smtpd
 {sub_addr}  inet  n       -      n      -      -       smtpd
   -o syslog_name=postfix/submission
@@ -705,7 +712,7 @@ class MailStack:
 
     def _choose_ports(self):
         used = set(self.ports.values())
-        for name in ("postscreen", "submission", "plain", "victim", "subauth", "subauth_proxy",
+        for name in ("postscreen", "postscreen_stock", "submission", "plain", "victim", "subauth", "subauth_proxy",
                      "smtps", "imap", "imaps", "pop3"):
             if name not in self.ports:
                 self.ports[name] = free_port("127.0.0.1", used)
@@ -757,6 +764,7 @@ class MailStack:
         with open(os.path.join(self.pf_etc, "master.cf"), "w") as f:
             f.write(MASTER_CF.format(
                 ps_addr=fmt_addr("127.0.0.1", p["postscreen"]),
+                ps_stock_addr=fmt_addr("127.0.0.1", p["postscreen_stock"]),
                 sub_addr=fmt_addr("127.0.0.1", p["submission"]),
                 sub6_addr=fmt_addr("::1", p["submission6"]),
                 plain_addr=fmt_addr("127.0.0.1", p["plain"]),
@@ -866,7 +874,8 @@ class MailStack:
 
     def _wait_ready(self):
         p = self.ports
-        checks = [("127.0.0.1", p[n]) for n in ("postscreen", "submission", "plain", "victim",
+        checks = [("127.0.0.1", p[n]) for n in ("postscreen", "postscreen_stock", "submission",
+                                                "plain", "victim",
                                                 "subauth", "subauth_proxy", "smtps", "imap",
                                                 "imaps",
                                                 "imap_proxy", "pop3", "pop3_proxy")]

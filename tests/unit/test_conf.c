@@ -805,12 +805,15 @@ static void
 test_check(void **state)
 {
     (void)state;
-    /* Defaults: interval 2s, timeout min(interval, 5s), rise 2, fall 3. */
+    /* Defaults: interval 2s, timeout 10s (above postscreen's 6s greet
+     * wait, whatever the interval), rise 2, fall 3, the backend's header. */
     struct conf *c = load_ok("backend b {\n    server s1 10.0.0.5:25\n    check smtp\n}\n" ONE_L);
     const struct conf_backend *b = &c->backends[0];
     assert_int_equal(b->check, CHECK_SMTP);
     assert_int_equal(b->check_interval_ms, 2 * MS_S);
-    assert_int_equal(b->check_timeout_ms, 2 * MS_S);
+    assert_int_equal(b->check_timeout_ms, 10 * MS_S);
+    assert_int_equal(b->check_send_proxy, 0);
+    assert_string_equal(b->check_sni, "");
     assert_int_equal(b->check_rise, 2);
     assert_int_equal(b->check_fall, 3);
     assert_string_equal(conf_check_name(b->check), "smtp");
@@ -822,7 +825,7 @@ test_check(void **state)
     b = &c->backends[0];
     assert_int_equal(b->check, CHECK_IMAP);
     assert_int_equal(b->check_interval_ms, 200);
-    assert_int_equal(b->check_timeout_ms, 200);
+    assert_int_equal(b->check_timeout_ms, 10 * MS_S);
     assert_int_equal(b->check_rise, 1);
     assert_int_equal(b->check_fall, 5);
     assert_int_equal(b->servers[0].check_port, 2526);
@@ -887,8 +890,43 @@ test_check(void **state)
 
     c = load_ok("backend b {\n    server s1 10.0.0.5:25\n    check tcp interval 10s\n}\n" ONE_L);
     assert_int_equal(c->backends[0].check, CHECK_TCP);
-    assert_int_equal(c->backends[0].check_timeout_ms, 5 * MS_S);
+    assert_int_equal(c->backends[0].check_timeout_ms, 10 * MS_S);
     conf_free(c);
+
+    /* The checks send the backend's header, also when send-proxy comes later... */
+    c = load_ok("backend b {\n    server s1 10.0.0.5:25\n    check smtp\n    send-proxy v2\n}\n" ONE_L);
+    assert_int_equal(c->backends[0].send_proxy, 2);
+    assert_int_equal(c->backends[0].check_send_proxy, 2);
+    conf_free(c);
+    /* ... unless the check says otherwise (a health port without PROXY). */
+    c = load_ok("backend b {\n    server s1 10.0.0.5:30125 check-port 30145\n    send-proxy v2\n"
+                "    check smtp send-proxy none\n}\n" ONE_L);
+    assert_int_equal(c->backends[0].send_proxy, 2);
+    assert_int_equal(c->backends[0].check_send_proxy, 0);
+    conf_free(c);
+    c = load_ok("backend b {\n    server s1 10.0.0.5:25\n    check tcp send-proxy v1\n}\n" ONE_L);
+    assert_int_equal(c->backends[0].send_proxy, 0);
+    assert_int_equal(c->backends[0].check_send_proxy, 1);
+    conf_free(c);
+
+    /* TLS kinds, with a server name to ask for. */
+    static const struct {
+        const char *word;
+        enum check_kind kind;
+    } tls[] = {{"tls", CHECK_TLS}, {"smtps", CHECK_SMTPS}, {"imaps", CHECK_IMAPS}, {"pop3s", CHECK_POP3S}};
+    for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "backend b {\n    server s1 10.0.0.5:465\n    check %s sni MX.Example.ORG. "
+                 "interval 30s\n}\n" ONE_L,
+                 tls[i].word);
+        c = load_ok(text);
+        assert_int_equal(c->backends[0].check, tls[i].kind);
+        assert_string_equal(conf_check_name(c->backends[0].check), tls[i].word);
+        assert_string_equal(c->backends[0].check_sni, "mx.example.org");
+        assert_int_equal(c->backends[0].check_interval_ms, 30 * MS_S);
+        conf_free(c);
+    }
 }
 
 static void
@@ -939,7 +977,17 @@ static const struct bad_case bad_cases[] = {
     {LST("    queue-max 5\n"), 2, 5, "unknown directive 'queue-max' in a listener block"},
     /* health checks */
     {"backend b {\n    server s 10.0.0.1:25\n    check http\n}\n", 3, 11,
-     "bad check 'http': expected tcp, smtp, imap or pop3"},
+     "bad check 'http': expected tcp, smtp, imap, pop3, tls, smtps, imaps or pop3s"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp send-proxy v3\n}\n", 3, 27,
+     "bad check send-proxy 'v3': expected none, v1 or v2"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp sni mx.example.org\n}\n", 3, 16,
+     "check option 'sni' needs a TLS check (tls, smtps, imaps or pop3s)"},
+    {"backend b {\n    server s 10.0.0.1:465\n    check smtps sni 10.0.0.1\n}\n", 3, 21,
+     "bad check sni '10.0.0.1': expected a DNS host name like mx.example.org"},
+    {"backend b {\n    server s 10.0.0.1:465\n    check tls sni a..b\n}\n", 3, 19,
+     "bad check sni 'a..b'"},
+    {"backend b {\n    server s 10.0.0.1:25\n    check smtp send-proxy none send-proxy v1\n}\n",
+     3, 32, "duplicate check option 'send-proxy'"},
     {"backend b {\n    server s 10.0.0.1:25\n    check smtp every 2s\n}\n", 3, 16,
      "unknown check option 'every'"},
     {"backend b {\n    server s 10.0.0.1:25\n    check smtp interval\n}\n", 3, 16,
