@@ -73,6 +73,8 @@ struct session {
     uint64_t hold_since_ms;            /* when the current hold began */
     uint64_t held_ms;                  /* time held in all; logged when held_ever */
     bool held_ever;
+    bool lingering;                    /* CLOSED, reading away the client's bytes (session.c) */
+    uint32_t linger_left;              /* bytes it may still read away */
     struct abuse_ticket ticket;        /* what limit per-ip counted for this session */
     union sa client, peer, local;
     char *sni;                         /* NULL (no peeking), "" or the server name */

@@ -54,7 +54,8 @@ struct worker {
     struct listener *listeners;      /* one per bind address */
     size_t nlisteners;
     struct session *sessions;        /* every open session, for drain */
-    size_t nsessions;
+    size_t nsessions;                /* lingering ones included (src/session.c) */
+    size_t nlinger;                  /* closed sessions still reading away client bytes */
     uint64_t id_seed, id_next;       /* session ids */
     bool draining;
     struct timer grace_timer;
