@@ -256,9 +256,8 @@ addr_equal(const struct sockaddr *a, const struct sockaddr *b)
     return false;
 }
 
-/* 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104, 0.0.0.0 or ::: a connect to these stays on this host. */
-static bool
-this_host(const struct sockaddr *sa)
+bool
+addr_is_this_host(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
@@ -300,8 +299,8 @@ addr_reaches_bind(const struct sockaddr *dst, const struct sockaddr *bind, bool 
     /* A wildcard listens on the loopback addresses too; 0.0.0.0 and :: as a
      * destination mean this host, which a loopback bind answers. */
     if (addr_wildcard_covers(dst, bind, dualstack))
-        return this_host(dst);
-    return addr_is_unspecified(dst) && this_host(bind) &&
+        return addr_is_this_host(dst);
+    return addr_is_unspecified(dst) && addr_is_this_host(bind) &&
            (dualstack || dst->sa_family == bind->sa_family);
 }
 

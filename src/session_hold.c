@@ -53,7 +53,7 @@ session_hold_detail(const struct session *s, char *detail, size_t cap)
         snprintf(detail, cap, "no server of backend %s is up", name);
     else
         snprintf(detail, cap, "no server of backend %s answered; last %s: %s", name,
-                 s->trying->name, s->last_timeout ? "connect timed out" : strerror(s->last_err));
+                 s->trying->name, session_connect_error(s->last_err, s->last_timeout));
 }
 
 /*

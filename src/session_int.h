@@ -124,6 +124,8 @@ void session_discard_peeked(struct session *s);
 void session_start_connect(struct session *s, const struct conf_route *r);
 /* Connects to the next eligible server of the walk; none left: hold or give up. */
 void session_connect_next(struct session *s);
+/* What a failed connect's errno (or timeout) means, for error= (ELOOP: a route back to us). */
+const char *session_connect_error(int err, bool timeout);
 
 /* session_hold.c */
 
