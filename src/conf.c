@@ -290,11 +290,7 @@ cf_cur_listener(struct ctx *x)
 bool
 cf_unspecified(const struct sockaddr_storage *ss)
 {
-    if (ss->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return false;
+    return addr_is_unspecified((const struct sockaddr *)ss);
 }
 
 void

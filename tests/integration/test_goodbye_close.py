@@ -64,14 +64,17 @@ def test_client_that_keeps_talking_is_closed_in_the_end(rig):
     assert me.wait_exit() == 0
 
 
-def test_proxy_invalid_gets_fin(rig):
+def proxy_listener(rig, version, extra=()):
     b = rig.backend(2, greeting=b"220 x\r\n")
     lip, lport = rig.endpoint(1)
     body = (h.backend_block("mail", [("srv1", b.addr)])
             + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail",
-                               accept_proxy="v2 from 127.0.0.0/8"))
-    me = rig.start(body)
-    c = rig.client(lip, lport)
+                               accept_proxy="%s from 127.0.0.0/8" % version, extra=extra))
+    return rig.start(body), b, rig.client(lip, lport)
+
+
+def test_proxy_invalid_gets_fin(rig):
+    me, b, c = proxy_listener(rig, "v2")
     c.send(b"EHLO not-a-proxy-header.example\r\n")
     assert_goodbye_then_fin(c, b"")
     h.assert_session(me.wait_session(), reason="proxy_invalid")
@@ -79,13 +82,7 @@ def test_proxy_invalid_gets_fin(rig):
 
 
 def test_proxy_timeout_with_part_of_a_header_gets_fin(rig):
-    b = rig.backend(2, greeting=b"220 x\r\n")
-    lip, lport = rig.endpoint(1)
-    body = (h.backend_block("mail", [("srv1", b.addr)])
-            + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail",
-                               accept_proxy="v1 from 127.0.0.0/8", extra=["timeout proxy 300ms"]))
-    me = rig.start(body)
-    c = rig.client(lip, lport)
+    me, _, c = proxy_listener(rig, "v1", ["timeout proxy 300ms"])
     c.send(b"PROXY TCP4 127.0.0.9 ")
     assert_goodbye_then_fin(c, b"")
     h.assert_session(me.wait_session(), reason="proxy_timeout")

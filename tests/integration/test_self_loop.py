@@ -7,18 +7,11 @@ thousand sessions to mailedge."""
 import pytest
 
 import harness as h
-from dnsserver import DnsServer
 from test_admin import metric
+from test_dns import dns  # noqa: F401 - the fixture
 from test_health import samples
 
 NAME = "loop.dns.test"
-
-
-@pytest.fixture
-def dns(rig):
-    d = DnsServer(rig.ip(53))
-    yield d
-    d.close()
 
 
 def test_check_refuses_route_to_own_bind(rig):
@@ -38,14 +31,18 @@ def test_check_refuses_route_to_own_bind(rig):
     assert want in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("bind", ["exact", "wildcard"])
-def test_name_resolving_to_own_bind_ends_at_once(rig, dns, bind):
-    lip, lport = rig.endpoint(1)
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_name_resolving_to_own_bind_ends_at_once(rig, dns, family):  # noqa: F811
+    """(A wildcard bind is left to the unit test of addr_reaches_bind: the
+    suite binds loopback addresses only.)"""
+    if family == "ipv6" and not h.HAVE_IPV6:
+        pytest.skip("no IPv6 loopback")
+    lip = rig.ip(1) if family == "ipv4" else "::1"
+    lport = h.free_port(lip)
     admin = rig.endpoint(5)
-    # The wildcard case uses a loopback address other than the client's.
-    target = lip if bind == "exact" else rig.ip(7)
+    target = lip
     dns.set(NAME, [target], ttl=300)
-    listen = h.fmt_addr(lip, lport) if bind == "exact" else ":%d" % lport
+    listen = h.fmt_addr(lip, lport)
     body = (h.backend_block("mail", [("mx1", "%s:%d" % (NAME, lport))], send_proxy="v2")
             + h.listener_block("front", listen, "smtp", "mail"))
     me = rig.start(body, global_extra=["resolvers %s" % dns.addr,
