@@ -256,6 +256,54 @@ addr_equal(const struct sockaddr *a, const struct sockaddr *b)
     return false;
 }
 
+bool
+addr_is_this_host(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 127 || a == INADDR_ANY;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+bool
+addr_is_unspecified(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    return false;
+}
+
+bool
+addr_wildcard_covers(const struct sockaddr *dst, const struct sockaddr *bind, bool dualstack)
+{
+    if (addr_port(dst) != addr_port(bind) || !addr_is_unspecified(bind))
+        return false;
+    return dualstack || dst->sa_family == bind->sa_family;
+}
+
+bool
+addr_reaches_bind(const struct sockaddr *dst, const struct sockaddr *bind, bool dualstack)
+{
+    if (addr_port(dst) != addr_port(bind))
+        return false;
+    if (addr_equal(dst, bind))
+        return true;
+    /* A wildcard listens on the loopback addresses too; 0.0.0.0 and :: as a
+     * destination mean this host, which a loopback bind answers. */
+    if (addr_wildcard_covers(dst, bind, dualstack))
+        return addr_is_this_host(dst);
+    return addr_is_unspecified(dst) && addr_is_this_host(bind) &&
+           (dualstack || dst->sa_family == bind->sa_family);
+}
+
 size_t
 addr_interleave(const struct sockaddr_storage *in, size_t n, struct sockaddr_storage *out)
 {

@@ -62,4 +62,25 @@ size_t addr_interleave_first(const struct sockaddr_storage *in, size_t n,
 /* True when both have the same family, address and port. */
 bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
+/* True for 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104, 0.0.0.0 and ::: a connect to these stays on this host. */
+bool addr_is_this_host(const struct sockaddr *sa);
+
+/* True for 0.0.0.0 and ::. */
+bool addr_is_unspecified(const struct sockaddr *sa);
+
+/*
+ * True when <bind> is a wildcard (0.0.0.0 or ::, both families when
+ * <dualstack>) on <dst>'s port and family: it listens on every local
+ * address, so <dst> reaches it if <dst> is one of this host's.
+ */
+bool addr_wildcard_covers(const struct sockaddr *dst, const struct sockaddr *bind, bool dualstack);
+
+/*
+ * True when a connect to <dst> surely reaches a socket listening on
+ * <bind> (dual-stack when <dualstack>): the same address and port, or a
+ * wildcard bind and a loopback or unspecified <dst> on its port. The
+ * host's other local addresses are not known here (addr_wildcard_covers).
+ */
+bool addr_reaches_bind(const struct sockaddr *dst, const struct sockaddr *bind, bool dualstack);
+
 #endif

@@ -292,11 +292,7 @@ cf_cur_listener(struct ctx *x)
 bool
 cf_unspecified(const struct sockaddr_storage *ss)
 {
-    if (ss->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return false;
+    return addr_is_unspecified((const struct sockaddr *)ss);
 }
 
 void
@@ -1077,6 +1073,64 @@ conf_bind_format(const struct conf_bind *b, char *buf, size_t cap)
     return buf;
 }
 
+/*
+ * A route whose server is one of our own binds makes every client connect
+ * to mailedge again, and that session again, until descriptors run out.
+ * Only IP literals can be checked here, and only against the addresses a
+ * bind surely answers (addr_reaches_bind); names and the host's other
+ * addresses under a wildcard bind are caught at run time (src/ownaddr.c).
+ */
+static void
+check_self_route(struct ctx *x, const struct conf_route *r)
+{
+    const struct conf *c = x->c;
+    const struct conf_backend *b = r->backend;
+
+    if (b == NULL)
+        return;
+    for (size_t s = 0; s < b->nservers; s++) {
+        const struct conf_server *sv = &b->servers[s];
+        if (sv->is_name)
+            continue;
+        struct sockaddr_storage dst = sv->addr;
+        if (r->port != 0)
+            addr_set_port((struct sockaddr *)&dst, r->port);
+        for (size_t i = 0; i < c->nlisteners; i++) {
+            for (size_t j = 0; j < c->listeners[i].nbinds; j++) {
+                const struct conf_bind *bd = &c->listeners[i].binds[j];
+                if (!addr_reaches_bind((const struct sockaddr *)&dst,
+                                       (const struct sockaddr *)&bd->addr, bd->any))
+                    continue;
+                char a[ADDR_STRLEN], bs[ADDR_STRLEN], w[300];
+                const struct conf_pos *p = &bd->pos;
+                if (p->file == r->pos.file)
+                    snprintf(w, sizeof(w), "line %d col %d", p->line, p->col);
+                else
+                    snprintf(w, sizeof(w), "%s:%d:%d", p->file, p->line, p->col);
+                addr_format((const struct sockaddr *)&dst, a, sizeof(a));
+                conf_bind_format(bd, bs, sizeof(bs));
+                cf_errp(x, &r->pos,
+                        "route to %s (server '%s' of backend '%s') loops back to mailedge: bind %s "
+                        "of listener '%s' at %s accepts it",
+                        a, sv->name, b->name, bs, c->listeners[i].name, w);
+                return;
+            }
+        }
+    }
+}
+
+static void
+check_self_routes(struct ctx *x)
+{
+    const struct conf *c = x->c;
+
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        check_self_route(x, &c->listeners[i].route);
+        for (size_t j = 0; j < c->listeners[i].nsni_routes; j++)
+            check_self_route(x, &c->listeners[i].sni_routes[j].route);
+    }
+}
+
 static void
 check_binds(struct ctx *x)
 {
@@ -1217,6 +1271,7 @@ finish(struct ctx *x)
             l->proto == PROTO_TLS && (l->nsni_routes > 0 || l->sni_required || authority);
     }
     check_binds(x);
+    check_self_routes(x);
     check_admin_bind(x);
     cf_admin_token_read(x);
     if (x->c->global.admin_opt_pos.line != 0 && !x->c->global.admin_set)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,25 @@ log_reopen(void)
     char path[sizeof(log_path)];
     memcpy(path, log_path, sizeof(path));
     return log_open(path);
+}
+
+const char *
+log_file(void)
+{
+    return log_path;
+}
+
+int
+log_chown(uid_t uid, gid_t gid)
+{
+    struct stat st;
+    if (log_fd == STDERR_FILENO || log_path[0] == '\0')
+        return 0;
+    if (fstat(log_fd, &st) == -1)
+        return -1;
+    if (st.st_uid == uid && st.st_gid == gid)
+        return 0;
+    return fchown(log_fd, uid, gid);
 }
 
 bool
@@ -193,18 +213,12 @@ log_fmt(const char *key, const char *fmt, ...)
     log_str(key, val);
 }
 
-void
-log_end(void)
+static void
+write_line(int fd)
 {
-    if (!line_active)
-        return;
-    line_active = false;
-    if (log_format_cur == LOG_FORMAT_JSON)
-        line[line_len++] = '}';
-    line[line_len++] = '\n';
     ssize_t off = 0;
     while ((size_t)off < line_len) {
-        ssize_t n = write(log_fd, line + off, line_len - (size_t)off);
+        ssize_t n = write(fd, line + off, line_len - (size_t)off);
         if (n <= 0) {
             if (n == -1 && errno == EINTR)
                 continue;
@@ -212,6 +226,32 @@ log_end(void)
         }
         off += n;
     }
+}
+
+static void
+end_line(bool tee)
+{
+    if (!line_active)
+        return;
+    line_active = false;
+    if (log_format_cur == LOG_FORMAT_JSON)
+        line[line_len++] = '}';
+    line[line_len++] = '\n';
+    write_line(log_fd);
+    if (tee && log_fd != STDERR_FILENO)
+        write_line(STDERR_FILENO);
+}
+
+void
+log_end(void)
+{
+    end_line(false);
+}
+
+void
+log_end_tee(void)
+{
+    end_line(true);
 }
 
 static void

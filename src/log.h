@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdnoreturn.h>
+#include <sys/types.h>
 
 #include "conf.h"
 
@@ -23,6 +24,16 @@ int log_open(const char *path);
 /* Reopens the current file (after rotation). -1 and errno on failure. */
 int log_reopen(void);
 
+/* The log file's path; "" when logging to stderr. */
+const char *log_file(void);
+
+/*
+ * Started as root, before dropping to <uid>:<gid>: the log file becomes
+ * theirs, so that SIGUSR1 can reopen it as that user. 0 when logging to
+ * stderr or already theirs; -1 and errno on failure.
+ */
+int log_chown(uid_t uid, gid_t gid);
+
 bool log_enabled(enum log_level lvl);
 
 /* Starts a line with ts, level and event. Fields below append to it. */
@@ -31,6 +42,9 @@ void log_str(const char *key, const char *val);
 void log_u64(const char *key, uint64_t val);
 void log_fmt(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_end(void);
+/* Like log_end(), and to stderr as well when logging to a file: for a line
+ * about the log file itself, which may no longer be where anyone looks. */
+void log_end_tee(void);
 
 /* One-line messages with msg="...": log_warn appends strerror(errno) and keeps errno. */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

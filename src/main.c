@@ -76,8 +76,19 @@ on_signal(struct io *io, uint32_t ev)
             worker_drain(sg->w);
             break;
         case SIGUSR1:
-            if (log_reopen() == -1)
-                log_warn("cannot reopen the log file");
+            if (log_reopen() == -1) {
+                int err = errno;
+                log_begin(LOG_WARN, "log_reopen");
+                log_str("result", "failure");
+                log_str("path", log_file());
+                log_str("error", strerror(err));
+                log_end_tee();
+            } else if (log_file()[0] != '\0') {
+                log_begin(LOG_INFO, "log_reopen");
+                log_str("result", "success");
+                log_str("path", log_file());
+                log_end();
+            }
             break;
         case SIGHUP:
             log_begin(LOG_INFO, "signal");

@@ -520,7 +520,7 @@ backend_same(const struct conf_backend *a, const struct conf_backend *b)
 
 static void
 log_changes(const struct conf *o, const struct conf *n, uint64_t id, size_t kept, size_t opened,
-            size_t closed, size_t held)
+            size_t closed, size_t held, size_t dropped)
 {
     char la[LIST_MAX] = "", lr[LIST_MAX] = "", lch[LIST_MAX] = "";
     char ba[LIST_MAX] = "", br[LIST_MAX] = "", bch[LIST_MAX] = "";
@@ -557,6 +557,8 @@ log_changes(const struct conf *o, const struct conf *n, uint64_t id, size_t kept
     log_u64("binds_opened", opened);
     log_u64("binds_closed", closed);
     log_u64("held_moved", held);
+    if (dropped > 0)
+        log_u64("held_dropped", dropped);
     log_end();
 }
 
@@ -602,7 +604,7 @@ static void
 commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
 {
     struct gen *old = w->gen;
-    size_t kept = 0, opened = 0, closed = 0, held = 0;
+    size_t kept = 0, opened = 0, closed = 0, held = 0, dropped = 0;
 
     if (old != NULL) {
         carry_backends(old, ng);
@@ -611,7 +613,11 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
         check_free_all(w);
         resolve_free_all(w);
         for (size_t i = 0; i < old->conf->nbackends; i++) {
-            held += old->backends[i].nheld;
+            /* Held clients of a removed backend get the goodbye (session_reload_held). */
+            if (gen_backend_by_name(ng, old->conf->backends[i].name) != NULL)
+                held += old->backends[i].nheld;
+            else
+                dropped += old->backends[i].nheld;
             for (size_t j = 0; j < old->conf->backends[i].nservers; j++)
                 old->backends[i].srv[j].check = NULL;
         }
@@ -634,7 +640,7 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
         for (size_t j = 0; j < ng->conf->backends[i].nservers; j++)
             ng->backends[i].srv[j].m->up = ng->backends[i].srv[j].up;
     if (old != NULL) {
-        log_changes(old->conf, ng->conf, ng->id, kept, opened, closed, held);
+        log_changes(old->conf, ng->conf, ng->id, kept, opened, closed, held, dropped);
         session_reload_held(w, old);
         for (size_t i = 0; i < ng->conf->nbackends; i++)
             ng->backends[i].qm->queued = ng->backends[i].nheld;

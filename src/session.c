@@ -45,6 +45,12 @@
 /* Bytes one direction may move per wake-up before yielding to others. */
 #define RELAY_BUDGET ((size_t)256 * 1024)
 
+/* Lingering close: how long and how much we read away from a client we
+ * hung up on, and how many such clients at once (docs/security.md). */
+#define LINGER_MS 2000
+#define LINGER_BYTES ((uint32_t)64 * 1024)
+#define LINGER_MAX 1024
+
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 static void
@@ -101,27 +107,61 @@ count_end(const struct session *s, enum end_reason r)
         m->proxy_errors[METRICS_PROXY_UNTRUSTED]++;
 }
 
-void
-session_close(struct session *s, enum end_reason r, const char *detail)
+/*
+ * Reads away what the client sent, up to what the linger allows. Returns
+ * true when the socket can be closed now (EOF, an error, the bytes spent),
+ * false when it would block.
+ */
+static bool
+linger_read(struct session *s)
 {
-    if (s->state == SESSION_CLOSED)
-        return;
-    if (s->state == SESSION_HOLDING)
-        session_unhold(s);
-    s->state = SESSION_CLOSED;
-    loop_timer_cancel(s->w->loop, &s->timer);
-    connector_free(s->conn);
-    s->conn = NULL;
-    if (s->counted)
-        backend_release(s->backend, s->trying);
-    close_io(&s->bio);
-    close_io(&s->cio);
-    if (s->ticket.counted)
-        abuse_release(s->l->abuse, &s->client.sa, &s->ticket);
-    relay_half_release(s->w->pool, &s->up);
-    relay_half_release(s->w->pool, &s->down);
-    session_log(s, r, detail);
-    count_end(s, r);
+    uint8_t buf[4096];
+
+    while (s->linger_left > 0) {
+        size_t want = s->linger_left < sizeof(buf) ? s->linger_left : sizeof(buf);
+        ssize_t n = recv(s->cio.fd, buf, want, MSG_DONTWAIT);
+        if (n > 0) {
+            s->linger_left -= (uint32_t)n;
+            continue;
+        }
+        if (n == -1 && errno == EINTR)
+            continue;
+        return !(n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    }
+    return true;
+}
+
+/*
+ * Hanging up on a client (a goodbye, a refusal, a timeout before the
+ * relay): close() over unread input sends RST, and the client may lose
+ * the goodbye. So: FIN after what we sent, read away what the client sent
+ * and close when it closes too, within LINGER_MS and LINGER_BYTES. A
+ * client that sent nothing is closed at once (nothing unread, so a FIN).
+ * Returns true when the session now lingers (its socket still open).
+ */
+static bool
+linger_start(struct session *s, enum session_state was, enum end_reason r)
+{
+    if (s->cio.fd < 0 || r == END_CLIENT_RESET || s->w->nlinger >= LINGER_MAX)
+        return false;
+    /* While relaying, bytes flowed both ways already: close as usual. */
+    if (was == SESSION_RELAYING && r != END_PREGREET)
+        return false;
+    if (shutdown(s->cio.fd, SHUT_WR) == -1)
+        return false;
+    s->linger_left = LINGER_BYTES;
+    if (linger_read(s) || s->linger_left == LINGER_BYTES)
+        return false;
+    s->lingering = true;
+    s->w->nlinger++;
+    loop_timer_at(s->w->loop, &s->timer, loop_now(s->w->loop) + LINGER_MS);
+    return true;
+}
+
+/* Off the worker's list; freed after the batch. */
+static void
+session_release(struct session *s)
+{
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -135,9 +175,53 @@ session_close(struct session *s, enum end_reason r, const char *detail)
 }
 
 static void
+linger_end(struct session *s)
+{
+    loop_timer_cancel(s->w->loop, &s->timer);
+    close_io(&s->cio);
+    s->lingering = false;
+    s->w->nlinger--;
+    session_release(s);
+}
+
+void
+session_close(struct session *s, enum end_reason r, const char *detail)
+{
+    if (s->state == SESSION_CLOSED) {
+        /* Logged and counted already; a drain cutting sessions ends the linger. */
+        if (s->lingering)
+            linger_end(s);
+        return;
+    }
+    enum session_state was = s->state;
+    if (s->state == SESSION_HOLDING)
+        session_unhold(s);
+    s->state = SESSION_CLOSED;
+    loop_timer_cancel(s->w->loop, &s->timer);
+    connector_free(s->conn);
+    s->conn = NULL;
+    if (s->counted)
+        backend_release(s->backend, s->trying);
+    close_io(&s->bio);
+    bool lingers = linger_start(s, was, r);
+    if (!lingers)
+        close_io(&s->cio);
+    if (s->ticket.counted)
+        abuse_release(s->l->abuse, &s->client.sa, &s->ticket);
+    relay_half_release(s->w->pool, &s->up);
+    relay_half_release(s->w->pool, &s->down);
+    session_log(s, r, detail);
+    count_end(s, r);
+    if (!lingers)
+        session_release(s);
+}
+
+static void
 on_defer(struct defer *d)
 {
     struct session *s = container_of(d, struct session, defer);
+    if (s->lingering)
+        return; /* a relay continuation queued before the close; linger_end() queues the free */
     if (s->state == SESSION_CLOSED) {
         struct worker *w = s->w;
         struct gen *g = s->gen, *bg = s->bgen;
@@ -273,6 +357,10 @@ on_timer(struct timer *t)
     }
     case SESSION_CONNECTING:
         break; /* the connector's timer runs the connect (src/connector.c) */
+    case SESSION_CLOSED:
+        if (s->lingering)
+            linger_end(s);
+        break;
     case SESSION_RELAYING: {
         uint64_t deadline = s->last_ms + lconf(s)->timeout_idle_ms;
         if (loop_now(loop) >= deadline)
@@ -281,8 +369,6 @@ on_timer(struct timer *t)
             loop_timer_at(loop, &s->timer, deadline);
         break;
     }
-    case SESSION_CLOSED:
-        break;
     }
 }
 
@@ -290,8 +376,11 @@ static void
 on_client(struct io *io, uint32_t ev)
 {
     struct session *s = container_of(io, struct session, cio);
-    if (s->state == SESSION_CLOSED)
+    if (s->state == SESSION_CLOSED) {
+        if (s->lingering && linger_read(s))
+            linger_end(s);
         return;
+    }
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         s->c_rd = true;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))

@@ -44,6 +44,7 @@ enum end_reason {
     END_LIMIT_RATE,       /* limit rate: too many new sessions of this client */
     END_BANNED,           /* the client is banned (ban ... after, or the admin endpoint) */
     END_PREGREET,         /* pregreet reject: an SMTP client talked before the greeting */
+    END_BACKEND_LOOP,     /* the last server tried is one of mailedge's own listeners */
     END_REASON_COUNT      /* not a reason: how many there are */
 };
 

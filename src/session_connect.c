@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "backend.h"
@@ -14,6 +15,7 @@
 #include "gen.h"
 #include "log.h"
 #include "loop.h"
+#include "ownaddr.h"
 #include "proxyproto.h"
 #include "resolve.h"
 #include "session_int.h"
@@ -167,12 +169,43 @@ first_family(const struct backend_server *st, uint64_t now)
     return AF_INET6;
 }
 
+/*
+ * A server address that leads back to mailedge: a warning, at most one a
+ * second (every client of the route would log one); the session line
+ * says it too (reason=backend_loop).
+ */
+static void
+log_loop(const struct session *s, const struct sockaddr *sa, const char *what)
+{
+    static uint64_t last_ms;
+    static bool logged;
+    uint64_t now = loop_now(s->w->loop);
+    char a[ADDR_STRLEN];
+
+    if (logged && now - last_ms < 1000)
+        return;
+    logged = true;
+    last_ms = now;
+    log_begin(LOG_WARN, "backend_loop");
+    log_str("backend", s->backend->conf->name);
+    log_str("server", s->trying->name);
+    log_str("addr", addr_format(sa, a, sizeof(a)));
+    log_str("error", what);
+    log_end();
+}
+
 /* The connector decided for the server being tried. */
 static void
 on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool timeout)
 {
     struct session *s = arg;
 
+    if (fd >= 0 && ownaddr_is_self_connection(fd, sa)) {
+        close(fd);
+        fd = -1;
+        err = ELOOP;
+        log_loop(s, sa, "connected to itself");
+    }
     if (fd >= 0) {
         remember_family(s, sa);
         memset(&s->baddr, 0, sizeof(s->baddr));
@@ -206,6 +239,38 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
 
 static const struct connector_ops connect_ops = {on_attempt, on_connect_done};
 
+const char *
+session_connect_error(int err, bool timeout)
+{
+    if (timeout)
+        return "connect timed out";
+    if (err == ELOOP)
+        return "it is one of mailedge's own listening addresses (a loop)";
+    return strerror(err ? err : ECONNREFUSED);
+}
+
+/*
+ * Takes the addresses that are mailedge's own listeners out of <v>: a
+ * route back to ourselves would make this session's backend connection a
+ * new session of ours, which would do the same. Returns how many.
+ */
+static size_t
+drop_own(struct session *s, struct sockaddr_storage *v, size_t *n)
+{
+    size_t kept = 0, own = 0;
+
+    for (size_t i = 0; i < *n; i++) {
+        if (ownaddr_is_listener(s->w, (const struct sockaddr *)&v[i])) {
+            if (own++ == 0)
+                log_loop(s, (const struct sockaddr *)&v[i], "not connecting");
+            continue;
+        }
+        v[kept++] = v[i];
+    }
+    *n = kept;
+    return own;
+}
+
 /*
  * Connects to the next eligible server of the walk: all its addresses at
  * once by Happy Eyeballs (src/connector.c), timeout connect for the lot;
@@ -233,8 +298,10 @@ session_connect_next(struct session *s)
         n = addr_interleave_first(sa, n, ordered,
                                   first_family(&b->srv[srv - b->conf->servers],
                                                loop_now(s->w->loop)));
+        size_t own = drop_own(s, ordered, &n);
         if (n == 0) {
-            s->last_err = EDESTADDRREQ;
+            s->last_err = own > 0 ? ELOOP : EDESTADDRREQ;
+            s->last_timeout = false;
             s->attempt++;
             continue;
         }
@@ -254,20 +321,25 @@ session_connect_next(struct session *s)
     }
     connector_free(s->conn);
     s->conn = NULL;
-    /* Nothing to wake a held client without a health check: hold only with one. */
-    if (session_holds(b)) {
+    bool loop = s->trying != NULL && s->last_err == ELOOP;
+    /* Nothing to wake a held client without a health check: hold only with
+     * one. A loop is the configuration's, not a server that may come back. */
+    if (session_holds(b) && !loop) {
         session_hold(s);
         return;
     }
     session_say_goodbye(s);
-    char detail[CONF_NAME_MAX + 64];
+    char detail[CONF_NAME_MAX + 96];
     if (s->trying == NULL)
         snprintf(detail, sizeof(detail), "no server of backend %s is up", b->conf->name);
     else
         snprintf(detail, sizeof(detail), "last server %s: %s", s->trying->name,
-                 s->last_timeout ? "connect timed out"
-                                 : strerror(s->last_err ? s->last_err : ECONNREFUSED));
-    session_close(s, s->last_timeout ? END_CONNECT_TIMEOUT : END_CONNECT_REFUSED, detail);
+                 session_connect_error(s->last_err, s->last_timeout));
+    session_close(s,
+                  loop               ? END_BACKEND_LOOP
+                  : s->last_timeout ? END_CONNECT_TIMEOUT
+                                    : END_CONNECT_REFUSED,
+                  detail);
 }
 
 /* Connects to the servers of route <r>. */

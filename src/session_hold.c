@@ -21,11 +21,13 @@ session_holds(const struct backend *b)
     return b->conf->queue_timeout_ms > 0 && b->conf->check != CHECK_NONE;
 }
 
-/* Takes a HOLDING session off its backend's queue. */
+/* Takes a HOLDING session off its backend's queue; a no-op when it is not on it. */
 void
 session_unhold(struct session *s)
 {
     struct backend *b = s->backend;
+    if (s->hprev == NULL && b->held_head != s)
+        return;
     if (s->hprev)
         s->hprev->hnext = s->hnext;
     else
@@ -51,7 +53,7 @@ session_hold_detail(const struct session *s, char *detail, size_t cap)
         snprintf(detail, cap, "no server of backend %s is up", name);
     else
         snprintf(detail, cap, "no server of backend %s answered; last %s: %s", name,
-                 s->trying->name, s->last_timeout ? "connect timed out" : strerror(s->last_err));
+                 s->trying->name, session_connect_error(s->last_err, s->last_timeout));
 }
 
 /*
@@ -179,16 +181,20 @@ session_reload_held(struct worker *w, struct gen *old)
     for (size_t i = 0; i < old->conf->nbackends; i++) {
         struct backend *b = &old->backends[i];
         struct backend *nb = gen_backend_by_name(w->gen, b->conf->name);
+        if (nb == NULL) {
+            /* session_close() takes each off the queue. */
+            while (b->held_head != NULL) {
+                struct session *s = b->held_head;
+                session_say_goodbye(s);
+                session_close(s, END_SHUTDOWN, "backend removed by a reload");
+            }
+            continue;
+        }
         /* Oldest first: each goes to the tail of its new queue. */
         size_t n = b->nheld;
         while (n-- > 0 && b->held_head != NULL) {
             struct session *s = b->held_head;
             session_unhold(s);
-            if (nb == NULL) {
-                session_say_goodbye(s);
-                session_close(s, END_SHUTDOWN, "backend removed by a reload");
-                continue;
-            }
             move_backend(s, nb);
             /* Its servers may be up already (health carried over, or no
              * check): try them now; else session_hold() queues it again. */

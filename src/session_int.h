@@ -73,6 +73,8 @@ struct session {
     uint64_t hold_since_ms;            /* when the current hold began */
     uint64_t held_ms;                  /* time held in all; logged when held_ever */
     bool held_ever;
+    bool lingering;                    /* CLOSED, reading away the client's bytes (session.c) */
+    uint32_t linger_left;              /* bytes it may still read away */
     struct abuse_ticket ticket;        /* what limit per-ip counted for this session */
     union sa client, peer, local;
     char *sni;                         /* NULL (no peeking), "" or the server name */
@@ -122,6 +124,8 @@ void session_discard_peeked(struct session *s);
 void session_start_connect(struct session *s, const struct conf_route *r);
 /* Connects to the next eligible server of the walk; none left: hold or give up. */
 void session_connect_next(struct session *s);
+/* What a failed connect's errno (or timeout) means, for error= (ELOOP: a route back to us). */
+const char *session_connect_error(int err, bool timeout);
 
 /* session_hold.c */
 

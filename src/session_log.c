@@ -23,7 +23,7 @@ static const char *const end_reason_names[] = {
     [END_SNI_NO_ROUTE] = "sni_no_route",       [END_QUEUE_TIMEOUT] = "queue_timeout",
     [END_QUEUE_FULL] = "queue_full",           [END_LIMIT_PER_IP] = "limit_per_ip",
     [END_LIMIT_RATE] = "limit_rate",           [END_BANNED] = "banned",
-    [END_PREGREET] = "pregreet",
+    [END_PREGREET] = "pregreet",               [END_BACKEND_LOOP] = "backend_loop",
 };
 _Static_assert(sizeof(end_reason_names) / sizeof(end_reason_names[0]) == END_REASON_COUNT,
                "end_reason_names must name every enum end_reason");

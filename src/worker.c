@@ -14,6 +14,7 @@
 #include "gen.h"
 #include "listener.h"
 #include "log.h"
+#include "ownaddr.h"
 #include "reload.h"
 #include "relay.h"
 #include "resolve.h"
@@ -289,6 +290,7 @@ worker_free(struct worker *w)
         gen_free(g);
     }
     relay_pool_free(w->pool);
+    ownaddr_free(w);
     free(w->metrics.backends);
     metrics_free(&w->metrics);
     for (size_t i = 0; i < w->nnames; i++)

@@ -22,6 +22,7 @@ struct relay_pool;
 struct admin;
 struct check;
 struct resolver;
+struct ownaddr;
 
 /* Timers armed besides one per session and one per bind: drain, admin,
  * main's watchdog ping, and the abuse sweep. */
@@ -54,7 +55,9 @@ struct worker {
     struct listener *listeners;      /* one per bind address */
     size_t nlisteners;
     struct session *sessions;        /* every open session, for drain */
-    size_t nsessions;
+    size_t nsessions;                /* lingering ones included (src/session.c) */
+    size_t nlinger;                  /* closed sessions still reading away client bytes */
+    struct ownaddr *own;             /* the host's addresses, for loops (src/ownaddr.c) */
     uint64_t id_seed, id_next;       /* session ids */
     bool draining;
     struct timer grace_timer;

@@ -154,6 +154,8 @@ def test_sighup_keeps_running_and_sessions(rig):
     c.wait_endswith(b"220 test ESMTP\r\n")
     conn = s.backend.wait_conn()
     s.me.signal(signal.SIGHUP)
+    line = s.me.wait_log("reload")[0]
+    assert line["result"] == "success" and line["generation"] == "2", line
     c.send(b"NOOP\r\n")
     conn.wait_endswith(b"NOOP\r\n")
     conn.send(b"250 ok\r\n")

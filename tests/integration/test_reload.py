@@ -234,10 +234,11 @@ def test_bind_failure_fails_the_whole_reload(rig):
     lport = h.free_port(lip)
     conf = Conf(rig, rig.endpoint(5))
     me = conf.start(two_routes(a, b, lip, lport, "a"))
-    # A second listener on the backend's own port: that bind fails, so the
-    # route change in the same file does not happen either.
+    # A second listener on backend a's own port: that bind fails, so the
+    # route change in the same file does not happen either. (Routed to b:
+    # a route to a would lead back to the listener, which -t refuses.)
     body = (two_routes(a, b, lip, lport, "b")
-            + h.listener_block("clash", a.addr, "smtp", "a"))
+            + h.listener_block("clash", a.addr, "smtp", "b"))
     conf.write(body)
     conf.reload(result="failure")
     line = me.events("reload", result="failure")[0]

@@ -255,6 +255,44 @@ test_interleave(void **state)
     assert_int_equal(out[1].ss_family, AF_INET);
 }
 
+/* addr_reaches_bind(dst, bind): the config check for routes back to ourselves. */
+static void
+test_reaches_bind(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *dst, *bind;
+        bool reaches;
+    } cases[] = {
+        {"127.0.0.1:25", "127.0.0.1:25", true},
+        {"127.0.0.1:26", "127.0.0.1:25", false},
+        {"127.0.0.2:25", "127.0.0.1:25", false},
+        {"192.0.2.1:25", "192.0.2.1:25", true},
+        {"127.0.0.9:25", "0.0.0.0:25", true},
+        {"0.0.0.0:25", "0.0.0.0:25", true},
+        {"192.0.2.1:25", "0.0.0.0:25", false}, /* maybe local: only known at run time */
+        {"[::1]:25", "0.0.0.0:25", false},
+        {"[::1]:25", "[::]:25", true},
+        {"127.0.0.1:25", "[::]:25", false},     /* [::] without ":PORT" is IPv6 only */
+        {"127.0.0.1:25", ":25", true},          /* dual-stack */
+        {"[::1]:25", ":25", true},
+        {"[::ffff:127.0.0.1]:25", "[::]:25", true},
+        {"0.0.0.0:25", "127.0.0.1:25", true},
+        {"0.0.0.0:25", "192.0.2.1:25", false},
+        {"[2001:db8::1]:25", "[2001:db8::1]:25", true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sockaddr_storage d, b;
+        bool any = false;
+        assert_int_equal(addr_parse(cases[i].dst, ADDR_PORT_REQUIRED, &d, NULL, NULL), 0);
+        assert_int_equal(addr_parse(cases[i].bind, ADDR_PORT_REQUIRED, &b, &any, NULL), 0);
+        if (addr_reaches_bind((struct sockaddr *)&d, (struct sockaddr *)&b, any) !=
+            cases[i].reaches)
+            fail_msg("%s -> bind %s: expected %d", cases[i].dst, cases[i].bind,
+                     cases[i].reaches);
+    }
+}
+
 int
 main(void)
 {
@@ -266,6 +304,7 @@ main(void)
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_equal),
         cmocka_unit_test(test_interleave),
+        cmocka_unit_test(test_reaches_bind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
