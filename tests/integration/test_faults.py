@@ -204,11 +204,9 @@ def test_thousands_of_mangled_client_hellos(rig):
     assert len(me.sessions()) == GARBAGE_CONNECTIONS
     c = rig.client(ip, port, source=rig.ip(11))
     c.send(hello)
-    conn = None
-    h.wait_until(lambda: any(x.snapshot() == hello for x in list(mail.conns)),
-                 what="the real hello at the mail backend")
-    conn = [x for x in list(mail.conns) if x.snapshot() == hello][0]
-    assert conn is not None
+    conn = h.wait_until(lambda: next((x for x in list(mail.conns) if x.snapshot() == hello), None),
+                        what="the real hello, unmodified, at the mail backend")
+    assert not conn.ended, "the session to the mail backend ended after the hello"
     assert me.running
 
 
