@@ -2,15 +2,14 @@
 moments, clients that leave while mailedge is still connecting, early client
 bytes across a fail-over, and file-descriptor leaks.
 
-Short sleeps here only pace the scenario (to make a stall likely); nothing
-asserts how long anything took.
+Stalls are waited for (bytes sitting unread in mailedge's socket), never
+slept for; nothing asserts how long anything took.
 """
 
 import hashlib
 import os
 import signal
 import socket
-import time
 
 import pytest
 
@@ -437,13 +436,15 @@ def test_no_stale_bytes_after_abort_with_data_in_flight(rig, splice, direction):
     victim = rig.client(s.ip, s.port, source=rig.ip(20), name="victim", rcvbuf=SMALL_BUF)
     vconn = s.backend.wait_conn(1)
     junk = b"\xee" * (4 * MIB)
+    rss0 = _rss(s.me)
     if direction == "down":
         victim.pause()
         t = vconn.send_async(junk)
+        _wait_mailedge_stops_reading(s.me, vconn, vconn.remote, rss0)
     else:
         vconn.pause()
         t = victim.send_async(junk)
-    time.sleep(0.3)   # pacing: let the stall build up inside mailedge
+        _wait_mailedge_stops_reading(s.me, victim, (s.ip, s.port), rss0)
     if direction == "down":
         victim.abort()
         vconn.resume()
