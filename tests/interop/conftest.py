@@ -11,7 +11,7 @@ Run:  /usr/bin/python3 -m pytest -m interop tests/interop
       MAILEDGE_BIN=build/san/mailedge MAILEDGE_SAN=1 ... (sanitizer build)
 Without a mailedge binary the probe tests still run; the others fail.
 The summary line counts the tests that ran mailedge apart from the records of
-server behaviour (test_interop_probes.py), which never start it.
+server behaviour (marked `record`: test_interop_probes.py), which never start it.
 """
 
 import os
@@ -25,6 +25,8 @@ import mailstack as ms
 def pytest_configure(config):
     config.addinivalue_line("markers", "interop: needs real Postfix/Dovecot/HAProxy (root)")
     config.addinivalue_line("markers", "slow: takes several seconds (server timeouts)")
+    config.addinivalue_line("markers", "record: records what a real server does; mailedge is "
+                            "not involved")
     config.addinivalue_line("markers", "disruptive: crashes a (dedicated) Postfix service; "
                             "runs after every other test")
 
@@ -60,11 +62,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     what the real servers do (no mailedge started), so the count is honest."""
     items = getattr(config, "_interop_items", [])
     ran = [it for it in items if it.nodeid in _PASSED]
-    edge = sum(1 for it in ran if "mailedge_bin" in it.fixturenames)
+    records = sum(1 for it in ran if it.get_closest_marker("record"))
     if ran:
         terminalreporter.write_line(
             "interop: %d passed tests exercised mailedge, %d are records of server "
-            "behaviour without mailedge" % (edge, len(ran) - edge))
+            "behaviour without mailedge" % (len(ran) - records, records))
 
 
 @pytest.fixture(scope="session")
