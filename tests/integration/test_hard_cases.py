@@ -53,7 +53,9 @@ def _wait_mailedge_stops_reading(me, sender, near, rss0):
     `sender`. Observed, not assumed: bytes wait unread in mailedge's socket
     from `sender` (`near`: mailedge's end, as (ip, port)) and neither they nor
     the count sent move over several polls, and mailedge's memory stays
-    bounded (it did not take the bytes into buffers of its own)."""
+    bounded (it did not take the bytes into buffers of its own). The sender
+    must send more than the kernel can hold past mailedge (pipe, send
+    buffer, the reader's receive buffer)."""
     seen = []
 
     def stalled():
@@ -435,7 +437,9 @@ def test_no_stale_bytes_after_abort_with_data_in_flight(rig, splice, direction):
     # The dead session: its receiver does not read, its sender floods.
     victim = rig.client(s.ip, s.port, source=rig.ip(20), name="victim", rcvbuf=SMALL_BUF)
     vconn = s.backend.wait_conn(1)
-    junk = b"\xee" * (4 * MIB)
+    # More than the pipe (1 MiB) and a send buffer (tcp_wmem, 4 MiB) past
+    # mailedge can hold, so bytes are left waiting in mailedge's socket.
+    junk = b"\xee" * (8 * MIB)
     rss0 = _rss(s.me)
     if direction == "down":
         victim.pause()
