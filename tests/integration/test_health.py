@@ -31,7 +31,7 @@ def admin_of(rig):
     return rig.endpoint(5)
 
 
-def start(rig, servers, check, proto="smtp", send_proxy=None, balance=None):
+def start(rig, servers, check, proto="smtp", send_proxy=None, balance=None, grace="5s"):
     """servers: list of (name, address[, extra words]); returns (mailedge, listen addr, admin)."""
     admin = admin_of(rig)
     lines = ["server %s" % " ".join(s) for s in servers]
@@ -44,7 +44,7 @@ def start(rig, servers, check, proto="smtp", send_proxy=None, balance=None):
     lport = h.free_port(lip)
     body = (h.block("backend", "mail", lines)
             + h.listener_block("front", h.fmt_addr(lip, lport), proto, "mail"))
-    me = rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin)])
+    me = rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin)], grace=grace)
     return me, (lip, lport), admin
 
 
@@ -208,7 +208,10 @@ def test_drain_stops_checks(rig, fakes):
     new check reaches the server (every 100 ms one would); the process then
     exits with status 0 once the session ends."""
     f = fakes(rig.ip(2))
-    me, (lip, lport), _ = start(rig, [("mx1", f.addr)], "smtp interval 100ms rise 1")
+    # A grace period far longer than any wait here: the drain lasts until
+    # the client leaves.
+    me, (lip, lport), _ = start(rig, [("mx1", f.addr)], "smtp interval 100ms rise 1",
+                                grace="10m")
     me.wait_log("health", server="mx1", state="up")
     c = rig.client(lip, lport)
     c.wait_endswith(GOOD["smtp"][0][0])
