@@ -52,7 +52,7 @@ REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=$(BUILD)/replay/replay_%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=build/fuzz/fuzz_%)
 FUZZ_TIME  ?= 60
 
-.PHONY: all test test-one unit replay integration interop check deps fuzz fuzz-deps valgrind bench demo install clean format lint
+.PHONY: all test test-one unit replay integration interop check deps fuzz fuzz-deps valgrind bench mutate demo install clean format lint
 
 all: $(BUILD)/$(PROG)
 
@@ -143,6 +143,12 @@ bench:
 	$(Q)sh scripts/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) sh bench/run.sh
+
+# One-line changes to src/ (scripts/mutants.txt), each built in a scratch
+# copy and run against its own tests; fails if one survives. Before a
+# release, not in CI; the last result is in docs/security.md. M='name ...'
+mutate:
+	$(Q)sh scripts/mutate.sh $(M)
 
 lint:
 	$(Q)sh scripts/lint.sh

@@ -4,7 +4,7 @@
 set -eu
 want="gcc make pkg-config libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libc-ares-dev libssl-dev"
 case "${1:-build}" in
-    test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl curl nginx-light redis-server postgresql" ;;
+    test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl curl nginx-light redis-server postgresql systemd iproute2" ;;
     valgrind) want="$want libcmocka-dev python3-pytest clang socat openssl valgrind" ;;
     fuzz)  want="$want clang libclang-rt-14-dev" ;;
     bench) want="$want haproxy nginx-light libnginx-mod-stream" ;;

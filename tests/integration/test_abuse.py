@@ -367,13 +367,13 @@ def _rss_kib(pid):
 def _flood(target, sources, first, count, batch=400):
     """<count> connections, each with a PROXY v2 header for a distinct
     127.9.x.y address (starting at index <first>), <batch> in flight; each
-    is read to EOF (mailedge closes first, so no TIME_WAIT piles up here)."""
+    is read to EOF (mailedge closes first, so no TIME_WAIT piles up here).
+    No deadline on the whole: how fast it goes is for `make bench`; what
+    fails it is a stall, no connection ending for harness.DEADLINE."""
     sel = selectors.DefaultSelector()
-    deadline = time.monotonic() + 120 * (3 if h.SAN else 1)
     done = 0
     i = first
     while done < count:
-        assert time.monotonic() < deadline, "flood too slow: %d of %d" % (done, count)
         socks = []
         for _ in range(min(batch, count - (i - first))):
             c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -389,8 +389,10 @@ def _flood(target, sources, first, count, batch=400):
             i += 1
         left = len(socks)
         while left:
-            assert time.monotonic() < deadline, "flood too slow"
-            for key, _ in sel.select(timeout=h.DEADLINE):
+            ready = sel.select(timeout=h.DEADLINE)
+            assert ready, "flood stalled: no connection ended for %.0fs (%d of %d done)" % (
+                h.DEADLINE, done, count)
+            for key, _ in ready:
                 c = key.fileobj
                 try:
                     data = c.recv(4096)

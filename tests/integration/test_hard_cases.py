@@ -2,14 +2,14 @@
 moments, clients that leave while mailedge is still connecting, early client
 bytes across a fail-over, and file-descriptor leaks.
 
-Short sleeps here only pace the scenario (to make a stall likely); nothing
-asserts how long anything took.
+Stalls are waited for (bytes sitting unread in mailedge's socket), never
+slept for; nothing asserts how long anything took.
 """
 
 import hashlib
 import os
 import signal
-import time
+import socket
 
 import pytest
 
@@ -26,6 +26,49 @@ def _header_len(conn) -> int:
     return pp.header_length(d)
 
 
+def _unread(local, remote) -> int:
+    """Bytes in the receive queue of the IPv4 socket local<-remote that its
+    owner has not read yet (/proc/net/tcp rx_queue)."""
+    def key(addr):
+        return "%s:%04X" % (socket.inet_aton(addr[0])[::-1].hex().upper(), addr[1])
+    want = (key(local), key(remote))
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            col = line.split()
+            if (col[1], col[2]) == want:
+                return int(col[4].split(":")[1], 16)
+    raise AssertionError("no socket %s <- %s in /proc/net/tcp" % (local, remote))
+
+
+def _rss(me) -> int:
+    with open("/proc/%d/status" % me.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS for mailedge")
+
+
+def _wait_mailedge_stops_reading(me, sender, near, rss0):
+    """The reader on the far side does not read: mailedge must stop reading
+    `sender`. Observed, not assumed: bytes wait unread in mailedge's socket
+    from `sender` (`near`: mailedge's end, as (ip, port)) and neither they nor
+    the count sent move over several polls, and mailedge's memory stays
+    bounded (it did not take the bytes into buffers of its own). The sender
+    must send more than the kernel can hold past mailedge (pipe, send
+    buffer, the reader's receive buffer)."""
+    seen = []
+
+    def stalled():
+        seen.append((sender.sent, _unread(near, sender.local)))
+        last = seen[-6:]
+        return len(last) == 6 and len(set(last)) == 1 and last[0][1] > 0
+
+    h.wait_until(stalled, what="mailedge to stop reading %s" % sender.name, interval=0.1,
+                 info=lambda: "(sent, unread by mailedge): %r" % seen[-6:])
+    grown = _rss(me) - rss0
+    assert grown < BIG // 4, "mailedge grew by %d bytes while the reader stalled" % grown
+
+
 def test_backpressure_upstream_then_fin(rig, splice):
     """The backend does not read for a while: mailedge must stop reading
     the client, then deliver every byte and only then the FIN."""
@@ -33,9 +76,10 @@ def test_backpressure_upstream_then_fin(rig, splice):
                    close_on_eof=False, paused=True, rcvbuf=SMALL_BUF)
     c = rig.client(s.ip, s.port)
     payload = os.urandom(BIG)
+    rss0 = _rss(s.me)
     t = c.send_async(payload, chunk=256 * 1024)
     conn = s.backend.wait_conn()
-    time.sleep(0.3)   # pacing: let every buffer on the way fill up
+    _wait_mailedge_stops_reading(s.me, c, (s.ip, s.port), rss0)
     conn.resume()
     t.finish(h.DEADLINE * 3)
     c.shutdown_write()
@@ -59,8 +103,9 @@ def test_backpressure_downstream_then_fin(rig, splice):
     c.pause()
     conn = s.backend.wait_conn()
     payload = os.urandom(BIG)
+    rss0 = _rss(s.me)
     t = conn.send_async(payload, chunk=256 * 1024)
-    time.sleep(0.3)   # pacing
+    _wait_mailedge_stops_reading(s.me, conn, conn.remote, rss0)
     c.resume()
     t.finish(h.DEADLINE * 3)
     conn.shutdown_write()
@@ -392,14 +437,18 @@ def test_no_stale_bytes_after_abort_with_data_in_flight(rig, splice, direction):
     # The dead session: its receiver does not read, its sender floods.
     victim = rig.client(s.ip, s.port, source=rig.ip(20), name="victim", rcvbuf=SMALL_BUF)
     vconn = s.backend.wait_conn(1)
-    junk = b"\xee" * (4 * MIB)
+    # More than the pipe (1 MiB) and a send buffer (tcp_wmem, 4 MiB) past
+    # mailedge can hold, so bytes are left waiting in mailedge's socket.
+    junk = b"\xee" * (8 * MIB)
+    rss0 = _rss(s.me)
     if direction == "down":
         victim.pause()
         t = vconn.send_async(junk)
+        _wait_mailedge_stops_reading(s.me, vconn, vconn.remote, rss0)
     else:
         vconn.pause()
         t = victim.send_async(junk)
-    time.sleep(0.3)   # pacing: let the stall build up inside mailedge
+        _wait_mailedge_stops_reading(s.me, victim, (s.ip, s.port), rss0)
     if direction == "down":
         victim.abort()
         vconn.resume()

@@ -6,6 +6,7 @@ rise/fall transitions in the log and /metrics, down servers skipped by new
 sessions, /readyz and /status."""
 
 import json
+import signal
 
 import pytest
 
@@ -30,7 +31,7 @@ def admin_of(rig):
     return rig.endpoint(5)
 
 
-def start(rig, servers, check, proto="smtp", send_proxy=None, balance=None):
+def start(rig, servers, check, proto="smtp", send_proxy=None, balance=None, grace="5s"):
     """servers: list of (name, address[, extra words]); returns (mailedge, listen addr, admin)."""
     admin = admin_of(rig)
     lines = ["server %s" % " ".join(s) for s in servers]
@@ -43,7 +44,7 @@ def start(rig, servers, check, proto="smtp", send_proxy=None, balance=None):
     lport = h.free_port(lip)
     body = (h.block("backend", "mail", lines)
             + h.listener_block("front", h.fmt_addr(lip, lport), proto, "mail"))
-    me = rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin)])
+    me = rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin)], grace=grace)
     return me, (lip, lport), admin
 
 
@@ -202,10 +203,28 @@ def test_check_port(rig, fakes):
 
 
 def test_drain_stops_checks(rig, fakes):
-    """SIGTERM with checks running: the process exits at once (no session
-    is open, so no grace wait) with status 0."""
-    f = fakes(rig.ip(2), mode="silent")
-    me, _, _ = start(rig, [("mx1", f.addr)], "smtp interval 100ms timeout 5s")
-    h.wait_until(lambda: f.records(), what="a check connection")
-    me.stop()
-    assert me.returncode == 0
+    """SIGTERM with checks running: checks stop at once. An open session
+    keeps the process draining for its grace period, and in that time no
+    new check reaches the server (every 100 ms one would); the process then
+    exits with status 0 once the session ends."""
+    f = fakes(rig.ip(2))
+    # A grace period far longer than any wait here: the drain lasts until
+    # the client leaves.
+    me, (lip, lport), _ = start(rig, [("mx1", f.addr)], "smtp interval 100ms rise 1",
+                                grace="10m")
+    me.wait_log("health", server="mx1", state="up")
+    c = rig.client(lip, lport)
+    c.wait_endswith(GOOD["smtp"][0][0])
+    me.signal(signal.SIGTERM)
+    me.wait_log("drain", sessions=1)
+    counts = []
+
+    def stopped():
+        counts.append(len(f.records()))
+        return len(counts) >= 8 and len(set(counts[-8:])) == 1
+
+    h.wait_until(stopped, what="checks to stop during the drain", interval=0.1,
+                 info=lambda: "connections at the server, polled every 0.1 s: %r" % counts)
+    assert me.running, "mailedge exited before the session ended\n" + me.describe()
+    c.close()
+    assert me.wait_exit() == 0

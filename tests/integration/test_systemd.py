@@ -3,6 +3,7 @@ $NOTIFY_SOCKET (a datagram socket the test listens on, as systemd does), and
 a second SIGTERM that does not wait for the grace period. The notify_sock
 fixture is in conftest.py."""
 import signal
+import time
 
 import harness as h
 
@@ -33,12 +34,24 @@ def test_ready_then_stopping(rig, notify_sock):
 
 
 def test_watchdog_pings(rig, notify_sock, monkeypatch):
-    # 200 ms watchdog: mailedge pings every 100 ms while its loop runs.
-    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    """A 200 ms watchdog: mailedge pings every half of it (100 ms) while its
+    loop runs. Checked on the count of pings over a measured window, with
+    generous bounds: on average more often than WATCHDOG_USEC (or systemd
+    would kill it) and not much more often than half of it (no ping per
+    loop turn)."""
+    usec = 200000
+    monkeypatch.setenv("WATCHDOG_USEC", str(usec))
     rig.simple()
     _recv_until(notify_sock, "READY=1")
     _recv_until(notify_sock, "WATCHDOG=1")
-    _recv_until(notify_sock, "WATCHDOG=1")
+    start, pings = time.monotonic(), 0
+    while pings < 20:
+        _recv_until(notify_sock, "WATCHDOG=1")
+        pings += 1
+    mean = (time.monotonic() - start) / pings
+    half = usec / 2e6
+    assert 0.6 * half < mean < 0.95 * usec / 1e6, \
+        "%d pings, one every %.3f s on average; expected about %.3f s" % (pings, mean, half)
 
 
 def test_no_watchdog_unless_asked(rig, notify_sock):
