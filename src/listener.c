@@ -13,7 +13,6 @@
 #include "worker.h"
 
 #define ACCEPT_BATCH 64
-#define PAUSE_MS 100            /* how long to stop accepting when out of fds */
 #define PAUSE_LOG_EVERY_MS 10000
 
 static bool
@@ -26,24 +25,31 @@ is_unspecified(const struct sockaddr *sa)
     return false;
 }
 
+void
+listener_log_paused(uint64_t now, uint64_t *last_log, const char *name, const char *addr, int err)
+{
+    if (*last_log != 0 && now - *last_log < PAUSE_LOG_EVERY_MS)
+        return;
+    *last_log = now;
+    log_begin(LOG_WARN, "accept_paused");
+    log_str("listener", name);
+    log_str("addr", addr);
+    log_str("error", strerror(err));
+    log_u64("pause_ms", LISTENER_PAUSE_MS);
+    log_end();
+}
+
 static void
 pause_accepting(struct listener *l, int err)
 {
     uint64_t now = loop_now(l->w->loop);
+    char a[ADDR_STRLEN];
     /* Level-triggered and still pending: stop polling it, or we would spin. */
     if (loop_mod(l->w->loop, &l->io, 0) == -1)
         log_warn("listener %s: cannot pause accepting", l->conf->name);
-    loop_timer_at(l->w->loop, &l->pause_timer, now + PAUSE_MS);
-    if (l->last_pause_log == 0 || now - l->last_pause_log >= PAUSE_LOG_EVERY_MS) {
-        char a[ADDR_STRLEN];
-        l->last_pause_log = now;
-        log_begin(LOG_WARN, "accept_paused");
-        log_str("listener", l->conf->name);
-        log_str("addr", addr_format((const struct sockaddr *)&l->bind->addr, a, sizeof(a)));
-        log_str("error", strerror(err));
-        log_u64("pause_ms", PAUSE_MS);
-        log_end();
-    }
+    loop_timer_at(l->w->loop, &l->pause_timer, now + LISTENER_PAUSE_MS);
+    listener_log_paused(now, &l->last_pause_log, l->conf->name,
+                        addr_format((const struct sockaddr *)&l->bind->addr, a, sizeof(a)), err);
 }
 
 static void
@@ -72,13 +78,11 @@ on_accept(struct io *io, uint32_t ev)
         case EWOULDBLOCK:
 #endif
             return;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            pause_accepting(l, errno);
-            return;
         default:
+            if (sock_exhausted(errno)) {
+                pause_accepting(l, errno);
+                return;
+            }
             /* ECONNABORTED and friends: that client is gone, the next may not be. */
             continue;
         }

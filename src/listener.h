@@ -31,6 +31,16 @@ struct listener {
     uint64_t last_pause_log;
 };
 
+/* How long accepting stops after accept(2) ran out of descriptors or memory. */
+#define LISTENER_PAUSE_MS 100
+
+/*
+ * The accept_paused warning of listener <name> at <addr> (the admin
+ * endpoint's too), at most once per 10 s: <*last_log> keeps the time.
+ */
+void listener_log_paused(uint64_t now, uint64_t *last_log, const char *name, const char *addr,
+                         int err);
+
 /* Binds and starts accepting. Returns 0, or -1 with errno (nothing logged). */
 int listener_open(struct listener *l, struct worker *w, const struct conf_listener *conf,
                   const struct conf_bind *bind);

@@ -16,6 +16,7 @@
 #include "loop.h"
 #include "proxyproto.h"
 #include "session_int.h"
+#include "sock.h"
 #include "worker.h"
 
 /* The counters of the server being connected to. */
@@ -81,12 +82,6 @@ connected(struct session *s)
     session_relay(s);
 }
 
-static bool
-resource_error(int err)
-{
-    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-}
-
 static void
 log_attempt(const struct session *s, unsigned nth, const struct sockaddr *sa,
             enum conn_outcome o, int err)
@@ -136,7 +131,7 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
     s->counted = false;
     s->last_err = err;
     s->last_timeout = timeout;
-    if (resource_error(err)) {
+    if (sock_exhausted(err)) {
         session_say_goodbye(s);
         session_close(s, END_RESOURCE, strerror(err));
         return;
