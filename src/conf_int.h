@@ -54,6 +54,7 @@ enum dir {
     D_BAN,
     D_PREGREET,
     D_HE_DELAY,
+    D_MAXCONN,
     D_COUNT
 };
 
@@ -155,6 +156,8 @@ typedef void directive_fn(struct ctx *x, const struct lex_word *w, size_t n);
 
 /* conf_global.c */
 directive_fn cf_d_log, cf_d_grace, cf_d_splice, cf_d_resolvers, cf_d_admin, cf_d_user, cf_d_group;
+/* conf_global.c, for the global block and listeners */
+directive_fn cf_d_maxconn;
 /* conf_backend.c */
 directive_fn cf_d_server, cf_d_send_proxy, cf_d_check, cf_d_queue_timeout, cf_d_queue_max,
     cf_d_balance, cf_d_he_delay;

@@ -172,10 +172,13 @@ session_connect_next(struct session *s)
             s->attempt++;
             continue;
         }
-        if (s->conn == NULL && (s->conn = connector_new(s->w->loop, &connect_ops, s)) == NULL) {
-            session_say_goodbye(s);
-            session_close(s, END_RESOURCE, "out of memory");
-            return;
+        if (s->conn == NULL) {
+            if ((s->conn = connector_new(s->w->loop, &connect_ops, s)) == NULL) {
+                session_say_goodbye(s);
+                session_close(s, END_RESOURCE, "out of memory");
+                return;
+            }
+            connector_set_budget(s->conn, &s->w->connects);
         }
         s->state = SESSION_CONNECTING;
         s->connect_ms = loop_now(s->w->loop);
