@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+import fakemail
 import harness as h
 from test_admin import http, metric, scrape
 
@@ -136,3 +137,120 @@ def test_emfile_pause_is_not_a_busy_loop(rig):
     for c in clients:
         c.wait_endswith(b"220 test ESMTP\r\n")
     waiting.wait(lambda d: d.startswith(b"HTTP/1.1 200"), what="the admin answer")
+
+
+# --------------------------------------------------------------------------
+# maxconn: the descriptor reserve, on a small RLIMIT_NOFILE
+
+NOFILE = 300
+
+
+def start_with_nofile(rig, monkeypatch, body, nofile=NOFILE, **kw):
+    """mailedge started with RLIMIT_NOFILE soft and hard at <nofile> (prlimit
+    in front of it, so it derives its limits from that)."""
+    monkeypatch.setenv("MAILEDGE_WRAP", "prlimit --nofile=%d:%d" % (nofile, nofile))
+    try:
+        return rig.start(body, **kw)
+    finally:
+        monkeypatch.delenv("MAILEDGE_WRAP")
+
+
+def outcome(c: h.Peer, expect: bytes) -> str:
+    """'served' (the backend's greeting), 'refused' (the goodbye, then a
+    clean close), or what else happened."""
+    d = c.snapshot()
+    if d == expect:
+        return "served"
+    if c.ended and c.eof and d.startswith(b"421 4.3.2 ") and d.endswith(b"\r\n"):
+        return "refused"
+    return "other: %r %s" % (d[:60], "reset" if c.ended and not c.eof else "")
+
+
+def test_clients_beyond_maxconn_are_refused_and_checks_keep_working(rig, monkeypatch):
+    """RLIMIT_NOFILE 300 and more clients than that while the only server is
+    down (check + queue-timeout: clients are held): mailedge holds maxconn
+    of them (derived: (300 - reserve - headroom) / 2), the rest wait in the
+    backlog, then get 421 4.3.2 and a clean close, never a reset. The
+    health check still gets its socket, sees the server come back, and every
+    held client is served; the admin endpoint answers throughout."""
+    admin = rig.endpoint(5)
+    ip2 = rig.ip(2)
+    port = h.free_port(ip2)
+    lip, lport = rig.endpoint(1)
+    body = (h.backend_block("mail", [("srv1", h.fmt_addr(ip2, port))],
+                            extra=["check smtp interval 300ms rise 1", "queue-timeout 60s"])
+            + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
+    me = start_with_nofile(rig, monkeypatch, body,
+                           global_extra=["admin %s" % h.fmt_addr(*admin)])
+    lim = me.wait_log("limits")[0]
+    maxconn = int(lim["maxconn"])
+    assert int(lim["nofile"]) == NOFILE
+    assert maxconn == (NOFILE - int(lim["reserve"]) - 8) // 2, lim
+    n = NOFILE + 20     # more clients than descriptors
+    clients = [rig.client(lip, lport, source=rig.ip(10 + i % 100), name="c%d" % i)
+               for i in range(n)]
+
+    def state():
+        m = scrape(admin)
+        return (metric(m, "mailedge_queue_depth", backend="mail"),
+                metric(m, "mailedge_maxconn_refusals_total", listener="front"))
+    h.wait_until(lambda: state() == (maxconn, n - maxconn),
+                 what="%d held and %d refused" % (maxconn, n - maxconn),
+                 info=lambda: "now (held, refused) = %r" % (state(),))
+    assert healthz_ok(admin)
+    server = fakemail.FakeMail(ip2, port=port)
+    try:
+        greeting = fakemail.GOOD["smtp"][0][0]
+        h.wait_until(lambda: all(outcome(c, greeting) in ("served", "refused") for c in clients),
+                     what="every client served or refused",
+                     info=lambda: repr(sorted({outcome(c, greeting) for c in clients})))
+        got = [outcome(c, greeting) for c in clients]
+        assert got.count("served") == maxconn
+        assert got.count("refused") == n - maxconn
+        assert healthz_ok(admin)
+        m = scrape(admin)
+        assert metric(m, "mailedge_maxconn") == maxconn
+        assert metric(m, "mailedge_descriptors_limit") == NOFILE
+        assert metric(m, "mailedge_server_check_failures_total", backend="mail", server="srv1",
+                      reason="l4_error") == 0
+        assert "Too many open files" not in me.log_text()
+        assert me.events("maxconn_reached", listener="front", limit="global")
+    finally:
+        for c in clients:
+            c.close()
+        server.close()
+
+
+GOODBYE = {"smtp": b"421 4.3.2 Service not available, try again later\r\n",
+           "imap": b"* BYE Service not available, try again later\r\n",
+           "pop3": b"-ERR Service not available, try again later\r\n",
+           "tls": b""}
+
+
+@pytest.mark.parametrize("proto", sorted(GOODBYE))
+def test_listener_maxconn_refuses_politely(rig, proto):
+    """`maxconn 3` on a listener: three sessions, the next clients wait in the
+    backlog, then get the protocol's goodbye (nothing for tls) and a clean
+    close (a TLS client's hello is read first). Once sessions end, the
+    listener serves again."""
+    hello = b"\x16\x03\x01\x00\x05hello" if proto == "tls" else b""
+    s = rig.simple(protocol=proto, send_proxy=None, greeting=b"hi\r\n",
+                   listener_extra=["maxconn 3"])
+    served = [rig.client(s.ip, s.port, source=rig.ip(20 + i), name="s%d" % i) for i in range(3)]
+    for c in served:
+        c.wait_endswith(b"hi\r\n")
+    late = []
+    for i in range(2):
+        c = rig.client(s.ip, s.port, source=rig.ip(30 + i), name="late%d" % i)
+        if hello:
+            c.send(hello)
+        late.append(c)
+    for c in late:
+        assert c.wait_eof() == GOODBYE[proto]
+    line = s.me.wait_log("maxconn_reached")[0]
+    assert (line["listener"], line["limit"], line["maxconn"]) == ("front", "listener", "3")
+    for c in served:
+        c.close()
+    s.me.wait_log("session", count=3)
+    again = rig.client(s.ip, s.port, source=rig.ip(40), name="again")
+    again.wait_endswith(b"hi\r\n")
