@@ -10,9 +10,13 @@ accept(2) fail with EMFILE; the maxconn tests start mailedge with a low
 limit instead, so that the limits it derives at start are small.
 """
 
+import json
 import os
 import resource
 import socket
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -254,3 +258,138 @@ def test_listener_maxconn_refuses_politely(rig, proto):
     s.me.wait_log("session", count=3)
     again = rig.client(s.ip, s.port, source=rig.ip(40), name="again")
     again.wait_endswith(b"hi\r\n")
+
+
+# --------------------------------------------------------------------------
+# the real limit of this machine: 20,000 descriptors per process
+
+
+class Swarm:
+    """A fdswarm.py helper process; counters() is its last report."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(os.path.dirname(__file__), "fdswarm.py")]
+            + [str(a) for a in args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self.last = {}
+        self.buf = b""
+        os.set_blocking(self.proc.stdout.fileno(), False)
+
+    def counters(self) -> dict:
+        try:
+            self.buf += self.proc.stdout.read() or b""
+        except BlockingIOError:
+            pass
+        lines = self.buf.split(b"\n")
+        self.buf = lines[-1]
+        for ln in lines[:-1]:
+            self.last = json.loads(ln)
+        assert self.proc.poll() is None, "fdswarm helper exited: %s" % self.proc.returncode
+        return self.last
+
+    def stop(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(h.DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def total(swarms, key):
+    return sum(s.counters().get(key, 0) for s in swarms)
+
+
+class Prober(threading.Thread):
+    """GET /healthz every 0.2 s until stopped; records every answer."""
+
+    def __init__(self, admin):
+        super().__init__(daemon=True)
+        self.admin = admin
+        self.results = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                self.results.append(http(self.admin, "/healthz")[0])
+            except OSError as e:
+                self.results.append(repr(e))
+            self.halt.wait(0.2)
+
+
+HARD = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+# The hard limit plus 1,000, on both builds: the sanitizer build takes
+# about as long (the time goes into the helpers and the kernel).
+CLIENTS = HARD + 1000
+PER_HELPER = 3500
+
+
+@pytest.mark.skipif(HARD < 10000, reason="needs a hard RLIMIT_NOFILE of 10,000 or more")
+def test_more_clients_than_descriptors_while_the_server_restarts(rig):
+    """21,000 clients (the hard limit, 20,000, plus 1,000, from helper
+    processes: this process has 20,000 descriptors too) while the only
+    server is down (check + queue-timeout): mailedge holds maxconn of them,
+    derived from its limit, and refuses the rest with 421 4.3.2 and a clean
+    close. The server comes back: the check, never short of a descriptor,
+    sees it (no check fails but the refused connects while it was down),
+    and every held client is served. The admin endpoint answers
+    throughout. No client is reset."""
+    admin = rig.endpoint(5)
+    ip2 = rig.ip(2)
+    port = h.free_port(ip2)
+    lip, lport = rig.endpoint(1)
+    greeting = "220 swarm ESMTP\r\n"
+    body = (h.backend_block("mail", [("srv1", h.fmt_addr(ip2, port))],
+                            extra=["check smtp interval 1s rise 1", "queue-timeout 300s",
+                                   "queue-max 100000", "timeout connect 60s"])
+            + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
+    me = rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin)])
+    lim = me.wait_log("limits")[0]
+    maxconn = int(lim["maxconn"])
+    assert int(lim["nofile"]) == HARD and maxconn < CLIENTS // 2, lim
+    prober = Prober(admin)
+    prober.start()
+    swarms, backend = [], None
+    try:
+        left, k = CLIENTS, 0
+        while left > 0:
+            n = min(PER_HELPER, left)
+            swarms.append(Swarm("clients", lip, lport, rig.ip(10 + k), n, greeting))
+            left -= n
+            k += 1
+
+        def held_and_refused():
+            m = scrape(admin)
+            return (metric(m, "mailedge_queue_depth", backend="mail"),
+                    metric(m, "mailedge_maxconn_refusals_total", listener="front"))
+        h.wait_until(lambda: held_and_refused() == (maxconn, CLIENTS - maxconn)
+                     and total(swarms, "refused") == CLIENTS - maxconn,
+                     timeout=h.DEADLINE * 6, what="maxconn clients held, the rest refused",
+                     info=lambda: "held, refused: %r; clients: %r" % (
+                         held_and_refused(), [s.counters() for s in swarms]))
+        backend = Swarm("server", ip2, port, greeting)
+        h.wait_until(lambda: total(swarms, "served") == maxconn, timeout=h.DEADLINE * 6,
+                     what="every held client served",
+                     info=lambda: "clients: %r; server: %r" % (
+                         [s.counters() for s in swarms], backend.counters()))
+        assert total(swarms, "reset") == 0
+        assert total(swarms, "eof") == 0
+        assert total(swarms, "other") == 0
+        assert total(swarms, "refused") == CLIENTS - maxconn
+        m = scrape(admin)
+        failed = {k[1]: v for k, v in m.items()
+                  if k[0] == "mailedge_server_check_failures_total" and v}
+        assert list(failed) in ([], [(("backend", "mail"), ("reason", "l4_refused"),
+                                      ("server", "srv1"))]), failed
+        assert metric(m, "mailedge_server_up", backend="mail", server="srv1") == 1
+        assert "Too many open files" not in me.log_text()
+    finally:
+        prober.halt.set()
+        prober.join()
+        for s in swarms:
+            s.stop()
+        if backend is not None:
+            backend.stop()
+    answers = prober.results
+    assert answers and set(answers) == {200}, answers
