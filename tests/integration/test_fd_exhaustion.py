@@ -118,7 +118,7 @@ def test_emfile_pause_is_not_a_busy_loop(rig):
     10 s, docs/logging.md). Then everything waiting is served."""
     admin = rig.endpoint(5)
     s = rig.simple(global_extra=["admin %s" % h.fmt_addr(*admin)])
-    window = 2.0
+    window = 3.0
     tick = os.sysconf("SC_CLK_TCK")
     with Starved(s.me.pid):
         clients = [rig.client(s.ip, s.port, source=rig.ip(20 + i), name="c%d" % i)
@@ -131,7 +131,7 @@ def test_emfile_pause_is_not_a_busy_loop(rig):
         used = cpu_ticks(s.me.pid) - before
         # Spinning on EMFILE takes a whole core (window * tick); a shared,
         # loaded machine still gives a spinning process far more than this.
-        assert used <= window * tick * 0.2, (
+        assert used <= window * tick * 0.1, (
             "mailedge used %d ticks of CPU in %.1f s while out of descriptors (%d per s)"
             % (used, window, tick))
         paused = s.me.events("accept_paused")
