@@ -375,14 +375,6 @@ metrics_render(const struct metrics *m, struct strbuf *out)
     render_listeners(m, out);
     render_servers(m, out);
     render_abuse(m, out);
-    if (m->nbackends > 0) {
-        family(out, "mailedge_queue_depth", "gauge",
-               "Clients held now, per backend, waiting for a server to come up (queue-timeout).");
-        for (size_t i = 0; i < m->nbackends; i++) {
-            const char *l[] = {"backend", m->backends[i].name, NULL};
-            sample_u64(out, "mailedge_queue_depth", l, m->backends[i].queued);
-        }
-    }
     if (m->fd_limit != 0) {
         const char *none[] = {NULL};
         family(out, "mailedge_descriptors_limit", "gauge",
@@ -394,6 +386,14 @@ metrics_render(const struct metrics *m, struct strbuf *out)
         family(out, "mailedge_maxconn", "gauge",
                "Sessions at most, for the whole process (configured, or derived from the limit).");
         sample_u64(out, "mailedge_maxconn", none, m->maxconn);
+    }
+    if (m->nbackends > 0) {
+        family(out, "mailedge_queue_depth", "gauge",
+               "Clients held now, per backend, waiting for a server to come up (queue-timeout).");
+        for (size_t i = 0; i < m->nbackends; i++) {
+            const char *l[] = {"backend", m->backends[i].name, NULL};
+            sample_u64(out, "mailedge_queue_depth", l, m->backends[i].queued);
+        }
     }
     if (m->reload_info)
         render_reloads(m, out);

@@ -83,8 +83,8 @@ def test_admin_comes_back_after_emfile(rig, open_conns):
     is answered and /healthz works, without any admin connection closing."""
     admin = rig.endpoint(5)
     s = rig.simple(global_extra=["admin %s" % h.fmt_addr(*admin)])
-    assert healthz_ok(admin)
     base = fds(s.me.pid)
+    assert healthz_ok(admin)
     held = [socket.create_connection(admin, timeout=h.DEADLINE) for _ in range(open_conns)]
     h.wait_until(lambda: fds(s.me.pid) == base + open_conns, what="the admin connection accepted")
     try:
