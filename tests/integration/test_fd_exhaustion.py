@@ -13,6 +13,7 @@ limit instead, so that the limits it derives at start are small.
 import json
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -393,3 +394,33 @@ def test_more_clients_than_descriptors_while_the_server_restarts(rig):
             backend.stop()
     answers = prober.results
     assert answers and set(answers) == {200}, answers
+
+
+def test_maxconn_too_large_is_cut_and_a_reload_applies_a_new_one(rig, monkeypatch):
+    """A configured maxconn that does not fit in RLIMIT_NOFILE is cut to what
+    fits, with a warning; a reload that sets another one applies it (the
+    limits line and /metrics say so) and the listener goes by it."""
+    admin = rig.endpoint(5)
+    b = rig.backend(2, greeting=b"220 ok\r\n")
+    lip, lport = rig.endpoint(1)
+    body = (h.backend_block("mail", [("srv1", b.addr)])
+            + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
+    me = start_with_nofile(rig, monkeypatch, body,
+                           global_extra=["admin %s" % h.fmt_addr(*admin), "maxconn 100000"])
+    lim = me.wait_log("limits")[0]
+    assert lim["level"] == "warn" and lim["error"] == "maxconn 100000 does not fit in 300 descriptors"
+    assert int(lim["maxconn"]) == (NOFILE - int(lim["reserve"]) - 8) // 2
+    with open(me.conf_path) as f:
+        text = f.read()
+    with open(me.conf_path, "w") as f:
+        f.write(text.replace("maxconn 100000", "maxconn 2"))
+    me.signal(signal.SIGHUP)
+    lim = me.wait_log("limits", count=2)[1]
+    assert (lim["level"], lim["maxconn"]) == ("info", "2"), lim
+    assert metric(scrape(admin), "mailedge_maxconn") == 2
+    served = [rig.client(lip, lport, source=rig.ip(20 + i), name="s%d" % i) for i in range(2)]
+    for c in served:
+        c.wait_endswith(b"220 ok\r\n")
+    late = rig.client(lip, lport, source=rig.ip(30), name="late")
+    assert late.wait_eof() == GOODBYE["smtp"]
+    assert metric(scrape(admin), "mailedge_maxconn_refusals_total", listener="front") == 1
