@@ -3,7 +3,7 @@ descriptors than one process may have (20,000 here): run as
 
   python3 fdswarm.py clients IP PORT SOURCE COUNT EXPECT
       COUNT clients from SOURCE (one 127.x address, so its ephemeral ports
-      suffice), at most 256 connects in flight; each is classified as
+      suffice), at most 128 connects in flight; each is classified as
       served (received EXPECT), refused (421 4.3.2 ... then a clean EOF),
       reset, eof (closed without a word), other (anything else).
   python3 fdswarm.py server IP PORT GREETING
@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 
-INFLIGHT = 256
+INFLIGHT = 128
 
 
 def _check_loopback(ip):

@@ -353,17 +353,30 @@ def test_more_clients_than_descriptors_while_the_server_restarts(rig):
     prober.start()
     swarms, backend = [], None
     try:
-        left, k = CLIENTS, 0
-        while left > 0:
-            n = min(PER_HELPER, left)
-            swarms.append(Swarm("clients", lip, lport, rig.ip(10 + k), n, greeting))
-            left -= n
-            k += 1
+        # Two waves, so that the refusals come at accept speed: a burst of
+        # thousands into a full backlog would also meet the kernel's own
+        # overflow handling (a dropped ACK leaves a client that believes it
+        # is connected until the SYN-ACK is sent again, up to a minute
+        # later), which is not what this test is about.
+        first = maxconn + 100
+
+        def launch(n):
+            while n > 0:
+                k = min(PER_HELPER, n)
+                swarms.append(Swarm("clients", lip, lport, rig.ip(10 + len(swarms)), k,
+                                    greeting))
+                n -= k
 
         def held_and_refused():
             m = scrape(admin)
             return (metric(m, "mailedge_queue_depth", backend="mail"),
                     metric(m, "mailedge_maxconn_refusals_total", listener="front"))
+        launch(first)
+        h.wait_until(lambda: held_and_refused() == (maxconn, first - maxconn),
+                     timeout=h.DEADLINE * 6, what="maxconn clients held, 100 refused",
+                     info=lambda: "held, refused: %r; clients: %r" % (
+                         held_and_refused(), [s.counters() for s in swarms]))
+        launch(CLIENTS - first)
         h.wait_until(lambda: held_and_refused() == (maxconn, CLIENTS - maxconn)
                      and total(swarms, "refused") == CLIENTS - maxconn,
                      timeout=h.DEADLINE * 6, what="maxconn clients held, the rest refused",
