@@ -437,3 +437,46 @@ def test_maxconn_too_large_is_cut_and_a_reload_applies_a_new_one(rig, monkeypatc
     late = rig.client(lip, lport, source=rig.ip(30), name="late")
     assert late.wait_eof() == GOODBYE["smtp"]
     assert metric(scrape(admin), "mailedge_maxconn_refusals_total", listener="front") == 1
+
+
+def test_parallel_connects_stay_within_the_headroom(rig, monkeypatch):
+    """Happy Eyeballs attempts beyond the first of each session share the
+    headroom (parallel_connects in the limits line: 4 on RLIMIT_NOFILE 300):
+    20 sessions connecting at once to a name with 8 addresses that never
+    answer, an attempt every 10 ms, never hold more than 20 + 4 connecting
+    sockets, where unbounded they would hold 160. Each still gets its 421
+    at timeout connect."""
+    from dnsserver import DnsServer
+    dns = DnsServer(rig.ip(53))
+    holes = []
+    try:
+        port = h.free_port(rig.ip(60))
+        holes = [rig.blackhole(60 + i, port=port) for i in range(8)]
+        dns.set("mx.fd.test", [b.ip for b in holes], ttl=300)
+        lip, lport = rig.endpoint(1)
+        body = (h.backend_block("mail", [("srv1", "mx.fd.test:%d" % port)],
+                                extra=["happy-eyeballs-delay 10ms", "timeout connect 2s"])
+                + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
+        me = start_with_nofile(rig, monkeypatch, body,
+                               global_extra=["resolvers %s:%d" % (dns.ip, dns.port)])
+        extra = int(me.wait_log("limits")[0]["parallel_connects"])
+        me.wait_log("resolve", server="srv1")
+        base = fds(me.pid)
+        n = 20
+        clients = [rig.client(lip, lport, source=rig.ip(10 + i), name="c%d" % i)
+                   for i in range(n)]
+        most = 0
+
+        def all_told():
+            nonlocal most
+            most = max(most, fds(me.pid))
+            return all(c.ended for c in clients)
+        h.wait_until(all_told, interval=0.005, what="every client told 421 at timeout connect")
+        assert most <= base + n + n + extra, (most, base, extra)
+        lines = me.wait_log("session", count=n)
+        assert {ln["reason"] for ln in lines} == {"connect_timeout"}
+        assert all(1 <= int(ln["attempts"]) <= 8 for ln in lines), lines
+        for c in clients:
+            assert c.snapshot().startswith(b"421 4.3.2 ")
+    finally:
+        dns.close()
