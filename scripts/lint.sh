@@ -2,7 +2,7 @@
 # make lint: static checks. Pure modules must not touch sockets or epoll.
 set -eu
 status=0
-pure="util cidr addr proxyproto tlshello conf_lex conf conf_global conf_backend conf_listener conf_abuse mailreply probeurl metrics roundtrip_msg abuse adminreq"
+pure="util fdbudget cidr addr proxyproto tlshello conf_lex conf conf_global conf_backend conf_listener conf_abuse mailreply probeurl metrics roundtrip_msg abuse adminreq"
 for m in $pure; do
     if grep -nE '#include <sys/(epoll|signalfd)\.h>|\b(accept4?|connect|bind|listen|epoll_[a-z]+|splice|recv|send)\(' "src/$m.c"; then
         echo "lint: src/$m.c is a pure module but does I/O" >&2

@@ -4,6 +4,10 @@
  * MHD runs in "external polling" mode with its own epoll descriptor
  * (MHD_USE_EPOLL, no internal thread): that descriptor is registered in
  * our loop, level-triggered, and MHD_run() is called when it is readable.
+ * We accept, not MHD (MHD_USE_NO_LISTEN_SOCKET, MHD_add_connection): out
+ * of descriptors, MHD either spins (no connection open) or takes its
+ * listening socket out of its epoll set until a connection closes, which
+ * may never come; our accept pauses and resumes like a listener's.
  * MHD_run() never blocks; after each call the admin timer is re-armed from
  * MHD_get_timeout() (connection timeouts, and 0 when MHD still has ready
  * connections of its own). Requests are answered at once from counters in
@@ -33,12 +37,17 @@
 #define ADMIN_CONN_TIMEOUT_S 10 /* idle or slow admin connections are closed */
 #define ADMIN_MEM_PER_CONN (16 * 1024)
 
+#define ADMIN_ACCEPT_BATCH 16
+
 struct admin {
     struct io io; /* MHD's epoll descriptor */
     struct worker *w;
     struct MHD_Daemon *d;
-    int lfd; /* the listening socket, handed to MHD */
+    struct io lio; /* the listening socket; we accept and hand connections to MHD */
+    bool polling;  /* lio is polled (not paused, not at ADMIN_CONN_MAX) */
     struct timer timer;
+    struct timer pause_timer; /* accepting again after EMFILE */
+    uint64_t last_pause_log;
 };
 
 /* ---- /readyz and /status ---- */
@@ -406,19 +415,34 @@ arm(struct admin *a)
 }
 
 static void
+set_polling(struct admin *a, bool on)
+{
+    if (a->polling == on)
+        return;
+    if (loop_mod(a->w->loop, &a->lio, on ? EPOLLIN : 0) == -1) {
+        log_warn("admin: cannot %s accepting", on ? "resume" : "pause");
+        return;
+    }
+    a->polling = on;
+}
+
+static size_t
+connections(const struct admin *a)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info != NULL ? info->num_connections : 0;
+}
+
+static void
 run(struct admin *a)
 {
-    /* Never blocks: MHD's sockets are non-blocking and it polls with timeout 0.
-     * Twice: when closing connections brings MHD back under its connection
-     * limit, it puts its listening socket back in its epoll set only at the
-     * start of the next call, and nothing else would make that call soon (a
-     * client waiting in the accept queue would wait for a timeout). */
-    for (int i = 0; i < 2; i++) {
-        if (MHD_run(a->d) != MHD_YES) {
-            log_warnx("admin: MHD_run failed");
-            break;
-        }
-    }
+    /* Never blocks: MHD's sockets are non-blocking and it polls with timeout 0. */
+    if (MHD_run(a->d) != MHD_YES)
+        log_warnx("admin: MHD_run failed");
+    /* At the connection limit clients wait in the backlog; one closed: accept again. */
+    if (!a->polling && a->pause_timer.idx == TIMER_IDLE && connections(a) < ADMIN_CONN_MAX)
+        set_polling(a, true);
     arm(a);
 }
 
@@ -433,6 +457,52 @@ static void
 on_timer(struct timer *t)
 {
     run((struct admin *)(void *)((char *)t - offsetof(struct admin, timer)));
+}
+
+static void
+on_accept(struct io *io, uint32_t ev)
+{
+    struct admin *a = (struct admin *)(void *)((char *)io - offsetof(struct admin, lio));
+    bool added = false;
+
+    (void)ev;
+    for (int i = 0; i < ADMIN_ACCEPT_BATCH; i++) {
+        struct sockaddr_storage peer;
+        if (connections(a) >= ADMIN_CONN_MAX) {
+            set_polling(a, false);
+            break;
+        }
+        int fd = sock_accept(a->lio.fd, &peer);
+        if (fd == -1) {
+            if (sock_exhausted(errno)) {
+                char addr[ADDR_STRLEN];
+                uint64_t now = loop_now(a->w->loop);
+                set_polling(a, false);
+                loop_timer_at(a->w->loop, &a->pause_timer, now + LISTENER_PAUSE_MS);
+                listener_log_paused(now, &a->last_pause_log, "admin",
+                                    conf_bind_format(&a->w->conf->global.admin, addr,
+                                                     sizeof(addr)),
+                                    errno);
+            }
+            /* EAGAIN: all taken; anything else: that client is gone. */
+            if (errno == EAGAIN || errno == EWOULDBLOCK || sock_exhausted(errno))
+                break;
+            continue;
+        }
+        /* MHD closes the socket itself when it cannot take it. */
+        if (MHD_add_connection(a->d, fd, (const struct sockaddr *)&peer,
+                               addr_len((const struct sockaddr *)&peer)) == MHD_YES)
+            added = true;
+    }
+    if (added)
+        run(a);
+}
+
+static void
+on_resume(struct timer *t)
+{
+    struct admin *a = (struct admin *)(void *)((char *)t - offsetof(struct admin, pause_timer));
+    set_polling(a, connections(a) < ADMIN_CONN_MAX);
 }
 
 static void
@@ -461,16 +531,17 @@ admin_start(struct worker *w)
     a->w = w;
     a->io.fd = -1;
     a->io.cb = on_io;
+    a->lio.cb = on_accept;
     timer_init(&a->timer, on_timer);
-    a->lfd = sock_listen((const struct sockaddr *)&b->addr, b->any, false, 64);
-    if (a->lfd == -1) {
+    timer_init(&a->pause_timer, on_resume);
+    a->lio.fd = sock_listen((const struct sockaddr *)&b->addr, b->any, false, 64);
+    if (a->lio.fd == -1) {
         log_failed(w, strerror(errno));
         free(a);
         return NULL;
     }
-    /* Our socket, so that a bind error says why; MHD closes it on stop. */
-    a->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET,
-                            (MHD_socket)a->lfd, MHD_OPTION_CONNECTION_LIMIT,
+    a->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, on_request,
+                            a, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned int)ADMIN_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned int)ADMIN_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                             (size_t)ADMIN_MEM_PER_CONN, MHD_OPTION_END);
@@ -488,6 +559,12 @@ admin_start(struct worker *w)
         admin_stop(a);
         return NULL;
     }
+    if (loop_add(w->loop, &a->lio, EPOLLIN) == -1) {
+        log_failed(w, strerror(errno));
+        admin_stop(a);
+        return NULL;
+    }
+    a->polling = true;
     arm(a);
     log_begin(LOG_INFO, "listen");
     log_str("listener", "admin");
@@ -503,12 +580,12 @@ admin_stop(struct admin *a)
     if (a == NULL)
         return;
     loop_timer_cancel(a->w->loop, &a->timer);
+    loop_timer_cancel(a->w->loop, &a->pause_timer);
     if (a->io.fd >= 0)
         loop_del(a->w->loop, &a->io);
-    /* MHD_stop_daemon() closes the listening socket it was given. */
+    /* close() takes it out of our epoll set, polled or not. */
+    close(a->lio.fd);
     if (a->d != NULL)
         MHD_stop_daemon(a->d);
-    else
-        close(a->lfd);
     free(a);
 }

@@ -56,6 +56,8 @@ struct check {
     enum check_state state;
     bool stopped;
     bool decided; /* the result of the current check is recorded */
+    bool starved; /* the current check failed for lack of descriptors (or memory) */
+    uint64_t last_starved_log;
     uint64_t deadline; /* of the current check: start + check timeout */
     struct tlscheck *tls; /* TLS kinds, from the connect to the close */
     size_t len;   /* bytes in buf */
@@ -198,8 +200,13 @@ record(struct check *c, enum check_result r)
             c->down_log_gap * 2 < STILL_DOWN_MAX_MS ? c->down_log_gap * 2 : STILL_DOWN_MAX_MS;
         said = true;
     }
-    if (was_up != st->up || (r != CHECK_PASSED && !said && log_enabled(LOG_DEBUG))) {
-        log_begin(was_up != st->up ? LOG_INFO : LOG_DEBUG,
+    /* Out of descriptors is mailedge's problem, not the server's: a
+     * warning (at most every 10 s per server), whatever the level. */
+    bool warn = c->starved && (c->last_starved_log == 0 || now - c->last_starved_log >= 10000);
+    if (warn)
+        c->last_starved_log = now;
+    if (was_up != st->up || warn || (r != CHECK_PASSED && !said && log_enabled(LOG_DEBUG))) {
+        log_begin(warn ? LOG_WARN : was_up != st->up ? LOG_INFO : LOG_DEBUG,
                   was_up != st->up ? "health" : "check_failed");
         log_str("backend", bconf(c)->name);
         log_str("server", sconf(c)->name);
@@ -506,6 +513,7 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
             return;
         }
         snprintf(c->detail, sizeof(c->detail), "%s", strerror(err));
+        c->starved = sock_exhausted(err);
         conclude(c, err == ECONNREFUSED ? CHECK_L4_REFUSED : CHECK_L4_ERROR);
         return;
     }
@@ -531,6 +539,7 @@ start(struct check *c)
     size_t n = 0;
 
     c->decided = false;
+    c->starved = false;
     c->len = 0;
     c->detail[0] = '\0';
     /* Every address of the server, like sessions (Happy Eyeballs): a name

@@ -331,6 +331,7 @@ static const struct directive global_dirs[] = {
     {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", cf_d_timeout},
     {"user", D_USER, true, 1, 1, "user NAME", cf_d_user},
     {"group", D_GROUP, true, 1, 1, "group NAME", cf_d_group},
+    {"maxconn", D_MAXCONN, true, 1, 1, "maxconn N", cf_d_maxconn},
 };
 
 static const struct directive backend_dirs[] = {
@@ -358,6 +359,7 @@ static const struct directive listener_dirs[] = {
     {"ban", D_BAN, true, 3, 5, "ban DURATION after N [within DURATION]", cf_d_ban},
     {"allow", D_COUNT, false, 1, MANY, "allow CIDR ...", cf_d_allow},
     {"pregreet", D_PREGREET, true, 1, 1, "pregreet count|reject|off", cf_d_pregreet},
+    {"maxconn", D_MAXCONN, true, 1, 1, "maxconn N", cf_d_maxconn},
 };
 
 static const struct {

@@ -133,6 +133,7 @@ struct conf_listener {
     struct cidr *allow;              /* allow CIDR...: never limited or banned */
     size_t nallow;
     enum pregreet pregreet;          /* smtp and submission only */
+    unsigned maxconn;                /* maxconn N: its sessions at most; 0: only the global one */
     struct conf_pos pos;
 };
 
@@ -159,6 +160,7 @@ struct conf_global {
     gid_t gid;                       /* group NAME's gid, else the user's primary group */
     bool group_set;
     struct conf_pos group_pos;
+    unsigned maxconn;                /* maxconn N; 0: derived from RLIMIT_NOFILE (src/fdbudget.c) */
 };
 
 struct conf {

@@ -1,6 +1,7 @@
 /*
  * conf_global: the directives of the global block (log, grace, splice,
- * admin, resolvers, user, group). timeout is in conf_listener.c.
+ * admin, resolvers, user, group, maxconn; maxconn also in listeners).
+ * timeout is in conf_listener.c.
  */
 #include "conf.h"
 
@@ -357,4 +358,24 @@ cf_d_group(struct ctx *x, const struct lex_word *w, size_t n)
     g->group_set = true;
     g->gid = res->gr_gid;
     g->group_pos = cf_pos_of(x, &w[1]);
+}
+
+#define MAXCONN_MAX 10000000
+
+/* maxconn N: sessions at most, of the process (global) or of one listener */
+void
+cf_d_maxconn(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    uint64_t v;
+
+    (void)n;
+    if (util_parse_uint(w[1].text, MAXCONN_MAX, &v) != 0 || v == 0) {
+        cf_errw(x, &w[1], "bad maxconn '%s': expected a count of sessions from 1 to %d",
+                w[1].text, MAXCONN_MAX);
+        return;
+    }
+    if (x->blk == BLK_GLOBAL)
+        x->c->global.maxconn = (unsigned)v;
+    else
+        cf_cur_listener(x)->maxconn = (unsigned)v;
 }

@@ -57,6 +57,7 @@ enum dir {
     D_BAN,
     D_PREGREET,
     D_HE_DELAY,
+    D_MAXCONN,
     D_COUNT
 };
 
@@ -167,6 +168,8 @@ directive_fn cf_d_log, cf_d_grace, cf_d_splice, cf_d_resolvers, cf_d_admin, cf_d
 directive_fn cf_d_admin_host, cf_d_admin_token_file, cf_d_admin_widest_ban;
 /* Reads the admin-token-file into the conf (after the whole file: its owner may be 'user'). */
 void cf_admin_token_read(struct ctx *x);
+/* conf_global.c, for the global block and listeners */
+directive_fn cf_d_maxconn;
 /* conf_backend.c */
 directive_fn cf_d_server, cf_d_send_proxy, cf_d_check, cf_d_queue_timeout, cf_d_queue_max,
     cf_d_balance, cf_d_he_delay;

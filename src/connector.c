@@ -34,6 +34,8 @@ struct connector {
     struct defer defer;        /* the deferred free */
     bool busy;                 /* a set is in flight */
     bool dead;                 /* freed: stale events of this batch are ignored */
+    struct conn_budget *budget; /* NULL: unbounded */
+    size_t extra;              /* attempts counted in <budget>: inflight - 1 at most */
     size_t n, next, inflight;  /* addresses, the next to start, in flight */
     uint64_t delay_ms, deadline;
     int last_err;
@@ -44,12 +46,38 @@ struct connector {
 
 static void start_next(struct connector *c);
 
+/* Gives back what the budget no longer needs: one attempt is always the caller's own. */
+static void
+settle(struct connector *c)
+{
+    size_t want = c->inflight > 0 ? c->inflight - 1 : 0;
+    if (c->extra > want) {
+        c->budget->used -= c->extra - want;
+        c->extra = want;
+    }
+}
+
+/* Room for one more attempt in flight. */
+static bool
+may_start(struct connector *c)
+{
+    if (c->inflight == 0 || c->budget == NULL)
+        return true;
+    if (c->budget->used >= c->budget->max)
+        return false;
+    c->budget->used++;
+    c->extra++;
+    return true;
+}
+
 static void
 close_attempt(struct connector *c, struct attempt *a)
 {
     close(a->io.fd); /* never duplicated: close() takes it out of epoll */
     a->io.fd = -1;
     c->inflight--;
+    if (c->budget != NULL)
+        settle(c);
 }
 
 static const struct sockaddr *
@@ -90,6 +118,8 @@ won(struct connector *c, struct attempt *w)
     int fd = w->io.fd;
     w->io.fd = -1; /* still in the loop: the caller takes it over with loop_mod() */
     c->inflight--;
+    if (c->budget != NULL)
+        settle(c);
     c->busy = false;
     loop_timer_cancel(c->loop, &c->timer);
     c->ops->attempt(c->arg, nth(c, w), attempt_addr(c, w), CONN_WON, 0);
@@ -150,7 +180,7 @@ on_timer(struct timer *t)
 static void
 start_next(struct connector *c)
 {
-    while (c->next < c->n) {
+    while (c->next < c->n && may_start(c)) {
         struct attempt *a = &c->a[c->next];
         const struct sockaddr *sa = &c->addrs[c->next].sa;
         c->next++;
@@ -166,6 +196,8 @@ start_next(struct connector *c)
             a->io.fd = -1;
             errno = saved;
         }
+        if (c->budget != NULL)
+            settle(c);
         c->last_err = errno;
         c->ops->attempt(c->arg, nth(c, a), sa, CONN_FAILED, errno);
     }
@@ -227,6 +259,12 @@ int
 connector_lost_family(const struct connector *c)
 {
     return c->lost_family;
+}
+
+void
+connector_set_budget(struct connector *c, struct conn_budget *b)
+{
+    c->budget = b;
 }
 
 unsigned

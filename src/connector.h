@@ -45,6 +45,16 @@ struct connector_ops {
     void (*done)(void *arg, int fd, const struct sockaddr *sa, int err, bool timeout);
 };
 
+/*
+ * Attempts in flight beyond the first of each connector that shares it:
+ * the descriptors sessions may use for Happy Eyeballs on top of their own
+ * two (src/fdbudget.h). At <max>, the next attempt waits for one in flight
+ * to end or for the next attempt delay.
+ */
+struct conn_budget {
+    size_t used, max;
+};
+
 /* NULL when out of memory. <ops> and <arg> are kept by reference. */
 struct connector *connector_new(struct loop *loop, const struct connector_ops *ops, void *arg);
 
@@ -64,6 +74,9 @@ void connector_start(struct connector *c, const struct sockaddr_storage *addrs, 
  * to try that family second for a while.
  */
 int connector_lost_family(const struct connector *c);
+
+/* Parallel attempts of <c> count in <b> (kept by reference); NULL: unbounded (checks). */
+void connector_set_budget(struct connector *c, struct conn_budget *b);
 
 /* Attempts started by the last connector_start() so far. */
 unsigned connector_attempts(const struct connector *c);

@@ -8,12 +8,12 @@
 
 #include "addr.h"
 #include "log.h"
+#include "metrics.h"
 #include "session.h"
 #include "sock.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH 64
-#define PAUSE_MS 100            /* how long to stop accepting when out of fds */
 #define PAUSE_LOG_EVERY_MS 10000
 
 static bool
@@ -26,32 +26,107 @@ is_unspecified(const struct sockaddr *sa)
     return false;
 }
 
+void
+listener_log_paused(uint64_t now, uint64_t *last_log, const char *name, const char *addr, int err)
+{
+    if (*last_log != 0 && now - *last_log < PAUSE_LOG_EVERY_MS)
+        return;
+    *last_log = now;
+    log_begin(LOG_WARN, "accept_paused");
+    log_str("listener", name);
+    log_str("addr", addr);
+    log_str("error", strerror(err));
+    log_u64("pause_ms", LISTENER_PAUSE_MS);
+    log_end();
+}
+
 static void
 pause_accepting(struct listener *l, int err)
 {
     uint64_t now = loop_now(l->w->loop);
+    char a[ADDR_STRLEN];
     /* Level-triggered and still pending: stop polling it, or we would spin. */
     if (loop_mod(l->w->loop, &l->io, 0) == -1)
         log_warn("listener %s: cannot pause accepting", l->conf->name);
-    loop_timer_at(l->w->loop, &l->pause_timer, now + PAUSE_MS);
-    if (l->last_pause_log == 0 || now - l->last_pause_log >= PAUSE_LOG_EVERY_MS) {
-        char a[ADDR_STRLEN];
-        l->last_pause_log = now;
-        log_begin(LOG_WARN, "accept_paused");
-        log_str("listener", l->conf->name);
-        log_str("addr", addr_format((const struct sockaddr *)&l->bind->addr, a, sizeof(a)));
-        log_str("error", strerror(err));
-        log_u64("pause_ms", PAUSE_MS);
-        log_end();
-    }
+    loop_timer_at(l->w->loop, &l->pause_timer, now + LISTENER_PAUSE_MS);
+    listener_log_paused(now, &l->last_pause_log, l->conf->name,
+                        addr_format((const struct sockaddr *)&l->bind->addr, a, sizeof(a)), err);
+}
+
+static void
+resume(struct listener *l)
+{
+    if (l->io.fd >= 0 && loop_mod(l->w->loop, &l->io, EPOLLIN) == -1)
+        log_warn("listener %s: cannot resume accepting", l->conf->name);
 }
 
 static void
 on_resume(struct timer *t)
 {
     struct listener *l = (struct listener *)(void *)((char *)t - offsetof(struct listener, pause_timer));
-    if (l->io.fd >= 0 && loop_mod(l->w->loop, &l->io, EPOLLIN) == -1)
-        log_warn("listener %s: cannot resume accepting", l->conf->name);
+    /* The backlog wait is over: from now on, refuse while there is no room. */
+    if (l->full == LISTENER_FULL_WAITING)
+        l->full = LISTENER_FULL_REFUSING;
+    resume(l);
+}
+
+/* No room for a session: stop accepting, let clients wait in the backlog a moment. */
+static void
+went_full(struct listener *l)
+{
+    struct worker *w = l->w;
+    uint64_t now = loop_now(w->loop);
+    bool own = l->conf->maxconn != 0 && l->m->active >= l->conf->maxconn;
+
+    l->full = LISTENER_FULL_WAITING;
+    w->any_full = true;
+    if (loop_mod(w->loop, &l->io, 0) == -1)
+        log_warn("listener %s: cannot pause accepting", l->conf->name);
+    loop_timer_at(w->loop, &l->pause_timer, now + LISTENER_FULL_WAIT_MS);
+    if (l->last_full_log != 0 && now - l->last_full_log < PAUSE_LOG_EVERY_MS)
+        return;
+    char a[ADDR_STRLEN];
+    l->last_full_log = now;
+    log_begin(LOG_WARN, "maxconn_reached");
+    log_str("listener", l->conf->name);
+    log_str("addr", addr_format((const struct sockaddr *)&l->bind->addr, a, sizeof(a)));
+    log_str("limit", own ? "listener" : "global");
+    log_u64("maxconn", own ? l->conf->maxconn : w->fdb.maxconn);
+    log_u64("sessions", own ? l->m->active : w->nsessions);
+    log_u64("wait_ms", LISTENER_FULL_WAIT_MS);
+    log_end();
+}
+
+/*
+ * A client beyond maxconn: the protocol's "try again later", then a close.
+ * What it sent already (a TLS ClientHello) is read first, so the close is
+ * a FIN and not a reset that could destroy the answer.
+ */
+static void
+refuse(struct listener *l, int fd)
+{
+    const char *msg = session_goodbye_text(l->conf->proto);
+    char drop[4096];
+
+    for (int i = 0; i < 4 && recv(fd, drop, sizeof(drop), MSG_DONTWAIT) > 0; i++)
+        ;
+    if (msg != NULL)
+        (void)send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+    l->m->refused_maxconn++;
+}
+
+bool
+listener_full_recheck(struct listener *l)
+{
+    if (l->full == 0 || l->io.fd < 0)
+        return false;
+    if (!worker_room(l->w, l))
+        return true;
+    l->full = 0;
+    loop_timer_cancel(l->w->loop, &l->pause_timer);
+    resume(l);
+    return false;
 }
 
 static void
@@ -61,9 +136,21 @@ on_accept(struct io *io, uint32_t ev)
     struct listener *l = (struct listener *)(void *)io;
     for (int i = 0; i < ACCEPT_BATCH && l->io.fd >= 0; i++) {
         struct sockaddr_storage peer;
+        bool room = worker_room(l->w, l);
+        if (!room && l->full != LISTENER_FULL_REFUSING) {
+            went_full(l);
+            return;
+        }
+        if (room && l->full != 0) {
+            l->full = 0;
+            loop_timer_cancel(l->w->loop, &l->pause_timer);
+        }
         int fd = sock_accept(l->io.fd, &peer);
         if (fd >= 0) {
-            session_start(l, fd, &peer);
+            if (room)
+                session_start(l, fd, &peer);
+            else
+                refuse(l, fd);
             continue;
         }
         switch (errno) {
@@ -72,13 +159,11 @@ on_accept(struct io *io, uint32_t ev)
         case EWOULDBLOCK:
 #endif
             return;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            pause_accepting(l, errno);
-            return;
         default:
+            if (sock_exhausted(errno)) {
+                pause_accepting(l, errno);
+                return;
+            }
             /* ECONNABORTED and friends: that client is gone, the next may not be. */
             continue;
         }

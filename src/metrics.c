@@ -202,6 +202,13 @@ render_listeners(const struct metrics *m, struct strbuf *b)
         sample_u64(b, "mailedge_bytes_total", in, m->listeners[i].bytes_in);
         sample_u64(b, "mailedge_bytes_total", out, m->listeners[i].bytes_out);
     }
+    family(b, "mailedge_maxconn_refusals_total", "counter",
+           "Clients accepted only to get the protocol's try-again-later, because the process or "
+           "the listener was at maxconn, per listener.");
+    for (size_t i = 0; i < m->nlisteners; i++) {
+        const char *l[] = {"listener", m->listeners[i].name, NULL};
+        sample_u64(b, "mailedge_maxconn_refusals_total", l, m->listeners[i].refused_maxconn);
+    }
     family(b, "mailedge_proxy_header_errors_total", "counter",
            "Inbound PROXY headers refused, per listener and reason.");
     for (size_t i = 0; i < m->nlisteners; i++) {
@@ -380,6 +387,18 @@ metrics_render(const struct metrics *m, struct strbuf *out)
     render_listeners(m, out);
     render_servers(m, out);
     render_abuse(m, out);
+    if (m->fd_limit != 0) {
+        const char *none[] = {NULL};
+        family(out, "mailedge_descriptors_limit", "gauge",
+               "RLIMIT_NOFILE when the configuration was last loaded.");
+        sample_u64(out, "mailedge_descriptors_limit", none, m->fd_limit);
+        family(out, "mailedge_descriptors_reserved", "gauge",
+               "Descriptors kept for all but sessions: checks, resolver, admin, listeners.");
+        sample_u64(out, "mailedge_descriptors_reserved", none, m->fd_reserved);
+        family(out, "mailedge_maxconn", "gauge",
+               "Sessions at most, for the whole process (configured, or derived from the limit).");
+        sample_u64(out, "mailedge_maxconn", none, m->maxconn);
+    }
     if (m->nbackends > 0) {
         family(out, "mailedge_queue_depth", "gauge",
                "Clients held now, per backend, waiting for a server to come up (queue-timeout).");

@@ -34,6 +34,7 @@ struct metrics_listener {
     uint64_t ended[METRICS_REASONS_MAX]; /* by end reason */
     uint64_t bytes_in, bytes_out;        /* of ended sessions */
     uint64_t proxy_errors[3];            /* by enum metrics_proxy_err */
+    uint64_t refused_maxconn;            /* turned away at maxconn (src/listener.c) */
     const struct abuse_stats *abuse;     /* limits and bans (src/abuse.c); NULL: none */
 };
 
@@ -69,6 +70,8 @@ struct metrics {
     size_t nservers;
     struct metrics_backend *backends; /* owned by the caller; NULL: no queue family */
     size_t nbackends;
+    /* Descriptors (src/fdbudget.h); rendered when fd_limit is set. */
+    uint64_t fd_limit, fd_reserved, maxconn;
     /* Configuration reloads (SIGHUP); rendered when reload_info is set. */
     bool reload_info;
     uint64_t reloads_ok, reloads_failed;

@@ -28,6 +28,7 @@ struct relay_pool {
     size_t max_idle;
     int (*pipes)[2];
     size_t npipes;
+    size_t pipes_open, pipes_max; /* idle or held; at the max, halves copy instead */
     char **bufs;
     size_t nbufs;
 };
@@ -39,6 +40,7 @@ relay_pool_new(size_t max_idle)
     if (p == NULL)
         return NULL;
     p->max_idle = max_idle;
+    p->pipes_max = SIZE_MAX;
     p->pipes = calloc(max_idle ? max_idle : 1, sizeof(*p->pipes));
     p->bufs = calloc(max_idle ? max_idle : 1, sizeof(*p->bufs));
     if (p->pipes == NULL || p->bufs == NULL) {
@@ -70,6 +72,23 @@ relay_half_init(struct relay_half *h, bool copy)
     *h = (struct relay_half){.pipe = {-1, -1}, .copy = copy};
 }
 
+static void
+close_pipe(struct relay_pool *p, int fds[2])
+{
+    close(fds[0]);
+    close(fds[1]);
+    fds[0] = fds[1] = -1;
+    p->pipes_open--;
+}
+
+void
+relay_pool_set_pipes_max(struct relay_pool *p, size_t max)
+{
+    p->pipes_max = max;
+    while (p->pipes_open > max && p->npipes > 0)
+        close_pipe(p, p->pipes[--p->npipes]);
+}
+
 static int
 take_pipe(struct relay_pool *p, struct relay_half *h)
 {
@@ -85,8 +104,13 @@ take_pipe(struct relay_pool *p, struct relay_half *h)
         errno = ENFILE;
         return -1;
     }
+    if (p->pipes_open >= p->pipes_max) {
+        errno = EMFILE;
+        return -1;
+    }
     if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) == -1)
         return -1;
+    p->pipes_open++;
     (void)fcntl(h->pipe[0], F_SETPIPE_SZ, (int)PIPE_SIZE);
     return 0;
 }
@@ -97,15 +121,14 @@ give_pipe(struct relay_pool *p, struct relay_half *h)
     if (h->pipe[0] < 0)
         return;
     /* A pipe with bytes left in it would leak them into another session. */
-    if (h->pending == 0 && p->npipes < p->max_idle) {
+    if (h->pending == 0 && p->npipes < p->max_idle && p->pipes_open <= p->pipes_max) {
         p->pipes[p->npipes][0] = h->pipe[0];
         p->pipes[p->npipes][1] = h->pipe[1];
         p->npipes++;
+        h->pipe[0] = h->pipe[1] = -1;
     } else {
-        close(h->pipe[0]);
-        close(h->pipe[1]);
+        close_pipe(p, h->pipe);
     }
-    h->pipe[0] = h->pipe[1] = -1;
 }
 
 static int
@@ -138,11 +161,8 @@ relay_half_release(struct relay_pool *p, struct relay_half *h)
 {
     if (h->pending != 0) {
         /* Dropped bytes: never hand this pipe to another session. */
-        if (h->pipe[0] >= 0) {
-            close(h->pipe[0]);
-            close(h->pipe[1]);
-            h->pipe[0] = h->pipe[1] = -1;
-        }
+        if (h->pipe[0] >= 0)
+            close_pipe(p, h->pipe);
         h->pending = 0;
     }
     give_pipe(p, h);

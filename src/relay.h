@@ -47,6 +47,10 @@ enum relay_result {
 struct relay_pool *relay_pool_new(size_t max_idle);
 void relay_pool_free(struct relay_pool *p);
 
+/* Pipes (idle and held, 2 descriptors each) at most; beyond, a half copies
+ * instead of splicing. Idle pipes above it are closed now. */
+void relay_pool_set_pipes_max(struct relay_pool *p, size_t max);
+
 void relay_half_init(struct relay_half *h, bool copy);
 
 /*

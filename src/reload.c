@@ -636,6 +636,8 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
     tables_install(w, t);
     /* Per-listener state owned by the worker and keyed by name: abuse limits and bans. */
     worker_abuse_install(w);
+    /* Descriptors for the new shape: listeners, checks, maxconn. */
+    worker_limits(w);
     for (size_t i = 0; i < ng->conf->nbackends; i++)
         for (size_t j = 0; j < ng->conf->backends[i].nservers; j++)
             ng->backends[i].srv[j].m->up = ng->backends[i].srv[j].up;

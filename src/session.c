@@ -65,25 +65,30 @@ close_io(struct io *io)
 }
 
 /* The protocol's way to say "come back later" (RFC 5321 4.2.3, RFC 9051 7.1.5, RFC 1939 3). */
+const char *
+session_goodbye_text(enum proto p)
+{
+    switch (p) {
+    case PROTO_SMTP:
+    case PROTO_SUBMISSION:
+        return "421 4.3.2 Service not available, try again later\r\n";
+    case PROTO_IMAP:
+        return "* BYE Service not available, try again later\r\n";
+    case PROTO_POP3:
+        return "-ERR Service not available, try again later\r\n";
+    case PROTO_TLS:
+    case PROTO_TCP:
+        break;
+    }
+    return NULL;
+}
+
 void
 session_say_goodbye(struct session *s)
 {
-    const char *msg = NULL;
-    switch (lconf(s)->proto) {
-    case PROTO_SMTP:
-    case PROTO_SUBMISSION:
-        msg = "421 4.3.2 Service not available, try again later\r\n";
-        break;
-    case PROTO_IMAP:
-        msg = "* BYE Service not available, try again later\r\n";
-        break;
-    case PROTO_POP3:
-        msg = "-ERR Service not available, try again later\r\n";
-        break;
-    case PROTO_TLS:
-    case PROTO_TCP:
+    const char *msg = session_goodbye_text(lconf(s)->proto);
+    if (msg == NULL)
         return;
-    }
     /* Best effort, once: a client that cannot take 50 bytes gets the close. */
     ssize_t n = send(s->cio.fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0)

@@ -8,6 +8,8 @@
 
 #include <sys/socket.h>
 
+#include "conf.h"
+
 struct backend;
 struct listener;
 struct worker;
@@ -55,6 +57,9 @@ const char *session_end_reason_name(enum end_reason r);
  * session for it. On failure the descriptor is closed and logged.
  */
 void session_start(struct listener *l, int fd, const struct sockaddr_storage *peer);
+
+/* The protocol's "try again later" line (421 4.3.2, * BYE, -ERR); NULL for tls and tcp. */
+const char *session_goodbye_text(enum proto p);
 
 /*
  * A server of <b> passed a check and is up: the held sessions of <b> start

@@ -19,6 +19,7 @@
 #include "proxyproto.h"
 #include "resolve.h"
 #include "session_int.h"
+#include "sock.h"
 #include "worker.h"
 
 /* The counters of the server being connected to. */
@@ -82,12 +83,6 @@ connected(struct session *s)
     s->last_ms = loop_now(s->w->loop);
     loop_timer_at(s->w->loop, &s->timer, s->last_ms + lconf(s)->timeout_idle_ms);
     session_relay(s);
-}
-
-static bool
-resource_error(int err)
-{
-    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
 static void
@@ -226,7 +221,7 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
     s->counted = false;
     s->last_err = err;
     s->last_timeout = timeout;
-    if (resource_error(err)) {
+    if (sock_exhausted(err)) {
         session_say_goodbye(s);
         session_close(s, END_RESOURCE, strerror(err));
         return;
@@ -305,10 +300,13 @@ session_connect_next(struct session *s)
             s->attempt++;
             continue;
         }
-        if (s->conn == NULL && (s->conn = connector_new(s->w->loop, &connect_ops, s)) == NULL) {
-            session_say_goodbye(s);
-            session_close(s, END_RESOURCE, "out of memory");
-            return;
+        if (s->conn == NULL) {
+            if ((s->conn = connector_new(s->w->loop, &connect_ops, s)) == NULL) {
+                session_say_goodbye(s);
+                session_close(s, END_RESOURCE, "out of memory");
+                return;
+            }
+            connector_set_budget(s->conn, &s->w->connects);
         }
         s->state = SESSION_CONNECTING;
         s->connect_ms = loop_now(s->w->loop);

@@ -93,3 +93,9 @@ sock_local(int fd, struct sockaddr_storage *out)
     addr_unmap(out);
     return 0;
 }
+
+bool
+sock_exhausted(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}

@@ -36,4 +36,7 @@ int sock_error(int fd);
 /* The local address of <fd>, IPv4-mapped rewritten as IPv4. -1 on failure. */
 int sock_local(int fd, struct sockaddr_storage *out);
 
+/* EMFILE, ENFILE, ENOBUFS, ENOMEM: out of descriptors or memory, for now. */
+bool sock_exhausted(int err);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "abuse.h"
@@ -202,6 +203,16 @@ worker_gen_release(struct worker *w, struct gen *g)
         loop_defer(w->loop, &w->gc_defer);
 }
 
+/* Sessions ended in this batch: listeners waiting at maxconn accept again. */
+static void
+on_room(struct defer *d)
+{
+    struct worker *w = (struct worker *)(void *)((char *)d - offsetof(struct worker, room_defer));
+    w->any_full = false;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        w->any_full |= listener_full_recheck(&w->listeners[i]);
+}
+
 int
 worker_init(struct worker *w, struct conf *conf, const char *path, int *inherited,
             size_t ninherited)
@@ -212,6 +223,7 @@ worker_init(struct worker *w, struct conf *conf, const char *path, int *inherite
     w->ninherited = ninherited;
     timer_init(&w->grace_timer, on_grace);
     defer_init(&w->gc_defer, on_gc);
+    defer_init(&w->room_defer, on_room);
     if (getrandom(&w->id_seed, sizeof(w->id_seed), 0) != sizeof(w->id_seed))
         w->id_seed = (uint64_t)(uintptr_t)w ^ (uint64_t)time(NULL);
     w->loop = loop_new();
@@ -266,10 +278,61 @@ worker_drain(struct worker *w)
         loop_timer_at(w->loop, &w->grace_timer, loop_now(w->loop) + w->conf->global.grace_ms);
 }
 
+bool
+worker_room(const struct worker *w, const struct listener *l)
+{
+    return w->nsessions < w->fdb.maxconn &&
+           (l->conf->maxconn == 0 || l->m->active < l->conf->maxconn);
+}
+
+void
+worker_limits(struct worker *w)
+{
+    struct rlimit rl;
+    struct fdbudget_in in = {.maxconn = w->conf->global.maxconn,
+                             .admin = w->conf->global.admin_set,
+                             .binds = w->nlisteners,
+                             .nofile = 1024};
+    struct fdbudget old = w->fdb;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        in.nofile = rl.rlim_cur == RLIM_INFINITY ? UINT32_MAX : (uint64_t)rl.rlim_cur;
+    for (size_t i = 0; i < w->conf->nbackends; i++) {
+        const struct conf_backend *b = &w->conf->backends[i];
+        if (b->check != CHECK_NONE)
+            in.checks += b->nservers;
+        for (size_t j = 0; j < b->nservers; j++)
+            in.resolver |= b->servers[j].is_name;
+    }
+    fdbudget_plan(&in, &w->fdb);
+    w->connects.max = w->fdb.connects;
+    relay_pool_set_pipes_max(w->pool, w->fdb.pipes);
+    w->metrics.fd_limit = w->fdb.nofile;
+    w->metrics.fd_reserved = w->fdb.reserve;
+    w->metrics.maxconn = w->fdb.maxconn;
+    if (memcmp(&old, &w->fdb, sizeof(old)) == 0)
+        return;
+    bool cut = in.maxconn != 0 && w->fdb.maxconn < in.maxconn;
+    log_begin(w->fdb.maxconn == 0 || cut ? LOG_WARN : LOG_INFO, "limits");
+    log_u64("nofile", w->fdb.nofile);
+    log_u64("reserve", w->fdb.reserve);
+    log_u64("maxconn", w->fdb.maxconn);
+    log_u64("pipes", w->fdb.pipes);
+    log_u64("parallel_connects", w->fdb.connects);
+    if (cut)
+        log_fmt("error", "maxconn %u does not fit in %llu descriptors", in.maxconn,
+                (unsigned long long)w->fdb.nofile);
+    else if (w->fdb.maxconn == 0)
+        log_str("error", "no descriptor left for sessions");
+    log_end();
+}
+
 void
 worker_session_gone(struct worker *w)
 {
     w->nsessions--;
+    if (w->any_full)
+        loop_defer(w->loop, &w->room_defer);
     if (w->draining && w->nsessions == 0) {
         loop_timer_cancel(w->loop, &w->grace_timer);
         loop_stop(w->loop);

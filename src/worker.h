@@ -13,6 +13,8 @@
 
 #include "backend.h"
 #include "conf.h"
+#include "connector.h"
+#include "fdbudget.h"
 #include "loop.h"
 #include "metrics.h"
 
@@ -91,6 +93,13 @@ struct worker {
     struct worker_abuse **abuse;
     size_t nabuse;
     struct timer abuse_timer;        /* abuse_sweep() about once a second */
+    /* Descriptors (src/fdbudget.h), shared out at start and on each reload:
+     * sessions stop at fdb.maxconn, their parallel connects at connects.max,
+     * their pipes at fdb.pipes; the reserve is never theirs. */
+    struct fdbudget fdb;
+    struct conn_budget connects;
+    bool any_full;                   /* a listener is at maxconn: look again as sessions end */
+    struct defer room_defer;
 };
 
 /*
@@ -142,5 +151,15 @@ struct worker_abuse *worker_abuse_find(struct worker *w, const char *name);
 
 /* Called by sessions as they end. */
 void worker_session_gone(struct worker *w);
+
+/* Whether <l> may start one more session: below maxconn, its own and the process's. */
+bool worker_room(const struct worker *w, const struct listener *l);
+
+/*
+ * Shares RLIMIT_NOFILE out for the current configuration (at start and
+ * after each reload): maxconn, the reserve, pipes and parallel connects.
+ * Logs event=limits when they change.
+ */
+void worker_limits(struct worker *w);
 
 #endif

@@ -63,6 +63,26 @@ assert_addr(const struct sockaddr_storage *ss, const char *want)
 /* ---- good configurations ---- */
 
 static void
+test_maxconn(void **state)
+{
+    (void)state;
+    struct conf *c = load_ok("global {\n    maxconn 5000\n}\n"
+                             "backend b {\n    server s 10.0.0.5:25\n}\n"
+                             "listener imap {\n    bind :143\n    protocol imap\n"
+                             "    route -> b\n    maxconn 3000\n}\n"
+                             "listener smtp {\n    bind :25\n    protocol smtp\n"
+                             "    route -> b\n}\n");
+    assert_int_equal(c->global.maxconn, 5000);
+    assert_int_equal(c->listeners[0].maxconn, 3000);
+    assert_int_equal(c->listeners[1].maxconn, 0);
+    conf_free(c);
+    c = load_ok("listener one {\n    bind 127.0.0.9:2525\n    protocol smtp\n"
+                "    route -> 10.0.0.5:25\n}\n");
+    assert_int_equal(c->global.maxconn, 0);
+    conf_free(c);
+}
+
+static void
 test_abuse_settings(void **state)
 {
     (void)state;
@@ -975,6 +995,14 @@ static const struct bad_case bad_cases[] = {
      "bad queue-max '-1'"},
     {"backend b {\n    server s 10.0.0.1:25\n    queue-max 5 6\n}\n", 3, 17, "queue-max"},
     {LST("    queue-max 5\n"), 2, 5, "unknown directive 'queue-max' in a listener block"},
+    /* maxconn */
+    {"global {\n    maxconn 0\n}\n", 2, 13,
+     "bad maxconn '0': expected a count of sessions from 1 to 10000000"},
+    {LST("    maxconn 10000001\n" OKL), 2, 13, "bad maxconn '10000001'"},
+    {LST("    maxconn many\n" OKL), 2, 13, "bad maxconn 'many'"},
+    {LST("    maxconn 5\n    maxconn 6\n" OKL), 3, 5, "duplicate 'maxconn'"},
+    {"backend b {\n    server s 10.0.0.1:25\n    maxconn 5\n}\n", 3, 5,
+     "unknown directive 'maxconn' in a backend block"},
     /* health checks */
     {"backend b {\n    server s 10.0.0.1:25\n    check http\n}\n", 3, 11,
      "bad check 'http': expected tcp, smtp, imap, pop3, tls, smtps, imaps or pop3s"},
@@ -1541,6 +1569,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_abuse_settings),
+        cmocka_unit_test(test_maxconn),
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_everything_set),
         cmocka_unit_test(test_global_timeouts_inherited),

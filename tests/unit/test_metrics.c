@@ -32,6 +32,10 @@ fixture(struct metrics *m)
     m->listeners[0].bytes_in = 100;
     m->listeners[0].bytes_out = 2000;
     m->listeners[0].proxy_errors[METRICS_PROXY_INVALID] = 1;
+    m->listeners[0].refused_maxconn = 7;
+    m->fd_limit = 20000;
+    m->fd_reserved = 78;
+    m->maxconn = 9650;
     m->servers[0].backend = "mail";
     m->servers[0].name = "mx1";
     m->servers[0].connect_errors[METRICS_CONNECT_REFUSED] = 3;
@@ -63,6 +67,10 @@ static const char expected[] =
     "# TYPE mailedge_bytes_total counter\n"
     "mailedge_bytes_total{listener=\"smtp\",direction=\"in\"} 100\n"
     "mailedge_bytes_total{listener=\"smtp\",direction=\"out\"} 2000\n"
+    "# HELP mailedge_maxconn_refusals_total Clients accepted only to get the protocol's "
+    "try-again-later, because the process or the listener was at maxconn, per listener.\n"
+    "# TYPE mailedge_maxconn_refusals_total counter\n"
+    "mailedge_maxconn_refusals_total{listener=\"smtp\"} 7\n"
     "# HELP mailedge_proxy_header_errors_total Inbound PROXY headers refused, per listener and "
     "reason.\n"
     "# TYPE mailedge_proxy_header_errors_total counter\n"
@@ -124,7 +132,18 @@ static const char expected[] =
     "# TYPE mailedge_server_check_failures_total counter\n"
     "mailedge_server_check_failures_total{backend=\"mail\",server=\"mx1\",reason=\"l4_refused\"} "
     "0\n"
-    "mailedge_server_check_failures_total{backend=\"mail\",server=\"mx1\",reason=\"5xx\"} 4\n";
+    "mailedge_server_check_failures_total{backend=\"mail\",server=\"mx1\",reason=\"5xx\"} 4\n"
+    "# HELP mailedge_descriptors_limit RLIMIT_NOFILE when the configuration was last loaded.\n"
+    "# TYPE mailedge_descriptors_limit gauge\n"
+    "mailedge_descriptors_limit 20000\n"
+    "# HELP mailedge_descriptors_reserved Descriptors kept for all but sessions: checks, "
+    "resolver, admin, listeners.\n"
+    "# TYPE mailedge_descriptors_reserved gauge\n"
+    "mailedge_descriptors_reserved 78\n"
+    "# HELP mailedge_maxconn Sessions at most, for the whole process (configured, or derived "
+    "from the limit).\n"
+    "# TYPE mailedge_maxconn gauge\n"
+    "mailedge_maxconn 9650\n";
 
 static void
 test_render_fixture(void **state)
