@@ -10,6 +10,10 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The struct of type <type> whose field <member> is at <ptr>: how a timer,
+ * io or defer callback finds the object it is embedded in. */
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
 /*
  * Parses a decimal unsigned integer made of digits only (no sign, no
  * spaces) that is <= max. Returns 0 and stores it in <out>, or -1.

@@ -24,6 +24,7 @@
 #include "roundtrip.h"
 #include "session.h"
 #include "sock.h"
+#include "util.h"
 #include "worker.h"
 
 #define DEFAULT_CONF "/etc/mailedge/mailedge.conf"
@@ -108,7 +109,7 @@ on_signal(struct io *io, uint32_t ev)
 static void
 on_watchdog(struct timer *t)
 {
-    struct service *sv = (struct service *)(void *)((char *)t - offsetof(struct service, watchdog));
+    struct service *sv = container_of(t, struct service, watchdog);
     notify_send("WATCHDOG=1");
     loop_timer_at(sv->w->loop, &sv->watchdog, loop_now(sv->w->loop) + sv->watchdog_ms);
 }

@@ -31,6 +31,7 @@
 #include "session.h"
 #include "sock.h"
 #include "tlscheck.h"
+#include "util.h"
 #include "worker.h"
 
 /* A server that stays down is logged again after these gaps, doubling. */
@@ -466,7 +467,7 @@ connected(struct check *c)
 static void
 on_io(struct io *io, uint32_t events)
 {
-    struct check *c = (struct check *)(void *)((char *)io - offsetof(struct check, io));
+    struct check *c = container_of(io, struct check, io);
     (void)events;
     switch (c->state) {
     case CK_CONNECTING: /* the socket is the check's once connected */
@@ -600,7 +601,7 @@ greeting_timeout_detail(struct check *c)
 static void
 on_timer(struct timer *t)
 {
-    struct check *c = (struct check *)(void *)((char *)t - offsetof(struct check, timer));
+    struct check *c = container_of(t, struct check, timer);
     switch (c->state) {
     case CK_IDLE:
         start(c);

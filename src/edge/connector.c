@@ -11,8 +11,7 @@
 #include "log.h"
 #include "loop.h"
 #include "sock.h"
-
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#include "util.h"
 
 /* 28 bytes instead of 128 per address. */
 union sa {

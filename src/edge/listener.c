@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "session.h"
 #include "sock.h"
+#include "util.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH 64
@@ -63,7 +64,7 @@ resume(struct listener *l)
 static void
 on_resume(struct timer *t)
 {
-    struct listener *l = (struct listener *)(void *)((char *)t - offsetof(struct listener, pause_timer));
+    struct listener *l = container_of(t, struct listener, pause_timer);
     /* The backlog wait is over: from now on, refuse while there is no room. */
     if (l->full == LISTENER_FULL_WAITING)
         l->full = LISTENER_FULL_REFUSING;

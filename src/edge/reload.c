@@ -38,6 +38,7 @@
 #include "resolve.h"
 #include "session.h"
 #include "sock.h"
+#include "util.h"
 #include "worker.h"
 
 #define LIST_MAX 512 /* bytes of a name list in the reload log line */
@@ -777,7 +778,7 @@ out:
 static void
 on_reload(struct defer *d)
 {
-    struct worker *w = (struct worker *)(void *)((char *)d - offsetof(struct worker, reload_defer));
+    struct worker *w = container_of(d, struct worker, reload_defer);
     /* A drain that began since the request wins: nothing to reload into. */
     if (!w->draining)
         reload(w);

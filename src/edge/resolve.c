@@ -11,6 +11,7 @@
 #include "addr.h"
 #include "backend.h"
 #include "log.h"
+#include "util.h"
 #include "worker.h"
 
 #define RIO_MAX 32   /* c-ares sockets at once: one per resolver, plus TCP */
@@ -74,7 +75,7 @@ on_io(struct io *io, uint32_t events)
 static void
 on_timeout(struct timer *t)
 {
-    struct resolver *r = (struct resolver *)(void *)((char *)t - offsetof(struct resolver, timer));
+    struct resolver *r = container_of(t, struct resolver, timer);
     ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
     rearm(r);
 }
@@ -250,8 +251,7 @@ query_start(struct resolve_query *q)
 static void
 on_query_timer(struct timer *t)
 {
-    struct resolve_query *q =
-        (struct resolve_query *)(void *)((char *)t - offsetof(struct resolve_query, timer));
+    struct resolve_query *q = container_of(t, struct resolve_query, timer);
     if (!q->busy)
         query_start(q);
 }

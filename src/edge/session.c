@@ -40,6 +40,7 @@
 #include "session_int.h"
 #include "sock.h"
 #include "tlshello.h"
+#include "util.h"
 #include "worker.h"
 
 /* Bytes one direction may move per wake-up before yielding to others. */
@@ -50,8 +51,6 @@
 #define LINGER_MS 2000
 #define LINGER_BYTES ((uint32_t)64 * 1024)
 #define LINGER_MAX 1024
-
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 static void
 close_io(struct io *io)

@@ -30,7 +30,7 @@ _Static_assert(CHECK_RESULT_COUNT <= METRICS_CHECK_REASONS_MAX, "raise METRICS_C
 static void
 on_grace(struct timer *t)
 {
-    struct worker *w = (struct worker *)(void *)((char *)t - offsetof(struct worker, grace_timer));
+    struct worker *w = container_of(t, struct worker, grace_timer);
     if (w->nsessions > 0) {
         log_begin(LOG_INFO, "drain_timeout");
         log_u64("sessions", w->nsessions);
@@ -63,7 +63,7 @@ on_ban_event(void *arg, const struct abuse_event *ev)
 static void
 on_abuse_sweep(struct timer *t)
 {
-    struct worker *w = (struct worker *)(void *)((char *)t - offsetof(struct worker, abuse_timer));
+    struct worker *w = container_of(t, struct worker, abuse_timer);
     uint64_t now = loop_now(w->loop);
 
     for (size_t i = 0; i < w->nabuse; i++)
@@ -172,7 +172,7 @@ worker_backend(struct worker *w, const struct conf_backend *cb)
 static void
 on_gc(struct defer *d)
 {
-    struct worker *w = (struct worker *)(void *)((char *)d - offsetof(struct worker, gc_defer));
+    struct worker *w = container_of(d, struct worker, gc_defer);
     struct gen *g = w->gens;
     while (g != NULL) {
         struct gen *next = g->next;
@@ -207,7 +207,7 @@ worker_gen_release(struct worker *w, struct gen *g)
 static void
 on_room(struct defer *d)
 {
-    struct worker *w = (struct worker *)(void *)((char *)d - offsetof(struct worker, room_defer));
+    struct worker *w = container_of(d, struct worker, room_defer);
     w->any_full = false;
     for (size_t i = 0; i < w->nlisteners; i++)
         w->any_full |= listener_full_recheck(&w->listeners[i]);

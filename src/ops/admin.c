@@ -31,6 +31,7 @@
 #include "log.h"
 #include "loop.h"
 #include "sock.h"
+#include "util.h"
 #include "worker.h"
 
 #define ADMIN_CONN_MAX 32       /* concurrent admin connections */
@@ -456,13 +457,13 @@ on_io(struct io *io, uint32_t ev)
 static void
 on_timer(struct timer *t)
 {
-    run((struct admin *)(void *)((char *)t - offsetof(struct admin, timer)));
+    run(container_of(t, struct admin, timer));
 }
 
 static void
 on_accept(struct io *io, uint32_t ev)
 {
-    struct admin *a = (struct admin *)(void *)((char *)io - offsetof(struct admin, lio));
+    struct admin *a = container_of(io, struct admin, lio);
     bool added = false;
 
     (void)ev;
@@ -501,7 +502,7 @@ on_accept(struct io *io, uint32_t ev)
 static void
 on_resume(struct timer *t)
 {
-    struct admin *a = (struct admin *)(void *)((char *)t - offsetof(struct admin, pause_timer));
+    struct admin *a = container_of(t, struct admin, pause_timer);
     set_polling(a, connections(a) < ADMIN_CONN_MAX);
 }
 
