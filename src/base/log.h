@@ -12,9 +12,8 @@
 #include <stdnoreturn.h>
 #include <sys/types.h>
 
-#include "conf.h"
-
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 
 void log_setup(enum log_format fmt, bool debug);
 

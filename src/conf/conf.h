@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "cidr.h"
+#include "log.h"
 #include "proxyproto.h"
 #include "tlshello.h"
 
@@ -24,7 +25,6 @@
 #define CONF_RESOLVERS_MAX 8
 
 enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PROTO_TCP };
-enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST, BALANCE_LEAST_CONN };
 /* Active health check of a backend's servers; CHECK_NONE: servers are always up. */
 enum check_kind {
