@@ -7,13 +7,37 @@
 #define MAILEDGE_ADDR_H
 
 #include <stdbool.h>
+#include <netinet/in.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/socket.h>
 
 /* Longest text addr_format() writes: "[" v6 "%" scope "]:" port, NUL. */
 #define ADDR_STRLEN 64
 
+/* Addresses of one server: kept per resolved name, tried per connect. */
+#define ADDR_PER_NAME_MAX 8
+
 enum addr_port { ADDR_PORT_REQUIRED, ADDR_PORT_OPTIONAL };
+
+/* An IPv4 or IPv6 address in 28 bytes instead of the 128 of a
+ * sockaddr_storage: what sessions and connectors keep per address. */
+union sa {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
+/* Stores <src> in <dst>; a family other than AF_INET and AF_INET6 leaves it zeroed. */
+static inline void
+sa_store(union sa *dst, const struct sockaddr_storage *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    if (src->ss_family == AF_INET)
+        memcpy(&dst->in, src, sizeof(dst->in));
+    else if (src->ss_family == AF_INET6)
+        memcpy(&dst->in6, src, sizeof(dst->in6));
+}
 
 /*
  * Parses an IP literal with a port. ":PORT" and "*:PORT" give the IPv6

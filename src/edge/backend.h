@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "metrics.h"
 
@@ -19,7 +20,7 @@ struct check;
 struct session;
 struct resolve_query;
 
-#define BACKEND_ADDRS_MAX 8  /* addresses kept per resolved name */
+#define BACKEND_ADDRS_MAX ADDR_PER_NAME_MAX
 #define BACKEND_SLOW_FAMILY_MS 600000u /* how long a family that lost goes second: 10 min */
 
 /* Health of one server. Without a check in the conf a server is always up. */

@@ -13,13 +13,6 @@
 #include "sock.h"
 #include "util.h"
 
-/* 28 bytes instead of 128 per address. */
-union sa {
-    struct sockaddr sa;
-    struct sockaddr_in in;
-    struct sockaddr_in6 in6;
-};
-
 struct attempt {
     struct io io;              /* fd -1: not started, or over */
     struct connector *c;
@@ -39,8 +32,8 @@ struct connector {
     uint64_t delay_ms, deadline;
     int last_err;
     int lost_family;           /* see connector_lost_family() */
-    union sa addrs[BACKEND_ADDRS_MAX];
-    struct attempt a[BACKEND_ADDRS_MAX];
+    union sa addrs[ADDR_PER_NAME_MAX];
+    struct attempt a[ADDR_PER_NAME_MAX];
 };
 
 static void start_next(struct connector *c);
@@ -227,7 +220,7 @@ connector_new(struct loop *loop, const struct connector_ops *ops, void *arg)
     c->arg = arg;
     timer_init(&c->timer, on_timer);
     defer_init(&c->defer, on_defer);
-    for (size_t i = 0; i < BACKEND_ADDRS_MAX; i++)
+    for (size_t i = 0; i < ADDR_PER_NAME_MAX; i++)
         c->a[i] = (struct attempt){.io = {.fd = -1, .cb = on_io}, .c = c};
     return c;
 }
@@ -237,7 +230,7 @@ connector_start(struct connector *c, const struct sockaddr_storage *addrs, size_
                 uint64_t delay_ms, uint64_t timeout_ms)
 {
     size_t k = 0;
-    for (size_t i = 0; i < n && k < BACKEND_ADDRS_MAX; i++) {
+    for (size_t i = 0; i < n && k < ADDR_PER_NAME_MAX; i++) {
         if (addrs[i].ss_family == AF_INET)
             memcpy(&c->addrs[k++].in, &addrs[i], sizeof(struct sockaddr_in));
         else if (addrs[i].ss_family == AF_INET6)

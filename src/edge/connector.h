@@ -14,8 +14,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "backend.h"
-
 struct loop;
 struct connector;
 
@@ -59,7 +57,7 @@ struct conn_budget {
 struct connector *connector_new(struct loop *loop, const struct connector_ops *ops, void *arg);
 
 /*
- * Starts connecting to <addrs> (<n> of them, 1..BACKEND_ADDRS_MAX, copied)
+ * Starts connecting to <addrs> (<n> of them, 1..ADDR_PER_NAME_MAX, copied)
  * in that order: one every <delay_ms> or on a failure, all given up after
  * <timeout_ms>. The connector must be idle (new or decided). done() may
  * run before this returns when no attempt could start.

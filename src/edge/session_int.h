@@ -12,14 +12,12 @@
 #ifndef MAILEDGE_SESSION_INT_H
 #define MAILEDGE_SESSION_INT_H
 
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
-#include <sys/socket.h>
 
 #include "abuse.h"
+#include "addr.h"
 #include "conf.h"
 #include "listener.h"
 #include "loop.h"
@@ -30,13 +28,6 @@ struct backend;
 struct connector;
 struct gen;
 struct worker;
-
-/* Addresses kept per session: 28 bytes each instead of 128 for storage. */
-union sa {
-    struct sockaddr sa;
-    struct sockaddr_in in;
-    struct sockaddr_in6 in6;
-};
 
 struct session {
     struct session *prev, *next;       /* worker's list */
@@ -80,16 +71,6 @@ struct session {
     char *sni;                         /* NULL (no peeking), "" or the server name */
     char tail[];                       /* TH_HOST_MAX bytes for sni on peeking listeners */
 };
-
-static inline void
-sa_store(union sa *dst, const struct sockaddr_storage *src)
-{
-    memset(dst, 0, sizeof(*dst));
-    if (src->ss_family == AF_INET)
-        memcpy(&dst->in, src, sizeof(dst->in));
-    else if (src->ss_family == AF_INET6)
-        memcpy(&dst->in6, src, sizeof(dst->in6));
-}
 
 static inline const struct conf_listener *
 lconf(const struct session *s)
