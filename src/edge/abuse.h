@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "abuse_key.h"
 #include "cidr.h"
 
 #define ABUSE_TABLE_DEFAULT 65536
@@ -40,13 +41,6 @@ enum abuse_ban_reason {
     ABUSE_BAN_PREGREET,
     ABUSE_BAN_ADMIN,
     ABUSE_BAN_REASON_COUNT
-};
-
-/* A client: an IPv4 address, or an IPv6 address cut to its prefix. */
-struct abuse_key {
-    uint8_t a[16];    /* network order; 4 bytes used for IPv4, the rest zero */
-    uint8_t family;   /* 4 or 6 */
-    uint8_t prefix;   /* 32 for IPv4; the IPv6 prefix length */
 };
 
 struct abuse_policy {

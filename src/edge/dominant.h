@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "abuse.h"
+#include "abuse_key.h"
 
 #define DOMINANT_WINDOW 256        /* sessions looked at */
 #define DOMINANT_EVERY 64          /* sessions between two looks */
