@@ -1,12 +1,33 @@
 #!/bin/sh
-# make lint: static checks. Pure modules must not touch sockets or epoll.
+# make lint: static checks.
+#  - src/ has one folder per layer, lowest first below; a file includes
+#    headers of its own layer and of the layers below only, and modules do
+#    not include each other in a cycle (scripts/includes.py).
+#  - Pure modules (every file of codecs/ and conf/, and those listed) touch
+#    no socket and no epoll.
+#  - cppcheck and clang-tidy, when installed.
 set -eu
 status=0
+
+# base    util, addresses, log, the loop, sockets, relaying bytes
+# codecs  pure parsers and encoders of what comes from outside
+# conf    the configuration language: text to an immutable struct conf
+# edge    the proxy: listeners, sessions, backends, checks, DNS, reload
+# ops     running it: admin endpoint, service manager, privileges
+# cmd     the commands: mailedge, mailedge probe, mailedge roundtrip
+layers="base codecs conf edge ops cmd"
+# Not fixed yet (issue 16); a fix takes its entry off, which lint insists on.
+upward="edge/reload.c>ops/notify.h edge/worker.c>ops/admin.h"
+cycles="admin,admin_bans,check,gen,listener,ownaddr,reload,resolve,session,worker"
+${PYTHON:-/usr/bin/python3} scripts/includes.py --layers "$layers" \
+    --known-upward "$upward" --known-cycles "$cycles" || status=1
+
 inc=$(for d in src/*/; do printf ' -I%s' "${d%/}"; done)
-pure="base/util edge/fdbudget base/cidr base/addr codecs/proxyproto codecs/tlshello conf/conf_lex conf/conf conf/conf_global conf/conf_backend conf/conf_listener conf/conf_abuse codecs/mailreply codecs/probeurl edge/metrics codecs/roundtrip_msg edge/abuse codecs/adminreq"
-for m in $pure; do
-    if grep -nE '#include <sys/(epoll|signalfd)\.h>|\b(accept4?|connect|bind|listen|epoll_[a-z]+|splice|recv|send)\(' "src/$m.c"; then
-        echo "lint: src/$m.c is a pure module but does I/O" >&2
+pure="$(ls src/codecs/*.c src/conf/*.c) src/base/util.c src/base/cidr.c src/base/addr.c
+      src/edge/metrics.c src/edge/abuse.c src/edge/dominant.c src/edge/fdbudget.c"
+for f in $pure; do
+    if grep -nE '#include <sys/(epoll|signalfd)\.h>|\b(accept4?|connect|bind|listen|epoll_[a-z]+|splice|recv|send)\(' "$f"; then
+        echo "lint: $f is a pure module but does I/O" >&2
         status=1
     fi
 done
