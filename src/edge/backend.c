@@ -155,3 +155,77 @@ backend_server_addr(const struct backend *b, const struct conf_server *srv, size
     addr_set_port((struct sockaddr *)out, route_port);
     return 0;
 }
+
+bool
+backend_health_step(struct backend_server *st, bool passed, unsigned rise, unsigned fall)
+{
+    bool was_up = st->up;
+    if (passed) {
+        st->fails = 0;
+        if (st->passes < rise)
+            st->passes++;
+        if (!st->up && st->passes >= rise)
+            st->up = true;
+    } else {
+        st->passes = 0;
+        if (st->fails < fall)
+            st->fails++;
+        if (st->up && st->fails >= fall)
+            st->up = false;
+    }
+    return st->up != was_up;
+}
+
+bool
+backend_server_checked(struct backend *b, size_t i, int result, bool passed, uint64_t now_ms)
+{
+    struct backend_server *st = &b->srv[i];
+    st->last_result = result;
+    st->last_check_ms = now_ms;
+    if (!passed)
+        st->m->check_failures[result]++;
+    bool changed = backend_health_step(st, passed, b->conf->check_rise, b->conf->check_fall);
+    st->m->up = st->up;
+    return changed;
+}
+
+void
+backend_hold(struct backend *b, struct backend_waiter *w)
+{
+    w->prev = b->held_tail;
+    w->next = NULL;
+    if (b->held_tail)
+        b->held_tail->next = w;
+    else
+        b->held_head = w;
+    b->held_tail = w;
+    b->nheld++;
+    b->qm->queued = b->nheld;
+}
+
+bool
+backend_unhold(struct backend *b, struct backend_waiter *w)
+{
+    if (w->prev == NULL && b->held_head != w)
+        return false;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        b->held_head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        b->held_tail = w->prev;
+    w->prev = w->next = NULL;
+    b->nheld--;
+    b->qm->queued = b->nheld;
+    return true;
+}
+
+void
+backend_wake(struct backend *b)
+{
+    size_t n = b->nheld;
+    while (n-- > 0 && b->held_head != NULL && backend_servers_up(b) > 0)
+        b->held_head->wake(b->held_head);
+}

@@ -17,7 +17,6 @@
 #include "metrics.h"
 
 struct check;
-struct session;
 struct resolve_query;
 
 #define BACKEND_ADDRS_MAX ADDR_PER_NAME_MAX
@@ -49,14 +48,23 @@ struct backend_server {
 
 struct gen;
 
+/*
+ * A client waiting in a backend's queue (queue-timeout): the link, embedded
+ * in the waiter, and what to call when a server may take it.
+ */
+struct backend_waiter {
+    struct backend_waiter *prev, *next;
+    void (*wake)(struct backend_waiter *w); /* must take <w> off the queue */
+};
+
 struct backend {
     const struct conf_backend *conf;
     struct gen *gen;    /* the configuration generation it belongs to */
     size_t next;        /* round-robin cursor */
     struct backend_server *srv; /* parallel to conf->servers */
-    /* Sessions held while no server is up (queue-timeout), oldest first:
-     * an intrusive list through the sessions, managed by src/session.c. */
-    struct session *held_head, *held_tail;
+    /* Clients held while no server could take them (queue-timeout), oldest
+     * first: an intrusive list through their backend_waiter links. */
+    struct backend_waiter *held_head, *held_tail;
     size_t nheld;
     struct metrics_backend *qm; /* its queue depth gauge */
 };
@@ -93,6 +101,35 @@ void backend_release(struct backend *b, const struct conf_server *srv);
 
 /* The number of servers of <b> that are up, backups included. */
 size_t backend_servers_up(const struct backend *b);
+
+/*
+ * Rise and fall, pure: one check result for a server with health <st>.
+ * <rise> consecutive passes bring it up, <fall> consecutive failures take
+ * it down. Returns true when st->up changed.
+ */
+bool backend_health_step(struct backend_server *st, bool passed, unsigned rise, unsigned fall);
+
+/*
+ * A check of server <i> of <b> ended at <now_ms> with <result> (an enum
+ * check_result; <passed> when it is the pass): its health (rise and fall),
+ * its last result, its up gauge and, for a failure, the failure counter
+ * of <result>. Returns true when the server went up or down.
+ */
+bool backend_server_checked(struct backend *b, size_t i, int result, bool passed,
+                            uint64_t now_ms);
+
+/* Queues <w> at the tail of <b>'s held clients. */
+void backend_hold(struct backend *b, struct backend_waiter *w);
+
+/* Takes <w> off <b>'s queue. False, and nothing done, when it is not on it. */
+bool backend_unhold(struct backend *b, struct backend_waiter *w);
+
+/*
+ * After a pass of a server that is up: wakes the clients held at this
+ * moment, oldest first, while a server of <b> is up. One whose connects
+ * all fail at once is queued again at the tail and waits for the next pass.
+ */
+void backend_wake(struct backend *b);
 
 /*
  * Fills <out> with address number <k> to connect to for <srv> (a server of

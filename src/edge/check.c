@@ -28,7 +28,6 @@
 #include "mailreply.h"
 #include "proxyproto.h"
 #include "resolve.h"
-#include "session.h"
 #include "sock.h"
 #include "tlscheck.h"
 #include "util.h"
@@ -153,25 +152,8 @@ record(struct check *c, enum check_result r)
         return;
     c->decided = true;
     struct backend_server *st = &c->b->srv[c->si];
-    struct metrics_server *m = c->b->srv[c->si].m;
-    st->last_result = (int)r;
-    st->last_check_ms = loop_now(c->w->loop);
     bool was_up = st->up;
-    if (r == CHECK_PASSED) {
-        st->fails = 0;
-        if (st->passes < bconf(c)->check_rise)
-            st->passes++;
-        if (!st->up && st->passes >= bconf(c)->check_rise)
-            st->up = true;
-    } else {
-        m->check_failures[r]++;
-        st->passes = 0;
-        if (st->fails < bconf(c)->check_fall)
-            st->fails++;
-        if (st->up && st->fails >= bconf(c)->check_fall)
-            st->up = false;
-    }
-    m->up = st->up;
+    backend_server_checked(c->b, c->si, (int)r, r == CHECK_PASSED, loop_now(c->w->loop));
     uint64_t now = loop_now(c->w->loop);
     bool said = false;
     if (!st->up && r != CHECK_PASSED)
@@ -222,8 +204,8 @@ record(struct check *c, enum check_result r)
     /* Each pass of an up server retries the held clients: a restarted
      * server may refuse connects before its fall count is reached, and
      * the clients that failed then wait for the next pass, not a transition. */
-    if (st->up && r == CHECK_PASSED && c->b->nheld > 0)
-        session_backend_up(c->b);
+    if (st->up && r == CHECK_PASSED)
+        backend_wake(c->b);
 }
 
 /* Decides the result, then ends politely: FIN, and read until the server closes. */

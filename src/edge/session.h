@@ -10,7 +10,6 @@
 
 #include "conf.h"
 
-struct backend;
 struct listener;
 struct worker;
 
@@ -60,12 +59,6 @@ void session_start(struct listener *l, int fd, const struct sockaddr_storage *pe
 
 /* The protocol's "try again later" line (421 4.3.2, * BYE, -ERR); NULL for tls and tcp. */
 const char *session_goodbye_text(enum proto p);
-
-/*
- * A server of <b> passed a check and is up: the held sessions of <b> start
- * their connects, oldest first.
- */
-void session_backend_up(struct backend *b);
 
 struct gen;
 

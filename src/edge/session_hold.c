@@ -12,7 +12,10 @@
 #include "log.h"
 #include "loop.h"
 #include "session_int.h"
+#include "util.h"
 #include "worker.h"
+
+static void wake(struct backend_waiter *w);
 
 /* Whether <b> may hold clients: only with a check to wake them. */
 bool
@@ -25,20 +28,8 @@ session_holds(const struct backend *b)
 void
 session_unhold(struct session *s)
 {
-    struct backend *b = s->backend;
-    if (s->hprev == NULL && b->held_head != s)
+    if (!backend_unhold(s->backend, &s->hold))
         return;
-    if (s->hprev)
-        s->hprev->hnext = s->hnext;
-    else
-        b->held_head = s->hnext;
-    if (s->hnext)
-        s->hnext->hprev = s->hprev;
-    else
-        b->held_tail = s->hprev;
-    s->hprev = s->hnext = NULL;
-    b->nheld--;
-    b->qm->queued = b->nheld;
     s->held_ms += loop_now(s->w->loop) - s->hold_since_ms;
     loop_timer_cancel(s->w->loop, &s->timer);
 }
@@ -124,15 +115,8 @@ session_hold(struct session *s)
     }
     s->state = SESSION_HOLDING;
     s->hold_since_ms = now;
-    s->hprev = b->held_tail;
-    s->hnext = NULL;
-    if (b->held_tail)
-        b->held_tail->hnext = s;
-    else
-        b->held_head = s;
-    b->held_tail = s;
-    b->nheld++;
-    b->qm->queued = b->nheld;
+    s->hold.wake = wake;
+    backend_hold(b, &s->hold);
     loop_timer_at(s->w->loop, &s->timer, deadline);
     if (log_enabled(LOG_DEBUG)) {
         log_begin(LOG_DEBUG, "hold");
@@ -143,23 +127,19 @@ session_hold(struct session *s)
     }
 }
 
-void
-session_backend_up(struct backend *b)
+/* A check passed on a server of the backend holding <w> (backend_wake). */
+static void
+wake(struct backend_waiter *w)
 {
-    /* Only those held now: one whose connect fails at once is queued again
-     * at the tail and waits for the next check. */
-    size_t n = b->nheld;
-    while (n-- > 0 && b->held_head != NULL && backend_servers_up(b) > 0) {
-        struct session *s = b->held_head;
-        session_unhold(s);
-        s->state = SESSION_CONNECTING;
-        s->srv_first = backend_first(b);
-        s->attempt = 0;
-        s->trying = NULL;
-        s->last_err = 0;
-        s->last_timeout = false;
-        session_connect_next(s);
-    }
+    struct session *s = container_of(w, struct session, hold);
+    session_unhold(s);
+    s->state = SESSION_CONNECTING;
+    s->srv_first = backend_first(s->backend);
+    s->attempt = 0;
+    s->trying = NULL;
+    s->last_err = 0;
+    s->last_timeout = false;
+    session_connect_next(s);
 }
 
 void
@@ -168,7 +148,7 @@ session_drain_held(struct worker *w)
     for (size_t i = 0; i < w->conf->nbackends; i++) {
         struct backend *b = &w->backends[i];
         while (b->held_head != NULL) {
-            struct session *s = b->held_head;
+            struct session *s = container_of(b->held_head, struct session, hold);
             session_say_goodbye(s);
             session_close(s, END_SHUTDOWN, "draining while waiting for a server");
         }
@@ -184,7 +164,7 @@ session_reload_held(struct worker *w, struct gen *old)
         if (nb == NULL) {
             /* session_close() takes each off the queue. */
             while (b->held_head != NULL) {
-                struct session *s = b->held_head;
+                struct session *s = container_of(b->held_head, struct session, hold);
                 session_say_goodbye(s);
                 session_close(s, END_SHUTDOWN, "backend removed by a reload");
             }
@@ -193,7 +173,7 @@ session_reload_held(struct worker *w, struct gen *old)
         /* Oldest first: each goes to the tail of its new queue. */
         size_t n = b->nheld;
         while (n-- > 0 && b->held_head != NULL) {
-            struct session *s = b->held_head;
+            struct session *s = container_of(b->held_head, struct session, hold);
             session_unhold(s);
             move_backend(s, nb);
             /* Its servers may be up already (health carried over, or no

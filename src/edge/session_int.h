@@ -18,20 +18,20 @@
 
 #include "abuse.h"
 #include "addr.h"
+#include "backend.h"
 #include "conf.h"
 #include "listener.h"
 #include "loop.h"
 #include "relay.h"
 #include "session.h"
 
-struct backend;
 struct connector;
 struct gen;
 struct worker;
 
 struct session {
     struct session *prev, *next;       /* worker's list */
-    struct session *hprev, *hnext;     /* backend's held list, while HOLDING */
+    struct backend_waiter hold;        /* in its backend's held list, while HOLDING */
     struct worker *w;
     struct listener *l;
     struct io cio, bio;                /* client, backend */
