@@ -17,8 +17,8 @@ status=0
 # cmd     the commands: mailedge, mailedge probe, mailedge roundtrip
 layers="base codecs conf edge ops cmd"
 # Not fixed yet (issue 16); a fix takes its entry off, which lint insists on.
-upward="edge/reload.c>ops/notify.h edge/worker.c>ops/admin.h"
-cycles="admin,admin_bans,check,gen,listener,ownaddr,reload,resolve,session,worker"
+upward=""
+cycles="check,gen,listener,ownaddr,reload,resolve,session,worker"
 ${PYTHON:-/usr/bin/python3} scripts/includes.py --layers "$layers" \
     --known-upward "$upward" --known-cycles "$cycles" || status=1
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "admin.h"
 #include "conf.h"
 #include "fault.h"
 #include "log.h"
@@ -252,8 +253,11 @@ main(int argc, char **argv)
         return 1;
     }
     struct worker w;
+    struct admin *admin = NULL;
     if (worker_init(&w, conf, path, inherited, (size_t)nfds) == -1 ||
+        (w.conf->global.admin_set && (admin = admin_start(&w)) == NULL) ||
         unmatched_inherited(inherited, nfds) > 0) {
+        admin_stop(admin);
         worker_free(&w);
         free(inherited);
         return 1;
@@ -261,12 +265,14 @@ main(int argc, char **argv)
     /* Every inherited socket is a listener's now. */
     w.inherited = NULL;
     w.ninherited = 0;
+    w.notify = notify_send;
     free(inherited);
     char perr[256];
     if (privs_drop(&w.conf->global, perr, sizeof(perr)) == -1) {
         log_begin(LOG_ERROR, "privileges");
         log_str("error", perr);
         log_end();
+        admin_stop(admin);
         worker_free(&w);
         return 1;
     }
@@ -294,6 +300,7 @@ main(int argc, char **argv)
     log_end();
     loop_timer_cancel(w.loop, &sg.watchdog);
     close(sg.io.fd);
+    admin_stop(admin);
     worker_free(&w);
     return rc;
 }

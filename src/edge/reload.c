@@ -34,7 +34,6 @@
 #include "gen.h"
 #include "listener.h"
 #include "log.h"
-#include "notify.h"
 #include "resolve.h"
 #include "session.h"
 #include "sock.h"
@@ -729,7 +728,8 @@ reload(struct worker *w)
     char state[96];
     snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
              (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u);
-    notify_send(state);
+    if (w->notify != NULL)
+        w->notify(state);
     log_begin(LOG_INFO, "reload_start");
     log_str("config", w->conf_path);
     log_end();
@@ -772,7 +772,8 @@ reload(struct worker *w)
     w->metrics.last_reload_ok = true;
     w->metrics.last_reload_ok_time = (uint64_t)time(NULL);
 out:
-    notify_send("READY=1\nSTATUS=accepting connections");
+    if (w->notify != NULL)
+        w->notify("READY=1\nSTATUS=accepting connections");
 }
 
 static void

@@ -10,7 +10,6 @@
 
 #include "abuse.h"
 #include "addr.h"
-#include "admin.h"
 #include "check.h"
 #include "gen.h"
 #include "listener.h"
@@ -246,8 +245,6 @@ worker_init(struct worker *w, struct conf *conf, const char *path, int *inherite
     if (reload_first(w, conf) == -1)
         return -1;
     loop_timer_at(w->loop, &w->abuse_timer, loop_now(w->loop) + ABUSE_SWEEP_MS);
-    if (w->conf->global.admin_set && (w->admin = admin_start(w)) == NULL)
-        return -1;
     return 0;
 }
 
@@ -342,7 +339,6 @@ worker_session_gone(struct worker *w)
 void
 worker_free(struct worker *w)
 {
-    admin_stop(w->admin);
     for (size_t i = 0; i < w->nlisteners; i++)
         listener_close(&w->listeners[i]);
     check_free_all(w);

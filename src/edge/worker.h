@@ -21,7 +21,6 @@
 struct listener;
 struct session;
 struct relay_pool;
-struct admin;
 struct check;
 struct resolver;
 struct ownaddr;
@@ -75,7 +74,9 @@ struct worker {
     size_t nnames;
     const char *reason_names[METRICS_REASONS_MAX];
     const char *check_reason_names[METRICS_CHECK_REASONS_MAX];
-    struct admin *admin;             /* NULL without admin in the conf */
+    /* Tells the service manager about a reload (READY=1, RELOADING=1...);
+     * NULL: nobody to tell. Set by main. */
+    void (*notify)(const char *state);
     struct check *checks;            /* one per checked server (src/check.c) */
     size_t nchecks;                  /* each owns one armed timer */
     struct resolver *resolver;       /* DNS names of servers (src/resolve.c); NULL: none */
@@ -105,9 +106,8 @@ struct worker {
 /*
  * Sets up <w> for <conf> (owned from now on, also on failure), loaded from
  * <path> (kept by reference, read again on reload), binds every listener
- * (or takes the inherited socket of its address) and starts the admin
- * endpoint if configured. Returns 0, or -1 after logging which listener
- * and address failed.
+ * (or takes the inherited socket of its address). Returns 0, or -1 after
+ * logging which listener and address failed.
  */
 int worker_init(struct worker *w, struct conf *conf, const char *path, int *inherited,
                 size_t ninherited);
