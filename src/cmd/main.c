@@ -15,6 +15,7 @@
 #include "addr.h"
 #include "admin.h"
 #include "conf.h"
+#include "edge.h"
 #include "fault.h"
 #include "log.h"
 #include "loop.h"
@@ -75,7 +76,7 @@ on_signal(struct io *io, uint32_t ev)
                 break;
             }
             notify_send("STOPPING=1");
-            worker_drain(sg->w);
+            edge_drain(sg->w);
             break;
         case SIGUSR1:
             if (log_reopen() == -1) {
@@ -254,11 +255,11 @@ main(int argc, char **argv)
     }
     struct worker w;
     struct admin *admin = NULL;
-    if (worker_init(&w, conf, path, inherited, (size_t)nfds) == -1 ||
+    if (edge_init(&w, conf, path, inherited, (size_t)nfds) == -1 ||
         (w.conf->global.admin_set && (admin = admin_start(&w)) == NULL) ||
         unmatched_inherited(inherited, nfds) > 0) {
         admin_stop(admin);
-        worker_free(&w);
+        edge_free(&w);
         free(inherited);
         return 1;
     }
@@ -273,7 +274,7 @@ main(int argc, char **argv)
         log_str("error", perr);
         log_end();
         admin_stop(admin);
-        worker_free(&w);
+        edge_free(&w);
         return 1;
     }
     struct service sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
@@ -292,7 +293,7 @@ main(int argc, char **argv)
     notify_send("READY=1\nSTATUS=accepting connections");
     fault_arm(&faults);
 
-    int rc = worker_run(&w) == 0 ? 0 : 1;
+    int rc = edge_run(&w) == 0 ? 0 : 1;
     if (rc != 0)
         log_warn("event loop failed");
     log_begin(LOG_INFO, "exit");
@@ -301,6 +302,6 @@ main(int argc, char **argv)
     loop_timer_cancel(w.loop, &sg.watchdog);
     close(sg.io.fd);
     admin_stop(admin);
-    worker_free(&w);
+    edge_free(&w);
     return rc;
 }

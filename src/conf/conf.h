@@ -223,6 +223,9 @@ const char *conf_balance_name(enum balance b);
 /* True for smtp, submission, imap and pop3: the server speaks first. */
 bool conf_proto_server_first(enum proto p);
 
+/* The protocol's "try again later" line (421 4.3.2, * BYE, -ERR); NULL for tls and tcp. */
+const char *conf_proto_goodbye(enum proto p);
+
 /*
  * Prints each diagnostic as "FILE:LINE:COL: message\n" to <fp> (a FILE *);
  * one about a whole file (it cannot be opened) as "FILE: message\n".

@@ -433,3 +433,21 @@ conf_proto_server_first(enum proto p)
 {
     return p == PROTO_SMTP || p == PROTO_SUBMISSION || p == PROTO_IMAP || p == PROTO_POP3;
 }
+
+const char *
+conf_proto_goodbye(enum proto p)
+{
+    switch (p) {
+    case PROTO_SMTP:
+    case PROTO_SUBMISSION:
+        return "421 4.3.2 Service not available, try again later\r\n";
+    case PROTO_IMAP:
+        return "* BYE Service not available, try again later\r\n";
+    case PROTO_POP3:
+        return "-ERR Service not available, try again later\r\n";
+    case PROTO_TLS:
+    case PROTO_TCP:
+        break;
+    }
+    return NULL;
+}

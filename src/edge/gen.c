@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loop.h"
+#include "worker.h"
+
 struct gen *
 gen_new(struct conf *conf, uint64_t id)
 {
@@ -64,4 +67,15 @@ gen_backend_by_name(struct gen *g, const char *name)
         if (strcmp(g->conf->backends[i].name, name) == 0)
             return &g->backends[i];
     return NULL;
+}
+
+void
+gen_release(struct worker *w, struct gen *g)
+{
+    if (g == NULL)
+        return;
+    g->refs--;
+    /* Freed after the batch: an event later in it may still point into it. */
+    if (g->refs == 0)
+        loop_defer(w->loop, &w->gc_defer);
 }

@@ -46,4 +46,8 @@ struct backend *gen_backend(struct gen *g, const struct conf_backend *cb);
 /* The backend of <g> named <name>, or NULL. */
 struct backend *gen_backend_by_name(struct gen *g, const char *name);
 
+/* A session stops using generation <g> of <w> (NULL: none): freed after
+ * this batch when it was the last user of a generation no longer current. */
+void gen_release(struct worker *w, struct gen *g);
+
 #endif

@@ -9,7 +9,6 @@
 #include "addr.h"
 #include "log.h"
 #include "metrics.h"
-#include "session.h"
 #include "sock.h"
 #include "util.h"
 #include "worker.h"
@@ -39,6 +38,14 @@ listener_log_paused(uint64_t now, uint64_t *last_log, const char *name, const ch
     log_str("error", strerror(err));
     log_u64("pause_ms", LISTENER_PAUSE_MS);
     log_end();
+}
+
+/* Whether <l> may start one more session: below maxconn, its own and the process's. */
+static bool
+has_room(const struct listener *l)
+{
+    return l->w->nsessions < l->w->fdb.maxconn &&
+           (l->conf->maxconn == 0 || l->m->active < l->conf->maxconn);
 }
 
 static void
@@ -106,7 +113,7 @@ went_full(struct listener *l)
 static void
 refuse(struct listener *l, int fd)
 {
-    const char *msg = session_goodbye_text(l->conf->proto);
+    const char *msg = conf_proto_goodbye(l->conf->proto);
     char drop[4096];
 
     for (int i = 0; i < 4 && recv(fd, drop, sizeof(drop), MSG_DONTWAIT) > 0; i++)
@@ -122,7 +129,7 @@ listener_full_recheck(struct listener *l)
 {
     if (l->full == 0 || l->io.fd < 0)
         return false;
-    if (!worker_room(l->w, l))
+    if (!has_room(l))
         return true;
     l->full = 0;
     loop_timer_cancel(l->w->loop, &l->pause_timer);
@@ -137,7 +144,7 @@ on_accept(struct io *io, uint32_t ev)
     struct listener *l = (struct listener *)(void *)io;
     for (int i = 0; i < ACCEPT_BATCH && l->io.fd >= 0; i++) {
         struct sockaddr_storage peer;
-        bool room = worker_room(l->w, l);
+        bool room = has_room(l);
         if (!room && l->full != LISTENER_FULL_REFUSING) {
             went_full(l);
             return;
@@ -149,7 +156,7 @@ on_accept(struct io *io, uint32_t ev)
         int fd = sock_accept(l->io.fd, &peer);
         if (fd >= 0) {
             if (room)
-                session_start(l, fd, &peer);
+                l->w->accept(l, fd, &peer);
             else
                 refuse(l, fd);
             continue;

@@ -16,7 +16,7 @@
  *   held clients                 move to the backend of the same name
  *
  * Sessions keep a reference on the generation they started on; the old one
- * is freed when its last session ends (worker_gen_release).
+ * is freed when its last session ends (gen_release).
  */
 #include "reload.h"
 
@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "abuse.h"
 #include "addr.h"
 #include "check.h"
 #include "conf.h"
@@ -596,6 +597,65 @@ apply_global(const struct conf *o, const struct conf *n)
         log_warnx("reload: user and group change only with a restart");
 }
 
+static void
+set_policy(struct abuse *t, const struct conf_listener *lc)
+{
+    struct abuse_policy p = {.per_ip = lc->limit_per_ip,
+                             .rate = lc->limit_rate,
+                             .rate_period_ms = lc->limit_rate_ms,
+                             .ban_after = lc->ban_after,
+                             .ban_ms = lc->ban_ms,
+                             .ban_window_ms = lc->ban_window_ms,
+                             .v6_prefix = lc->limit_v6_prefix,
+                             .allow = lc->allow,
+                             .nallow = lc->nallow};
+    abuse_set_policy(t, &p);
+}
+
+static const struct conf_listener *
+conf_listener_named(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        if (strcmp(c->listeners[i].name, name) == 0)
+            return &c->listeners[i];
+    }
+    return NULL;
+}
+
+/*
+ * At the commit, once the counter tables are installed (cannot fail):
+ * each name of the current conf gets its new limits and keeps its table
+ * (bans, counts); a name no longer configured keeps its table with no
+ * limits; the listeners of every live generation and the counters point
+ * at the tables of their names.
+ */
+static void
+abuse_install(struct worker *w)
+{
+    for (size_t i = 0; i < w->nabuse; i++) {
+        const struct conf_listener *lc = conf_listener_named(w->conf, w->abuse[i]->name);
+        if (lc != NULL) {
+            set_policy(w->abuse[i]->t, lc);
+        } else {
+            /* Gone: no limits, and no allow list pointing into an old conf. */
+            struct abuse_policy none = {.v6_prefix = 64};
+            abuse_set_policy(w->abuse[i]->t, &none);
+        }
+    }
+    for (size_t i = 0; i < w->metrics.nlisteners; i++) {
+        struct worker_abuse *wa = worker_abuse_find(w, w->metrics.listeners[i].name);
+        w->metrics.listeners[i].abuse = wa != NULL ? abuse_stats(wa->t) : NULL;
+    }
+    for (struct gen *g = w->gens; g != NULL; g = g->next) {
+        for (size_t i = 0; i < g->nlisteners; i++) {
+            struct listener *l = &g->listeners[i];
+            struct worker_abuse *wa = l->conf != NULL ? worker_abuse_find(w, l->conf->name) : NULL;
+            if (wa != NULL)
+                l->abuse = wa->t;
+        }
+    }
+}
+
 /*
  * Makes <ng> current. Nothing here fails (beyond logging an out-of-memory
  * for checks or DNS, which leaves servers as they were carried).
@@ -635,7 +695,7 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
     w->nlisteners = ng->nlisteners;
     tables_install(w, t);
     /* Per-listener state owned by the worker and keyed by name: abuse limits and bans. */
-    worker_abuse_install(w);
+    abuse_install(w);
     /* Descriptors for the new shape: listeners, checks, maxconn. */
     worker_limits(w);
     for (size_t i = 0; i < ng->conf->nbackends; i++)
@@ -651,7 +711,7 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
         log_warnx("reload: checks or DNS of generation %llu did not all start",
                   (unsigned long long)ng->id);
     if (old != NULL)
-        worker_gen_release(w, old);
+        gen_release(w, old);
 }
 
 /* Room for every timer the generation <ng> may arm on top of the sessions'. */

@@ -64,28 +64,10 @@ close_io(struct io *io)
 }
 
 /* The protocol's way to say "come back later" (RFC 5321 4.2.3, RFC 9051 7.1.5, RFC 1939 3). */
-const char *
-session_goodbye_text(enum proto p)
-{
-    switch (p) {
-    case PROTO_SMTP:
-    case PROTO_SUBMISSION:
-        return "421 4.3.2 Service not available, try again later\r\n";
-    case PROTO_IMAP:
-        return "* BYE Service not available, try again later\r\n";
-    case PROTO_POP3:
-        return "-ERR Service not available, try again later\r\n";
-    case PROTO_TLS:
-    case PROTO_TCP:
-        break;
-    }
-    return NULL;
-}
-
 void
 session_say_goodbye(struct session *s)
 {
-    const char *msg = session_goodbye_text(lconf(s)->proto);
+    const char *msg = conf_proto_goodbye(lconf(s)->proto);
     if (msg == NULL)
         return;
     /* Best effort, once: a client that cannot take 50 bytes gets the close. */
@@ -230,8 +212,8 @@ on_defer(struct defer *d)
         struct worker *w = s->w;
         struct gen *g = s->gen, *bg = s->bgen;
         free(s);
-        worker_gen_release(w, g);
-        worker_gen_release(w, bg);
+        gen_release(w, g);
+        gen_release(w, bg);
     } else if (s->state == SESSION_RELAYING)
         session_relay(s);
 }

@@ -57,9 +57,6 @@ const char *session_end_reason_name(enum end_reason r);
  */
 void session_start(struct listener *l, int fd, const struct sockaddr_storage *peer);
 
-/* The protocol's "try again later" line (421 4.3.2, * BYE, -ERR); NULL for tls and tcp. */
-const char *session_goodbye_text(enum proto p);
-
 struct gen;
 
 /*

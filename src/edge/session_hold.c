@@ -64,7 +64,7 @@ move_backend(struct session *s, struct backend *nb)
         s->bgen = nb->gen;
         nb->gen->refs++;
     }
-    worker_gen_release(s->w, old);
+    gen_release(s->w, old);
 }
 
 /*

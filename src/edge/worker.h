@@ -90,7 +90,7 @@ struct worker {
     size_t ninherited;
     /* Abuse control (src/abuse.c): one state per listener name ever
      * configured, so that a reload keeps limits, bans and their counters
-     * (worker_abuse_install). Each allocated alone: its address is stable. */
+     * (src/edge/reload.c). Each allocated alone: its address is stable. */
     struct worker_abuse **abuse;
     size_t nabuse;
     struct timer abuse_timer;        /* abuse_sweep() about once a second */
@@ -101,34 +101,23 @@ struct worker {
     struct conn_budget connects;
     bool any_full;                   /* a listener is at maxconn: look again as sessions end */
     struct defer room_defer;
+    /* Starts a session for a client a listener accepted (session_start, wired
+     * by src/edge/edge.c, so that listeners need not know sessions). */
+    void (*accept)(struct listener *l, int fd, const struct sockaddr_storage *peer);
 };
 
 /*
- * Sets up <w> for <conf> (owned from now on, also on failure), loaded from
- * <path> (kept by reference, read again on reload), binds every listener
- * (or takes the inherited socket of its address). Returns 0, or -1 after
- * logging which listener and address failed.
+ * The worker's own state, before any configuration: its loop, pools, ids
+ * and the abuse sweep (src/edge/edge.c starts the rest). <path> and
+ * <inherited> are kept by reference. Returns 0, or -1 after logging.
  */
-int worker_init(struct worker *w, struct conf *conf, const char *path, int *inherited,
-                size_t ninherited);
+int worker_init(struct worker *w, const char *path, int *inherited, size_t ninherited);
 
-/* Runs the loop until drained. Returns 0, or -1 if the loop failed. */
-int worker_run(struct worker *w);
+/* Arms the abuse sweep, about once a second from now. */
+void worker_abuse_sweep_start(struct worker *w);
 
-/*
- * Stops accepting: closes the listeners, lets sessions finish for the
- * grace period, then cuts the rest. The loop stops when none is left.
- */
-void worker_drain(struct worker *w);
-
+/* Frees what worker_init() made, the counters and the abuse tables. */
 void worker_free(struct worker *w);
-
-/* The runtime backend of the current generation for a configured one; NULL for NULL. */
-struct backend *worker_backend(struct worker *w, const struct conf_backend *cb);
-
-/* A session stops using generation <g>: freed after this batch when it was
- * the last user of a generation that is no longer current. */
-void worker_gen_release(struct worker *w, struct gen *g);
 
 /*
  * Before a generation for <c> is committed (start or reload): every
@@ -137,23 +126,11 @@ void worker_gen_release(struct worker *w, struct gen *g);
  */
 int worker_abuse_prepare(struct worker *w, const struct conf *c);
 
-/*
- * At the commit, once the counter tables are installed (cannot fail):
- * each name of the current conf gets its new limits and keeps its table
- * (bans, counts); a name no longer configured keeps its table with no
- * limits; the listeners of every live generation and the counters point
- * at the tables of their names.
- */
-void worker_abuse_install(struct worker *w);
-
 /* The abuse state of the listener called <name>; NULL when there is none. */
 struct worker_abuse *worker_abuse_find(struct worker *w, const char *name);
 
 /* Called by sessions as they end. */
 void worker_session_gone(struct worker *w);
-
-/* Whether <l> may start one more session: below maxconn, its own and the process's. */
-bool worker_room(const struct worker *w, const struct listener *l);
 
 /*
  * Shares RLIMIT_NOFILE out for the current configuration (at start and
