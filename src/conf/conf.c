@@ -1080,7 +1080,7 @@ conf_bind_format(const struct conf_bind *b, char *buf, size_t cap)
  * to mailedge again, and that session again, until descriptors run out.
  * Only IP literals can be checked here, and only against the addresses a
  * bind surely answers (addr_reaches_bind); names and the host's other
- * addresses under a wildcard bind are caught at run time (src/ownaddr.c).
+ * addresses under a wildcard bind are caught at run time (src/edge/ownaddr.c).
  */
 static void
 check_self_route(struct ctx *x, const struct conf_route *r)

@@ -51,7 +51,7 @@ struct conf_server {
     char name[CONF_NAME_MAX];
     char host[CONF_HOST_MAX];        /* as written, without the port */
     struct sockaddr_storage addr;    /* the IP literal; port set when has_port; AF_UNSPEC for a name */
-    bool is_name;                    /* host is a DNS name, resolved at run time (src/resolve.c) */
+    bool is_name;                    /* host is a DNS name, resolved at run time (src/edge/resolve.c) */
     unsigned port;                   /* the port written after the host; 0: none */
     bool has_port;                   /* else the route gives it */
     unsigned check_port;             /* check-port N; 0: the port sessions use */
@@ -121,7 +121,7 @@ struct conf_listener {
     uint64_t timeout_proxy_ms;       /* default 3s */
     uint64_t timeout_idle_ms;        /* default 30m */
     uint64_t timeout_hello_ms;       /* default 5s */
-    /* Abuse control (src/abuse.c), keyed on the real client; 0: off. */
+    /* Abuse control (src/edge/abuse.c), keyed on the real client; 0: off. */
     unsigned limit_per_ip;           /* limit per-ip N: concurrent sessions */
     unsigned limit_rate;             /* limit rate N/UNIT: new sessions, also the burst */
     uint64_t limit_rate_ms;          /* the UNIT: 1000, 60000 or 3600000 */
@@ -154,13 +154,13 @@ struct conf_global {
     struct conf_pos admin_opt_pos;   /* the first admin-* option, for "needs admin" */
     struct sockaddr_storage resolvers[CONF_RESOLVERS_MAX]; /* resolvers ADDR[:PORT]...; port 53 default */
     size_t nresolvers;               /* 0: the system's (/etc/resolv.conf) */
-    char user[64];                   /* user NAME: run as it after binding (src/privs.c) */
+    char user[64];                   /* user NAME: run as it after binding (src/ops/privs.c) */
     bool user_set;
     uid_t uid;                       /* its uid, looked up when loading */
     gid_t gid;                       /* group NAME's gid, else the user's primary group */
     bool group_set;
     struct conf_pos group_pos;
-    unsigned maxconn;                /* maxconn N; 0: derived from RLIMIT_NOFILE (src/fdbudget.c) */
+    unsigned maxconn;                /* maxconn N; 0: derived from RLIMIT_NOFILE (src/edge/fdbudget.c) */
 };
 
 struct conf {

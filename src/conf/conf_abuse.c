@@ -1,6 +1,6 @@
 /*
  * conf_abuse: the abuse-control directives of a listener block (limit, ban,
- * allow, pregreet); src/abuse.c applies them.
+ * allow, pregreet); src/edge/abuse.c applies them.
  */
 #include "conf.h"
 

@@ -320,7 +320,7 @@ cf_d_admin_widest_ban(struct ctx *x, const struct lex_word *w, size_t n)
     }
 }
 
-/* user NAME: the account to run as after binding (src/privs.c) */
+/* user NAME: the account to run as after binding (src/ops/privs.c) */
 void
 cf_d_user(struct ctx *x, const struct lex_word *w, size_t n)
 {

@@ -63,7 +63,7 @@ struct abuse_stats {
     uint64_t entries;         /* keys in the table now */
     uint64_t capacity;        /* keys it may hold */
     uint64_t bans_active;     /* bans in force (entries and prefixes), as of the last call */
-    uint64_t dominant;        /* warnings: one client carried most sessions (src/dominant.c) */
+    uint64_t dominant;        /* warnings: one client carried most sessions (src/edge/dominant.c) */
 };
 
 /* A ban started or ended; <text> is the key or prefix ("192.0.2.7", "2001:db8::/64"). */
@@ -114,7 +114,7 @@ bool abuse_allowed(const struct abuse *t, const struct sockaddr *sa);
 /*
  * A new session whose client <sa> is the TCP peer (no PROXY header said
  * otherwise), allowed clients left out: watches for one address carrying
- * most sessions (src/dominant.c). Returns how many of the last
+ * most sessions (src/edge/dominant.c). Returns how many of the last
  * DOMINANT_WINDOW sessions it carried, with its address in <out>, when a
  * warning is due (counted in the stats), else 0.
  */

@@ -1,7 +1,7 @@
 /*
  * backend: the runtime side of a configured backend: which server a new
  * session tries first, in which order it falls back to the others, and
- * whether each server is up (health checks, src/check.c, feed that state).
+ * whether each server is up (health checks, src/edge/check.c, feed that state).
  * DNS and queues will live here; the conf stays immutable.
  */
 #ifndef MAILEDGE_BACKEND_H
@@ -30,14 +30,14 @@ struct backend_server {
     uint64_t last_check_ms;   /* loop_now() when it finished */
     struct check *check;      /* its check session, NULL without checks */
     /* A server written with a DNS name (conf is_name): its current answer,
-     * A and AAAA records as resolved (src/resolve.c), ports 0. Empty until
+     * A and AAAA records as resolved (src/edge/resolve.c), ports 0. Empty until
      * the name first resolves; the last good answer is kept while the
      * resolver fails. */
     struct sockaddr_storage addrs[BACKEND_ADDRS_MAX];
     size_t naddrs;
     uint32_t ttl;             /* of the current answer, seconds */
     struct resolve_query *rq; /* its resolver state, NULL for an IP literal */
-    /* Happy Eyeballs memory (src/session_connect.c): a family whose attempts
+    /* Happy Eyeballs memory (src/edge/session_connect.c): a family whose attempts
      * lost to the other family's goes second until slow_until_ms. */
     int slow_family;          /* AF_INET6, AF_INET; 0: none */
     uint64_t slow_until_ms;

@@ -46,7 +46,7 @@ struct connector_ops {
 /*
  * Attempts in flight beyond the first of each connector that shares it:
  * the descriptors sessions may use for Happy Eyeballs on top of their own
- * two (src/fdbudget.h). At <max>, the next attempt waits for one in flight
+ * two (src/edge/fdbudget.h). At <max>, the next attempt waits for one in flight
  * to end or for the next attempt delay.
  */
 struct conn_budget {

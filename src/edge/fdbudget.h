@@ -18,7 +18,7 @@
 #define FDB_PROCESS 32   /* std streams, log file (and its reopen), epoll, signalfd, notify
                           * socket, the files a reload reads, one refusal at a time */
 #define FDB_PER_BIND 2   /* its socket, and a new one a reload may bind before closing it */
-#define FDB_ADMIN 36     /* 32 connections (src/admin.c), its socket, MHD's epoll, spare */
+#define FDB_ADMIN 36     /* 32 connections (src/ops/admin.c), its socket, MHD's epoll, spare */
 #define FDB_PER_CHECK 8  /* a check's Happy Eyeballs attempts (BACKEND_ADDRS_MAX) */
 #define FDB_RESOLVER 16  /* c-ares: UDP and TCP sockets to the name servers */
 #define FDB_SESSION 2    /* client and backend socket */

@@ -2,7 +2,7 @@
  * listener: one bound socket of a configured listener. Accepts clients
  * and hands each to a new session; pauses accepting for a moment when the
  * process is out of descriptors instead of spinning on EMFILE. At maxconn
- * (the process's or the listener's, src/fdbudget.h) it stops accepting:
+ * (the process's or the listener's, src/edge/fdbudget.h) it stops accepting:
  * clients wait in the listen backlog for LISTENER_FULL_WAIT_MS, then each
  * one is accepted only to get the protocol's "try again later" and a close,
  * until a session ends.

@@ -34,8 +34,8 @@ struct metrics_listener {
     uint64_t ended[METRICS_REASONS_MAX]; /* by end reason */
     uint64_t bytes_in, bytes_out;        /* of ended sessions */
     uint64_t proxy_errors[3];            /* by enum metrics_proxy_err */
-    uint64_t refused_maxconn;            /* turned away at maxconn (src/listener.c) */
-    const struct abuse_stats *abuse;     /* limits and bans (src/abuse.c); NULL: none */
+    uint64_t refused_maxconn;            /* turned away at maxconn (src/edge/listener.c) */
+    const struct abuse_stats *abuse;     /* limits and bans (src/edge/abuse.c); NULL: none */
 };
 
 /* One server of one backend. */
@@ -70,7 +70,7 @@ struct metrics {
     size_t nservers;
     struct metrics_backend *backends; /* owned by the caller; NULL: no queue family */
     size_t nbackends;
-    /* Descriptors (src/fdbudget.h); rendered when fd_limit is set. */
+    /* Descriptors (src/edge/fdbudget.h); rendered when fd_limit is set. */
     uint64_t fd_limit, fd_reserved, maxconn;
     /* Configuration reloads (SIGHUP); rendered when reload_info is set. */
     bool reload_info;

@@ -1,4 +1,4 @@
-/* ownaddr: the addresses mailedge itself listens on (src/ownaddr.h). */
+/* ownaddr: the addresses mailedge itself listens on (src/edge/ownaddr.h). */
 #include "ownaddr.h"
 
 #include <ifaddrs.h>

@@ -342,7 +342,7 @@ on_timer(struct timer *t)
         break;
     }
     case SESSION_CONNECTING:
-        break; /* the connector's timer runs the connect (src/connector.c) */
+        break; /* the connector's timer runs the connect (src/edge/connector.c) */
     case SESSION_CLOSED:
         if (s->lingering)
             linger_end(s);

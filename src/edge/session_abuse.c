@@ -1,5 +1,5 @@
 /*
- * session_abuse: the session's side of abuse control (src/abuse.c): admit
+ * session_abuse: the session's side of abuse control (src/edge/abuse.c): admit
  * or refuse the client once its address is final, and the pre-greet watch
  * of smtp listeners while relaying.
  */
@@ -63,7 +63,7 @@ session_refuse(struct session *s, enum end_reason r, const char *detail)
 /*
  * One address carried most of the listener's recent sessions: a relay in
  * front that sends no PROXY header would be limited and banned for all its
- * clients. Rate-bounded by src/dominant.c.
+ * clients. Rate-bounded by src/edge/dominant.c.
  */
 static void
 warn_dominant(const struct session *s, const struct abuse_key *k, unsigned n)

@@ -1,6 +1,6 @@
 /*
  * session_connect: CONNECTING. The route's backend picks the server, the
- * connector (src/connector.c) races its addresses, the next server on
+ * connector (src/edge/connector.c) races its addresses, the next server on
  * failure; the winner gets the outbound PROXY header, then the relay.
  */
 #include <errno.h>
@@ -268,7 +268,7 @@ drop_own(struct session *s, struct sockaddr_storage *v, size_t *n)
 
 /*
  * Connects to the next eligible server of the walk: all its addresses at
- * once by Happy Eyeballs (src/connector.c), timeout connect for the lot;
+ * once by Happy Eyeballs (src/edge/connector.c), timeout connect for the lot;
  * the next server only when every address failed. None left: hold or
  * give up.
  */

@@ -48,7 +48,7 @@ struct session {
     bool last_timeout;                 /* the last failed connect timed out */
     bool counted;                      /* in the active count of <trying> (least-conn) */
     size_t srv_first, attempt;
-    struct connector *conn;            /* CONNECTING: the attempts in flight (src/connector.c) */
+    struct connector *conn;            /* CONNECTING: the attempts in flight (src/edge/connector.c) */
     union sa baddr;                    /* the address connected to, for the log */
     const struct conf_server *trying;  /* the server being connected to */
     const struct conf_server *srv;     /* the server connected to, for the log */

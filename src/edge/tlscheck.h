@@ -3,7 +3,7 @@
  * own non-blocking socket). Liveness only: the certificate is not verified
  * (the server is addressed by IP, and a check must not fail over a renewal);
  * an optional server name goes in the ClientHello for servers that pick
- * their certificate by it. src/check.c drives these from its state machine.
+ * their certificate by it. src/edge/check.c drives these from its state machine.
  */
 #ifndef MAILEDGE_TLSCHECK_H
 #define MAILEDGE_TLSCHECK_H

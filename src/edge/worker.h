@@ -30,7 +30,7 @@ struct ownaddr;
 #define WORKER_TIMERS 4
 
 /*
- * The abuse-control state of one configured listener (src/abuse.c), known
+ * The abuse-control state of one configured listener (src/edge/abuse.c), known
  * by the listener's name rather than its config: limits, bans and their
  * counters outlive a config, so a reload hands these over by name.
  */
@@ -45,7 +45,7 @@ struct gen;
 struct worker {
     struct loop *loop;
     struct relay_pool *pool;
-    /* The current configuration generation (src/gen.h) and views of it:
+    /* The current configuration generation (src/edge/gen.h) and views of it:
      * conf, backends and listeners below are gen->conf, gen->backends and
      * gen->listeners; checks and the resolver run for it alone. Sessions
      * of older generations keep theirs alive by reference. */
@@ -56,9 +56,9 @@ struct worker {
     struct listener *listeners;      /* one per bind address */
     size_t nlisteners;
     struct session *sessions;        /* every open session, for drain */
-    size_t nsessions;                /* lingering ones included (src/session.c) */
+    size_t nsessions;                /* lingering ones included (src/edge/session.c) */
     size_t nlinger;                  /* closed sessions still reading away client bytes */
-    struct ownaddr *own;             /* the host's addresses, for loops (src/ownaddr.c) */
+    struct ownaddr *own;             /* the host's addresses, for loops (src/edge/ownaddr.c) */
     uint64_t id_seed, id_next;       /* session ids */
     bool draining;
     struct timer grace_timer;
@@ -77,24 +77,24 @@ struct worker {
     /* Tells the service manager about a reload (READY=1, RELOADING=1...);
      * NULL: nobody to tell. Set by main. */
     void (*notify)(const char *state);
-    struct check *checks;            /* one per checked server (src/check.c) */
+    struct check *checks;            /* one per checked server (src/edge/check.c) */
     size_t nchecks;                  /* each owns one armed timer */
-    struct resolver *resolver;       /* DNS names of servers (src/resolve.c); NULL: none */
+    struct resolver *resolver;       /* DNS names of servers (src/edge/resolve.c); NULL: none */
     size_t nresolve_timers;          /* timers it owns */
-    /* Reload (src/reload.c): SIGHUP queues it; it runs after the batch of events. */
+    /* Reload (src/edge/reload.c): SIGHUP queues it; it runs after the batch of events. */
     const char *conf_path;
     struct defer reload_defer;
     struct defer gc_defer;           /* frees generations whose last session ended */
     int *inherited;                  /* socket activation: listening sockets from the
                                       * service manager, -1 once taken; NULL: none */
     size_t ninherited;
-    /* Abuse control (src/abuse.c): one state per listener name ever
+    /* Abuse control (src/edge/abuse.c): one state per listener name ever
      * configured, so that a reload keeps limits, bans and their counters
      * (src/edge/reload.c). Each allocated alone: its address is stable. */
     struct worker_abuse **abuse;
     size_t nabuse;
     struct timer abuse_timer;        /* abuse_sweep() about once a second */
-    /* Descriptors (src/fdbudget.h), shared out at start and on each reload:
+    /* Descriptors (src/edge/fdbudget.h), shared out at start and on each reload:
      * sessions stop at fdb.maxconn, their parallel connects at connects.max,
      * their pipes at fdb.pipes; the reserve is never theirs. */
     struct fdbudget fdb;

@@ -165,7 +165,7 @@ admin_status_json(const struct worker *w, struct strbuf *out)
             uint64_t errors = m->connect_errors[0] + m->connect_errors[1] + m->connect_errors[2];
             const struct backend_server *st = &w->backends[i].srv[j];
             if (s->is_name) {
-                /* The current answer of its name (src/resolve.c); [] until it resolves. */
+                /* The current answer of its name (src/edge/resolve.c); [] until it resolves. */
                 strbuf_add(out, ",\"resolved\":[");
                 for (size_t k = 0; k < st->naddrs; k++) {
                     strbuf_add(out, k ? "," : "");
