@@ -22,6 +22,7 @@ struct loop {
     bool stop;
     struct timer **heap;
     size_t nheap, capheap;
+    size_t reserved;            /* timers the owners may arm (loop_timer_reserve) */
     struct defer *dhead, **dtail;
 };
 
@@ -149,17 +150,26 @@ loop_timer_cancel(struct loop *l, struct timer *t)
 int
 loop_timer_reserve(struct loop *l, size_t n)
 {
-    if (n <= l->capheap)
-        return 0;
-    size_t cap = l->capheap ? l->capheap : 256;
-    while (cap < n)
-        cap *= 2;
-    struct timer **h = realloc(l->heap, cap * sizeof(struct timer *));
-    if (h == NULL)
-        return -1;
-    l->heap = h;
-    l->capheap = cap;
+    size_t need = l->reserved + n;
+    if (need > l->capheap) {
+        size_t cap = l->capheap ? l->capheap : 256;
+        while (cap < need)
+            cap *= 2;
+        struct timer **h = realloc(l->heap, cap * sizeof(struct timer *));
+        if (h == NULL)
+            return -1;
+        l->heap = h;
+        l->capheap = cap;
+    }
+    l->reserved = need;
     return 0;
+}
+
+void
+loop_timer_release(struct loop *l, size_t n)
+{
+    assert(n <= l->reserved);
+    l->reserved -= n;
 }
 
 void

@@ -49,10 +49,13 @@ void loop_del(struct loop *l, struct io *io);
 void timer_init(struct timer *t, void (*cb)(struct timer *t));
 
 /*
- * Makes room for <n> armed timers in all, so that arming never allocates
- * (and never fails) on the data path. -1 when out of memory.
+ * The loop counts the timers its owners may arm, so that arming never
+ * allocates (and never fails) on the data path. An owner reserves room for
+ * its <n> timers before it arms them (-1 when out of memory: nothing
+ * reserved) and releases it once they are cancelled for good.
  */
 int loop_timer_reserve(struct loop *l, size_t n);
+void loop_timer_release(struct loop *l, size_t n);
 void loop_timer_at(struct loop *l, struct timer *t, uint64_t when);
 void loop_timer_cancel(struct loop *l, struct timer *t);
 

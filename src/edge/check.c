@@ -33,6 +33,9 @@
 #include "util.h"
 #include "worker.h"
 
+/* Timers of a check: its own, and its connector's while connecting. */
+#define CHECK_TIMERS 2
+
 /* A server that stays down is logged again after these gaps, doubling. */
 #define STILL_DOWN_FIRST_MS 10000
 #define STILL_DOWN_MAX_MS 300000
@@ -619,8 +622,13 @@ check_start_all(struct worker *w)
     }
     if (n == 0)
         return 0;
-    w->checks = calloc(n, sizeof(*w->checks));
-    if (w->checks == NULL || loop_timer_reserve(w->loop, w->nlisteners + WORKER_TIMERS + n) == -1) {
+    if (loop_timer_reserve(w->loop, CHECK_TIMERS * n) == -1) {
+        log_warn("check: cannot allocate");
+        return -1;
+    }
+    /* From here, CHECK_TIMERS per check in w->checks[0..nchecks) stay reserved. */
+    if ((w->checks = calloc(n, sizeof(*w->checks))) == NULL) {
+        loop_timer_release(w->loop, CHECK_TIMERS * n);
         log_warn("check: cannot allocate");
         return -1;
     }
@@ -638,6 +646,7 @@ check_start_all(struct worker *w)
             timer_init(&c->timer, on_timer);
             c->conn = connector_new(w->loop, &check_connect_ops, c);
             if (c->conn == NULL) {
+                loop_timer_release(w->loop, CHECK_TIMERS * (n - w->nchecks));
                 log_warn("check: cannot allocate");
                 return -1;
             }
@@ -686,6 +695,7 @@ check_free_all(struct worker *w)
     check_stop_all(w);
     for (size_t i = 0; i < w->nchecks; i++)
         connector_destroy(w->checks[i].conn);
+    loop_timer_release(w->loop, CHECK_TIMERS * w->nchecks);
     free(w->checks);
     w->checks = NULL;
     w->nchecks = 0;

@@ -191,11 +191,15 @@ listener_attach(struct listener *l, struct worker *w, const struct conf_listener
     l->wildcard = bind->any || is_unspecified((const struct sockaddr *)&bind->addr);
     timer_init(&l->pause_timer, on_resume);
     l->io.cb = on_accept;
+    /* The pause timer's room is reserved while the listener has a socket. */
+    if (loop_timer_reserve(w->loop, 1) == -1)
+        return -1;
     l->io.fd = fd;
     /* Taken over: EPOLL_CTL_MOD points the registration at <l>; the socket
      * never stops listening, so no client is refused meanwhile. */
     if ((registered ? loop_mod(w->loop, &l->io, EPOLLIN) : loop_add(w->loop, &l->io, EPOLLIN)) == -1) {
         l->io.fd = -1;
+        loop_timer_release(w->loop, 1);
         return -1;
     }
     return 0;
@@ -221,8 +225,11 @@ int
 listener_detach(struct listener *l)
 {
     int fd = l->io.fd;
-    if (l->w != NULL)
+    if (l->w != NULL) {
         loop_timer_cancel(l->w->loop, &l->pause_timer);
+        if (fd >= 0)
+            loop_timer_release(l->w->loop, 1);
+    }
     l->io.fd = -1;
     return fd;
 }
@@ -237,5 +244,6 @@ listener_close(struct listener *l)
         loop_del(l->w->loop, &l->io);
         close(l->io.fd);
         l->io.fd = -1;
+        loop_timer_release(l->w->loop, 1);
     }
 }

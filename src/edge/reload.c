@@ -657,6 +657,21 @@ abuse_install(struct worker *w)
 }
 
 /*
+ * Timers the owners made by the commit of <ng> reserve (its listeners, two
+ * per checked server, the resolver's), an upper bound. reload() reserves
+ * them before the commit and gives them back as it begins, so that the
+ * owners' own reservations in commit() never allocate and never fail.
+ */
+static size_t
+commit_timers(const struct gen *ng)
+{
+    size_t n = ng->nlisteners + 1;
+    for (size_t i = 0; i < ng->conf->nbackends; i++)
+        n += 3 * ng->conf->backends[i].nservers;
+    return n;
+}
+
+/*
  * Makes <ng> current. Nothing here fails (beyond logging an out-of-memory
  * for checks or DNS, which leaves servers as they were carried).
  */
@@ -666,6 +681,7 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
     struct gen *old = w->gen;
     size_t kept = 0, opened = 0, closed = 0, held = 0, dropped = 0;
 
+    loop_timer_release(w->loop, commit_timers(ng));
     if (old != NULL) {
         carry_backends(old, ng);
         /* The old generation's checks and queries stop; their results
@@ -714,17 +730,6 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
         gen_release(w, old);
 }
 
-/* Room for every timer the generation <ng> may arm on top of the sessions'. */
-static int
-reserve_timers(struct worker *w, const struct gen *ng)
-{
-    size_t n = w->nsessions + ng->nlisteners + (w->gen ? w->gen->nlisteners : 0) + WORKER_TIMERS +
-               2 + w->nchecks + w->nresolve_timers;
-    for (size_t i = 0; i < ng->conf->nbackends; i++)
-        n += 2 * ng->conf->backends[i].nservers;
-    return loop_timer_reserve(w->loop, n);
-}
-
 static struct gen *
 gen_for(struct conf *conf, uint64_t id)
 {
@@ -744,18 +749,20 @@ reload_first(struct worker *w, struct conf *conf)
     char why[512];
     struct tables t;
     struct gen *ng = gen_for(conf, 1);
-    if (ng == NULL || reserve_timers(w, ng) == -1) {
+    if (ng == NULL || loop_timer_reserve(w->loop, commit_timers(ng)) == -1) {
         log_warn("worker: cannot allocate");
         gen_free(ng);
         return -1;
     }
     struct prep *p = prepare_binds(w, NULL, ng, why, sizeof(why));
     if (p == NULL) {
+        loop_timer_release(w->loop, commit_timers(ng));
         gen_free(ng);
         return -1;
     }
     if (worker_abuse_prepare(w, ng->conf) == -1 || tables_build(w, ng->conf, &t) == -1) {
         log_warn("worker: cannot allocate");
+        loop_timer_release(w->loop, commit_timers(ng));
         prep_abort(p, ng->nlisteners);
         gen_free(ng);
         return -1;
@@ -809,18 +816,20 @@ reload(struct worker *w)
     diag_list_free(&diags);
     struct gen *ng = gen_for(conf, w->gen->id + 1);
     struct tables t;
-    if (ng == NULL || reserve_timers(w, ng) == -1) {
+    if (ng == NULL || loop_timer_reserve(w->loop, commit_timers(ng)) == -1) {
         gen_free(ng);
         reload_failed(w, 0, "out of memory");
         goto out;
     }
     struct prep *p = prepare_binds(w, w->gen, ng, why, sizeof(why));
     if (p == NULL) {
+        loop_timer_release(w->loop, commit_timers(ng));
         gen_free(ng);
         reload_failed(w, 0, why);
         goto out;
     }
     if (worker_abuse_prepare(w, ng->conf) == -1 || tables_build(w, ng->conf, &t) == -1) {
+        loop_timer_release(w->loop, commit_timers(ng));
         prep_abort(p, ng->nlisteners);
         gen_free(ng);
         reload_failed(w, 0, "out of memory");

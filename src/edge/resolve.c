@@ -326,7 +326,7 @@ resolve_start_all(struct worker *w)
             return -1;
         }
     }
-    if (loop_timer_reserve(w->loop, w->nlisteners + WORKER_TIMERS + w->nchecks + nq + 1) == -1) {
+    if (loop_timer_reserve(w->loop, nq + 1) == -1) {
         log_warnx("resolve: cannot allocate");
         return -1;
     }
@@ -369,6 +369,7 @@ resolve_free_all(struct worker *w)
     }
     free(r->q);
     free(r);
+    loop_timer_release(w->loop, w->nresolve_timers);
     w->resolver = NULL;
     w->nresolve_timers = 0;
 }

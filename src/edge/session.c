@@ -157,6 +157,7 @@ session_release(struct session *s)
     s->prev = s->next = NULL;
     /* Another event of this batch may still point at us: free afterwards. */
     loop_defer(s->w->loop, &s->defer);
+    loop_timer_release(s->w->loop, SESSION_TIMERS);
     worker_session_gone(s->w);
 }
 
@@ -434,16 +435,14 @@ void
 session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
 {
     struct worker *w = l->w;
-    /* Two timers per session (its own, and its connector's while
-     * connecting), plus the listeners' and the worker's own. */
     struct session *s = NULL;
     bool peek = l->conf->peek_hello;
-    if (!fault_hit(FAULT_TIMER) &&
-        loop_timer_reserve(w->loop, 2 * (w->nsessions + 1) + w->nlisteners + WORKER_TIMERS +
-                                        w->nchecks + w->nresolve_timers) == 0 &&
-        !fault_hit(FAULT_SESSION))
+    bool reserved = !fault_hit(FAULT_TIMER) && loop_timer_reserve(w->loop, SESSION_TIMERS) == 0;
+    if (reserved && !fault_hit(FAULT_SESSION))
         s = calloc(1, sizeof(*s) + (peek ? TH_HOST_MAX : 0));
     if (s == NULL) {
+        if (reserved)
+            loop_timer_release(w->loop, SESSION_TIMERS);
         close(fd);
         log_warnx("listener %s: out of memory for a new session", l->conf->name);
         return;

@@ -26,6 +26,9 @@
 #include "session.h"
 
 struct connector;
+
+/* Timers of a session: its own, and its connector's while connecting. */
+#define SESSION_TIMERS 2
 struct gen;
 struct worker;
 

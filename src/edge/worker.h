@@ -25,9 +25,10 @@ struct check;
 struct resolver;
 struct ownaddr;
 
-/* Timers armed besides one per session and one per bind: drain, admin,
- * main's watchdog ping, and the abuse sweep. */
-#define WORKER_TIMERS 4
+/* Timers of the worker itself: the drain's grace period, main's watchdog
+ * ping and the abuse sweep. Every other owner reserves its own
+ * (loop_timer_reserve): sessions, listeners, checks, the resolver, admin. */
+#define WORKER_TIMERS 3
 
 /*
  * The abuse-control state of one configured listener (src/edge/abuse.c), known

@@ -35,6 +35,7 @@
 #include "worker.h"
 
 #define ADMIN_CONN_MAX 32       /* concurrent admin connections */
+#define ADMIN_TIMERS 2 /* its own (MHD's timeout) and the pause after EMFILE */
 #define ADMIN_CONN_TIMEOUT_S 10 /* idle or slow admin connections are closed */
 #define ADMIN_MEM_PER_CONN (16 * 1024)
 
@@ -525,7 +526,8 @@ admin_start(struct worker *w)
     struct admin *a = calloc(1, sizeof(*a));
     char addr[ADDR_STRLEN];
 
-    if (a == NULL) {
+    if (a == NULL || loop_timer_reserve(w->loop, ADMIN_TIMERS) == -1) {
+        free(a);
         log_failed(w, strerror(ENOMEM));
         return NULL;
     }
@@ -538,6 +540,7 @@ admin_start(struct worker *w)
     a->lio.fd = sock_listen((const struct sockaddr *)&b->addr, b->any, false, 64);
     if (a->lio.fd == -1) {
         log_failed(w, strerror(errno));
+        loop_timer_release(w->loop, ADMIN_TIMERS);
         free(a);
         return NULL;
     }
@@ -582,6 +585,7 @@ admin_stop(struct admin *a)
         return;
     loop_timer_cancel(a->w->loop, &a->timer);
     loop_timer_cancel(a->w->loop, &a->pause_timer);
+    loop_timer_release(a->w->loop, ADMIN_TIMERS);
     if (a->io.fd >= 0)
         loop_del(a->w->loop, &a->io);
     /* close() takes it out of our epoll set, polled or not. */
