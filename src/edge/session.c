@@ -63,6 +63,19 @@ close_io(struct io *io)
     io->fd = -1;
 }
 
+void
+session_set_state(struct session *s, enum session_state st)
+{
+    if (log_enabled(LOG_DEBUG)) {
+        log_begin(LOG_DEBUG, "session_state");
+        log_fmt("id", "%016llx", (unsigned long long)s->id);
+        log_str("from", session_state_name(s->state));
+        log_str("to", session_state_name(st));
+        log_end();
+    }
+    s->state = st;
+}
+
 /* The protocol's way to say "come back later" (RFC 5321 4.2.3, RFC 9051 7.1.5, RFC 1939 3). */
 void
 session_say_goodbye(struct session *s)
@@ -183,7 +196,7 @@ session_close(struct session *s, enum end_reason r, const char *detail)
     enum session_state was = s->state;
     if (s->state == SESSION_HOLDING)
         session_unhold(s);
-    s->state = SESSION_CLOSED;
+    session_set_state(s, SESSION_CLOSED);
     loop_timer_cancel(s->w->loop, &s->timer);
     connector_free(s->conn);
     s->conn = NULL;
@@ -306,7 +319,7 @@ session_begin(struct session *s)
         session_start_connect(s, &lc->route);
         return;
     }
-    s->state = SESSION_PEEK_HELLO;
+    session_set_state(s, SESSION_PEEK_HELLO);
     loop_timer_at(s->w->loop, &s->timer, loop_now(s->w->loop) + lc->timeout_hello_ms);
     /* The hello may have come with the PROXY header: no new edge for it. */
     if (s->c_rd)
@@ -490,7 +503,7 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
         session_close(s, END_PROXY_UNTRUSTED, NULL);
         return;
     }
-    s->state = SESSION_READ_PROXY;
+    session_set_state(s, SESSION_READ_PROXY);
     loop_timer_at(w->loop, &s->timer, s->start_ms + lc->timeout_proxy_ms);
 }
 

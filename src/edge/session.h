@@ -21,6 +21,10 @@ enum session_state {
     SESSION_RELAYING,     /* moving bytes both ways, maybe half-closed (timeout idle) */
     SESSION_CLOSED,       /* done and logged; freed after this batch of events */
 };
+#define SESSION_STATE_COUNT (SESSION_CLOSED + 1)
+
+/* The state's name for logs ("connecting"); keep state_names in step. */
+const char *session_state_name(enum session_state st);
 
 /* Why a session ended: the log's reason= value. Keep end_reason_names in step. */
 enum end_reason {

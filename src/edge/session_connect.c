@@ -79,7 +79,7 @@ connected(struct session *s)
     metrics_connect_ok(trying_metrics(s), loop_now(s->w->loop) - s->connect_ms);
     if (!send_proxy_header(s))
         return;
-    s->state = SESSION_RELAYING;
+    session_set_state(s, SESSION_RELAYING);
     s->last_ms = loop_now(s->w->loop);
     loop_timer_at(s->w->loop, &s->timer, s->last_ms + lconf(s)->timeout_idle_ms);
     session_relay(s);
@@ -308,7 +308,7 @@ session_connect_next(struct session *s)
             }
             connector_set_budget(s->conn, &s->w->connects);
         }
-        s->state = SESSION_CONNECTING;
+        session_set_state(s, SESSION_CONNECTING);
         s->connect_ms = loop_now(s->w->loop);
         /* The connector's timer stands in for the session's while connecting. */
         loop_timer_cancel(s->w->loop, &s->timer);

@@ -113,7 +113,7 @@ session_hold(struct session *s)
         s->held_ever = true;
         s->hold_first_ms = now;
     }
-    s->state = SESSION_HOLDING;
+    session_set_state(s, SESSION_HOLDING);
     s->hold_since_ms = now;
     s->hold.wake = wake;
     backend_hold(b, &s->hold);
@@ -133,7 +133,7 @@ wake(struct backend_waiter *w)
 {
     struct session *s = container_of(w, struct session, hold);
     session_unhold(s);
-    s->state = SESSION_CONNECTING;
+    session_set_state(s, SESSION_CONNECTING);
     s->srv_first = backend_first(s->backend);
     s->attempt = 0;
     s->trying = NULL;
@@ -178,7 +178,7 @@ session_reload_held(struct worker *w, struct gen *old)
             move_backend(s, nb);
             /* Its servers may be up already (health carried over, or no
              * check): try them now; else session_hold() queues it again. */
-            s->state = SESSION_CONNECTING;
+            session_set_state(s, SESSION_CONNECTING);
             s->srv_first = backend_first(nb);
             s->attempt = 0;
             s->last_err = 0;

@@ -86,6 +86,8 @@ lconf(const struct session *s)
 
 /* The one exit: closes both sockets, logs, counts, frees after the batch. No-op when closed. */
 void session_close(struct session *s, enum end_reason r, const char *detail);
+/* Every change of state goes through here (a debug line says OLD -> NEW). */
+void session_set_state(struct session *s, enum session_state st);
 /* The protocol's "try again later" to the client, best effort. */
 void session_say_goodbye(struct session *s);
 /* Moves bytes both ways (RELAYING); may close the session. */

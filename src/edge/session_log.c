@@ -28,6 +28,22 @@ static const char *const end_reason_names[] = {
 _Static_assert(sizeof(end_reason_names) / sizeof(end_reason_names[0]) == END_REASON_COUNT,
                "end_reason_names must name every enum end_reason");
 
+static const char *const state_names[] = {
+    [SESSION_READ_PROXY] = "read_proxy", [SESSION_PEEK_HELLO] = "peek_hello",
+    [SESSION_HOLDING] = "holding",       [SESSION_CONNECTING] = "connecting",
+    [SESSION_RELAYING] = "relaying",     [SESSION_CLOSED] = "closed",
+};
+_Static_assert(sizeof(state_names) / sizeof(state_names[0]) == SESSION_STATE_COUNT,
+               "state_names must name every enum session_state");
+
+const char *
+session_state_name(enum session_state st)
+{
+    if ((size_t)st < SESSION_STATE_COUNT && state_names[st] != NULL)
+        return state_names[st];
+    return "unknown";
+}
+
 const char *
 session_end_reason_name(enum end_reason r)
 {
