@@ -76,17 +76,22 @@ session_set_state(struct session *s, enum session_state st)
     s->state = st;
 }
 
+void
+session_tell(struct session *s, const char *msg)
+{
+    if (msg == NULL)
+        return;
+    /* Best effort, once: a client that cannot take a line gets the close. */
+    ssize_t n = send(s->cio.fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0)
+        s->down.bytes += (uint64_t)n;
+}
+
 /* The protocol's way to say "come back later" (RFC 5321 4.2.3, RFC 9051 7.1.5, RFC 1939 3). */
 void
 session_say_goodbye(struct session *s)
 {
-    const char *msg = conf_proto_goodbye(lconf(s)->proto);
-    if (msg == NULL)
-        return;
-    /* Best effort, once: a client that cannot take 50 bytes gets the close. */
-    ssize_t n = send(s->cio.fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0)
-        s->down.bytes += (uint64_t)n;
+    session_tell(s, conf_proto_goodbye(lconf(s)->proto));
 }
 
 static void

@@ -52,11 +52,7 @@ session_refuse(struct session *s, enum end_reason r, const char *detail)
         for (int i = 0; i < 4 && recv(s->bio.fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
             ;
     }
-    if (msg != NULL) {
-        ssize_t n = send(s->cio.fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0)
-            s->down.bytes += (uint64_t)n;
-    }
+    session_tell(s, msg);
     session_close(s, r, detail);
 }
 

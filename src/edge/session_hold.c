@@ -127,12 +127,10 @@ session_hold(struct session *s)
     }
 }
 
-/* A check passed on a server of the backend holding <w> (backend_wake). */
+/* Connects again from the start of its backend's walk, as a new session would. */
 static void
-wake(struct backend_waiter *w)
+walk_again(struct session *s)
 {
-    struct session *s = container_of(w, struct session, hold);
-    session_unhold(s);
     session_set_state(s, SESSION_CONNECTING);
     s->srv_first = backend_first(s->backend);
     s->attempt = 0;
@@ -140,6 +138,15 @@ wake(struct backend_waiter *w)
     s->last_err = 0;
     s->last_timeout = false;
     session_connect_next(s);
+}
+
+/* A check passed on a server of the backend holding <w> (backend_wake). */
+static void
+wake(struct backend_waiter *w)
+{
+    struct session *s = container_of(w, struct session, hold);
+    session_unhold(s);
+    walk_again(s);
 }
 
 void
@@ -178,12 +185,7 @@ session_reload_held(struct worker *w, struct gen *old)
             move_backend(s, nb);
             /* Its servers may be up already (health carried over, or no
              * check): try them now; else session_hold() queues it again. */
-            session_set_state(s, SESSION_CONNECTING);
-            s->srv_first = backend_first(nb);
-            s->attempt = 0;
-            s->last_err = 0;
-            s->last_timeout = false;
-            session_connect_next(s);
+            walk_again(s);
         }
     }
 }

@@ -88,6 +88,8 @@ lconf(const struct session *s)
 void session_close(struct session *s, enum end_reason r, const char *detail);
 /* Every change of state goes through here (a debug line says OLD -> NEW). */
 void session_set_state(struct session *s, enum session_state st);
+/* Says <msg> to the client, once, best effort; NULL says nothing. */
+void session_tell(struct session *s, const char *msg);
 /* The protocol's "try again later" to the client, best effort. */
 void session_say_goodbye(struct session *s);
 /* Moves bytes both ways (RELAYING); may close the session. */
