@@ -20,6 +20,7 @@
  */
 #include "reload.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -581,6 +582,14 @@ reload_failed(struct worker *w, size_t nerrors, const char *why)
     log_end();
 }
 
+static void
+reload_install_failed(struct worker *w, bool alloc, const char *why)
+{
+    (void)alloc;
+    assert(w->gen != NULL); /* a reload, not the start: a generation runs */
+    reload_failed(w, 0, why);
+}
+
 /* Global settings a reload applies, and the ones that need a restart. */
 static void
 apply_global(const struct conf *o, const struct conf *n)
@@ -743,34 +752,64 @@ gen_for(struct conf *conf, uint64_t id)
     return g;
 }
 
-int
-reload_first(struct worker *w, struct conf *conf)
+
+/*
+ * Builds a generation for <conf> (owned from now on) and makes it current:
+ * the one path of start-up (no generation yet) and of every reload. On a
+ * failure nothing in use changed; <failed> is told why (<alloc>: out of
+ * memory, else a bind failed, said in <why>) before anything is undone.
+ */
+static int
+install(struct worker *w, struct conf *conf,
+        void (*failed)(struct worker *w, bool alloc, const char *why))
 {
     char why[512];
     struct tables t;
-    struct gen *ng = gen_for(conf, 1);
+    struct gen *old = w->gen;
+    struct gen *ng = gen_for(conf, old != NULL ? old->id + 1 : 1);
     if (ng == NULL || loop_timer_reserve(w->loop, commit_timers(ng)) == -1) {
-        log_warn("worker: cannot allocate");
+        failed(w, true, "out of memory");
         gen_free(ng);
         return -1;
     }
-    struct prep *p = prepare_binds(w, NULL, ng, why, sizeof(why));
+    struct prep *p = prepare_binds(w, old, ng, why, sizeof(why));
     if (p == NULL) {
+        failed(w, false, why);
         loop_timer_release(w->loop, commit_timers(ng));
         gen_free(ng);
         return -1;
     }
     if (worker_abuse_prepare(w, ng->conf) == -1 || tables_build(w, ng->conf, &t) == -1) {
-        log_warn("worker: cannot allocate");
+        failed(w, true, "out of memory");
         loop_timer_release(w->loop, commit_timers(ng));
         prep_abort(p, ng->nlisteners);
         gen_free(ng);
         return -1;
     }
+    if (old != NULL)
+        apply_global(w->conf, ng->conf);
     commit(w, ng, p, &t);
-    w->metrics.reload_info = true;
     w->metrics.last_reload_ok = true;
     w->metrics.last_reload_ok_time = (uint64_t)time(NULL);
+    return 0;
+}
+
+/* At start-up a bind failure is logged already (listen_failed). */
+static void
+first_failed(struct worker *w, bool alloc, const char *why)
+{
+    (void)w;
+    (void)why;
+    if (alloc)
+        log_warn("worker: cannot allocate");
+}
+
+int
+reload_first(struct worker *w, struct conf *conf)
+{
+    if (install(w, conf, first_failed) == -1)
+        return -1;
+    w->metrics.reload_info = true;
     return 0;
 }
 
@@ -814,32 +853,8 @@ reload(struct worker *w)
         goto out;
     }
     diag_list_free(&diags);
-    struct gen *ng = gen_for(conf, w->gen->id + 1);
-    struct tables t;
-    if (ng == NULL || loop_timer_reserve(w->loop, commit_timers(ng)) == -1) {
-        gen_free(ng);
-        reload_failed(w, 0, "out of memory");
-        goto out;
-    }
-    struct prep *p = prepare_binds(w, w->gen, ng, why, sizeof(why));
-    if (p == NULL) {
-        loop_timer_release(w->loop, commit_timers(ng));
-        gen_free(ng);
-        reload_failed(w, 0, why);
-        goto out;
-    }
-    if (worker_abuse_prepare(w, ng->conf) == -1 || tables_build(w, ng->conf, &t) == -1) {
-        loop_timer_release(w->loop, commit_timers(ng));
-        prep_abort(p, ng->nlisteners);
-        gen_free(ng);
-        reload_failed(w, 0, "out of memory");
-        goto out;
-    }
-    apply_global(w->conf, ng->conf);
-    commit(w, ng, p, &t);
-    w->metrics.reloads_ok++;
-    w->metrics.last_reload_ok = true;
-    w->metrics.last_reload_ok_time = (uint64_t)time(NULL);
+    if (install(w, conf, reload_install_failed) == 0)
+        w->metrics.reloads_ok++;
 out:
     if (w->notify != NULL)
         w->notify("READY=1\nSTATUS=accepting connections");
