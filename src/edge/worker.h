@@ -1,5 +1,8 @@
 /*
- * worker: one event loop with its listeners, backends and sessions. Today
+ * worker: what the parts of one event loop share: the loop, pools, the
+ * current generation and its views, the sessions, counters, descriptor
+ * limits and abuse tables. Its life (start, run, drain, free) is
+ * src/edge/edge.c, above every part; this file calls none of them. Today
  * the process runs one worker; several shared-nothing workers on
  * SO_REUSEPORT sockets need nothing more than one struct worker each
  * (docs/ARCHITECTURE.md).
