@@ -52,7 +52,8 @@ REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=$(BUILD)/replay/replay_%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=build/fuzz/fuzz_%)
 FUZZ_TIME  ?= 60
 
-.PHONY: all test test-one unit replay integration interop check deps fuzz fuzz-deps valgrind bench mutate demo install clean format lint
+.PHONY: all test test-one unit replay integration interop check deps fuzz fuzz-deps valgrind bench mutate demo install clean format lint \
+        image image-test deb deb-test prometheus-test
 
 all: $(BUILD)/$(PROG)
 
@@ -152,6 +153,14 @@ mutate:
 
 lint:
 	$(Q)sh scripts/lint.sh
+
+# The container image from Debian packages only (Containerfile,
+# scripts/image.sh), and its test with podman on loopback. Slow: not part
+# of `make test`; .ci/run calls it. Always the normal build.
+image image-test:
+	$(Q)sh scripts/deps.sh image
+	$(Q)$(MAKE) --no-print-directory all SAN=0
+	$(Q)sh scripts/image.sh $(if $(filter image-test,$@),test,build)
 
 format:
 	$(Q)clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
