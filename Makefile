@@ -162,6 +162,12 @@ image image-test:
 	$(Q)$(MAKE) --no-print-directory all SAN=0
 	$(Q)sh scripts/image.sh $(if $(filter image-test,$@),test,build)
 
+# The Debian package (debian/, scripts/deb.sh): dpkg-buildpackage, lintian;
+# deb-test also installs it here, checks it and purges it (as root).
+deb deb-test:
+	$(Q)sh scripts/deps.sh deb
+	$(Q)sh scripts/deb.sh $(if $(filter deb-test,$@),test,build)
+
 format:
 	$(Q)clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
 
