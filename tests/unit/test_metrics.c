@@ -124,7 +124,20 @@ static const char expected[] =
     "# TYPE mailedge_server_check_failures_total counter\n"
     "mailedge_server_check_failures_total{backend=\"mail\",server=\"mx1\",reason=\"l4_refused\"} "
     "0\n"
-    "mailedge_server_check_failures_total{backend=\"mail\",server=\"mx1\",reason=\"5xx\"} 4\n";
+    "mailedge_server_check_failures_total{backend=\"mail\",server=\"mx1\",reason=\"5xx\"} 4\n"
+    "# HELP mailedge_server_health_transitions_total Health transitions (up/down changes) of a "
+    "checked server, per backend, server and the state it went to.\n"
+    "# TYPE mailedge_server_health_transitions_total counter\n"
+    "mailedge_server_health_transitions_total{backend=\"mail\",server=\"mx1\",to=\"up\"} 0\n"
+    "mailedge_server_health_transitions_total{backend=\"mail\",server=\"mx1\",to=\"down\"} 0\n"
+    "# HELP mailedge_server_health_last_change_timestamp_seconds Unix time of the last health "
+    "change of a checked server (0: none yet).\n"
+    "# TYPE mailedge_server_health_last_change_timestamp_seconds gauge\n"
+    "mailedge_server_health_last_change_timestamp_seconds{backend=\"mail\",server=\"mx1\"} 0\n"
+    "# HELP mailedge_log_lines_failed_total Log lines that could not be written, or only in part "
+    "(disk full, closed pipe).\n"
+    "# TYPE mailedge_log_lines_failed_total counter\n"
+    "mailedge_log_lines_failed_total 0\n";
 
 static void
 test_render_fixture(void **state)
