@@ -168,6 +168,15 @@ deb deb-test:
 	$(Q)sh scripts/deps.sh deb
 	$(Q)sh scripts/deb.sh $(if $(filter deb-test,$@),test,build)
 
+# contrib/prometheus: promtool's checks and rule unit tests, then a real
+# Prometheus scraping mailedge on loopback until an alert fires (~10 s).
+prometheus-test: all
+	$(Q)sh scripts/deps.sh prometheus
+	$(Q)promtool check rules contrib/prometheus/mailedge-rules.yml
+	$(Q)cd contrib/prometheus && promtool test rules mailedge-rules.test.yml
+	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) MAILEDGE_SAN=$(SAN) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/prometheus
+
 format:
 	$(Q)clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
 
