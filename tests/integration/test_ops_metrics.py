@@ -16,16 +16,23 @@ def _transitions(admin, to):
                   backend="mail", server="mx1", to=to)
 
 
-def test_health_transitions_counted(rig):
-    """Up, down, up again: two changes up (the first pass counts), one down,
-    and the time of the last change moves."""
+def start_checked(rig, backend="mail"):
+    """mailedge with an admin endpoint and one backend of one checked
+    server (mx1, a recording backend; fall 1, rise 1). Returns (admin, backend)."""
     admin = rig.endpoint(5)
     be = rig.backend(greeting=b"220 x\r\n")
     lip = rig.ip(1)
-    body = (h.backend_block("mail", [("mx1", be.addr)],
+    body = (h.backend_block(backend, [("mx1", be.addr)],
                             extra=["check tcp interval 100ms rise 1 fall 1"])
-            + h.listener_block("front", h.fmt_addr(lip, h.free_port(lip)), "smtp", "mail"))
+            + h.listener_block("smtp", h.fmt_addr(lip, h.free_port(lip)), "smtp", backend))
     rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin)])
+    return admin, be
+
+
+def test_health_transitions_counted(rig):
+    """Up, down, up again: two changes up (the first pass counts), one down,
+    and the time of the last change moves."""
+    admin, be = start_checked(rig)
     h.wait_until(lambda: _transitions(admin, "up") == 1, what="the first change to up")
     assert _transitions(admin, "down") == 0
     first = metric(scrape(admin), "mailedge_server_health_last_change_timestamp_seconds",

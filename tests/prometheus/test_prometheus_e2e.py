@@ -19,6 +19,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness as h  # noqa: E402
+from test_ops_metrics import start_checked  # noqa: E402
 
 RULES = os.path.join(HERE, "..", "..", "contrib", "prometheus", "mailedge-rules.yml")
 
@@ -73,13 +74,7 @@ def prometheus(tmp_path, request):
 
 
 def test_no_live_server_alert_fires(rig, prometheus):
-    admin = rig.endpoint(5)
-    be = rig.backend(greeting=b"220 x\r\n")
-    lip = rig.ip(1)
-    body = (h.backend_block("mailbox", [("mx1", be.addr)],
-                            extra=["check tcp interval 200ms rise 1 fall 1"])
-            + h.listener_block("smtp", h.fmt_addr(lip, h.free_port(lip)), "smtp", "mailbox"))
-    rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin)])
+    admin, be = start_checked(rig, "mailbox")
     prom = prometheus([h.fmt_addr(*admin)])
 
     def scraped_up():
