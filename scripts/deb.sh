@@ -28,6 +28,8 @@ fail() { echo "deb-test: $*" >&2; exit 1; }
 if dpkg-query -W -f='${Status}' mailedge 2>/dev/null | grep -q "ok installed"; then
     fail "a mailedge package is installed already; not touching it"
 fi
+had_user=""
+getent passwd mailedge >/dev/null && had_user=1
 echo "  DPKG    -i $(basename "$deb")"
 dpkg -i "$deb" >/dev/null
 dpkg-query -L mailedge > "$work/files"
@@ -63,4 +65,7 @@ for f in /etc/mailedge /var/log/mailedge /etc/systemd/system/multi-user.target.w
     [ -e "$f" ] || [ -L "$f" ] && left="$left $f"
 done
 [ -z "$left" ] || fail "left after purge:$left"
+# The package keeps its system user on purge, as Debian's do; this test
+# leaves the machine as it found it.
+[ -n "$had_user" ] || deluser --system --quiet mailedge >/dev/null 2>&1 || true
 echo "  OK      purged, nothing left"

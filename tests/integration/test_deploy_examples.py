@@ -124,3 +124,19 @@ def test_probe_paths_are_real_endpoints(rig):
         r = h.run_mailedge(rig.binary, ["probe", "--timeout", "5s",
                                         "http://%s%s" % (h.fmt_addr(*admin), path)])
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_image_config(binary, tmp_path):
+    """The config the image ships passes `mailedge -t` with the environment
+    the Containerfile sets (MAILEDGE_ADMIN) and the one it asks for, and its
+    HEALTHCHECK asks that same admin endpoint."""
+    with open(os.path.join(ROOT, "Containerfile")) as f:
+        cf = f.read()
+    admin = re.search(r"^ENV MAILEDGE_ADMIN=(\S+)$", cf, re.M).group(1)
+    assert re.search(r'^  CMD /usr/sbin/mailedge probe .*"http://\$\{MAILEDGE_ADMIN\}/healthz"$',
+                     cf, re.M)
+    assert re.search(r"^COPY contrib/image/mailedge.conf %s$" % CONF_IN_IMAGE, cf, re.M)
+    with open(os.path.join(ROOT, "contrib", "image", "mailedge.conf")) as f:
+        conf = f.read()
+    assert "admin ${MAILEDGE_ADMIN}" in conf
+    check_config(binary, tmp_path, conf, {"MAILEDGE_ADMIN": admin, "MAILBOX_HOST": "10.0.20.5"})
