@@ -119,6 +119,7 @@ def test_image_session_health_drain(tmp_path, request):
                     if e and e.get("event") == "session"]
         assert len(sessions) == 1, logs
         assert sessions[0]["client"].startswith(client_ip), logs
+        assert sessions[0]["reason"] == "client_closed", logs  # drained, not cut
     finally:
         if c is not None:
             c.close()
