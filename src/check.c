@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -171,6 +172,10 @@ record(struct check *c, enum check_result r)
             st->up = false;
     }
     m->up = st->up;
+    if (was_up != st->up) {
+        *(st->up ? &m->went_up : &m->went_down) += 1;
+        m->last_change = (uint64_t)time(NULL);
+    }
     uint64_t now = loop_now(c->w->loop);
     bool said = false;
     if (!st->up && r != CHECK_PASSED)

@@ -27,8 +27,8 @@ struct resolver;
 struct ownaddr;
 
 /* Timers armed besides one per session and one per bind: drain, admin,
- * main's watchdog ping, and the abuse sweep. */
-#define WORKER_TIMERS 4
+ * main's watchdog ping, the abuse sweep, and the config watch's debounce. */
+#define WORKER_TIMERS 5
 
 /*
  * The abuse-control state of one configured listener (src/abuse.c), known
