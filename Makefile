@@ -56,7 +56,8 @@ REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=$(BUILD)/replay/replay_%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=build/fuzz/fuzz_%)
 FUZZ_TIME  ?= 60
 
-.PHONY: all test test-one unit replay integration interop check deps fuzz fuzz-deps valgrind bench mutate demo install clean format lint
+.PHONY: all test test-one unit replay integration interop check deps fuzz fuzz-deps valgrind bench mutate demo install clean format lint \
+        image image-test deb deb-test prometheus-test
 
 all: $(BUILD)/$(PROG)
 
@@ -156,6 +157,29 @@ mutate:
 
 lint:
 	$(Q)sh scripts/lint.sh
+
+# The container image from Debian packages only (Containerfile,
+# scripts/image.sh), and its test with podman on loopback. Slow: not part
+# of `make test`; .ci/run calls it. Always the normal build.
+image image-test:
+	$(Q)sh scripts/deps.sh image
+	$(Q)$(MAKE) --no-print-directory all SAN=0
+	$(Q)sh scripts/image.sh $(if $(filter image-test,$@),test,build)
+
+# The Debian package (debian/, scripts/deb.sh): dpkg-buildpackage, lintian;
+# deb-test also installs it here, checks it and purges it (as root).
+deb deb-test:
+	$(Q)sh scripts/deps.sh deb
+	$(Q)sh scripts/deb.sh $(if $(filter deb-test,$@),test,build)
+
+# contrib/prometheus: promtool's checks and rule unit tests, then a real
+# Prometheus scraping mailedge on loopback until an alert fires (~10 s).
+prometheus-test: all
+	$(Q)sh scripts/deps.sh prometheus
+	$(Q)promtool check rules contrib/prometheus/mailedge-rules.yml
+	$(Q)cd contrib/prometheus && promtool test rules mailedge-rules.test.yml
+	$(Q)MAILEDGE_BIN=$(CURDIR)/$(BUILD)/$(PROG) MAILEDGE_SAN=$(SAN) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/prometheus
 
 format:
 	$(Q)clang-format -i src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c

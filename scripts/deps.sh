@@ -1,14 +1,17 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, only when missing.
-# Usage: scripts/deps.sh build|test|fuzz|valgrind|bench|demo
+# Usage: scripts/deps.sh build|test|fuzz|valgrind|bench|demo|image|deb|prometheus
 set -eu
 want="gcc make pkg-config libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libc-ares-dev libssl-dev"
 case "${1:-build}" in
-    test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl curl nginx-light redis-server postgresql systemd iproute2" ;;
+    test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl curl nginx-light redis-server postgresql systemd iproute2 python3-yaml" ;;
     valgrind) want="$want libcmocka-dev python3-pytest clang socat openssl valgrind" ;;
     fuzz)  want="$want clang libclang-rt-14-dev" ;;
     bench) want="$want haproxy nginx-light libnginx-mod-stream" ;;
     demo)  want="$want socat" ;;
+    image) want="$want python3-pytest podman runc mmdebstrap uidmap" ;;
+    deb)   want="$want debhelper lintian dpkg-dev fakeroot libcmocka-dev" ;;
+    prometheus) want="$want python3-pytest python3-yaml prometheus" ;;
 esac
 missing=""
 for p in $want; do

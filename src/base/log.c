@@ -213,6 +213,14 @@ log_fmt(const char *key, const char *fmt, ...)
     log_str(key, val);
 }
 
+static uint64_t lines_failed;
+
+uint64_t
+log_lines_failed(void)
+{
+    return lines_failed;
+}
+
 static void
 write_line(int fd)
 {
@@ -222,7 +230,8 @@ write_line(int fd)
         if (n <= 0) {
             if (n == -1 && errno == EINTR)
                 continue;
-            break; /* nowhere left to report it */
+            lines_failed++; /* nowhere left to report it but the metric */
+            break;
         }
         off += n;
     }

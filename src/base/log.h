@@ -45,6 +45,9 @@ void log_end(void);
  * about the log file itself, which may no longer be where anyone looks. */
 void log_end_tee(void);
 
+/* Lines that could not be written, or only in part, since the start. */
+uint64_t log_lines_failed(void);
+
 /* One-line messages with msg="...": log_warn appends strerror(errno) and keeps errno. */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -27,6 +27,7 @@
 #include "session.h"
 #include "sock.h"
 #include "util.h"
+#include "watch.h"
 #include "worker.h"
 
 #define DEFAULT_CONF "/etc/mailedge/mailedge.conf"
@@ -42,9 +43,10 @@ struct service {
 static void
 usage(FILE *fp)
 {
-    fprintf(fp, "usage: mailedge [-c FILE] [-t] [-f] [-V]\n"
+    fprintf(fp, "usage: mailedge [-c FILE] [-t] [-w] [-f] [-V]\n"
                 "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
                 "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
+                "  -w       reload when the configuration file changes, as on SIGHUP\n"
                 "  -f       stay in the foreground (always the case; for init scripts)\n"
                 "  -V       print version and build features\n");
 }
@@ -152,13 +154,13 @@ int
 main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONF;
-    bool check_only = false;
+    bool check_only = false, watch_conf = false;
     int ch;
     if (argc > 1 && strcmp(argv[1], "probe") == 0)
         return probe_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "roundtrip") == 0)
         return roundtrip_main(argc - 1, argv + 1);
-    while ((ch = getopt(argc, argv, "c:tfVh")) != -1) {
+    while ((ch = getopt(argc, argv, "c:tfwVh")) != -1) {
         switch (ch) {
         case 'c':
             path = optarg;
@@ -167,6 +169,9 @@ main(int argc, char **argv)
             check_only = true;
             break;
         case 'f':
+            break;
+        case 'w':
+            watch_conf = true;
             break;
         case 'V':
             version();
@@ -283,6 +288,11 @@ main(int argc, char **argv)
                          .watchdog_ms = notify_watchdog_ms()};
     if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
         fatal("signalfd");
+    struct watch *wa = NULL;
+    if (watch_conf && (wa = watch_start(&w, path)) == NULL) {
+        worker_free(&w);
+        return 1;
+    }
     timer_init(&sg.watchdog, on_watchdog);
     if (sg.watchdog_ms > 0)
         loop_timer_at(w.loop, &sg.watchdog, loop_now(w.loop) + sg.watchdog_ms);
@@ -300,6 +310,7 @@ main(int argc, char **argv)
     log_u64("status", (uint64_t)rc);
     log_end();
     loop_timer_cancel(w.loop, &sg.watchdog);
+    watch_stop(wa);
     close(sg.io.fd);
     admin_stop(admin);
     edge_free(&w);

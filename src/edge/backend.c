@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "addr.h"
 
@@ -186,6 +187,10 @@ backend_server_checked(struct backend *b, size_t i, int result, bool passed, uin
         st->m->check_failures[result]++;
     bool changed = backend_health_step(st, passed, b->conf->check_rise, b->conf->check_fall);
     st->m->up = st->up;
+    if (changed) {
+        *(st->up ? &st->m->went_up : &st->m->went_down) += 1;
+        st->m->last_change = (uint64_t)time(NULL);
+    }
     return changed;
 }
 

@@ -378,6 +378,47 @@ render_abuse(const struct metrics *m, struct strbuf *b)
                      offsetof(struct abuse_stats, untracked));
 }
 
+/* What operators alert on: health changes (flapping), lost log lines, the process. */
+static void
+render_ops(const struct metrics *m, struct strbuf *b)
+{
+    family(b, "mailedge_server_health_transitions_total", "counter",
+           "Health transitions (up/down changes) of a checked server, per backend, server and the state it went to.");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        const char *up[] = {"backend", s->backend, "server", s->name, "to", "up", NULL};
+        const char *down[] = {"backend", s->backend, "server", s->name, "to", "down", NULL};
+        if (!s->checked)
+            continue;
+        sample_u64(b, "mailedge_server_health_transitions_total", up, s->went_up);
+        sample_u64(b, "mailedge_server_health_transitions_total", down, s->went_down);
+    }
+    family(b, "mailedge_server_health_last_change_timestamp_seconds", "gauge",
+           "Unix time of the last health change of a checked server (0: none yet).");
+    for (size_t i = 0; i < m->nservers; i++) {
+        const struct metrics_server *s = &m->servers[i];
+        const char *l[] = {"backend", s->backend, "server", s->name, NULL};
+        if (s->checked)
+            sample_u64(b, "mailedge_server_health_last_change_timestamp_seconds", l,
+                       s->last_change);
+    }
+    const char *none[] = {NULL};
+    family(b, "mailedge_log_lines_failed_total", "counter",
+           "Log lines that could not be written, or only in part (disk full, closed pipe).");
+    sample_u64(b, "mailedge_log_lines_failed_total", none, m->log_lines_failed);
+    if (!m->process_info)
+        return;
+    family(b, "process_start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.");
+    sample_u64(b, "process_start_time_seconds", none, m->process.start_time);
+    family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+    sample_u64(b, "process_open_fds", none, m->process.open_fds);
+    family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    sample_u64(b, "process_max_fds", none, m->process.max_fds);
+    family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    sample_u64(b, "process_resident_memory_bytes", none, m->process.resident_bytes);
+}
+
 int
 metrics_render(const struct metrics *m, struct strbuf *out)
 {
@@ -386,6 +427,7 @@ metrics_render(const struct metrics *m, struct strbuf *out)
     sample(out, "mailedge_build_info", v, "1");
     render_listeners(m, out);
     render_servers(m, out);
+    render_ops(m, out);
     render_abuse(m, out);
     if (m->fd_limit != 0) {
         const char *none[] = {NULL};

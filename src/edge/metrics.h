@@ -50,6 +50,15 @@ struct metrics_server {
     bool up;                                            /* usable by new sessions */
     uint64_t active;                                    /* sessions connecting or connected now */
     uint64_t check_failures[METRICS_CHECK_REASONS_MAX]; /* by check result */
+    uint64_t went_up, went_down;                        /* health changes, checked servers */
+    uint64_t last_change;                               /* Unix time of the last; 0: none */
+};
+
+/* The process, as the Prometheus client libraries name it (src/procstat.c). */
+struct metrics_process {
+    uint64_t start_time;     /* Unix time, seconds */
+    uint64_t open_fds, max_fds;
+    uint64_t resident_bytes;
 };
 
 /* One backend. */
@@ -77,6 +86,9 @@ struct metrics {
     uint64_t reloads_ok, reloads_failed;
     bool last_reload_ok;             /* the last reload (or the start) succeeded */
     uint64_t last_reload_ok_time;    /* its Unix time, seconds: the start, then each success */
+    uint64_t log_lines_failed;       /* log lines not (fully) written */
+    bool process_info;               /* render process_* from <process> */
+    struct metrics_process process;
 };
 
 /* A growing string. Start it zeroed; free .p when done. */

@@ -30,6 +30,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "procstat.h"
 #include "sock.h"
 #include "util.h"
 #include "worker.h"
@@ -380,6 +381,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return ret;
     }
     if (strcmp(url, "/metrics") == 0) {
+        a->w->metrics.log_lines_failed = log_lines_failed();
+        a->w->metrics.process_info = procstat_read(&a->w->metrics.process) == 0;
         metrics_render(&a->w->metrics, &body);
         return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &body);
     }

@@ -25,7 +25,7 @@ import struct
 import subprocess
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import proxycodec as pp
 
@@ -706,8 +706,9 @@ atexit.register(_kill_all_at_exit)
 
 class Mailedge:
     def __init__(self, binary: str, conf_path: str, workdir: str, grace: float = 5.0,
-                 log_path: Optional[str] = None):
+                 log_path: Optional[str] = None, args: Sequence[str] = ()):
         self.binary = binary
+        self.args = list(args)         # after -c FILE
         self.log_path = log_path       # None: the log goes to stderr
         self.conf_path = str(conf_path)
         self.workdir = str(workdir)
@@ -726,7 +727,7 @@ class Mailedge:
         self._err = open(self.stderr_path, "wb")
         # MAILEDGE_WRAP: a command line put in front, e.g. valgrind (make valgrind).
         wrap = shlex.split(os.environ.get("MAILEDGE_WRAP", ""))
-        self.proc = subprocess.Popen(wrap + [self.binary, "-c", self.conf_path],
+        self.proc = subprocess.Popen(wrap + [self.binary, "-c", self.conf_path] + self.args,
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err, cwd=self.workdir,
                                      env=env)

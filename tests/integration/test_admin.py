@@ -65,7 +65,8 @@ def parse_exposition(text):
         assert fam in types and fam in helps, "sample %s without HELP/TYPE" % name
         if types[fam] == "counter":
             assert name.endswith("_total"), "counter %s lacks _total" % name
-        assert name.startswith("mailedge_"), name
+        # process_*: the Prometheus client conventions (docs/operations.md).
+        assert name.startswith(("mailedge_", "process_")), name
         key = (name, tuple(sorted(labels)))
         assert key not in samples, "duplicate sample %r" % (key,)
         samples[key] = float(value)

@@ -33,7 +33,7 @@ def analyze():
 def test_unit_file_verifies(binary, analyze, tmp_path):
     with open(UNIT) as f:
         text = f.read()
-    assert text.count(INSTALLED) == 2, "ExecStartPre and ExecStart name %s" % INSTALLED
+    assert text.count(INSTALLED) == 3, "ExecStartPre, ExecStart and ExecReload name %s" % INSTALLED
     unit = tmp_path / "mailedge.service"
     unit.write_text(text.replace(INSTALLED, binary))
     rc, out = _verify(str(unit))
