@@ -32,7 +32,11 @@ CPPFLAGS += -DHAVE_SYSTEMD=1
 endif
 PKG_CFLAGS := $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
 PKG_LIBS   := $(if $(PKGS),$(shell pkg-config --libs $(PKGS)))
-CPPFLAGS += -D_GNU_SOURCE -Isrc -DMAILEDGE_VERSION='"$(VERSION)"'
+# src/ has one folder per layer (docs/ARCHITECTURE.md; their order is in
+# scripts/lint.sh). Each is on the include path: a file includes "x.h"
+# whatever folder x is in.
+SRCDIRS  := $(patsubst %/,%,$(wildcard src/*/))
+CPPFLAGS += -D_GNU_SOURCE $(addprefix -I,$(SRCDIRS)) -DMAILEDGE_VERSION='"$(VERSION)"'
 CFLAGS   += -std=c11 $(WARN) $(OPT) $(PKG_CFLAGS) -MMD -MP
 LDLIBS   += $(PKG_LIBS)
 
@@ -42,7 +46,7 @@ else
 Q := @
 endif
 
-SRCS       := $(filter-out src/main.c,$(wildcard src/*.c))
+SRCS       := $(filter-out src/cmd/main.c,$(wildcard $(SRCDIRS:=/*.c)))
 OBJS       := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/libmailedge.a
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -66,7 +70,7 @@ $(LIB): $(OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/$(PROG): $(BUILD)/obj/main.o $(LIB)
+$(BUILD)/$(PROG): $(BUILD)/obj/cmd/main.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -178,7 +182,7 @@ prometheus-test: all
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/prometheus
 
 format:
-	$(Q)clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
+	$(Q)clang-format -i src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
 
 # The README's run command: Postfix and Dovecot on loopback behind mailedge.
 demo:
@@ -197,4 +201,4 @@ install: all
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(BUILD)/obj/main.d
+-include $(OBJS:.o=.d) $(BUILD)/obj/cmd/main.d

@@ -234,7 +234,7 @@ def test_v2_header_lengths_at_the_bounds(rig):
 
 # --------------------------------------------------------------------------
 # allocation and descriptor failures at every site of the session path
-# (src/fault.h: MAILEDGE_TEST_FAULTS makes the first call at a site fail)
+# (src/base/fault.h: MAILEDGE_TEST_FAULTS makes the first call at a site fail)
 
 # site -> (splice, what the first client sees, its session reason or None
 #          when the session could not even be created)

@@ -278,7 +278,7 @@ def test_large_payload_in_same_write_as_header(rig, net, splice):
 @pytest.mark.parametrize("fam", ["unspec", "unix"])
 def test_v2_proxy_command_without_inet_address(rig, net, fam):
     """PROXY command with family UNSPEC or UNIX: no IP to use, so the real
-    peer is the client (documented in src/proxyproto.h)."""
+    peer is the client (documented in src/codecs/proxyproto.h)."""
     if fam == "unspec":
         raw = pp.V2_SIG + b"\x21\x00\x00\x00"
     else:

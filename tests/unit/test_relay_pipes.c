@@ -1,5 +1,5 @@
 /*
- * Unit tests for the relay pool's pipe cap (the headroom of src/fdbudget.h):
+ * Unit tests for the relay pool's pipe cap (the headroom of src/edge/fdbudget.h):
  * with the cap reached, a half copies through a buffer instead of holding
  * one more pipe; lowering the cap closes idle pipes. Unix socket pairs
  * stand in for the client and the server.

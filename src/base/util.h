@@ -1,0 +1,43 @@
+/*
+ * util: small pure helpers shared by the parsers: numbers, durations,
+ * sizes and bounded string copies. No I/O, no allocation.
+ */
+#ifndef MAILEDGE_UTIL_H
+#define MAILEDGE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The struct of type <type> whose field <member> is at <ptr>: how a timer,
+ * io or defer callback finds the object it is embedded in. */
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/*
+ * Parses a decimal unsigned integer made of digits only (no sign, no
+ * spaces) that is <= max. Returns 0 and stores it in <out>, or -1.
+ */
+int util_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
+/*
+ * Parses a duration: digits followed by a unit "ms", "s", "m" or "h"
+ * ("30s", "1500ms", "30m"). A bare number is refused: units are mandatory
+ * so "30" is never silently seconds or milliseconds. Returns 0 and the
+ * value in milliseconds in <out_ms>, or -1.
+ */
+int util_parse_duration(const char *s, uint64_t *out_ms);
+
+/*
+ * Parses a size: digits with an optional unit "k" or "m" (powers of 1024).
+ * Returns 0 and the value in bytes in <out>, or -1.
+ */
+int util_parse_size(const char *s, uint64_t *out);
+
+/*
+ * Copies <src> into <dst> of capacity <cap> (> 0), always NUL-terminated.
+ * Returns 0, or -1 when <src> did not fit (dst then holds a truncated copy).
+ */
+int util_strlcpy(char *dst, const char *src, size_t cap);
+
+#endif

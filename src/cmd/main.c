@@ -1,0 +1,318 @@
+/*
+ * main: command line, configuration, signals, and the worker. Kept small:
+ * everything with a concern of its own lives in its module.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "admin.h"
+#include "conf.h"
+#include "edge.h"
+#include "fault.h"
+#include "log.h"
+#include "loop.h"
+#include "notify.h"
+#include "privs.h"
+#include "probe.h"
+#include "reload.h"
+#include "roundtrip.h"
+#include "session.h"
+#include "sock.h"
+#include "util.h"
+#include "watch.h"
+#include "worker.h"
+
+#define DEFAULT_CONF "/etc/mailedge/mailedge.conf"
+
+/* What the process does besides the worker: signals and the watchdog. */
+struct service {
+    struct io io;               /* signalfd */
+    struct worker *w;
+    struct timer watchdog;
+    uint64_t watchdog_ms;
+};
+
+static void
+usage(FILE *fp)
+{
+    fprintf(fp, "usage: mailedge [-c FILE] [-t] [-w] [-f] [-V]\n"
+                "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
+                "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
+                "  -w       reload when the configuration file changes, as on SIGHUP\n"
+                "  -f       stay in the foreground (always the case; for init scripts)\n"
+                "  -V       print version and build features\n");
+}
+
+static void
+version(void)
+{
+    printf("mailedge %s\n", MAILEDGE_VERSION);
+    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe roundtrip%s\n",
+           notify_available() ? " systemd-notify" : "");
+}
+
+static void
+on_signal(struct io *io, uint32_t ev)
+{
+    (void)ev;
+    struct service *sg = (struct service *)(void *)io;
+    struct signalfd_siginfo si;
+    while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            log_begin(LOG_INFO, "signal");
+            log_str("signal", si.ssi_signo == SIGTERM ? "TERM" : "INT");
+            log_end();
+            if (sg->w->draining) {
+                /* A second TERM: do not wait for the grace period. */
+                session_cut_all(sg->w);
+                break;
+            }
+            notify_send("STOPPING=1");
+            edge_drain(sg->w);
+            break;
+        case SIGUSR1:
+            if (log_reopen() == -1) {
+                int err = errno;
+                log_begin(LOG_WARN, "log_reopen");
+                log_str("result", "failure");
+                log_str("path", log_file());
+                log_str("error", strerror(err));
+                log_end_tee();
+            } else if (log_file()[0] != '\0') {
+                log_begin(LOG_INFO, "log_reopen");
+                log_str("result", "success");
+                log_str("path", log_file());
+                log_end();
+            }
+            break;
+        case SIGHUP:
+            log_begin(LOG_INFO, "signal");
+            log_str("signal", "HUP");
+            log_end();
+            if (sg->w->draining)
+                log_warnx("SIGHUP while draining: not reloading");
+            else
+                reload_request(sg->w);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void
+on_watchdog(struct timer *t)
+{
+    struct service *sv = container_of(t, struct service, watchdog);
+    notify_send("WATCHDOG=1");
+    loop_timer_at(sv->w->loop, &sv->watchdog, loop_now(sv->w->loop) + sv->watchdog_ms);
+}
+
+/* Logs every inherited socket no configured bind took; returns how many. */
+static int
+unmatched_inherited(const int *fds, int n)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        char a[ADDR_STRLEN] = "?";
+        if (fds[i] < 0)
+            continue;
+        if (sock_local(fds[i], &ss) == 0)
+            addr_format((const struct sockaddr *)&ss, a, sizeof(a));
+        log_begin(LOG_ERROR, "socket_activation");
+        log_u64("fd", (uint64_t)fds[i]);
+        log_str("addr", a);
+        log_str("error", "an inherited socket matches no bind address of the configuration");
+        log_end();
+        bad++;
+    }
+    return bad;
+}
+
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONF;
+    bool check_only = false, watch_conf = false;
+    int ch;
+    if (argc > 1 && strcmp(argv[1], "probe") == 0)
+        return probe_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "roundtrip") == 0)
+        return roundtrip_main(argc - 1, argv + 1);
+    while ((ch = getopt(argc, argv, "c:tfwVh")) != -1) {
+        switch (ch) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            check_only = true;
+            break;
+        case 'f':
+            break;
+        case 'w':
+            watch_conf = true;
+            break;
+        case 'V':
+            version();
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "mailedge: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    struct fault_plan faults = {0};
+    const char *fault_spec = getenv("MAILEDGE_TEST_FAULTS");
+    if (fault_spec != NULL && fault_parse(fault_spec, &faults) == -1) {
+        fprintf(stderr, "mailedge: MAILEDGE_TEST_FAULTS: bad spec '%s'\n", fault_spec);
+        return 2;
+    }
+
+    struct conf *conf = NULL;
+    struct diag_list diags = {0};
+    if (conf_load(path, &conf, &diags) == -1) {
+        diag_list_print(&diags, stderr);
+        diag_list_free(&diags);
+        return 1;
+    }
+    diag_list_free(&diags);
+    if (check_only) {
+        printf("%s: configuration ok\n", path);
+        conf_free(conf);
+        return 0;
+    }
+
+    log_setup(conf->global.log_format, conf->global.log_debug);
+    if (log_open(conf->global.log_path) == -1) {
+        fprintf(stderr, "mailedge: cannot open log file %s: %s\n", conf->global.log_path,
+                strerror(errno));
+        conf_free(conf);
+        return 1;
+    }
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1)
+        fatal("sigprocmask");
+
+    log_begin(LOG_INFO, "start");
+    log_str("version", MAILEDGE_VERSION);
+    log_u64("pid", (uint64_t)getpid());
+    log_str("config", path);
+    log_end();
+
+    /* Socket activation: sockets the service manager bound for us. */
+    int nfds = notify_listen_fds();
+    if (nfds == -1) {
+        log_warn("socket activation: bad LISTEN_FDS or a passed descriptor is not a listening socket");
+        conf_free(conf);
+        return 1;
+    }
+    int *inherited = calloc(nfds > 0 ? (size_t)nfds : 1, sizeof(*inherited));
+    if (inherited == NULL)
+        fatal("calloc");
+    for (int i = 0; i < nfds; i++)
+        inherited[i] = NOTIFY_LISTEN_FDS_START + i;
+
+    char rerr[256];
+    if (privs_check_root(&conf->global, rerr, sizeof(rerr)) == -1) {
+        log_begin(LOG_ERROR, "privileges");
+        log_str("error", rerr);
+        log_end();
+        conf_free(conf);
+        free(inherited);
+        return 1;
+    }
+    struct worker w;
+    struct admin *admin = NULL;
+    if (edge_init(&w, conf, path, inherited, (size_t)nfds) == -1 ||
+        (w.conf->global.admin_set && (admin = admin_start(&w)) == NULL) ||
+        unmatched_inherited(inherited, nfds) > 0) {
+        admin_stop(admin);
+        edge_free(&w);
+        free(inherited);
+        return 1;
+    }
+    /* Every inherited socket is a listener's now. */
+    w.inherited = NULL;
+    w.ninherited = 0;
+    w.notify = notify_send;
+    free(inherited);
+    char perr[256];
+    if (privs_drop(&w.conf->global, perr, sizeof(perr)) == -1) {
+        log_begin(LOG_ERROR, "privileges");
+        log_str("error", perr);
+        log_end();
+        admin_stop(admin);
+        edge_free(&w);
+        return 1;
+    }
+    struct service sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
+                                .cb = on_signal},
+                         .w = &w,
+                         .watchdog_ms = notify_watchdog_ms()};
+    if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
+        fatal("signalfd");
+    struct watch *wa = NULL;
+    if (watch_conf && (wa = watch_start(&w, path)) == NULL) {
+        worker_free(&w);
+        return 1;
+    }
+    timer_init(&sg.watchdog, on_watchdog);
+    if (sg.watchdog_ms > 0)
+        loop_timer_at(w.loop, &sg.watchdog, loop_now(w.loop) + sg.watchdog_ms);
+
+    log_begin(LOG_INFO, "ready");
+    log_u64("listeners", w.nlisteners);
+    log_end();
+    notify_send("READY=1\nSTATUS=accepting connections");
+    fault_arm(&faults);
+
+    int rc = edge_run(&w) == 0 ? 0 : 1;
+    if (rc != 0)
+        log_warn("event loop failed");
+    log_begin(LOG_INFO, "exit");
+    log_u64("status", (uint64_t)rc);
+    log_end();
+    loop_timer_cancel(w.loop, &sg.watchdog);
+    watch_stop(wa);
+    close(sg.io.fd);
+    admin_stop(admin);
+    edge_free(&w);
+    return rc;
+}

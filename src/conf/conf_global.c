@@ -1,0 +1,381 @@
+/*
+ * conf_global: the directives of the global block (log, grace, splice,
+ * admin, resolvers, user, group, maxconn; maxconn also in listeners).
+ * timeout is in conf_listener.c.
+ */
+#include "conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "conf_int.h"
+#include "util.h"
+
+void
+cf_d_log(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+    bool have_format = false, have_level = false;
+
+    if (cf_is_word(&w[1], "stderr")) {
+        g->log_path[0] = '\0';
+    } else if (w[1].text[0] != '/') {
+        cf_errw(x, &w[1], "log destination must be 'stderr' or an absolute path, not '%s'",
+                w[1].text);
+    } else if (util_strlcpy(g->log_path, w[1].text, sizeof(g->log_path)) != 0) {
+        cf_errw(x, &w[1], "log path is too long (at most %zu bytes)", sizeof(g->log_path) - 1);
+        g->log_path[0] = '\0';
+    }
+    for (size_t i = 2; i < n; i += 2) {
+        bool fmt = cf_is_word(&w[i], "format");
+        if (!fmt && !cf_is_word(&w[i], "level")) {
+            cf_errw(x, &w[i], "unknown log option '%s' (expected format or level)", w[i].text);
+            return;
+        }
+        if (i + 1 >= n) {
+            cf_errw(x, &w[i], "'%s' needs a value: %s", w[i].text,
+                    fmt ? "logfmt or json" : "info or debug");
+            return;
+        }
+        if (fmt ? have_format : have_level) {
+            cf_errw(x, &w[i], "log option '%s' given twice", w[i].text);
+            continue;
+        }
+        const struct lex_word *v = &w[i + 1];
+        if (fmt) {
+            have_format = true;
+            if (cf_is_word(v, "logfmt"))
+                g->log_format = LOG_FORMAT_LOGFMT;
+            else if (cf_is_word(v, "json"))
+                g->log_format = LOG_FORMAT_JSON;
+            else
+                cf_errw(x, v, "bad log format '%s': expected logfmt or json", v->text);
+        } else {
+            have_level = true;
+            if (cf_is_word(v, "info"))
+                g->log_debug = false;
+            else if (cf_is_word(v, "debug"))
+                g->log_debug = true;
+            else
+                cf_errw(x, v, "bad log level '%s': expected info or debug", v->text);
+        }
+    }
+}
+
+void
+cf_d_grace(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    cf_duration(x, &w[1], true, &x->c->global.grace_ms);
+}
+
+void
+cf_d_splice(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    if (cf_is_word(&w[1], "on"))
+        x->c->global.splice = true;
+    else if (cf_is_word(&w[1], "off"))
+        x->c->global.splice = false;
+    else
+        cf_errw(x, &w[1], "bad value '%s' for splice: expected on or off", w[1].text);
+}
+
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool
+is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr) >> 24) ==
+               127;
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* resolvers ADDR[:PORT]... (IP literals; port 53 by default) */
+void
+cf_d_resolvers(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+    for (size_t i = 1; i < n; i++) {
+        struct sockaddr_storage ss;
+        const char *why = NULL;
+        bool any = false;
+        if (addr_parse(w[i].text, ADDR_PORT_OPTIONAL, &ss, &any, &why) != 0) {
+            cf_errw(x, &w[i],
+                    "bad resolver address '%s': %s (expected an IP address like 10.0.0.53, "
+                    "127.0.0.1:5353 or [::1]:53)",
+                    w[i].text, why);
+            continue;
+        }
+        if (any || cf_unspecified(&ss)) {
+            cf_errw(x, &w[i], "bad resolver address '%s': a resolver needs a specific IP address",
+                    w[i].text);
+            continue;
+        }
+        if (g->nresolvers == CONF_RESOLVERS_MAX) {
+            cf_errw(x, &w[i], "too many resolvers (at most %d)", CONF_RESOLVERS_MAX);
+            return;
+        }
+        if (addr_port((const struct sockaddr *)&ss) == 0)
+            addr_set_port((struct sockaddr *)&ss, 53);
+        g->resolvers[g->nresolvers++] = ss;
+    }
+}
+
+/* admin ADDR:PORT [allow-remote] */
+void
+cf_d_admin(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+    struct sockaddr_storage ss;
+    const char *why = NULL;
+    bool any = false;
+
+    if (n == 3 && !cf_is_word(&w[2], "allow-remote")) {
+        cf_errw(x, &w[2], "unknown admin option '%s' (expected allow-remote)", w[2].text);
+        return;
+    }
+    if (addr_parse(w[1].text, ADDR_PORT_REQUIRED, &ss, &any, &why) != 0) {
+        cf_errw(x, &w[1],
+                "bad admin address '%s': %s (expected ADDR:PORT like 127.0.0.1:9100 or [::1]:9100)",
+                w[1].text, why);
+        return;
+    }
+    g->admin_allow_remote = n == 3;
+    if (!g->admin_allow_remote && (any || !is_loopback(&ss))) {
+        cf_errw(x, &w[1],
+                "admin address '%s' is not a loopback address: the admin endpoint has no "
+                "authentication; write 'admin %s allow-remote' to expose it anyway",
+                w[1].text, w[1].text);
+        return;
+    }
+    g->admin_set = true;
+    memset(&g->admin, 0, sizeof(g->admin));
+    g->admin.addr = ss;
+    g->admin.any = any;
+    g->admin.pos = cf_pos_of(x, &w[1]);
+}
+
+static void
+admin_option_seen(struct ctx *x, const struct lex_word *w)
+{
+    if (x->c->global.admin_opt_pos.line == 0)
+        x->c->global.admin_opt_pos = cf_pos_of(x, w);
+}
+
+/* admin-host NAME...: Host header names the admin endpoint answers besides its address */
+void
+cf_d_admin_host(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+
+    admin_option_seen(x, &w[0]);
+    for (size_t i = 1; i < n; i++) {
+        const char *t = w[i].text;
+        size_t len = strlen(t);
+        uint8_t bin[16];
+        char *out = g->admin_hosts[g->nadmin_hosts];
+        /* An address is kept in inet_ntop's spelling, the one adminreq compares. */
+        int family = inet_pton(AF_INET, t, bin) == 1    ? AF_INET
+                     : inet_pton(AF_INET6, t, bin) == 1 ? AF_INET6
+                                                        : 0;
+        if (family != 0) {
+            inet_ntop(family, bin, out, CONF_HOST_MAX);
+            g->nadmin_hosts++;
+            continue;
+        }
+        bool ok = len > 0 && len <= 253 && t[0] != '.' && t[0] != '-';
+        for (size_t j = 0; ok && j < len; j++)
+            ok = (t[j] >= 'a' && t[j] <= 'z') || (t[j] >= 'A' && t[j] <= 'Z') ||
+                 (t[j] >= '0' && t[j] <= '9') || t[j] == '-' || t[j] == '.';
+        if (!ok) {
+            cf_errw(x, &w[i],
+                    "bad admin-host '%s': expected a host name like admin.example.org or an IP "
+                    "address, without a port",
+                    t);
+            continue;
+        }
+        util_strlcpy(out, t, CONF_HOST_MAX);
+        g->nadmin_hosts++;
+    }
+}
+
+/* admin-token-file PATH: writes to the admin endpoint need "Authorization: Bearer TOKEN" */
+void
+cf_d_admin_token_file(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    admin_option_seen(x, &w[0]);
+    if (!x->allow_include) {
+        cf_errw(x, &w[0],
+                "admin-token-file is not allowed when the configuration is loaded from memory");
+        return;
+    }
+    if (w[1].text[0] != '/') {
+        cf_errw(x, &w[1], "admin-token-file needs an absolute path, not '%s'", w[1].text);
+        return;
+    }
+    if (util_strlcpy(x->admin_token_path, w[1].text, sizeof(x->admin_token_path)) != 0) {
+        cf_errw(x, &w[1], "admin-token-file path is too long");
+        x->admin_token_path[0] = '\0';
+        return;
+    }
+    x->admin_token_pos = cf_pos_of(x, &w[1]);
+}
+
+#define ADMIN_TOKEN_MIN 16
+
+void
+cf_admin_token_read(struct ctx *x)
+{
+    struct conf_global *g = &x->c->global;
+    const char *path = x->admin_token_path;
+    const struct conf_pos *at = &x->admin_token_pos;
+    char buf[CONF_ADMIN_TOKEN_MAX + 2];
+    struct stat st;
+
+    if (path[0] == '\0')
+        return;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd == -1) {
+        cf_errp(x, at, "cannot open admin-token-file %s: %s", path, strerror(errno));
+        return;
+    }
+    ssize_t got = -1;
+    if (fstat(fd, &st) != 0) {
+        cf_errp(x, at, "cannot stat admin-token-file %s: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        cf_errp(x, at, "admin-token-file %s is not a regular file", path);
+    } else if ((st.st_mode & (S_IWGRP | S_IRWXO)) != 0) {
+        cf_errp(x, at,
+                "admin-token-file %s is open to others (mode %03o): allow at most owner "
+                "read-write and group read (chmod 0600 or 0640)",
+                path, (unsigned)(st.st_mode & 0777));
+    } else if (st.st_uid != 0 && st.st_uid != geteuid() && !(g->user_set && st.st_uid == g->uid)) {
+        cf_errp(x, at,
+                "admin-token-file %s belongs to uid %u: it must belong to root or to the user "
+                "mailedge runs as",
+                path, (unsigned)st.st_uid);
+    } else if ((got = read(fd, buf, sizeof(buf))) < 0) {
+        cf_errp(x, at, "cannot read admin-token-file %s: %s", path, strerror(errno));
+    }
+    close(fd);
+    if (got < 0)
+        return;
+    size_t len = (size_t)got;
+    if (len > 0 && buf[len - 1] == '\n')
+        len--;
+    if (len > 0 && buf[len - 1] == '\r')
+        len--;
+    bool ok = len >= ADMIN_TOKEN_MIN && len < CONF_ADMIN_TOKEN_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = buf[i] > 0x20 && buf[i] < 0x7f;
+    if (!ok)
+        cf_errp(x, at,
+                "admin-token-file %s must hold one token of %d to %d printable characters "
+                "without spaces (like the output of 'openssl rand -hex 32')",
+                path, ADMIN_TOKEN_MIN, CONF_ADMIN_TOKEN_MAX - 1);
+    else {
+        memcpy(g->admin_token, buf, len);
+        g->admin_token[len] = '\0';
+        g->admin_token_len = len;
+    }
+    explicit_bzero(buf, sizeof(buf));
+}
+
+/* admin-widest-ban V4 V6: the widest prefixes POST /bans takes without force=1 */
+void
+cf_d_admin_widest_ban(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+    unsigned *out[2] = {&g->admin_ban_v4, &g->admin_ban_v6};
+    const unsigned max[2] = {32, 128};
+
+    (void)n;
+    admin_option_seen(x, &w[0]);
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t v;
+        if (util_parse_uint(w[i + 1].text, max[i], &v) != 0 || v == 0) {
+            cf_errw(x, &w[i + 1],
+                    "bad %s prefix length '%s' for admin-widest-ban: expected 1 to %u (a ban of "
+                    "/0 is never allowed)",
+                    i == 0 ? "IPv4" : "IPv6", w[i + 1].text, max[i]);
+            continue;
+        }
+        *out[i] = (unsigned)v;
+    }
+}
+
+/* user NAME: the account to run as after binding (src/ops/privs.c) */
+void
+cf_d_user(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    struct conf_global *g = &x->c->global;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwnam_r(w[1].text, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
+        cf_errw(x, &w[1], "unknown user '%s'", w[1].text);
+        return;
+    }
+    if (strlen(w[1].text) >= sizeof(g->user)) {
+        cf_errw(x, &w[1], "user name '%s' is too long", w[1].text);
+        return;
+    }
+    snprintf(g->user, sizeof(g->user), "%s", w[1].text);
+    g->user_set = true;
+    g->uid = res->pw_uid;
+    if (!g->group_set)
+        g->gid = res->pw_gid;
+}
+
+/* group NAME: instead of the user's primary group */
+void
+cf_d_group(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    struct conf_global *g = &x->c->global;
+    struct group gr, *res = NULL;
+    char buf[4096];
+    if (getgrnam_r(w[1].text, &gr, buf, sizeof(buf), &res) != 0 || res == NULL) {
+        cf_errw(x, &w[1], "unknown group '%s'", w[1].text);
+        return;
+    }
+    g->group_set = true;
+    g->gid = res->gr_gid;
+    g->group_pos = cf_pos_of(x, &w[1]);
+}
+
+#define MAXCONN_MAX 10000000
+
+/* maxconn N: sessions at most, of the process (global) or of one listener */
+void
+cf_d_maxconn(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    uint64_t v;
+
+    (void)n;
+    if (util_parse_uint(w[1].text, MAXCONN_MAX, &v) != 0 || v == 0) {
+        cf_errw(x, &w[1], "bad maxconn '%s': expected a count of sessions from 1 to %d",
+                w[1].text, MAXCONN_MAX);
+        return;
+    }
+    if (x->blk == BLK_GLOBAL)
+        x->c->global.maxconn = (unsigned)v;
+    else
+        cf_cur_listener(x)->maxconn = (unsigned)v;
+}

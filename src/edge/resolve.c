@@ -1,0 +1,375 @@
+/* resolve: server names through c-ares in our loop (resolve.h). */
+#include "resolve.h"
+
+#include <ares.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "addr.h"
+#include "backend.h"
+#include "log.h"
+#include "util.h"
+#include "worker.h"
+
+#define RIO_MAX 32   /* c-ares sockets at once: one per resolver, plus TCP */
+
+struct resolver;
+
+struct resolve_query {
+    struct resolver *r;
+    struct backend *b;
+    size_t si;                 /* server index in b */
+    struct timer timer;        /* next query */
+    bool busy;                 /* a query is in flight */
+    int last_status;           /* ARES_SUCCESS or the failure last logged; -1: none yet */
+    uint64_t retry_ms;         /* failure back-off; 0 after a success */
+    uint64_t started_ms;       /* loop_now() when the last query started */
+    uint64_t due_ms;           /* when the timer fires next; 0: not armed */
+};
+
+struct rio {
+    struct io io;
+    struct resolver *r;
+    bool used;
+};
+
+struct resolver {
+    struct worker *w;
+    ares_channel ch;
+    bool stopping;
+    struct timer timer;        /* c-ares's own timeouts */
+    struct rio ios[RIO_MAX];
+    struct resolve_query *q;
+    size_t nq;
+};
+
+static void
+rearm(struct resolver *r)
+{
+    struct timeval tv;
+    if (r->stopping)
+        return;
+    if (ares_timeout(r->ch, NULL, &tv) == NULL) {
+        loop_timer_cancel(r->w->loop, &r->timer);
+        return;
+    }
+    uint64_t ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000 + 1;
+    loop_timer_at(r->w->loop, &r->timer, loop_now(r->w->loop) + ms);
+}
+
+static void
+on_io(struct io *io, uint32_t events)
+{
+    struct rio *x = (struct rio *)(void *)io;
+    struct resolver *r = x->r;
+    int fd = io->fd;
+    ares_socket_t rd = (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ? fd : ARES_SOCKET_BAD;
+    ares_socket_t wr = (events & EPOLLOUT) ? fd : ARES_SOCKET_BAD;
+    ares_process_fd(r->ch, rd, wr);
+    rearm(r);
+}
+
+static void
+on_timeout(struct timer *t)
+{
+    struct resolver *r = container_of(t, struct resolver, timer);
+    ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    rearm(r);
+}
+
+/* c-ares opens, watches or closes one of its sockets. */
+static void
+on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+    struct resolver *r = data;
+    struct rio *x = NULL, *free_slot = NULL;
+    for (size_t i = 0; i < RIO_MAX; i++) {
+        if (r->ios[i].used && r->ios[i].io.fd == fd)
+            x = &r->ios[i];
+        else if (!r->ios[i].used && free_slot == NULL)
+            free_slot = &r->ios[i];
+    }
+    if (!readable && !writable) {
+        if (x != NULL) {
+            loop_del(r->w->loop, &x->io);
+            x->used = false;
+            x->io.fd = -1;
+        }
+        return;
+    }
+    uint32_t ev = (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
+    if (x != NULL) {
+        if (loop_mod(r->w->loop, &x->io, ev) == -1)
+            log_warn("resolve: epoll_ctl");
+        return;
+    }
+    if (free_slot == NULL) {
+        log_warnx("resolve: more than %d resolver sockets at once", RIO_MAX);
+        return;
+    }
+    free_slot->io.fd = fd;
+    free_slot->io.cb = on_io;
+    free_slot->r = r;
+    if (loop_add(r->w->loop, &free_slot->io, ev) == -1) {
+        log_warn("resolve: epoll_ctl");
+        free_slot->io.fd = -1;
+        return;
+    }
+    free_slot->used = true;
+}
+
+static const struct conf_server *
+qconf(const struct resolve_query *q)
+{
+    return &q->b->conf->servers[q->si];
+}
+
+/* "a,b,c" of a server's current addresses, "-" when none. */
+static void
+addrs_text(const struct backend_server *st, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < st->naddrs && o + 1 < cap; i++) {
+        char a[ADDR_STRLEN];
+        addr_format_ip((const struct sockaddr *)&st->addrs[i], a, sizeof(a));
+        int n = snprintf(buf + o, cap - o, "%s%s", i ? "," : "", a);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+    if (st->naddrs == 0)
+        snprintf(buf, cap, "-");
+}
+
+static void query_start(struct resolve_query *q);
+
+static void
+on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+{
+    struct resolve_query *q = arg;
+    (void)timeouts;
+    if (status == ARES_EDESTRUCTION || q->r->stopping) {
+        if (res != NULL)
+            ares_freeaddrinfo(res);
+        return;
+    }
+    q->busy = false;
+    struct backend_server *st = &q->b->srv[q->si];
+    const struct conf_server *sc = qconf(q);
+    struct sockaddr_storage got[BACKEND_ADDRS_MAX];
+    size_t n = 0;
+    uint32_t ttl = RESOLVE_MAX_MS / 1000;
+    if (status == ARES_SUCCESS && res != NULL) {
+        for (struct ares_addrinfo_node *nd = res->nodes; nd != NULL && n < BACKEND_ADDRS_MAX;
+             nd = nd->ai_next) {
+            if (nd->ai_family != AF_INET && nd->ai_family != AF_INET6)
+                continue;
+            size_t len = nd->ai_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                   : sizeof(struct sockaddr_in6);
+            bool dup = false;
+            memset(&got[n], 0, sizeof(got[n]));
+            memcpy(&got[n], nd->ai_addr, len);
+            addr_set_port((struct sockaddr *)&got[n], 0);
+            for (size_t k = 0; k < n; k++)
+                dup = dup || memcmp(&got[k], &got[n], sizeof(got[n])) == 0;
+            if (dup)
+                continue;
+            if (nd->ai_ttl >= 0 && (uint32_t)nd->ai_ttl < ttl)
+                ttl = (uint32_t)nd->ai_ttl;
+            n++;
+        }
+        if (n == 0)
+            status = ARES_ENODATA;
+    }
+    if (res != NULL)
+        ares_freeaddrinfo(res);
+    char text[BACKEND_ADDRS_MAX * (ADDR_STRLEN + 1)];
+    uint64_t next_ms;
+    if (status == ARES_SUCCESS) {
+        bool changed = n != st->naddrs || memcmp(got, st->addrs, n * sizeof(got[0])) != 0;
+        memcpy(st->addrs, got, n * sizeof(got[0]));
+        st->naddrs = n;
+        st->ttl = ttl;
+        if (changed || q->last_status != ARES_SUCCESS) {
+            addrs_text(st, text, sizeof(text));
+            log_begin(LOG_INFO, "resolve");
+            log_str("backend", q->b->conf->name);
+            log_str("server", sc->name);
+            log_str("name", sc->host);
+            log_str("addrs", text);
+            log_u64("ttl", ttl);
+            log_end();
+        }
+        q->last_status = ARES_SUCCESS;
+        q->retry_ms = 0;
+        next_ms = (uint64_t)ttl * 1000;
+        if (next_ms < RESOLVE_MIN_MS)
+            next_ms = RESOLVE_MIN_MS;
+        if (next_ms > RESOLVE_MAX_MS)
+            next_ms = RESOLVE_MAX_MS;
+    } else {
+        if (q->last_status != status) {
+            addrs_text(st, text, sizeof(text));
+            log_begin(LOG_WARN, "resolve_failed");
+            log_str("backend", q->b->conf->name);
+            log_str("server", sc->name);
+            log_str("name", sc->host);
+            log_str("error", ares_strerror(status));
+            log_str("kept", text);
+            log_end();
+        }
+        q->last_status = status;
+        q->retry_ms = q->retry_ms == 0 ? 1000 : q->retry_ms * 2;
+        if (q->retry_ms > RESOLVE_RETRY_MAX_MS)
+            q->retry_ms = RESOLVE_RETRY_MAX_MS;
+        next_ms = q->retry_ms;
+    }
+    q->due_ms = loop_now(q->r->w->loop) + next_ms;
+    loop_timer_at(q->r->w->loop, &q->timer, q->due_ms);
+}
+
+static void
+query_start(struct resolve_query *q)
+{
+    struct ares_addrinfo_hints hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = ARES_AI_NOSORT;
+    q->busy = true;
+    q->started_ms = loop_now(q->r->w->loop);
+    q->due_ms = 0;
+    loop_timer_cancel(q->r->w->loop, &q->timer);
+    ares_getaddrinfo(q->r->ch, qconf(q)->host, NULL, &hints, on_answer, q);
+    rearm(q->r);
+}
+
+static void
+on_query_timer(struct timer *t)
+{
+    struct resolve_query *q = container_of(t, struct resolve_query, timer);
+    if (!q->busy)
+        query_start(q);
+}
+
+void
+resolve_refresh(struct resolve_query *q)
+{
+    if (q == NULL || q->busy || q->r->stopping)
+        return;
+    struct loop *l = q->r->w->loop;
+    uint64_t when = q->started_ms + RESOLVE_REFRESH_MS;
+    if (when <= loop_now(l)) {
+        query_start(q);
+        return;
+    }
+    if (q->due_ms == 0 || when < q->due_ms) {
+        q->due_ms = when;
+        loop_timer_at(l, &q->timer, when);
+    }
+}
+
+int
+resolve_start_all(struct worker *w)
+{
+    const struct conf *c = w->conf;
+    size_t nq = 0;
+    for (size_t i = 0; i < c->nbackends; i++)
+        for (size_t j = 0; j < c->backends[i].nservers; j++)
+            nq += c->backends[i].servers[j].is_name;
+    if (nq == 0)
+        return 0;
+    struct resolver *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->q = calloc(nq, sizeof(*r->q))) == NULL) {
+        free(r);
+        log_warnx("resolve: cannot allocate");
+        return -1;
+    }
+    r->w = w;
+    timer_init(&r->timer, on_timeout);
+    for (size_t i = 0; i < RIO_MAX; i++)
+        r->ios[i].io.fd = -1;
+    w->resolver = r;
+    int rc = ares_library_init(ARES_LIB_INIT_ALL);
+    if (rc != ARES_SUCCESS) {
+        log_warnx("resolve: c-ares: %s", ares_strerror(rc));
+        return -1;
+    }
+    struct ares_options o;
+    memset(&o, 0, sizeof(o));
+    o.sock_state_cb = on_sock_state;
+    o.sock_state_cb_data = r;
+    o.timeout = 2000;
+    o.tries = 2;
+    rc = ares_init_options(&r->ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+    if (rc != ARES_SUCCESS) {
+        ares_library_cleanup();
+        log_warnx("resolve: c-ares: %s", ares_strerror(rc));
+        return -1;
+    }
+    r->nq = 0; /* counts initialised queries, for resolve_free_all */
+    if (c->global.nresolvers > 0) {
+        char csv[CONF_RESOLVERS_MAX * (ADDR_STRLEN + 1)];
+        size_t o2 = 0;
+        for (size_t i = 0; i < c->global.nresolvers; i++) {
+            char a[ADDR_STRLEN];
+            addr_format((const struct sockaddr *)&c->global.resolvers[i], a, sizeof(a));
+            o2 += (size_t)snprintf(csv + o2, sizeof(csv) - o2, "%s%s", i ? "," : "", a);
+        }
+        rc = ares_set_servers_ports_csv(r->ch, csv);
+        if (rc != ARES_SUCCESS) {
+            log_warnx("resolve: resolvers %s: %s", csv, ares_strerror(rc));
+            return -1;
+        }
+    }
+    if (loop_timer_reserve(w->loop, nq + 1) == -1) {
+        log_warnx("resolve: cannot allocate");
+        return -1;
+    }
+    w->nresolve_timers = nq + 1;
+    for (size_t i = 0; i < c->nbackends; i++) {
+        for (size_t j = 0; j < c->backends[i].nservers; j++) {
+            if (!c->backends[i].servers[j].is_name)
+                continue;
+            struct resolve_query *q = &r->q[r->nq++];
+            q->r = r;
+            q->b = &w->backends[i];
+            q->si = j;
+            q->last_status = -1;
+            timer_init(&q->timer, on_query_timer);
+            w->backends[i].srv[j].rq = q;
+            query_start(q);
+        }
+    }
+    return 0;
+}
+
+void
+resolve_free_all(struct worker *w)
+{
+    struct resolver *r = w->resolver;
+    if (r == NULL)
+        return;
+    if (r->ch != NULL) {
+        r->stopping = true;
+        ares_destroy(r->ch);
+        ares_library_cleanup();
+    }
+    for (size_t i = 0; i < RIO_MAX; i++)
+        if (r->ios[i].used)
+            loop_del(w->loop, &r->ios[i].io);
+    loop_timer_cancel(w->loop, &r->timer);
+    for (size_t i = 0; i < r->nq; i++) {
+        loop_timer_cancel(w->loop, &r->q[i].timer);
+        r->q[i].b->srv[r->q[i].si].rq = NULL;
+    }
+    free(r->q);
+    free(r);
+    loop_timer_release(w->loop, w->nresolve_timers);
+    w->resolver = NULL;
+    w->nresolve_timers = 0;
+}
