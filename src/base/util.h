@@ -5,6 +5,7 @@
 #ifndef MAILEDGE_UTIL_H
 #define MAILEDGE_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,20 @@
 /* The struct of type <type> whose field <member> is at <ptr>: how a timer,
  * io or defer callback finds the object it is embedded in. */
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/*
+ * A rate limit (log lines that could repeat per event): true, and <*last>
+ * set to <now>, when none passed yet (<*last> is 0: monotonic milliseconds
+ * are never 0) or at least <every_ms> went by since the last that did.
+ */
+static inline bool
+util_due(uint64_t *last, uint64_t now, uint64_t every_ms)
+{
+    if (*last != 0 && now - *last < every_ms)
+        return false;
+    *last = now;
+    return true;
+}
 
 /*
  * Parses a decimal unsigned integer made of digits only (no sign, no

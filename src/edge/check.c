@@ -189,9 +189,7 @@ record(struct check *c, enum check_result r)
     }
     /* Out of descriptors is mailedge's problem, not the server's: a
      * warning (at most every 10 s per server), whatever the level. */
-    bool warn = c->starved && (c->last_starved_log == 0 || now - c->last_starved_log >= 10000);
-    if (warn)
-        c->last_starved_log = now;
+    bool warn = c->starved && util_due(&c->last_starved_log, now, 10000);
     if (was_up != st->up || warn || (r != CHECK_PASSED && !said && log_enabled(LOG_DEBUG))) {
         log_begin(warn ? LOG_WARN : was_up != st->up ? LOG_INFO : LOG_DEBUG,
                   was_up != st->up ? "health" : "check_failed");

@@ -29,9 +29,8 @@ is_unspecified(const struct sockaddr *sa)
 void
 listener_log_paused(uint64_t now, uint64_t *last_log, const char *name, const char *addr, int err)
 {
-    if (*last_log != 0 && now - *last_log < PAUSE_LOG_EVERY_MS)
+    if (!util_due(last_log, now, PAUSE_LOG_EVERY_MS))
         return;
-    *last_log = now;
     log_begin(LOG_WARN, "accept_paused");
     log_str("listener", name);
     log_str("addr", addr);
@@ -91,10 +90,9 @@ went_full(struct listener *l)
     if (loop_mod(w->loop, &l->io, 0) == -1)
         log_warn("listener %s: cannot pause accepting", l->conf->name);
     loop_timer_at(w->loop, &l->pause_timer, now + LISTENER_FULL_WAIT_MS);
-    if (l->last_full_log != 0 && now - l->last_full_log < PAUSE_LOG_EVERY_MS)
+    if (!util_due(&l->last_full_log, now, PAUSE_LOG_EVERY_MS))
         return;
     char a[ADDR_STRLEN];
-    l->last_full_log = now;
     log_begin(LOG_WARN, "maxconn_reached");
     log_str("listener", l->conf->name);
     log_str("addr", addr_format((const struct sockaddr *)&l->bind->addr, a, sizeof(a)));

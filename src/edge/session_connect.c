@@ -20,6 +20,7 @@
 #include "resolve.h"
 #include "session_int.h"
 #include "sock.h"
+#include "util.h"
 #include "worker.h"
 
 /* The counters of the server being connected to. */
@@ -173,14 +174,10 @@ static void
 log_loop(const struct session *s, const struct sockaddr *sa, const char *what)
 {
     static uint64_t last_ms;
-    static bool logged;
-    uint64_t now = loop_now(s->w->loop);
     char a[ADDR_STRLEN];
 
-    if (logged && now - last_ms < 1000)
+    if (!util_due(&last_ms, loop_now(s->w->loop), 1000))
         return;
-    logged = true;
-    last_ms = now;
     log_begin(LOG_WARN, "backend_loop");
     log_str("backend", s->backend->conf->name);
     log_str("server", s->trying->name);

@@ -231,17 +231,15 @@ reply(struct MHD_Connection *conn, unsigned status, const char *type, struct str
  */
 #define REFUSED_LOG_MS 1000
 static uint64_t refused_logged_ms;
-static bool refused_logged;
 static uint64_t refused_suppressed;
 
 static void
 log_refused(const struct admin *a, struct MHD_Connection *conn, const char *method,
             const char *url, unsigned status, const char *why)
 {
-    uint64_t now = loop_now(a->w->loop);
     char addr[ADDR_STRLEN];
 
-    if (refused_logged && now - refused_logged_ms < REFUSED_LOG_MS) {
+    if (!util_due(&refused_logged_ms, loop_now(a->w->loop), REFUSED_LOG_MS)) {
         refused_suppressed++;
         return;
     }
@@ -256,8 +254,6 @@ log_refused(const struct admin *a, struct MHD_Connection *conn, const char *meth
     if (refused_suppressed > 0)
         log_u64("suppressed", refused_suppressed);
     log_end();
-    refused_logged = true;
-    refused_logged_ms = now;
     refused_suppressed = 0;
 }
 
