@@ -445,11 +445,10 @@ def test_admin_idle_timeout_10s(rig):
     half = socket.create_connection(admin, timeout=h.DEADLINE)
     half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
     t0 = time.monotonic()
-    # The duration is the behaviour here, so it is measured. Lower bound:
-    # closing early cannot come from a slow machine. Upper bound: 10 s plus
-    # the loop's scheduling slack (MHD's timeouts are in milliseconds).
+    # Only the lower bound is timed: closing early cannot come from a slow
+    # machine. "Closed at all" waits as long as any condition in the suite.
     for sk in (silent, half):
-        sk.settimeout(max(0.1, 10 + 1.5 * h.SCALE - (time.monotonic() - t0)))
+        sk.settimeout(max(0.1, 10 + h.DEADLINE - (time.monotonic() - t0)))
         try:
             assert sk.recv(1024) == b""
         except socket.timeout:
