@@ -24,10 +24,6 @@ SCENARIOS = [os.path.join(CONTRIB, "scenarios", f)
              for f in ("mailedge-pregreet.yaml", "mailedge-limit.yaml", "mailedge-ban.yaml")]
 GREETING = b"220 test ESMTP\r\n"
 
-pytestmark = pytest.mark.skipif(cs_mod.available() is not None and os.geteuid() != 0,
-                                reason=str(cs_mod.available()))
-
-
 @pytest.fixture
 def crowdsec(rig):
     missing = cs_mod.available()
