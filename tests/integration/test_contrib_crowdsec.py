@@ -3,13 +3,16 @@ CrowdSec agent (Debian's crowdsec, crowdsec.py) reads the log file a real
 mailedge writes, with contrib's parser and scenarios only (no hub
 whitelist), and turns repeated pre-greet, repeated limit refusals and a
 local ban into a ban decision for the real client address, and none for
-a polite client or for the relay in front.
+a polite client or for the relay in front. Also the harness's by-hand
+path (LAPI alone, bouncer key, cscli decisions) as a bouncer sees it.
 
 Clients come from hosts of the test's /24: .77 abuses, .78 is polite, .10
 is a relay sending PROXY headers.
 """
 
+import json
 import os
+import urllib.request
 
 import pytest
 
@@ -153,3 +156,29 @@ def test_local_ban_is_shared(rig, crowdsec):
     s.me.wait_log("ban", key=rig.ip(77), reason="pregreet")
     wait_decision(crowdsec, rig.ip(77), "mailedge/local-ban")
     assert crowdsec.decisions(ip=rig.ip(78)) == []
+
+
+def test_harness_decisions_by_hand(rig, crowdsec):
+    """The harness the bouncer tests build on: the LAPI alone (-no-cs), a
+    bouncer key, decisions added and deleted with cscli, as a bouncer sees
+    them in the decision stream."""
+    crowdsec.start(agent=False)
+    key = crowdsec.add_bouncer("edge-a")
+    assert len(key) >= 32 and key.strip() == key, key
+
+    def stream(startup):
+        req = urllib.request.Request(crowdsec.url + "v1/decisions/stream?startup=%s" % startup,
+                                     headers={"X-Api-Key": key})
+        with urllib.request.urlopen(req, timeout=h.DEADLINE) as r:
+            return json.loads(r.read())
+
+    assert stream("true") == {"new": None, "deleted": None}
+    crowdsec.add_decision(ip=rig.ip(66))
+    crowdsec.add_decision(range_="127.0.9.0/24", duration="5m")
+    got = {(d["scope"], d["value"], d["origin"]) for d in stream("false")["new"]}
+    assert got == {("Ip", rig.ip(66), "cscli"), ("Range", "127.0.9.0/24", "cscli")}, got
+    assert {d["value"] for d in crowdsec.decisions()} == {rig.ip(66), "127.0.9.0/24"}
+    crowdsec.delete_decision(ip=rig.ip(66))
+    h.wait_until(lambda: [d for d in (stream("false")["deleted"] or [])
+                          if d["value"] == rig.ip(66)], what="the deleted decision in a delta")
+    assert {d["value"] for d in crowdsec.decisions()} == {"127.0.9.0/24"}
