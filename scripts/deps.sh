@@ -4,7 +4,7 @@
 set -eu
 want="gcc make pkg-config libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libc-ares-dev libssl-dev"
 case "${1:-build}" in
-    test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl curl nginx-light redis-server postgresql systemd iproute2 python3-yaml" ;;
+    test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl curl nginx-light redis-server postgresql systemd iproute2 python3-yaml crowdsec fail2ban" ;;
     valgrind) want="$want libcmocka-dev python3-pytest clang socat openssl valgrind" ;;
     fuzz)  want="$want clang libclang-rt-14-dev" ;;
     bench) want="$want haproxy nginx-light libnginx-mod-stream" ;;
@@ -33,5 +33,11 @@ if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
     trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
 fi
+# crowdsec's post-install registers with CrowdSec's online API unless this
+# file exists and is not YAML; the tests run their own offline copies.
+case " $missing " in *" crowdsec "*)
+    [ -e /etc/crowdsec/online_api_credentials.yaml ] ||
+        { mkdir -p /etc/crowdsec && echo '# none' > /etc/crowdsec/online_api_credentials.yaml; } ;;
+esac
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
