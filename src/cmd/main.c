@@ -204,8 +204,9 @@ main(int argc, char **argv)
         diag_list_free(&diags);
         return 1;
     }
-    diag_list_free(&diags);
     if (check_only) {
+        diag_list_print(&diags, stderr); /* warnings */
+        diag_list_free(&diags);
         printf("%s: configuration ok\n", path);
         conf_free(conf);
         return 0;
@@ -215,9 +216,12 @@ main(int argc, char **argv)
     if (log_open(conf->global.log_path) == -1) {
         fprintf(stderr, "mailedge: cannot open log file %s: %s\n", conf->global.log_path,
                 strerror(errno));
+        diag_list_free(&diags);
         conf_free(conf);
         return 1;
     }
+    reload_log_diags(&diags); /* warnings */
+    diag_list_free(&diags);
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
 
