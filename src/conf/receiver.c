@@ -238,6 +238,7 @@ print_stalwart(FILE *out, const struct services *s, const struct sockaddr_storag
     fprintf(out, "\n# Stalwart, config.toml (reads PROXY v1 and v2): trusted networks per\n"
                  "# listener, never the global server.proxy.trusted-networks, which every\n"
                  "# listener without its own list uses, the admin (http) one included.\n");
+    bool first = true;
     for (size_t i = 0; i < s->n; i++) {
         const struct service *v = &s->v[i];
         if (v->kind == K_UNKNOWN)
@@ -248,11 +249,12 @@ print_stalwart(FILE *out, const struct services *s, const struct sockaddr_storag
                 "protocol = \"%s\"\n"
                 "%s"
                 "proxy.trusted-networks = [",
-                i > 0 ? "\n" : "", kinds[v->kind].stalwart, v->port, v->port,
+                first ? "" : "\n", kinds[v->kind].stalwart, v->port, v->port,
                 kinds[v->kind].stalwart,
                 kinds[v->kind].tls ? "tls.implicit = true\n" : "");
         print_sources(out, src, nsrc, true, ", ", "\"");
         fprintf(out, "]\n");
+        first = false;
     }
 }
 

@@ -230,6 +230,36 @@ test_no_proxy_unknown_unrouted(void **state)
     conf_free(c);
 }
 
+/* A port of unknown protocol is left out, and the others print as usual. */
+static void
+test_unknown_beside_known(void **state)
+{
+    (void)state;
+    struct conf *c = load("backend mx {\n"
+                          "    server a 192.0.2.25:10025\n"
+                          "    send-proxy v1\n"
+                          "}\n"
+                          "listener raw {\n"
+                          "    bind :7000\n"
+                          "    protocol tcp\n"
+                          "    route -> mx:7000\n"
+                          "}\n"
+                          "listener smtp {\n"
+                          "    bind :25\n"
+                          "    protocol smtp\n"
+                          "    route -> mx\n"
+                          "}\n");
+    char *out = print(c, "mx", two_src, 1, RECEIVER_STALWART);
+    assert_non_null(strstr(out, "# port 7000: unknown protocol, from listener raw\n"
+                                "#   (a tcp listener, and no check names the protocol)\n"
+                                "# port 10025: smtp, from listener smtp\n"));
+    assert_non_null(strstr(out, "the admin (http) one included.\n"
+                                "[server.listener.\"mailedge-smtp-10025\"]\n"));
+    assert_null(strstr(out, "7000\"]"));
+    free(out);
+    conf_free(c);
+}
+
 int
 main(void)
 {
@@ -238,6 +268,7 @@ main(void)
         cmocka_unit_test(test_mailbox_vectors),
         cmocka_unit_test(test_software_choice),
         cmocka_unit_test(test_no_proxy_unknown_unrouted),
+        cmocka_unit_test(test_unknown_beside_known),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
