@@ -139,6 +139,24 @@ cidr_match_any(const struct cidr *list, size_t n, const struct sockaddr *sa)
     return false;
 }
 
+bool
+cidr_is_wide(const struct cidr *c)
+{
+    static const uint8_t ula[16] = {0xfc}, link_local[16] = {0xfe, 0x80};
+    uint8_t mapped[16] = {0};
+
+    if (c->family == AF_INET)
+        return c->prefix < 8;
+    memcpy(mapped, v4mapped_prefix, sizeof(v4mapped_prefix));
+    if (prefix_equal(c->addr, mapped, c->prefix < 96 ? c->prefix : 96))
+        return c->prefix < 96 + 8;
+    if (c->prefix >= 7 && prefix_equal(c->addr, ula, 7))
+        return false;
+    if (c->prefix >= 10 && prefix_equal(c->addr, link_local, 10))
+        return false;
+    return c->prefix < 32;
+}
+
 char *
 cidr_format(const struct cidr *c, char *buf, size_t cap)
 {

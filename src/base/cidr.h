@@ -30,6 +30,17 @@ bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
 /* True when <sa> lies inside any of the <n> prefixes of <list>. */
 bool cidr_match_any(const struct cidr *list, size_t n, const struct sockaddr *sa);
 
+/*
+ * True when <c> is too wide to trust as a source of PROXY headers (whoever
+ * is inside can claim any client address): an IPv4 prefix shorter than /8;
+ * an IPv6 prefix that covers all of ::ffff:0:0/96 (it trusts every IPv4
+ * peer) or, inside it, one shorter than /104 (a /8 of IPv4); any other IPv6
+ * prefix shorter than /32 (an ISP's allocation: as many /48 sites as a /8
+ * has /24s) unless it lies inside fc00::/7 (unique local) or fe80::/10
+ * (link-local), which never reach the Internet. docs/config.md has the rule.
+ */
+bool cidr_is_wide(const struct cidr *c);
+
 /* Writes "addr/prefix" into <buf>; returns <buf>. */
 char *cidr_format(const struct cidr *c, char *buf, size_t cap);
 

@@ -22,6 +22,7 @@
 #include "notify.h"
 #include "privs.h"
 #include "probe.h"
+#include "receiver_config.h"
 #include "reload.h"
 #include "roundtrip.h"
 #include "session.h"
@@ -44,6 +45,7 @@ static void
 usage(FILE *fp)
 {
     fprintf(fp, "usage: mailedge [-c FILE] [-t] [-w] [-f] [-V]\n"
+                "       mailedge receiver-config [-c FILE] [--for SOFTWARE] [BACKEND...]\n"
                 "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
                 "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
                 "  -w       reload when the configuration file changes, as on SIGHUP\n"
@@ -160,6 +162,8 @@ main(int argc, char **argv)
         return probe_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "roundtrip") == 0)
         return roundtrip_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "receiver-config") == 0)
+        return receiver_config_main(argc - 1, argv + 1);
     while ((ch = getopt(argc, argv, "c:tfwVh")) != -1) {
         switch (ch) {
         case 'c':
@@ -204,8 +208,9 @@ main(int argc, char **argv)
         diag_list_free(&diags);
         return 1;
     }
-    diag_list_free(&diags);
     if (check_only) {
+        diag_list_print(&diags, stderr); /* warnings */
+        diag_list_free(&diags);
         printf("%s: configuration ok\n", path);
         conf_free(conf);
         return 0;
@@ -215,9 +220,12 @@ main(int argc, char **argv)
     if (log_open(conf->global.log_path) == -1) {
         fprintf(stderr, "mailedge: cannot open log file %s: %s\n", conf->global.log_path,
                 strerror(errno));
+        diag_list_free(&diags);
         conf_free(conf);
         return 1;
     }
+    reload_log_diags(&diags); /* warnings */
+    diag_list_free(&diags);
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
 

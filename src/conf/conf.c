@@ -71,6 +71,7 @@ diag_push(struct diag_list *d, const char *file, int line, int col, const char *
     g->line = line;
     g->col = col;
     util_strlcpy(g->msg, msg, sizeof(g->msg));
+    g->warning = false;
 }
 
 static void verr(struct ctx *x, const char *file, int line, int col, const char *fmt, va_list ap)
@@ -111,6 +112,24 @@ cf_errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
     va_start(ap, fmt);
     verr(x, p->file, p->line, p->col, fmt, ap);
     va_end(ap);
+}
+
+void
+cf_warnw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
+{
+    char msg[sizeof(((struct conf_diag *)0)->msg)];
+    va_list ap;
+    size_t n = x->diags->n;
+
+    if (x->stop)
+        return;
+    int len = snprintf(msg, sizeof(msg), "warning: ");
+    va_start(ap, fmt);
+    vsnprintf(msg + len, sizeof(msg) - (size_t)len, fmt, ap);
+    va_end(ap);
+    diag_push(x->diags, x->file, x->line, w->col, msg);
+    if (x->diags->n > n)
+        x->diags->v[n].warning = true;
 }
 
 static void
@@ -1413,14 +1432,22 @@ conf_find_backend(const struct conf *c, const char *name)
 }
 
 void
+diag_format(const struct conf_diag *g, char *buf, size_t cap)
+{
+    if (g->line > 0)
+        snprintf(buf, cap, "%s:%d:%d: %s", g->file, g->line, g->col, g->msg);
+    else
+        snprintf(buf, cap, "%s: %s", g->file, g->msg);
+}
+
+void
 diag_list_print(const struct diag_list *d, void *fp)
 {
+    char buf[sizeof(d->v->file) + sizeof(d->v->msg) + 32];
+
     for (size_t i = 0; i < d->n; i++) {
-        const struct conf_diag *g = &d->v[i];
-        if (g->line > 0)
-            fprintf(fp, "%s:%d:%d: %s\n", g->file, g->line, g->col, g->msg);
-        else
-            fprintf(fp, "%s: %s\n", g->file, g->msg);
+        diag_format(&d->v[i], buf, sizeof(buf));
+        fprintf(fp, "%s\n", buf);
     }
 }
 

@@ -177,6 +177,7 @@ struct conf_diag {
     char file[256];
     int line, col;
     char msg[200];
+    bool warning;                    /* msg starts "warning: "; it does not fail the load */
 };
 
 struct diag_list {
@@ -188,6 +189,7 @@ struct diag_list {
  * Loads <path> and everything it includes. Returns 0 and a new conf in
  * <*out> (free with conf_free), or -1 with every error found appended to
  * <diags> (the loader keeps going after an error so one run lists them all).
+ * Warnings are appended too, and <diags> may hold some after a success.
  */
 int conf_load(const char *path, struct conf **out, struct diag_list *diags);
 
@@ -231,6 +233,8 @@ const char *conf_proto_goodbye(enum proto p);
  * one about a whole file (it cannot be opened) as "FILE: message\n".
  */
 void diag_list_print(const struct diag_list *d, void *fp);
+/* One diagnostic as diag_list_print() writes it, without the newline. */
+void diag_format(const struct conf_diag *g, char *buf, size_t cap);
 void diag_list_free(struct diag_list *d);
 
 #endif

@@ -130,6 +130,9 @@ struct ctx {
 /* An error about word <w> of the current line. */
 void cf_errw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A warning about word <w>: listed like an error ("warning: ..."), but the load succeeds. */
+void cf_warnw(struct ctx *x, const struct lex_word *w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* An error at <p>. */
 void cf_errp(struct ctx *x, const struct conf_pos *p, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

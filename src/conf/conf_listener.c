@@ -162,6 +162,14 @@ cf_d_accept_proxy(struct ctx *x, const struct lex_word *w, size_t n)
     }
     l->accept_proxy = v;
     cf_cidr_list(x, w, 3, n, &l->trusted, &l->ntrusted, "10.0.0.0/8 or fd7a::/48");
+    for (size_t i = 3; i < n; i++) {
+        struct cidr cd;
+        if (cidr_parse(w[i].text, &cd, NULL) == 0 && cidr_is_wide(&cd))
+            cf_warnw(x, &w[i],
+                     "accept-proxy from %s trusts a wide range: any host in it can claim any "
+                     "client address; list only your proxies",
+                     w[i].text);
+    }
 }
 
 /* Parses the target of a route into <r> and <*port>; reports and returns false if bad. */

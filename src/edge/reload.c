@@ -813,13 +813,21 @@ reload_first(struct worker *w, struct conf *conf)
     return 0;
 }
 
-static void
-diag_text(const struct conf_diag *d, char *buf, size_t cap)
+size_t
+reload_log_diags(const struct diag_list *diags)
 {
-    if (d->line > 0)
-        snprintf(buf, cap, "%s:%d:%d: %s", d->file, d->line, d->col, d->msg);
-    else
-        snprintf(buf, cap, "%s: %s", d->file, d->msg);
+    char text[512];
+    size_t nerr = 0;
+
+    for (size_t i = 0; i < diags->n; i++) {
+        const struct conf_diag *g = &diags->v[i];
+        diag_format(g, text, sizeof(text));
+        log_begin(g->warning ? LOG_WARN : LOG_ERROR, g->warning ? "config_warning" : "config_error");
+        log_str(g->warning ? "warning" : "error", text);
+        log_end();
+        nerr += !g->warning;
+    }
+    return nerr;
 }
 
 static void
@@ -840,15 +848,11 @@ reload(struct worker *w)
     log_str("config", w->conf_path);
     log_end();
 
-    if (conf_load(w->conf_path, &conf, &diags) == -1) {
-        for (size_t i = 0; i < diags.n; i++) {
-            diag_text(&diags.v[i], why, sizeof(why));
-            log_begin(LOG_ERROR, "config_error");
-            log_str("error", why);
-            log_end();
-        }
+    int loaded = conf_load(w->conf_path, &conf, &diags);
+    size_t nerr = reload_log_diags(&diags);
+    if (loaded == -1) {
         snprintf(why, sizeof(why), "invalid configuration");
-        reload_failed(w, diags.n, why);
+        reload_failed(w, nerr, why);
         diag_list_free(&diags);
         goto out;
     }

@@ -9,8 +9,11 @@
 #ifndef MAILEDGE_RELOAD_H
 #define MAILEDGE_RELOAD_H
 
+#include <stddef.h>
+
 struct worker;
 struct conf;
+struct diag_list;
 
 /*
  * The first generation, for <conf> (owned from now on, also on failure):
@@ -26,5 +29,11 @@ int reload_first(struct worker *w, struct conf *conf);
  * service manager (RELOADING=1, then READY=1).
  */
 void reload_request(struct worker *w);
+
+/*
+ * Logs each diagnostic of a load: config_error or config_warning (at start
+ * too). Returns the number of errors.
+ */
+size_t reload_log_diags(const struct diag_list *diags);
 
 #endif

@@ -544,7 +544,11 @@ class MailStack:
     pop3_proxy. imap_proxy and pop3_proxy
     listen on 127.0.0.1 and ::1 with the same port."""
 
-    def __init__(self, base_dir=None, greet_wait="1s", ports=None):
+    def __init__(self, base_dir=None, greet_wait="1s", ports=None, extra_master_cf="",
+                 extra_dovecot_conf=""):
+        # extra_*: text appended to master.cf and dovecot.conf (settings under test)
+        self.extra_master_cf = extra_master_cf
+        self.extra_dovecot_conf = extra_dovecot_conf
         self.own_dir = base_dir is None
         if base_dir is None:
             # /tmp, not $TMPDIR: the postfix, dovecot and mail users must be
@@ -771,7 +775,7 @@ class MailStack:
                 victim_addr=fmt_addr("127.0.0.1", p["victim"]),
                 subauth_addr=fmt_addr("127.0.0.1", p["subauth"]),
                 subauth_proxy_addr=fmt_addr("127.0.0.1", p["subauth_proxy"]),
-                smtps_addr=fmt_addr("127.0.0.1", p["smtps"])))
+                smtps_addr=fmt_addr("127.0.0.1", p["smtps"])) + self.extra_master_cf)
         with open(os.path.join(self.pf_etc, "main.cf"), "w") as f:
             f.write(MAIN_CF.format(
                 spool=self.pf_spool, data=self.pf_data, hostname=HOSTNAME, domain=DOMAIN,
@@ -848,7 +852,8 @@ class MailStack:
                 state=os.path.join(self.dc_dir, "state"), log=self.dc_log, uid=uid, gid=gid,
                 maildir=self.maildir, users=users, imap=p["imap"], imap_proxy=p["imap_proxy"],
                 pop3=p["pop3"], pop3_proxy=p["pop3_proxy"], imaps=p["imaps"],
-                tls_cert=self.tls_cert, tls_key=self.tls_key, auth_socket=self.auth_socket))
+                tls_cert=self.tls_cert, tls_key=self.tls_key, auth_socket=self.auth_socket)
+                + self.extra_dovecot_conf)
 
     def _dovecot_pidfile(self):
         return os.path.join(self.dc_run, "master.pid")
