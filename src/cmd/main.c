@@ -27,6 +27,7 @@
 #include "session.h"
 #include "sock.h"
 #include "util.h"
+#include "verify.h"
 #include "watch.h"
 #include "worker.h"
 
@@ -44,6 +45,7 @@ static void
 usage(FILE *fp)
 {
     fprintf(fp, "usage: mailedge [-c FILE] [-t] [-w] [-f] [-V]\n"
+                "       mailedge verify [-c FILE] [BACKEND...]\n"
                 "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
                 "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
                 "  -w       reload when the configuration file changes, as on SIGHUP\n"
@@ -55,7 +57,7 @@ static void
 version(void)
 {
     printf("mailedge %s\n", MAILEDGE_VERSION);
-    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe roundtrip%s\n",
+    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe roundtrip verify%s\n",
            notify_available() ? " systemd-notify" : "");
 }
 
@@ -160,6 +162,8 @@ main(int argc, char **argv)
         return probe_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "roundtrip") == 0)
         return roundtrip_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "verify") == 0)
+        return verify_main(argc - 1, argv + 1, DEFAULT_CONF);
     while ((ch = getopt(argc, argv, "c:tfwVh")) != -1) {
         switch (ch) {
         case 'c':
