@@ -44,7 +44,6 @@ struct job {
     enum pxv_proto proto;
     const char *proto_name;
     unsigned port;             /* the server's own, else the route's */
-    const char *authority;     /* v2 AUTHORITY: a route sni name, or NULL */
     struct sockaddr_storage addrs[ADDR_PER_NAME_MAX];
     size_t naddrs;
     char resolve_err[CONF_HOST_MAX + 64];     /* the name did not resolve: why */
@@ -147,7 +146,7 @@ header(const struct job *j, bool v6, uint8_t *buf, size_t cap)
     doc_addr(&src, v6, CLIENT_V4, CLIENT_V6, CLIENT_PORT);
     doc_addr(&dst, v6, DEST_V4, DEST_V6, j->port);
     return proxyproto_encode(j->b->send_proxy == 1 ? PP_V1 : PP_V2, (struct sockaddr *)&src,
-                             (struct sockaddr *)&dst, j->authority, buf, cap);
+                             (struct sockaddr *)&dst, NULL, buf, cap);
 }
 
 /*
@@ -358,8 +357,7 @@ wanted(const struct conf_backend *b, char **names, int n)
 
 /* Adds a job per server of the route's backend, once per (server, port, protocol). */
 static int
-add_route(struct jobs *js, const struct conf_route *r, enum proto lp, const char *sni,
-          char **names, int nnames)
+add_route(struct jobs *js, const struct conf_route *r, enum proto lp, char **names, int nnames)
 {
     const struct conf_backend *b = r->backend;
     enum pxv_proto p;
@@ -389,26 +387,17 @@ add_route(struct jobs *js, const struct conf_route *r, enum proto lp, const char
         j->proto = p;
         j->proto_name = pname;
         j->port = port;
-        j->authority = b->send_proxy == 2 && b->send_authority ? sni : NULL;
     }
     return 0;
 }
 
+/* The default routes of the server-first listeners (route sni is tls only). */
 static int
 collect(const struct conf *c, struct jobs *js, char **names, int nnames)
 {
     for (size_t i = 0; i < c->nlisteners; i++) {
         const struct conf_listener *l = &c->listeners[i];
-        for (size_t k = 0; k < l->nsni_routes; k++) {
-            const struct conf_sni_route *sr = &l->sni_routes[k];
-            const char *sni = NULL;
-            for (size_t m = 0; m < sr->nnames && sni == NULL; m++)
-                if (!sr->names[m].wildcard)
-                    sni = sr->names[m].name;
-            if (add_route(js, &sr->route, l->proto, sni, names, nnames) == -1)
-                return -1;
-        }
-        if (add_route(js, &l->route, l->proto, NULL, names, nnames) == -1)
+        if (add_route(js, &l->route, l->proto, names, nnames) == -1)
             return -1;
     }
     return 0;

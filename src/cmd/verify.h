@@ -4,8 +4,7 @@
  * listener routes to, one connection with an IPv4 documentation client
  * (192.0.2.10) and one with an IPv6 one (2001:db8::10) in the backend's
  * PROXY header, made the way sessions connect (Happy Eyeballs through the
- * connector, the backend's PROXY version and AUTHORITY, the header in one
- * write); it reads the whole greeting, says QUIT/LOGOUT, reads the answer
+ * connector, the backend's PROXY version, the header in one write); it reads the whole greeting, says QUIT/LOGOUT, reads the answer
  * and closes with a FIN. src/codecs/pxverify.c names the outcome. A
  * one-shot blocking command (one thread per server), like probe.
  */
