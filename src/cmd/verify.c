@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -60,18 +59,10 @@ struct dial {
     bool done;
 };
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int
 left_ms(uint64_t deadline)
 {
-    uint64_t n = now_ms();
+    uint64_t n = util_monotonic_ms();
     return n >= deadline ? 0 : (int)(deadline - n > 60000 ? 60000 : deadline - n);
 }
 
@@ -194,7 +185,7 @@ static void
 polite_close(int fd)
 {
     char buf[4096];
-    uint64_t until = now_ms() + CLOSE_WAIT_MS;
+    uint64_t until = util_monotonic_ms() + CLOSE_WAIT_MS;
     (void)shutdown(fd, SHUT_WR);
     for (;;) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -228,7 +219,7 @@ run_one(struct job *j, int k, bool v6)
         free(rx);
         return;
     }
-    uint64_t start = now_ms();
+    uint64_t start = util_monotonic_ms();
     fd = dial(j, &err);
     if (fd < 0) {
         in.connect_err = err;

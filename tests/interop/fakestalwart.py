@@ -57,7 +57,7 @@ class FakeStalwart:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        self.host, self.port = host, self.sock.getsockname()[1]
         self.sessions = []
         self.lock = threading.Lock()
         self.stopping = False
@@ -67,7 +67,7 @@ class FakeStalwart:
     def stop(self):
         self.stopping = True
         try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            socket.create_connection((self.host, self.port), timeout=1).close()
         except OSError:
             pass
         self.thread.join(5)
