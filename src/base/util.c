@@ -1,11 +1,13 @@
 /*
- * util: number, duration and size parsing, bounded string copy.
+ * util: number, duration and size parsing, bounded string copy, the
+ * monotonic clock of the blocking commands.
  * Strict on purpose: config values are digits and a unit, nothing else
  * (no sign, no spaces, no hex), and every overflow is an error.
  */
 #include "util.h"
 
 #include <string.h>
+#include <time.h>
 
 /* Parses the digits in [s, s+n); -1 if empty, not all digits, or > max. */
 static int
@@ -115,4 +117,12 @@ util_strlcpy(char *dst, const char *src, size_t cap)
     }
     memcpy(dst, src, n + 1);
     return 0;
+}
+
+uint64_t
+util_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

@@ -55,4 +55,7 @@ int util_parse_size(const char *s, uint64_t *out);
  */
 int util_strlcpy(char *dst, const char *src, size_t cap);
 
+/* CLOCK_MONOTONIC in milliseconds (the blocking commands; the loop keeps its own). */
+uint64_t util_monotonic_ms(void);
+
 #endif

@@ -28,6 +28,7 @@
 #include "session.h"
 #include "sock.h"
 #include "util.h"
+#include "verify.h"
 #include "watch.h"
 #include "worker.h"
 
@@ -46,6 +47,7 @@ usage(FILE *fp)
 {
     fprintf(fp, "usage: mailedge [-c FILE] [-t] [-w] [-f] [-V]\n"
                 "       mailedge receiver-config [-c FILE] [--for SOFTWARE] [BACKEND...]\n"
+                "       mailedge verify [-c FILE] [BACKEND...]\n"
                 "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
                 "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
                 "  -w       reload when the configuration file changes, as on SIGHUP\n"
@@ -57,7 +59,7 @@ static void
 version(void)
 {
     printf("mailedge %s\n", MAILEDGE_VERSION);
-    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe roundtrip%s\n",
+    printf("features: epoll splice proxy-v1 proxy-v2 sni admin-http metrics probe roundtrip verify%s\n",
            notify_available() ? " systemd-notify" : "");
 }
 
@@ -164,6 +166,8 @@ main(int argc, char **argv)
         return roundtrip_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "receiver-config") == 0)
         return receiver_config_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "verify") == 0)
+        return verify_main(argc - 1, argv + 1, DEFAULT_CONF);
     while ((ch = getopt(argc, argv, "c:tfwVh")) != -1) {
         switch (ch) {
         case 'c':

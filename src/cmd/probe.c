@@ -59,18 +59,10 @@ struct conn {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int
 remaining(const struct conn *c)
 {
-    uint64_t n = now_ms();
+    uint64_t n = util_monotonic_ms();
     if (n >= c->deadline)
         return 0;
     uint64_t r = c->deadline - n;
@@ -80,7 +72,7 @@ remaining(const struct conn *c)
 static unsigned long
 elapsed(const struct conn *c)
 {
-    return (unsigned long)(now_ms() - c->start);
+    return (unsigned long)(util_monotonic_ms() - c->start);
 }
 
 static void set_result(struct target *t, int ok, const char *fmt, ...)
@@ -127,12 +119,12 @@ static void
 polite_close(int fd, uint64_t deadline)
 {
     char buf[4096];
-    uint64_t until = now_ms() + CLOSE_WAIT_MS;
+    uint64_t until = util_monotonic_ms() + CLOSE_WAIT_MS;
     if (deadline < until)
         until = deadline;
     (void)shutdown(fd, SHUT_WR);
     for (;;) {
-        uint64_t n = now_ms();
+        uint64_t n = util_monotonic_ms();
         int wait = n >= until ? 0 : (int)(until - n);
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int r = poll(&p, 1, wait);
@@ -683,7 +675,7 @@ run_target(struct target *t)
     memset(&c, 0, sizeof(c));
     c.t = t;
     c.fd = -1;
-    c.start = now_ms();
+    c.start = util_monotonic_ms();
     c.deadline = c.start + t->timeout_ms;
     if (open_conn(&c) == -1)
         return;

@@ -22,6 +22,7 @@
 
 #include "roundtrip.h"
 #include "roundtrip_msg.h"
+#include "util.h"
 
 #define PASSWORD_MAX 1024   /* bytes, NUL included */
 #define RESP_MAX (1u << 20) /* untagged IMAP replies we keep per command */
@@ -38,14 +39,6 @@ struct run {
     char errbuf[CURL_ERROR_SIZE];
     char reason[REASON_MAX];
 };
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void
 sleep_ms(uint64_t ms)
@@ -339,7 +332,7 @@ poll_message(struct run *r, uint64_t *found_at, CURL **keep)
         CURLcode rc = CURLE_OK;
         int n = imap_search(r, h, 1, uids, RT_UIDS_MAX, &rc);
         if (n > 0) {
-            *found_at = now_ms();
+            *found_at = util_monotonic_ms();
             *keep = h;
             return 1;
         }
@@ -505,7 +498,7 @@ roundtrip_main(int argc, char **argv)
 
     struct rt_result res = {0};
     int stale = -2; /* -2 cleanup not attempted, -1 failed */
-    uint64_t t0 = now_ms(), found_at = 0;
+    uint64_t t0 = util_monotonic_ms(), found_at = 0;
     if (send_message(r) == -1) {
         res.stage = "smtp";
     } else {
