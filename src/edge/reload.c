@@ -695,8 +695,8 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
         carry_backends(old, ng);
         /* The old generation's checks and queries stop; their results
          * would go to state nothing reads any more. */
-        check_free_all(w);
-        resolve_free_all(w);
+        check_free_all(&w->checks);
+        resolve_free_all(&w->resolver);
         for (size_t i = 0; i < old->conf->nbackends; i++) {
             /* Held clients of a removed backend get the goodbye (session_reload_held). */
             if (gen_backend_by_name(ng, old->conf->backends[i].name) != NULL)
@@ -732,7 +732,8 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
         for (size_t i = 0; i < ng->conf->nbackends; i++)
             ng->backends[i].qm->queued = ng->backends[i].nheld;
     }
-    if (check_start_all(w) == -1 || resolve_start_all(w) == -1)
+    if (check_start_all(&w->checks, w->loop, w->backends, w->conf->nbackends) == -1 ||
+        resolve_start_all(&w->resolver, w->loop, w->conf, w->backends) == -1)
         log_warnx("reload: checks or DNS of generation %llu did not all start",
                   (unsigned long long)ng->id);
     if (old != NULL)

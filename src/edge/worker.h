@@ -24,7 +24,7 @@
 struct listener;
 struct session;
 struct relay_pool;
-struct check;
+struct checks;
 struct resolver;
 struct ownaddr;
 
@@ -81,10 +81,10 @@ struct worker {
     /* Tells the service manager about a reload (READY=1, RELOADING=1...);
      * NULL: nobody to tell. Set by main. */
     void (*notify)(const char *state);
-    struct check *checks;            /* one per checked server (src/edge/check.c) */
-    size_t nchecks;                  /* each owns one armed timer */
-    struct resolver *resolver;       /* DNS names of servers (src/edge/resolve.c); NULL: none */
-    size_t nresolve_timers;          /* timers it owns */
+    /* Health checks and DNS names of the current generation's servers
+     * (src/edge/check.c, src/edge/resolve.c); NULL: none. */
+    struct checks *checks;
+    struct resolver *resolver;
     /* Reload (src/edge/reload.c): SIGHUP queues it; it runs after the batch of events. */
     const char *conf_path;
     struct defer reload_defer;
