@@ -27,6 +27,7 @@
 #include "roundtrip.h"
 #include "session.h"
 #include "sock.h"
+#include "status.h"
 #include "util.h"
 #include "verify.h"
 #include "watch.h"
@@ -120,6 +121,42 @@ on_watchdog(struct timer *t)
     struct service *sv = container_of(t, struct service, watchdog);
     notify_send("WATCHDOG=1");
     loop_timer_at(sv->w->loop, &sv->watchdog, loop_now(sv->w->loop) + sv->watchdog_ms);
+}
+
+/* The admin endpoint's view of the worker (src/ops/admin_view.h). */
+static const struct conf *
+view_conf(void *arg)
+{
+    return ((const struct worker *)arg)->conf;
+}
+
+static bool
+view_ready(void *arg, struct strbuf *why)
+{
+    return status_ready(arg, why);
+}
+
+static void
+view_status(void *arg, struct strbuf *out)
+{
+    status_json(arg, out);
+}
+
+static struct abuse *
+view_abuse(void *arg, const char *name)
+{
+    struct worker_abuse *wa = worker_abuse_find(arg, name);
+    return wa != NULL ? wa->t : NULL;
+}
+
+/* The admin endpoint of <w>, serving what the functions above show of it. */
+static struct admin *
+start_admin(struct worker *w)
+{
+    struct admin_view v = {.loop = w->loop, .metrics = &w->metrics, .arg = w,
+                           .conf = view_conf, .ready = view_ready, .status = view_status,
+                           .abuse = view_abuse};
+    return admin_start(&v);
 }
 
 /* Logs every inherited socket no configured bind took; returns how many. */
@@ -273,7 +310,7 @@ main(int argc, char **argv)
     struct worker w;
     struct admin *admin = NULL;
     if (edge_init(&w, conf, path, inherited, (size_t)nfds) == -1 ||
-        (w.conf->global.admin_set && (admin = admin_start(&w)) == NULL) ||
+        (w.conf->global.admin_set && (admin = start_admin(&w)) == NULL) ||
         unmatched_inherited(inherited, nfds) > 0) {
         admin_stop(admin);
         edge_free(&w);

@@ -4,8 +4,9 @@
  * diagnostic and parsing goes on, so one run lists every mistake; the
  * checks that need the whole file (routes, bind overlaps, inherited
  * timeouts) run once everything is read. This is the loader core: the
- * handlers of the directives are in conf_global.c, conf_backend.c,
- * conf_listener.c and conf_abuse.c (shared declarations: conf_int.h).
+ * directives, their tables with their handlers, are in conf_global.c,
+ * conf_backend.c, conf_listener.c and conf_abuse.c (shared declarations:
+ * conf_int.h).
  */
 #include "conf.h"
 
@@ -41,17 +42,6 @@
 #define DEFAULT_LIMIT_TABLE 65536
 
 const char *const blk_names[] = {"top level", "global", "backend", "listener", ""};
-
-struct directive {
-    const char *name;
-    enum dir id;
-    bool once;
-    size_t min, max; /* words after the keyword */
-    const char *usage;
-    void (*fn)(struct ctx *x, const struct lex_word *w, size_t n);
-};
-
-#define MANY ((size_t)-1)
 
 /* ---- diagnostics ---- */
 
@@ -281,19 +271,46 @@ cf_duration(struct ctx *x, const struct lex_word *w, bool zero_ok, uint64_t *out
     return true;
 }
 
+/* Reports a second use, the first being at <first> (line 0: none yet); records the first. */
+static bool
+first_use_at(struct ctx *x, struct conf_pos *first, const struct lex_word *w, const char *what)
+{
+    char buf[300];
+
+    if (first->line != 0) {
+        cf_errw(x, w, "duplicate '%s' (first at %s; it may appear once per block)", what,
+                cf_where(x, first, buf, sizeof(buf)));
+        return false;
+    }
+    *first = cf_pos_of(x, w);
+    return true;
+}
+
 /* Reports a second use of a once-only directive; records the first. */
 bool
 cf_first_use(struct ctx *x, enum dir id, const struct lex_word *w, const char *what)
 {
-    char buf[300];
+    return first_use_at(x, &x->seen[id], w, what);
+}
 
-    if (x->seen[id].line != 0) {
-        cf_errw(x, w, "duplicate '%s' (first at %s; it may appear once per block)", what,
-                cf_where(x, &x->seen[id], buf, sizeof(buf)));
-        return false;
-    }
-    x->seen[id] = cf_pos_of(x, w);
-    return true;
+/*
+ * Where directive <d> was first used in the block being read (line 0: not
+ * yet): its enum dir's, or for a once-only directive without one, a slot
+ * of its own. NULL: neither, nothing to remember.
+ */
+static struct conf_pos *
+seen_at(struct ctx *x, const struct directive *d)
+{
+    if (d->id != D_COUNT)
+        return &x->seen[d->id];
+    for (size_t i = 0; i < x->nonce; i++)
+        if (x->once[i].d == d)
+            return &x->once[i].pos;
+    if (!d->once || x->nonce == ARRAY_LEN(x->once))
+        return NULL;
+    x->once[x->nonce].d = d;
+    x->once[x->nonce].pos = (struct conf_pos){0};
+    return &x->once[x->nonce++].pos;
 }
 
 struct conf_backend *
@@ -336,73 +353,39 @@ cf_cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, str
 
 /* ---- blocks ---- */
 
-static const struct directive global_dirs[] = {
-    {"log", D_LOG, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]", cf_d_log},
-    {"grace", D_GRACE, true, 1, 1, "grace DURATION", cf_d_grace},
-    {"splice", D_SPLICE, true, 1, 1, "splice on|off", cf_d_splice},
-    {"admin", D_ADMIN, true, 1, 2, "admin ADDR:PORT [allow-remote]", cf_d_admin},
-    {"admin-host", D_ADMIN_HOST, true, 1, CONF_ADMIN_HOSTS_MAX, "admin-host NAME ...",
-     cf_d_admin_host},
-    {"admin-token-file", D_ADMIN_TOKEN, true, 1, 1, "admin-token-file PATH", cf_d_admin_token_file},
-    {"admin-widest-ban", D_ADMIN_BAN, true, 2, 2, "admin-widest-ban IPV4-PREFIX IPV6-PREFIX",
-     cf_d_admin_widest_ban},
-    {"resolvers", D_RESOLVERS, true, 1, MANY, "resolvers ADDR[:PORT] ...", cf_d_resolvers},
-    {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", cf_d_timeout},
-    {"user", D_USER, true, 1, 1, "user NAME", cf_d_user},
-    {"group", D_GROUP, true, 1, 1, "group NAME", cf_d_group},
-    {"maxconn", D_MAXCONN, true, 1, 1, "maxconn N", cf_d_maxconn},
-};
-
-static const struct directive backend_dirs[] = {
-    {"server", D_SERVER, false, 2, 5, SERVER_USAGE, cf_d_server},
-    {"send-proxy", D_SEND_PROXY, true, 1, 2, "send-proxy v1|v2 [authority]", cf_d_send_proxy},
-    {"balance", D_BALANCE, true, 1, 1, "balance round-robin|first|least-conn", cf_d_balance},
-    {"check", D_CHECK, true, 1, 13, CHECK_USAGE, cf_d_check},
-    {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", cf_d_timeout},
-    {"queue-timeout", D_QUEUE_TIMEOUT, true, 1, 1, "queue-timeout DURATION", cf_d_queue_timeout},
-    {"queue-max", D_QUEUE_MAX, true, 1, 1, "queue-max N", cf_d_queue_max},
-    {"happy-eyeballs-delay", D_HE_DELAY, true, 1, 1, "happy-eyeballs-delay DURATION",
-     cf_d_he_delay},
-};
-
-static const struct directive listener_dirs[] = {
-    {"bind", D_BIND, false, 1, MANY, "bind ADDR:PORT ...", cf_d_bind},
-    {"protocol", D_PROTOCOL, true, 1, 1, "protocol smtp|submission|imap|pop3|tls|tcp",
-     cf_d_protocol},
-    {"accept-proxy", D_ACCEPT_PROXY, false, 2, MANY, "accept-proxy v1|v2|any from CIDR ...",
-     cf_d_accept_proxy},
-    {"route", D_ROUTE_ANY, false, 1, MANY, ROUTE_USAGE " or " ROUTE_SNI_USAGE, cf_d_route},
-    {"sni-required", D_SNI_REQUIRED, true, 0, 0, "sni-required", cf_d_sni_required},
-    {"timeout", D_COUNT, false, 2, 2, "timeout proxy|idle|hello DURATION", cf_d_timeout},
-    {"limit", D_COUNT, false, 2, 2, LIMIT_USAGE, cf_d_limit},
-    {"ban", D_BAN, true, 3, 5, "ban DURATION after N [within DURATION]", cf_d_ban},
-    {"allow", D_COUNT, false, 1, MANY, "allow CIDR ...", cf_d_allow},
-    {"pregreet", D_PREGREET, true, 1, 1, "pregreet count|reject|off", cf_d_pregreet},
-    {"maxconn", D_MAXCONN, true, 1, 1, "maxconn N", cf_d_maxconn},
-};
-
-static const struct {
-    const struct directive *v;
-    size_t n;
-    const char *list;
-} tables[] = {
-    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group"},
-    [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs),
-                     "server, send-proxy, balance, check, timeout, queue-timeout, queue-max, "
-                     "happy-eyeballs-delay"},
-    [BLK_LISTENER] = {listener_dirs, ARRAY_LEN(listener_dirs),
-                      "bind, protocol, accept-proxy, route, sni-required, timeout, limit, ban, "
-                      "allow, pregreet"},
+/* The directives of each block, in the files of their handlers. */
+static const struct directive_table *const tables[][2] = {
+    [BLK_GLOBAL] = {&cf_global_dirs},
+    [BLK_BACKEND] = {&cf_backend_dirs},
+    [BLK_LISTENER] = {&cf_listener_dirs, &cf_abuse_dirs},
 };
 
 static const struct directive *
 find_directive(enum blk b, const char *name)
 {
-    for (size_t i = 0; i < tables[b].n; i++) {
-        if (strcmp(tables[b].v[i].name, name) == 0)
-            return &tables[b].v[i];
+    for (size_t t = 0; t < ARRAY_LEN(tables[b]) && tables[b][t] != NULL; t++) {
+        const struct directive_table *d = tables[b][t];
+        for (size_t i = 0; i < d->n; i++) {
+            if (strcmp(d->v[i].name, name) == 0)
+                return &d->v[i];
+        }
     }
     return NULL;
+}
+
+/* "a, b, c" of the directives of block <b>, for the "allowed" hint. */
+static const char *
+directive_list(enum blk b, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t t = 0; t < ARRAY_LEN(tables[b]) && tables[b][t] != NULL; t++) {
+        int k = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", tables[b][t]->list);
+        if (k < 0 || (size_t)k >= cap - o)
+            break;
+        o += (size_t)k;
+    }
+    return buf;
 }
 
 /* The block kind other than <not> that has directive <name>, for hints. */
@@ -438,6 +421,7 @@ open_block(struct ctx *x, enum blk kind, const char *name, const struct conf_pos
     char buf[300];
 
     memset(x->seen, 0, sizeof(x->seen));
+    x->nonce = 0;
     x->route_unreadable = false;
     x->bpos = *kw;
     util_strlcpy(x->bname, name, sizeof(x->bname));
@@ -727,7 +711,8 @@ top_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
 static void
 block_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
 {
-    char buf[300];
+    char buf[300], list[512];
+    struct conf_pos *seen;
 
     if (n == 1 && is_brace(&w[0], '}')) {
         close_block(x);
@@ -776,21 +761,22 @@ block_statement(struct ctx *x, const struct lex_word *w, size_t n, bool bad)
             snprintf(hint, sizeof(hint), "; '%s' belongs in a %s block", w[0].text,
                      blk_names[home]);
         cf_errw(x, &w[0], "unknown directive '%s' in a %s block (allowed: %s)%s", w[0].text,
-                blk_names[x->blk], tables[x->blk].list, hint);
+                blk_names[x->blk], directive_list(x->blk, list, sizeof(list)), hint);
         goto done;
     }
     if (bad) {
         /* Count it as present, so its absence is not reported as well. */
-        if (d->id != D_COUNT && x->seen[d->id].line == 0)
-            x->seen[d->id] = cf_pos_of(x, &w[0]);
+        if ((seen = seen_at(x, d)) != NULL && seen->line == 0)
+            *seen = cf_pos_of(x, &w[0]);
         if (d->id == D_ROUTE_ANY)
             x->route_unreadable = true;
         goto done;
     }
-    if (d->once && !cf_first_use(x, d->id, &w[0], d->name))
+    seen = seen_at(x, d);
+    if (d->once && seen != NULL && !first_use_at(x, seen, &w[0], d->name))
         goto done;
-    if (!d->once && d->id != D_COUNT && x->seen[d->id].line == 0)
-        x->seen[d->id] = cf_pos_of(x, &w[0]);
+    if (!d->once && seen != NULL && seen->line == 0)
+        *seen = cf_pos_of(x, &w[0]);
     if (n - 1 < d->min) {
         cf_errw(x, &w[0], "too few arguments for '%s' (usage: %s)", d->name, d->usage);
         goto done;

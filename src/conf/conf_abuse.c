@@ -9,6 +9,8 @@
 #include "conf_int.h"
 #include "util.h"
 
+#define LIMIT_USAGE "limit per-ip N | limit rate N/s|N/m|N/h | limit ipv6-prefix N | limit table N"
+
 #define LIMIT_TABLE_MIN 16
 #define LIMIT_TABLE_MAX (1u << 24)
 #define LIMIT_MAX 1000000
@@ -64,7 +66,7 @@ limit_rate(struct ctx *x, const struct lex_word *w)
     l->limit_rate_ms = unit;
 }
 
-void
+static void
 cf_d_limit(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_listener *l = cf_cur_listener(x);
@@ -92,7 +94,7 @@ cf_d_limit(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 /* ban DURATION after N [within DURATION] */
-void
+static void
 cf_d_ban(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_listener *l = cf_cur_listener(x);
@@ -127,7 +129,7 @@ cf_d_ban(struct ctx *x, const struct lex_word *w, size_t n)
     l->ban_window_ms = window;
 }
 
-void
+static void
 cf_d_allow(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_listener *l = cf_cur_listener(x);
@@ -135,7 +137,7 @@ cf_d_allow(struct ctx *x, const struct lex_word *w, size_t n)
     cf_cidr_list(x, w, 1, n, &l->allow, &l->nallow, "100.64.0.0/10 or an address");
 }
 
-void
+static void
 cf_d_pregreet(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
@@ -148,3 +150,14 @@ cf_d_pregreet(struct ctx *x, const struct lex_word *w, size_t n)
     else
         cf_errw(x, &w[1], "bad pregreet '%s': expected count, reject or off", w[1].text);
 }
+
+/* The abuse-control directives of a listener block, after those of
+ * conf_listener.c (the list continues its hint of "unknown directive"). */
+static const struct directive abuse_v[] = {
+    {"limit", D_COUNT, false, 2, 2, LIMIT_USAGE, cf_d_limit},
+    {"ban", D_BAN, true, 3, 5, "ban DURATION after N [within DURATION]", cf_d_ban},
+    {"allow", D_COUNT, false, 1, MANY, "allow CIDR ...", cf_d_allow},
+    {"pregreet", D_PREGREET, true, 1, 1, "pregreet count|reject|off", cf_d_pregreet},
+};
+const struct directive_table cf_abuse_dirs = {abuse_v, ARRAY_LEN(abuse_v),
+                                              "limit, ban, allow, pregreet"};

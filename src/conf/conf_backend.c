@@ -13,6 +13,12 @@
 #include "tlshello.h"
 #include "util.h"
 
+/* Usage lines shared by a handler's messages and its table entry. */
+#define SERVER_USAGE "server NAME HOST[:PORT] [check-port N] [backup]"
+#define CHECK_USAGE                                                                                \
+    "check tcp|smtp|imap|pop3|tls|smtps|imaps|pop3s [interval D] [timeout D] [rise N] [fall N] " \
+    "[send-proxy none|v1|v2] [sni NAME]"
+
 #define DEFAULT_CHECK_INTERVAL_MS 2000
 /* Above postscreen's greet pause (postscreen_greet_wait, 6s by default):
  * postscreen holds the final "220 " that long for a client it has not
@@ -54,7 +60,7 @@ host_name_port(const char *t, char *out, size_t cap, unsigned *port)
     return 0;
 }
 
-void
+static void
 cf_d_server(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_backend *b = cf_cur_backend(x);
@@ -173,7 +179,7 @@ cf_d_server(struct ctx *x, const struct lex_word *w, size_t n)
     sv->host[hl] = '\0';
 }
 
-void
+static void
 cf_d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_backend *b = cf_cur_backend(x);
@@ -200,7 +206,7 @@ cf_d_send_proxy(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 /* CHECK_USAGE: a kind, then options in any order, each at most once. */
-void
+static void
 cf_d_check(struct ctx *x, const struct lex_word *w, size_t n)
 {
     static const char *const kinds[] = {"tcp", "smtp", "imap", "pop3", "tls", "smtps", "imaps", "pop3s"};
@@ -300,7 +306,7 @@ cf_d_check(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 /* queue-timeout DURATION: 0 turns holding off */
-void
+static void
 cf_d_queue_timeout(struct ctx *x, const struct lex_word *w, size_t n)
 {
     uint64_t ms;
@@ -311,7 +317,7 @@ cf_d_queue_timeout(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 /* queue-max N */
-void
+static void
 cf_d_queue_max(struct ctx *x, const struct lex_word *w, size_t n)
 {
     uint64_t v;
@@ -325,7 +331,7 @@ cf_d_queue_max(struct ctx *x, const struct lex_word *w, size_t n)
     cf_cur_backend(x)->queue_max = (unsigned)v;
 }
 
-void
+static void
 cf_d_balance(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
@@ -340,7 +346,7 @@ cf_d_balance(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 /* happy-eyeballs-delay DURATION: between connects to one server's addresses */
-void
+static void
 cf_d_he_delay(struct ctx *x, const struct lex_word *w, size_t n)
 {
     uint64_t ms;
@@ -370,3 +376,21 @@ conf_check_name(enum check_kind k)
                                         "pop3", "tls",   "smtps", "imaps", "pop3s"};
     return (size_t)k < ARRAY_LEN(names) ? names[k] : "?";
 }
+
+/* The directives of a backend block (conf.c reads the table; the list is the hint of
+ * "unknown directive"). */
+static const struct directive backend_v[] = {
+    {"server", D_SERVER, false, 2, 5, SERVER_USAGE, cf_d_server},
+    {"send-proxy", D_COUNT, true, 1, 2, "send-proxy v1|v2 [authority]", cf_d_send_proxy},
+    {"balance", D_COUNT, true, 1, 1, "balance round-robin|first|least-conn", cf_d_balance},
+    {"check", D_COUNT, true, 1, 13, CHECK_USAGE, cf_d_check},
+    {"timeout", D_COUNT, false, 2, 2, "timeout connect DURATION", cf_d_timeout},
+    {"queue-timeout", D_COUNT, true, 1, 1, "queue-timeout DURATION", cf_d_queue_timeout},
+    {"queue-max", D_COUNT, true, 1, 1, "queue-max N", cf_d_queue_max},
+    {"happy-eyeballs-delay", D_COUNT, true, 1, 1, "happy-eyeballs-delay DURATION",
+     cf_d_he_delay},
+};
+const struct directive_table cf_backend_dirs = {
+    backend_v, ARRAY_LEN(backend_v),
+    "server, send-proxy, balance, check, timeout, queue-timeout, queue-max, "
+    "happy-eyeballs-delay"};

@@ -21,7 +21,7 @@
 #include "conf_int.h"
 #include "util.h"
 
-void
+static void
 cf_d_log(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_global *g = &x->c->global;
@@ -72,14 +72,14 @@ cf_d_log(struct ctx *x, const struct lex_word *w, size_t n)
     }
 }
 
-void
+static void
 cf_d_grace(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
     cf_duration(x, &w[1], true, &x->c->global.grace_ms);
 }
 
-void
+static void
 cf_d_splice(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
@@ -106,7 +106,7 @@ is_loopback(const struct sockaddr_storage *ss)
 }
 
 /* resolvers ADDR[:PORT]... (IP literals; port 53 by default) */
-void
+static void
 cf_d_resolvers(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_global *g = &x->c->global;
@@ -137,7 +137,7 @@ cf_d_resolvers(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 /* admin ADDR:PORT [allow-remote] */
-void
+static void
 cf_d_admin(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_global *g = &x->c->global;
@@ -178,7 +178,7 @@ admin_option_seen(struct ctx *x, const struct lex_word *w)
 }
 
 /* admin-host NAME...: Host header names the admin endpoint answers besides its address */
-void
+static void
 cf_d_admin_host(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_global *g = &x->c->global;
@@ -215,7 +215,7 @@ cf_d_admin_host(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 /* admin-token-file PATH: writes to the admin endpoint need "Authorization: Bearer TOKEN" */
-void
+static void
 cf_d_admin_token_file(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
@@ -298,7 +298,7 @@ cf_admin_token_read(struct ctx *x)
 }
 
 /* admin-widest-ban V4 V6: the widest prefixes POST /bans takes without force=1 */
-void
+static void
 cf_d_admin_widest_ban(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_global *g = &x->c->global;
@@ -321,7 +321,7 @@ cf_d_admin_widest_ban(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 /* user NAME: the account to run as after binding (src/ops/privs.c) */
-void
+static void
 cf_d_user(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
@@ -344,7 +344,7 @@ cf_d_user(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 /* group NAME: instead of the user's primary group */
-void
+static void
 cf_d_group(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
@@ -379,3 +379,27 @@ cf_d_maxconn(struct ctx *x, const struct lex_word *w, size_t n)
     else
         cf_cur_listener(x)->maxconn = (unsigned)v;
 }
+
+/* The directives of the global block (conf.c reads the table; the list is the hint of
+ * "unknown directive"). */
+static const struct directive global_v[] = {
+    {"log", D_COUNT, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]",
+     cf_d_log},
+    {"grace", D_COUNT, true, 1, 1, "grace DURATION", cf_d_grace},
+    {"splice", D_COUNT, true, 1, 1, "splice on|off", cf_d_splice},
+    {"admin", D_COUNT, true, 1, 2, "admin ADDR:PORT [allow-remote]", cf_d_admin},
+    {"admin-host", D_COUNT, true, 1, CONF_ADMIN_HOSTS_MAX, "admin-host NAME ...",
+     cf_d_admin_host},
+    {"admin-token-file", D_COUNT, true, 1, 1, "admin-token-file PATH", cf_d_admin_token_file},
+    {"admin-widest-ban", D_COUNT, true, 2, 2, "admin-widest-ban IPV4-PREFIX IPV6-PREFIX",
+     cf_d_admin_widest_ban},
+    {"resolvers", D_COUNT, true, 1, MANY, "resolvers ADDR[:PORT] ...", cf_d_resolvers},
+    {"timeout", D_COUNT, false, 2, 2, "timeout connect|proxy|idle|hello DURATION", cf_d_timeout},
+    {"user", D_COUNT, true, 1, 1, "user NAME", cf_d_user},
+    {"group", D_COUNT, true, 1, 1, "group NAME", cf_d_group},
+    {"maxconn", D_COUNT, true, 1, 1, "maxconn N", cf_d_maxconn},
+};
+const struct directive_table cf_global_dirs = {
+    global_v, ARRAY_LEN(global_v),
+    "log, grace, splice, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, "
+    "timeout, user, group"};

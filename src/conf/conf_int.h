@@ -1,9 +1,9 @@
 /*
  * conf_int: what the configuration loader's files share, and nothing else
- * includes. conf.c is the loader core (blocks, directive tables, duplicate
- * and required tracking, includes, checks across blocks); each of
- * conf_global.c, conf_backend.c, conf_listener.c and conf_abuse.c holds the
- * handlers of its directives. A handler gets the parse context, the words of
+ * includes. conf.c is the loader core (blocks, duplicate and required
+ * tracking, includes, checks across blocks); each of conf_global.c,
+ * conf_backend.c, conf_listener.c and conf_abuse.c holds the handlers of
+ * its directives and their table (struct directive_table, at its end). A handler gets the parse context, the words of
  * its line (w[0] is the keyword) and their count, already checked against
  * the table's bounds; it reports with cf_errw()/cf_errp() and carries on.
  */
@@ -21,23 +21,15 @@
 
 #define INCLUDE_DEPTH_MAX 16
 
-/* Directives whose first appearance is remembered (duplicates, required). */
+/* Directives whose first appearance the loader's checks look at (required
+ * ones, checks across directives, sub-keywords); a once-only directive
+ * needs none (its table entry is enough: D_COUNT). */
 enum dir {
-    D_LOG,
-    D_GRACE,
-    D_SPLICE,
-    D_ADMIN,
-    D_ADMIN_HOST,
-    D_ADMIN_TOKEN,
-    D_ADMIN_BAN,
-    D_RESOLVERS,
     D_T_CONNECT,
     D_T_PROXY,
     D_T_IDLE,
     D_T_HELLO,
     D_SERVER,
-    D_SEND_PROXY,
-    D_BALANCE,
     D_BIND,
     D_PROTOCOL,
     D_ACCEPT_PROXY,
@@ -45,19 +37,12 @@ enum dir {
     D_ROUTE_ANY, /* any route line */
     D_ROUTE_SNI, /* the first route sni */
     D_SNI_REQUIRED,
-    D_CHECK,
-    D_QUEUE_TIMEOUT,
-    D_QUEUE_MAX,
-    D_USER,
-    D_GROUP,
     D_LIMIT_PER_IP,
     D_LIMIT_RATE,
     D_LIMIT_V6,
     D_LIMIT_TABLE,
     D_BAN,
     D_PREGREET,
-    D_HE_DELAY,
-    D_MAXCONN,
     D_COUNT
 };
 
@@ -97,6 +82,11 @@ struct ctx {
     struct conf_pos bpos; /* its keyword */
     char bname[CONF_NAME_MAX];
     struct conf_pos seen[D_COUNT]; /* first use of each directive in it (line 0: none) */
+    struct {                       /* first use of its once-only directives without an enum dir */
+        const struct directive *d;
+        struct conf_pos pos;
+    } once[32];                    /* more than any block has directives */
+    size_t nonce;
     bool route_unreadable;         /* a route line was too broken to tell its kind */
 
     /* A block header without '{': opened if the next line is a lone '{'. */
@@ -116,14 +106,8 @@ struct ctx {
     size_t nroutes;
 };
 
-/* Usage lines shared by a handler's messages and its table entry. */
-#define SERVER_USAGE "server NAME HOST[:PORT] [check-port N] [backup]"
-#define CHECK_USAGE                                                                                \
-    "check tcp|smtp|imap|pop3|tls|smtps|imaps|pop3s [interval D] [timeout D] [rise N] [fall N] " \
-    "[send-proxy none|v1|v2] [sni NAME]"
+/* The usage of route, in conf_listener.c's messages and in conf.c's. */
 #define ROUTE_USAGE "route -> BACKEND[:PORT]"
-#define ROUTE_SNI_USAGE "route sni NAME... -> BACKEND[:PORT]"
-#define LIMIT_USAGE "limit per-ip N | limit rate N/s|N/m|N/h | limit ipv6-prefix N | limit table N"
 
 /* ---- diagnostics and helpers (conf.c) ---- */
 
@@ -162,24 +146,38 @@ bool cf_unspecified(const struct sockaddr_storage *ss);
 void cf_cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, struct cidr **v,
                   size_t *nv, const char *like);
 
-/* ---- directive handlers, by file (the tables are in conf.c) ---- */
+/* ---- directive tables, each in the file of its handlers ---- */
 
 typedef void directive_fn(struct ctx *x, const struct lex_word *w, size_t n);
 
-/* conf_global.c */
-directive_fn cf_d_log, cf_d_grace, cf_d_splice, cf_d_resolvers, cf_d_admin, cf_d_user, cf_d_group;
-directive_fn cf_d_admin_host, cf_d_admin_token_file, cf_d_admin_widest_ban;
+#define MANY ((size_t)-1)
+
+/* One directive of a block: keyword, argument count, handler. */
+struct directive {
+    const char *name;
+    enum dir id;     /* D_COUNT: none (the loader's checks need not find it) */
+    bool once;       /* at most once per block */
+    size_t min, max; /* words after the keyword; max MANY: no bound */
+    const char *usage;
+    directive_fn *fn;
+};
+
+/* The directives a file adds to a block, and their names for the "allowed" hint. */
+struct directive_table {
+    const struct directive *v;
+    size_t n;
+    const char *list;
+};
+
+extern const struct directive_table cf_global_dirs;   /* conf_global.c */
+extern const struct directive_table cf_backend_dirs;  /* conf_backend.c */
+extern const struct directive_table cf_listener_dirs; /* conf_listener.c */
+extern const struct directive_table cf_abuse_dirs;    /* conf_abuse.c, a listener's too */
+
+/* Handlers in more than one table: timeout (conf_listener.c) in every block,
+ * maxconn (conf_global.c) in the global block and listeners. */
+directive_fn cf_d_timeout, cf_d_maxconn;
 /* Reads the admin-token-file into the conf (after the whole file: its owner may be 'user'). */
 void cf_admin_token_read(struct ctx *x);
-/* conf_global.c, for the global block and listeners */
-directive_fn cf_d_maxconn;
-/* conf_backend.c */
-directive_fn cf_d_server, cf_d_send_proxy, cf_d_check, cf_d_queue_timeout, cf_d_queue_max,
-    cf_d_balance, cf_d_he_delay;
-/* conf_listener.c; cf_d_timeout serves every block */
-directive_fn cf_d_timeout, cf_d_bind, cf_d_protocol, cf_d_accept_proxy, cf_d_route,
-    cf_d_sni_required;
-/* conf_abuse.c */
-directive_fn cf_d_limit, cf_d_ban, cf_d_allow, cf_d_pregreet;
 
 #endif

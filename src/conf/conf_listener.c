@@ -16,6 +16,8 @@
 #include "tlshello.h"
 #include "util.h"
 
+#define ROUTE_SNI_USAGE "route sni NAME... -> BACKEND[:PORT]"
+
 /* "timeout KIND DURATION" in any block; <allowed> is a mask of 1 << D_T_*. */
 void
 cf_d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
@@ -78,7 +80,7 @@ cf_d_timeout(struct ctx *x, const struct lex_word *w, size_t n)
     }
 }
 
-void
+static void
 cf_d_bind(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_listener *l = cf_cur_listener(x);
@@ -112,7 +114,7 @@ static const char *const proto_names[] = {
     [PROTO_TLS] = "tls",   [PROTO_TCP] = "tcp",
 };
 
-void
+static void
 cf_d_protocol(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
@@ -126,7 +128,7 @@ cf_d_protocol(struct ctx *x, const struct lex_word *w, size_t n)
             w[1].text);
 }
 
-void
+static void
 cf_d_accept_proxy(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_listener *l = cf_cur_listener(x);
@@ -371,7 +373,7 @@ route_sni(struct ctx *x, const struct lex_word *w, size_t n)
     add_pending(x, &r);
 }
 
-void
+static void
 cf_d_route(struct ctx *x, const struct lex_word *w, size_t n)
 {
     struct conf_listener *l = cf_cur_listener(x);
@@ -406,7 +408,7 @@ cf_d_route(struct ctx *x, const struct lex_word *w, size_t n)
     add_pending(x, &r);
 }
 
-void
+static void
 cf_d_sni_required(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)w;
@@ -459,3 +461,19 @@ conf_proto_goodbye(enum proto p)
     }
     return NULL;
 }
+
+/* The directives of a listener block but its abuse control (conf_abuse.c has those);
+ * conf.c reads the table, the list is the first part of the hint of "unknown directive". */
+static const struct directive listener_v[] = {
+    {"bind", D_BIND, false, 1, MANY, "bind ADDR:PORT ...", cf_d_bind},
+    {"protocol", D_PROTOCOL, true, 1, 1, "protocol smtp|submission|imap|pop3|tls|tcp",
+     cf_d_protocol},
+    {"accept-proxy", D_ACCEPT_PROXY, false, 2, MANY, "accept-proxy v1|v2|any from CIDR ...",
+     cf_d_accept_proxy},
+    {"route", D_ROUTE_ANY, false, 1, MANY, ROUTE_USAGE " or " ROUTE_SNI_USAGE, cf_d_route},
+    {"sni-required", D_SNI_REQUIRED, true, 0, 0, "sni-required", cf_d_sni_required},
+    {"timeout", D_COUNT, false, 2, 2, "timeout proxy|idle|hello DURATION", cf_d_timeout},
+    {"maxconn", D_COUNT, true, 1, 1, "maxconn N", cf_d_maxconn},
+};
+const struct directive_table cf_listener_dirs = {
+    listener_v, ARRAY_LEN(listener_v), "bind, protocol, accept-proxy, route, sni-required, timeout"};

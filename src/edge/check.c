@@ -32,7 +32,6 @@
 #include "sock.h"
 #include "tlscheck.h"
 #include "util.h"
-#include "worker.h"
 
 /* Timers of a check: its own, and its connector's while connecting. */
 #define CHECK_TIMERS 2
@@ -54,7 +53,7 @@ struct check {
     struct io io;
     struct timer timer;  /* idle while the connector's runs: one armed timer per check */
     struct connector *conn; /* Happy Eyeballs over the server's addresses */
-    struct worker *w;
+    struct loop *loop;
     struct backend *b;
     size_t si; /* server index in b */
     enum check_state state;
@@ -132,7 +131,7 @@ close_fd(struct check *c)
     tlscheck_free(c->tls);
     c->tls = NULL;
     if (c->io.fd >= 0) {
-        loop_del(c->w->loop, &c->io);
+        loop_del(c->loop, &c->io);
         close(c->io.fd);
         c->io.fd = -1;
     }
@@ -145,7 +144,7 @@ finish(struct check *c)
     close_fd(c);
     c->state = CK_IDLE;
     if (!c->stopped)
-        loop_timer_at(c->w->loop, &c->timer, loop_now(c->w->loop) + bconf(c)->check_interval_ms);
+        loop_timer_at(c->loop, &c->timer, loop_now(c->loop) + bconf(c)->check_interval_ms);
 }
 
 /* Records the result of the current check: counters, rise/fall, the transition log line. */
@@ -157,8 +156,8 @@ record(struct check *c, enum check_result r)
     c->decided = true;
     struct backend_server *st = &c->b->srv[c->si];
     bool was_up = st->up;
-    backend_server_checked(c->b, c->si, (int)r, r == CHECK_PASSED, loop_now(c->w->loop));
-    uint64_t now = loop_now(c->w->loop);
+    backend_server_checked(c->b, c->si, (int)r, r == CHECK_PASSED, loop_now(c->loop));
+    uint64_t now = loop_now(c->loop);
     bool said = false;
     if (!st->up && r != CHECK_PASSED)
         c->down_fails++;
@@ -234,7 +233,7 @@ conclude(struct check *c, enum check_result r)
         return;
     }
     c->state = CK_DRAIN;
-    loop_timer_at(c->w->loop, &c->timer, loop_now(c->w->loop) + bconf(c)->check_timeout_ms);
+    loop_timer_at(c->loop, &c->timer, loop_now(c->loop) + bconf(c)->check_timeout_ms);
 }
 
 /* Server bytes for the log: printable ASCII, the rest as '?'; truncated. */
@@ -503,14 +502,14 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
         return;
     }
     c->io.fd = fd;
-    if (loop_mod(c->w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+    if (loop_mod(c->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
         close_fd(c);
         snprintf(c->detail, sizeof(c->detail), "%s", strerror(errno));
         conclude(c, CHECK_L4_ERROR);
         return;
     }
     /* A check timer for the rest: greeting and reply. */
-    loop_timer_at(c->w->loop, &c->timer, c->deadline);
+    loop_timer_at(c->loop, &c->timer, c->deadline);
     connected(c);
 }
 
@@ -542,7 +541,7 @@ start(struct check *c)
     }
     c->state = CK_CONNECTING;
     uint64_t timeout = bconf(c)->check_timeout_ms;
-    c->deadline = loop_now(c->w->loop) + timeout;
+    c->deadline = loop_now(c->loop) + timeout;
     /* A check timeout shorter than the attempt delay (a 200ms interval)
      * would never reach the second address. */
     uint64_t delay = bconf(c)->he_delay_ms;
@@ -611,41 +610,53 @@ on_timer(struct timer *t)
     }
 }
 
+/* The checks of one generation, one per checked server. */
+struct checks {
+    struct loop *loop;
+    size_t n;
+    struct check v[];
+};
+
 int
-check_start_all(struct worker *w)
+check_start_all(struct checks **out, struct loop *loop, struct backend *backends,
+                size_t nbackends)
 {
     size_t n = 0;
-    for (size_t i = 0; i < w->conf->nbackends; i++) {
-        if (w->conf->backends[i].check != CHECK_NONE)
-            n += w->conf->backends[i].nservers;
+    *out = NULL;
+    for (size_t i = 0; i < nbackends; i++) {
+        if (backends[i].conf->check != CHECK_NONE)
+            n += backends[i].conf->nservers;
     }
     if (n == 0)
         return 0;
-    if (loop_timer_reserve(w->loop, CHECK_TIMERS * n) == -1) {
+    if (loop_timer_reserve(loop, CHECK_TIMERS * n) == -1) {
         log_warn("check: cannot allocate");
         return -1;
     }
-    /* From here, CHECK_TIMERS per check in w->checks[0..nchecks) stay reserved. */
-    if ((w->checks = calloc(n, sizeof(*w->checks))) == NULL) {
-        loop_timer_release(w->loop, CHECK_TIMERS * n);
+    /* From here, CHECK_TIMERS per check in cs->v[0..n) stay reserved. */
+    struct checks *cs = calloc(1, sizeof(*cs) + n * sizeof(cs->v[0]));
+    if (cs == NULL) {
+        loop_timer_release(loop, CHECK_TIMERS * n);
         log_warn("check: cannot allocate");
         return -1;
     }
-    for (size_t i = 0; i < w->conf->nbackends; i++) {
-        struct backend *b = &w->backends[i];
+    cs->loop = loop;
+    *out = cs;
+    for (size_t i = 0; i < nbackends; i++) {
+        struct backend *b = &backends[i];
         if (b->conf->check == CHECK_NONE)
             continue;
         for (size_t j = 0; j < b->conf->nservers; j++) {
-            struct check *c = &w->checks[w->nchecks++];
-            c->w = w;
+            struct check *c = &cs->v[cs->n++];
+            c->loop = loop;
             c->b = b;
             c->si = j;
             c->io.fd = -1;
             c->io.cb = on_io;
             timer_init(&c->timer, on_timer);
-            c->conn = connector_new(w->loop, &check_connect_ops, c);
+            c->conn = connector_new(loop, &check_connect_ops, c);
             if (c->conn == NULL) {
-                loop_timer_release(w->loop, CHECK_TIMERS * (n - w->nchecks));
+                loop_timer_release(loop, CHECK_TIMERS * (n - cs->n));
                 log_warn("check: cannot allocate");
                 return -1;
             }
@@ -653,28 +664,28 @@ check_start_all(struct worker *w)
             b->srv[j].check = c;
             /* Down from the start: the first failed check says so. Down
              * with a failure carried over by a reload: already said. */
-            c->down_since = loop_now(w->loop);
+            c->down_since = loop_now(loop);
             c->down_log_gap = STILL_DOWN_FIRST_MS;
             c->next_down_log = b->srv[j].last_result > 0 ? c->down_since + c->down_log_gap : 0;
             /* Health carried over by a reload: the next check when it is due,
              * so a burst of reloads does not become a burst of checks. */
-            uint64_t first = loop_now(w->loop);
+            uint64_t first = loop_now(loop);
             if (b->srv[j].last_result >= 0 &&
                 b->srv[j].last_check_ms + b->conf->check_interval_ms > first)
                 first = b->srv[j].last_check_ms + b->conf->check_interval_ms;
-            loop_timer_at(w->loop, &c->timer, first);
+            loop_timer_at(loop, &c->timer, first);
         }
     }
     return 0;
 }
 
 void
-check_stop_all(struct worker *w)
+check_stop_all(struct checks *cs)
 {
-    for (size_t i = 0; i < w->nchecks; i++) {
-        struct check *c = &w->checks[i];
+    for (size_t i = 0; cs != NULL && i < cs->n; i++) {
+        struct check *c = &cs->v[i];
         c->stopped = true;
-        loop_timer_cancel(w->loop, &c->timer);
+        loop_timer_cancel(cs->loop, &c->timer);
         if (c->conn != NULL)
             connector_cancel(c->conn);
         if (c->io.fd >= 0) {
@@ -689,13 +700,15 @@ check_stop_all(struct worker *w)
 }
 
 void
-check_free_all(struct worker *w)
+check_free_all(struct checks **csp)
 {
-    check_stop_all(w);
-    for (size_t i = 0; i < w->nchecks; i++)
-        connector_destroy(w->checks[i].conn);
-    loop_timer_release(w->loop, CHECK_TIMERS * w->nchecks);
-    free(w->checks);
-    w->checks = NULL;
-    w->nchecks = 0;
+    struct checks *cs = *csp;
+    if (cs == NULL)
+        return;
+    check_stop_all(cs);
+    for (size_t i = 0; i < cs->n; i++)
+        connector_destroy(cs->v[i].conn);
+    loop_timer_release(cs->loop, CHECK_TIMERS * cs->n);
+    free(cs);
+    *csp = NULL;
 }

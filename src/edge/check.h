@@ -15,7 +15,9 @@
 
 #include <stddef.h>
 
-struct worker;
+struct backend;
+struct loop;
+struct checks;
 
 /* Why a check failed (CHECK_PASSED: it did not). Labels in logs and metrics. */
 enum check_result {
@@ -36,16 +38,20 @@ enum check_result {
 const char *check_result_name(enum check_result r);
 
 /*
- * Creates a check for every server of every backend with a check in the
- * conf and schedules the first one at once. Returns 0, or -1 when out of
- * memory (logged).
+ * Creates a check in <loop> for every server of every backend with a check
+ * among <backends>[0..<nbackends>) (a generation's) and schedules the first
+ * one at once; *<out> is the set (NULL when no server is checked). Returns
+ * 0, or -1 when out of memory (logged); *<out> may then hold the checks
+ * made so far, for check_free_all().
  */
-int check_start_all(struct worker *w);
+int check_start_all(struct checks **out, struct loop *loop, struct backend *backends,
+                    size_t nbackends);
 
-/* Stops every check (drain): closes its socket, cancels its timer. Idempotent. */
-void check_stop_all(struct worker *w);
+/* Stops every check of <cs> (drain): closes its socket, cancels its timer.
+ * Idempotent; NULL is a no-op. */
+void check_stop_all(struct checks *cs);
 
-/* Stops and frees every check. */
-void check_free_all(struct worker *w);
+/* Stops and frees every check of *<cs>, and sets it to NULL. */
+void check_free_all(struct checks **cs);
 
 #endif

@@ -102,7 +102,7 @@ edge_drain(struct worker *w)
     w->draining = true;
     for (size_t i = 0; i < w->nlisteners; i++)
         listener_close(&w->listeners[i]);
-    check_stop_all(w);
+    check_stop_all(w->checks);
     log_begin(LOG_INFO, "drain");
     log_u64("sessions", w->nsessions);
     log_u64("grace_ms", w->conf->global.grace_ms);
@@ -120,8 +120,8 @@ edge_free(struct worker *w)
 {
     for (size_t i = 0; i < w->nlisteners; i++)
         listener_close(&w->listeners[i]);
-    check_free_all(w);
-    resolve_free_all(w);
+    check_free_all(&w->checks);
+    resolve_free_all(&w->resolver);
     while (w->gens != NULL) {
         struct gen *g = w->gens;
         w->gens = g->next;

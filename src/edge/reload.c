@@ -46,19 +46,12 @@
 
 /* --- counters keyed by name ---------------------------------------------- */
 
+/* The label string <s>, kept for the worker's life (byname.h); NULL: out of memory. */
 static const char *
 intern(struct worker *w, const char *s)
 {
-    for (size_t i = 0; i < w->nnames; i++)
-        if (strcmp(w->names[i], s) == 0)
-            return w->names[i];
-    char **v = realloc(w->names, (w->nnames + 1) * sizeof(*v));
-    if (v == NULL)
-        return NULL;
-    w->names = v;
-    if ((v[w->nnames] = strdup(s)) == NULL)
-        return NULL;
-    return v[w->nnames++];
+    struct byname_entry *e = byname_get(&w->names, s, NULL, NULL);
+    return e != NULL ? e->name : NULL;
 }
 
 /* The counter tables of a generation about to become current. */
@@ -641,14 +634,15 @@ conf_listener_named(const struct conf *c, const char *name)
 static void
 abuse_install(struct worker *w)
 {
-    for (size_t i = 0; i < w->nabuse; i++) {
-        const struct conf_listener *lc = conf_listener_named(w->conf, w->abuse[i]->name);
+    for (size_t i = 0; i < w->abuse.n; i++) {
+        struct worker_abuse *wa = w->abuse.v[i]->value;
+        const struct conf_listener *lc = conf_listener_named(w->conf, wa->name);
         if (lc != NULL) {
-            set_policy(w->abuse[i]->t, lc);
+            set_policy(wa->t, lc);
         } else {
             /* Gone: no limits, and no allow list pointing into an old conf. */
             struct abuse_policy none = {.v6_prefix = 64};
-            abuse_set_policy(w->abuse[i]->t, &none);
+            abuse_set_policy(wa->t, &none);
         }
     }
     for (size_t i = 0; i < w->metrics.nlisteners; i++) {
@@ -695,8 +689,8 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
         carry_backends(old, ng);
         /* The old generation's checks and queries stop; their results
          * would go to state nothing reads any more. */
-        check_free_all(w);
-        resolve_free_all(w);
+        check_free_all(&w->checks);
+        resolve_free_all(&w->resolver);
         for (size_t i = 0; i < old->conf->nbackends; i++) {
             /* Held clients of a removed backend get the goodbye (session_reload_held). */
             if (gen_backend_by_name(ng, old->conf->backends[i].name) != NULL)
@@ -732,7 +726,8 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
         for (size_t i = 0; i < ng->conf->nbackends; i++)
             ng->backends[i].qm->queued = ng->backends[i].nheld;
     }
-    if (check_start_all(w) == -1 || resolve_start_all(w) == -1)
+    if (check_start_all(&w->checks, w->loop, w->backends, w->conf->nbackends) == -1 ||
+        resolve_start_all(&w->resolver, w->loop, w->conf, w->backends) == -1)
         log_warnx("reload: checks or DNS of generation %llu did not all start",
                   (unsigned long long)ng->id);
     if (old != NULL)

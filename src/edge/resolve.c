@@ -11,8 +11,8 @@
 #include "addr.h"
 #include "backend.h"
 #include "log.h"
+#include "loop.h"
 #include "util.h"
-#include "worker.h"
 
 #define RIO_MAX 32   /* c-ares sockets at once: one per resolver, plus TCP */
 
@@ -37,7 +37,8 @@ struct rio {
 };
 
 struct resolver {
-    struct worker *w;
+    struct loop *loop;
+    size_t ntimers;            /* timers it reserved in the loop */
     ares_channel ch;
     bool stopping;
     struct timer timer;        /* c-ares's own timeouts */
@@ -53,11 +54,11 @@ rearm(struct resolver *r)
     if (r->stopping)
         return;
     if (ares_timeout(r->ch, NULL, &tv) == NULL) {
-        loop_timer_cancel(r->w->loop, &r->timer);
+        loop_timer_cancel(r->loop, &r->timer);
         return;
     }
     uint64_t ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000 + 1;
-    loop_timer_at(r->w->loop, &r->timer, loop_now(r->w->loop) + ms);
+    loop_timer_at(r->loop, &r->timer, loop_now(r->loop) + ms);
 }
 
 static void
@@ -94,7 +95,7 @@ on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
     }
     if (!readable && !writable) {
         if (x != NULL) {
-            loop_del(r->w->loop, &x->io);
+            loop_del(r->loop, &x->io);
             x->used = false;
             x->io.fd = -1;
         }
@@ -102,7 +103,7 @@ on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
     }
     uint32_t ev = (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
     if (x != NULL) {
-        if (loop_mod(r->w->loop, &x->io, ev) == -1)
+        if (loop_mod(r->loop, &x->io, ev) == -1)
             log_warn("resolve: epoll_ctl");
         return;
     }
@@ -113,7 +114,7 @@ on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
     free_slot->io.fd = fd;
     free_slot->io.cb = on_io;
     free_slot->r = r;
-    if (loop_add(r->w->loop, &free_slot->io, ev) == -1) {
+    if (loop_add(r->loop, &free_slot->io, ev) == -1) {
         log_warn("resolve: epoll_ctl");
         free_slot->io.fd = -1;
         return;
@@ -228,8 +229,8 @@ on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *res)
             q->retry_ms = RESOLVE_RETRY_MAX_MS;
         next_ms = q->retry_ms;
     }
-    q->due_ms = loop_now(q->r->w->loop) + next_ms;
-    loop_timer_at(q->r->w->loop, &q->timer, q->due_ms);
+    q->due_ms = loop_now(q->r->loop) + next_ms;
+    loop_timer_at(q->r->loop, &q->timer, q->due_ms);
 }
 
 static void
@@ -241,9 +242,9 @@ query_start(struct resolve_query *q)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = ARES_AI_NOSORT;
     q->busy = true;
-    q->started_ms = loop_now(q->r->w->loop);
+    q->started_ms = loop_now(q->r->loop);
     q->due_ms = 0;
-    loop_timer_cancel(q->r->w->loop, &q->timer);
+    loop_timer_cancel(q->r->loop, &q->timer);
     ares_getaddrinfo(q->r->ch, qconf(q)->host, NULL, &hints, on_answer, q);
     rearm(q->r);
 }
@@ -261,7 +262,7 @@ resolve_refresh(struct resolve_query *q)
 {
     if (q == NULL || q->busy || q->r->stopping)
         return;
-    struct loop *l = q->r->w->loop;
+    struct loop *l = q->r->loop;
     uint64_t when = q->started_ms + RESOLVE_REFRESH_MS;
     if (when <= loop_now(l)) {
         query_start(q);
@@ -274,10 +275,11 @@ resolve_refresh(struct resolve_query *q)
 }
 
 int
-resolve_start_all(struct worker *w)
+resolve_start_all(struct resolver **out, struct loop *loop, const struct conf *c,
+                  struct backend *backends)
 {
-    const struct conf *c = w->conf;
     size_t nq = 0;
+    *out = NULL;
     for (size_t i = 0; i < c->nbackends; i++)
         for (size_t j = 0; j < c->backends[i].nservers; j++)
             nq += c->backends[i].servers[j].is_name;
@@ -289,11 +291,11 @@ resolve_start_all(struct worker *w)
         log_warnx("resolve: cannot allocate");
         return -1;
     }
-    r->w = w;
+    r->loop = loop;
     timer_init(&r->timer, on_timeout);
     for (size_t i = 0; i < RIO_MAX; i++)
         r->ios[i].io.fd = -1;
-    w->resolver = r;
+    *out = r;
     int rc = ares_library_init(ARES_LIB_INIT_ALL);
     if (rc != ARES_SUCCESS) {
         log_warnx("resolve: c-ares: %s", ares_strerror(rc));
@@ -326,22 +328,22 @@ resolve_start_all(struct worker *w)
             return -1;
         }
     }
-    if (loop_timer_reserve(w->loop, nq + 1) == -1) {
+    if (loop_timer_reserve(loop, nq + 1) == -1) {
         log_warnx("resolve: cannot allocate");
         return -1;
     }
-    w->nresolve_timers = nq + 1;
+    r->ntimers = nq + 1;
     for (size_t i = 0; i < c->nbackends; i++) {
         for (size_t j = 0; j < c->backends[i].nservers; j++) {
             if (!c->backends[i].servers[j].is_name)
                 continue;
             struct resolve_query *q = &r->q[r->nq++];
             q->r = r;
-            q->b = &w->backends[i];
+            q->b = &backends[i];
             q->si = j;
             q->last_status = -1;
             timer_init(&q->timer, on_query_timer);
-            w->backends[i].srv[j].rq = q;
+            backends[i].srv[j].rq = q;
             query_start(q);
         }
     }
@@ -349,9 +351,9 @@ resolve_start_all(struct worker *w)
 }
 
 void
-resolve_free_all(struct worker *w)
+resolve_free_all(struct resolver **rp)
 {
-    struct resolver *r = w->resolver;
+    struct resolver *r = *rp;
     if (r == NULL)
         return;
     if (r->ch != NULL) {
@@ -361,15 +363,14 @@ resolve_free_all(struct worker *w)
     }
     for (size_t i = 0; i < RIO_MAX; i++)
         if (r->ios[i].used)
-            loop_del(w->loop, &r->ios[i].io);
-    loop_timer_cancel(w->loop, &r->timer);
+            loop_del(r->loop, &r->ios[i].io);
+    loop_timer_cancel(r->loop, &r->timer);
     for (size_t i = 0; i < r->nq; i++) {
-        loop_timer_cancel(w->loop, &r->q[i].timer);
+        loop_timer_cancel(r->loop, &r->q[i].timer);
         r->q[i].b->srv[r->q[i].si].rq = NULL;
     }
+    loop_timer_release(r->loop, r->ntimers);
     free(r->q);
     free(r);
-    loop_timer_release(w->loop, w->nresolve_timers);
-    w->resolver = NULL;
-    w->nresolve_timers = 0;
+    *rp = NULL;
 }

@@ -21,14 +21,21 @@
 #define RESOLVE_RETRY_MAX_MS 30000u   /* failures: retried after 1s, 2s, 4s ... 30s */
 #define RESOLVE_REFRESH_MS 1000u      /* connect failures: one early query per name per 1s */
 
-struct worker;
+struct backend;
+struct conf;
+struct loop;
+struct resolver;
 struct resolve_query;
 
 /*
- * Starts resolving every server written with a DNS name (nothing when there
- * is none: c-ares is not even initialised). Returns 0, or -1 after logging.
+ * Starts resolving, in <loop>, every server of <backends> (parallel to
+ * <c>->backends: a generation's) written with a DNS name, asking the
+ * resolvers of <c> or the system's; *<out> is the resolver (NULL when no
+ * server has a name: c-ares is not even initialised). Returns 0, or -1
+ * after logging; *<out> may then be set, for resolve_free_all().
  */
-int resolve_start_all(struct worker *w);
+int resolve_start_all(struct resolver **out, struct loop *loop, const struct conf *c,
+                      struct backend *backends);
 
 /*
  * Every address of the name of <q> failed to connect (refused, unreachable,
@@ -37,7 +44,8 @@ int resolve_start_all(struct worker *w);
  */
 void resolve_refresh(struct resolve_query *q);
 
-/* Stops and frees everything (pending queries are cancelled). */
-void resolve_free_all(struct worker *w);
+/* Stops and frees *<r> (pending queries are cancelled) and sets it to NULL.
+ * NULL is a no-op. */
+void resolve_free_all(struct resolver **r);
 
 #endif

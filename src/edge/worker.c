@@ -42,47 +42,59 @@ on_abuse_sweep(struct timer *t)
     struct worker *w = container_of(t, struct worker, abuse_timer);
     uint64_t now = loop_now(w->loop);
 
-    for (size_t i = 0; i < w->nabuse; i++)
-        abuse_sweep(w->abuse[i]->t, now);
+    for (size_t i = 0; i < w->abuse.n; i++)
+        abuse_sweep(((struct worker_abuse *)w->abuse.v[i]->value)->t, now);
     loop_timer_at(w->loop, &w->abuse_timer, now + ABUSE_SWEEP_MS);
 }
 
 struct worker_abuse *
 worker_abuse_find(struct worker *w, const char *name)
 {
-    for (size_t i = 0; i < w->nabuse; i++) {
-        if (strcmp(w->abuse[i]->name, name) == 0)
-            return w->abuse[i];
+    struct byname_entry *e = byname_find(&w->abuse, name);
+    return e != NULL ? e->value : NULL;
+}
+
+/* What a listener name that appears for the first time gets. */
+struct abuse_make {
+    struct worker *w;
+    const struct conf_listener *lc;
+};
+
+static void *
+abuse_make(void *arg, const char *name)
+{
+    const struct abuse_make *x = arg;
+    struct worker_abuse *wa = calloc(1, sizeof(*wa));
+    uint64_t seed;
+    if (wa == NULL)
+        return NULL;
+    wa->name = name;
+    wa->w = x->w;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = x->w->id_seed ^ (uint64_t)(uintptr_t)wa;
+    /* The size is the one configured when the name first appears. */
+    if ((wa->t = abuse_new(x->lc->limit_table, seed, on_ban_event, wa)) == NULL) {
+        free(wa);
+        return NULL;
     }
-    return NULL;
+    return wa;
+}
+
+static void
+abuse_unmake(void *value)
+{
+    struct worker_abuse *wa = value;
+    abuse_free(wa->t);
+    free(wa);
 }
 
 int
 worker_abuse_prepare(struct worker *w, const struct conf *c)
 {
     for (size_t i = 0; i < c->nlisteners; i++) {
-        const struct conf_listener *lc = &c->listeners[i];
-        if (worker_abuse_find(w, lc->name) != NULL)
-            continue;
-        struct worker_abuse **v =
-            realloc(w->abuse, (w->nabuse + 1) * sizeof(struct worker_abuse *));
-        if (v == NULL)
+        struct abuse_make x = {.w = w, .lc = &c->listeners[i]};
+        if (byname_get(&w->abuse, x.lc->name, abuse_make, &x) == NULL)
             return -1;
-        w->abuse = v;
-        struct worker_abuse *wa = calloc(1, sizeof(*wa));
-        uint64_t seed;
-        if (wa == NULL)
-            return -1;
-        util_strlcpy(wa->name, lc->name, sizeof(wa->name));
-        wa->w = w;
-        if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-            seed = w->id_seed ^ (uint64_t)(uintptr_t)wa;
-        /* The size is the one configured when the name first appears. */
-        if ((wa->t = abuse_new(lc->limit_table, seed, on_ban_event, wa)) == NULL) {
-            free(wa);
-            return -1;
-        }
-        w->abuse[w->nabuse++] = wa;
     }
     return 0;
 }
@@ -173,14 +185,8 @@ worker_free(struct worker *w)
     relay_pool_free(w->pool);
     free(w->metrics.backends);
     metrics_free(&w->metrics);
-    for (size_t i = 0; i < w->nnames; i++)
-        free(w->names[i]);
-    free(w->names);
-    for (size_t i = 0; i < w->nabuse; i++) {
-        abuse_free(w->abuse[i]->t);
-        free(w->abuse[i]);
-    }
-    free(w->abuse);
+    byname_free(&w->names, NULL);
+    byname_free(&w->abuse, abuse_unmake);
     loop_free(w->loop);
     memset(w, 0, sizeof(*w));
 }

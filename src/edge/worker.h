@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "byname.h"
 #include "conf.h"
 #include "connector.h"
 #include "fdbudget.h"
@@ -24,7 +25,7 @@
 struct listener;
 struct session;
 struct relay_pool;
-struct check;
+struct checks;
 struct resolver;
 struct ownaddr;
 
@@ -36,10 +37,11 @@ struct ownaddr;
 /*
  * The abuse-control state of one configured listener (src/edge/abuse.c), known
  * by the listener's name rather than its config: limits, bans and their
- * counters outlive a config, so a reload hands these over by name.
+ * counters outlive a config, so a reload hands these over by name (the
+ * values of w->abuse).
  */
 struct worker_abuse {
-    char name[CONF_NAME_MAX];
+    const char *name;                /* its entry's in w->abuse */
     struct abuse *t;
     struct worker *w;
 };
@@ -74,17 +76,16 @@ struct worker {
      * Same for servers and backends. */
     struct metrics metrics;
     size_t nlisteners_all, nservers_all, nbackends_all;
-    char **names;                    /* interned label values of the counters */
-    size_t nnames;
+    struct byname names;             /* label values of the counters: names alone */
     const char *reason_names[METRICS_REASONS_MAX];
     const char *check_reason_names[METRICS_CHECK_REASONS_MAX];
     /* Tells the service manager about a reload (READY=1, RELOADING=1...);
      * NULL: nobody to tell. Set by main. */
     void (*notify)(const char *state);
-    struct check *checks;            /* one per checked server (src/edge/check.c) */
-    size_t nchecks;                  /* each owns one armed timer */
-    struct resolver *resolver;       /* DNS names of servers (src/edge/resolve.c); NULL: none */
-    size_t nresolve_timers;          /* timers it owns */
+    /* Health checks and DNS names of the current generation's servers
+     * (src/edge/check.c, src/edge/resolve.c); NULL: none. */
+    struct checks *checks;
+    struct resolver *resolver;
     /* Reload (src/edge/reload.c): SIGHUP queues it; it runs after the batch of events. */
     const char *conf_path;
     struct defer reload_defer;
@@ -92,11 +93,10 @@ struct worker {
     int *inherited;                  /* socket activation: listening sockets from the
                                       * service manager, -1 once taken; NULL: none */
     size_t ninherited;
-    /* Abuse control (src/edge/abuse.c): one state per listener name ever
-     * configured, so that a reload keeps limits, bans and their counters
-     * (src/edge/reload.c). Each allocated alone: its address is stable. */
-    struct worker_abuse **abuse;
-    size_t nabuse;
+    /* Abuse control (src/edge/abuse.c): a struct worker_abuse per listener
+     * name ever configured, so that a reload keeps limits, bans and their
+     * counters (src/edge/reload.c). */
+    struct byname abuse;
     struct timer abuse_timer;        /* abuse_sweep() about once a second */
     /* Descriptors (src/edge/fdbudget.h), shared out at start and on each reload:
      * sessions stop at fdb.maxconn, their parallel connects at connects.max,

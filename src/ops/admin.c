@@ -25,15 +25,13 @@
 #include "addr.h"
 #include "admin_bans.h"
 #include "adminreq.h"
-#include "backend.h"
-#include "check.h"
+#include "conf.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "procstat.h"
 #include "sock.h"
 #include "util.h"
-#include "worker.h"
 
 #define ADMIN_CONN_MAX 32       /* concurrent admin connections */
 #define ADMIN_TIMERS 2 /* its own (MHD's timeout) and the pause after EMFILE */
@@ -44,7 +42,7 @@
 
 struct admin {
     struct io io; /* MHD's epoll descriptor */
-    struct worker *w;
+    struct admin_view v;
     struct MHD_Daemon *d;
     struct io lio; /* the listening socket; we accept and hand connections to MHD */
     bool polling;  /* lio is polled (not paused, not at ADMIN_CONN_MAX) */
@@ -52,145 +50,6 @@ struct admin {
     struct timer pause_timer; /* accepting again after EMFILE */
     uint64_t last_pause_log;
 };
-
-/* ---- /readyz and /status ---- */
-
-bool
-admin_ready(const struct worker *w, struct strbuf *why)
-{
-    if (w->draining) {
-        strbuf_add(why, "draining: shutting down, listeners closed\n");
-        return false;
-    }
-    bool ok = true;
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        const struct listener *l = &w->listeners[i];
-        if (l->io.fd < 0) {
-            char a[ADDR_STRLEN];
-            strbuf_addf(why, "listener %s: %s is not bound\n", l->conf->name,
-                        addr_format((const struct sockaddr *)&l->bind->addr, a, sizeof(a)));
-            ok = false;
-        }
-    }
-    for (size_t i = 0; i < w->conf->nbackends; i++) {
-        if (w->conf->backends[i].nservers == 0) {
-            strbuf_addf(why, "backend %s: no server\n", w->conf->backends[i].name);
-            ok = false;
-        } else if (backend_servers_up(&w->backends[i]) == 0) {
-            strbuf_addf(why, "backend %s: no server is up (health check %s)\n",
-                        w->conf->backends[i].name, conf_check_name(w->conf->backends[i].check));
-            ok = false;
-        }
-    }
-    if (ok)
-        strbuf_add(why, "ok\n");
-    return ok;
-}
-
-static void
-json_str(struct strbuf *b, const char *s)
-{
-    strbuf_add(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            strbuf_addf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            strbuf_addf(b, "\\u%04x", *p);
-        else
-            strbuf_addn(b, (const char *)p, 1);
-    }
-    strbuf_add(b, "\"");
-}
-
-void
-admin_status_json(const struct worker *w, struct strbuf *out)
-{
-    const struct conf *c = w->conf;
-    struct strbuf why = {0};
-    bool ready = admin_ready(w, &why);
-    char a[ADDR_STRLEN];
-
-    strbuf_add(out, "{\"version\":");
-    json_str(out, MAILEDGE_VERSION);
-    strbuf_addf(out, ",\"ready\":%s,\"draining\":%s,\"sessions_active\":%zu,\"listeners\":[",
-                ready ? "true" : "false", w->draining ? "true" : "false", w->nsessions);
-    free(why.p);
-    for (size_t i = 0; i < c->nlisteners; i++) {
-        const struct conf_listener *l = &c->listeners[i];
-        strbuf_add(out, i ? ",{\"name\":" : "{\"name\":");
-        json_str(out, l->name);
-        strbuf_add(out, ",\"protocol\":");
-        json_str(out, conf_proto_name(l->proto));
-        strbuf_add(out, ",\"addresses\":[");
-        for (size_t j = 0; j < l->nbinds; j++) {
-            if (j)
-                strbuf_add(out, ",");
-            json_str(out, conf_bind_format(&l->binds[j], a, sizeof(a)));
-        }
-        strbuf_add(out, "],\"backend\":");
-        if (l->route.backend != NULL)
-            json_str(out, l->route.backend->name);
-        else
-            strbuf_add(out, "null");
-        const struct abuse_stats *ab = w->metrics.listeners[i].abuse;
-        strbuf_addf(out, ",\"sessions_active\":%llu,\"bans_active\":%llu}",
-                    (unsigned long long)w->metrics.listeners[i].active,
-                    (unsigned long long)(ab != NULL ? ab->bans_active : 0));
-    }
-    strbuf_add(out, "],\"backends\":[");
-    for (size_t i = 0; i < c->nbackends; i++) {
-        const struct conf_backend *b = &c->backends[i];
-        strbuf_add(out, i ? ",{\"name\":" : "{\"name\":");
-        json_str(out, b->name);
-        strbuf_addf(out,
-                    ",\"balance\":\"%s\",\"check\":\"%s\",\"servers_up\":%zu,\"queued\":%zu,"
-                    "\"servers\":[",
-                    conf_balance_name(b->balance),
-                    conf_check_name(b->check), backend_servers_up(&w->backends[i]),
-                    w->backends[i].nheld);
-        for (size_t j = 0; j < b->nservers; j++) {
-            const struct conf_server *s = &b->servers[j];
-            strbuf_add(out, j ? ",{\"name\":" : "{\"name\":");
-            json_str(out, s->name);
-            strbuf_add(out, ",\"address\":");
-            if (s->is_name && s->has_port) {
-                char hp[CONF_HOST_MAX + 8];
-                snprintf(hp, sizeof(hp), "%s:%u", s->host, s->port);
-                json_str(out, hp);
-            } else if (s->is_name)
-                json_str(out, s->host);
-            else if (s->has_port)
-                json_str(out, addr_format((const struct sockaddr *)&s->addr, a, sizeof(a)));
-            else
-                json_str(out, addr_format_ip((const struct sockaddr *)&s->addr, a, sizeof(a)));
-            const struct metrics_server *m = w->backends[i].srv[j].m;
-            uint64_t errors = m->connect_errors[0] + m->connect_errors[1] + m->connect_errors[2];
-            const struct backend_server *st = &w->backends[i].srv[j];
-            if (s->is_name) {
-                /* The current answer of its name (src/edge/resolve.c); [] until it resolves. */
-                strbuf_add(out, ",\"resolved\":[");
-                for (size_t k = 0; k < st->naddrs; k++) {
-                    strbuf_add(out, k ? "," : "");
-                    json_str(out, addr_format_ip((const struct sockaddr *)&st->addrs[k], a,
-                                                 sizeof(a)));
-                }
-                strbuf_addf(out, "],\"ttl\":%u", (unsigned)st->ttl);
-            }
-            strbuf_addf(out, ",\"state\":\"%s\",\"last_check\":",
-                        backend_server_usable(&w->backends[i], s) ? "up" : "down");
-            if (st->last_result < 0)
-                strbuf_add(out, "null");
-            else
-                json_str(out, check_result_name((enum check_result)st->last_result));
-            strbuf_addf(out, ",\"connects\":%llu,\"connect_errors\":%llu,\"backup\":%s,"
-                             "\"active\":%llu}",
-                        (unsigned long long)m->connects, (unsigned long long)errors,
-                        s->backup ? "true" : "false", (unsigned long long)m->active);
-        }
-        strbuf_add(out, "]}");
-    }
-    strbuf_add(out, "]}\n");
-}
 
 /* ---- HTTP ---- */
 
@@ -239,7 +98,7 @@ log_refused(const struct admin *a, struct MHD_Connection *conn, const char *meth
 {
     char addr[ADDR_STRLEN];
 
-    if (!util_due(&refused_logged_ms, loop_now(a->w->loop), REFUSED_LOG_MS)) {
+    if (!util_due(&refused_logged_ms, loop_now(a->v.loop), REFUSED_LOG_MS)) {
         refused_suppressed++;
         return;
     }
@@ -283,7 +142,7 @@ take_param(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
 static const char *
 refused(const struct admin *a, struct MHD_Connection *conn)
 {
-    const struct conf_global *g = &a->w->conf->global;
+    const struct conf_global *g = &a->v.conf(a->v.arg)->global;
     const char *names[CONF_ADMIN_HOSTS_MAX];
     struct sockaddr_storage local = {0};
     socklen_t len = sizeof(local);
@@ -323,7 +182,7 @@ on_bans(struct admin *a, struct MHD_Connection *conn, const char *method)
     };
 
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, take_param, &r);
-    unsigned status = admin_bans(a->w, &r, &body);
+    unsigned status = admin_bans(&a->v, &r, &body);
     /* Not "no such ban" or "no such listener": answers, not refusals. */
     if (error != NULL && status != MHD_HTTP_NOT_FOUND)
         log_refused(a, conn, method, "/bans", status, error);
@@ -377,9 +236,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return ret;
     }
     if (strcmp(url, "/metrics") == 0) {
-        a->w->metrics.log_lines_failed = log_lines_failed();
-        a->w->metrics.process_info = procstat_read(&a->w->metrics.process) == 0;
-        metrics_render(&a->w->metrics, &body);
+        a->v.metrics->log_lines_failed = log_lines_failed();
+        a->v.metrics->process_info = procstat_read(&a->v.metrics->process) == 0;
+        metrics_render(a->v.metrics, &body);
         return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &body);
     }
     if (strcmp(url, "/healthz") == 0) {
@@ -387,10 +246,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return reply(conn, MHD_HTTP_OK, text, &body);
     }
     if (strcmp(url, "/readyz") == 0) {
-        bool ok = admin_ready(a->w, &body);
+        bool ok = a->v.ready(a->v.arg, &body);
         return reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text, &body);
     }
-    admin_status_json(a->w, &body);
+    a->v.status(a->v.arg, &body);
     return reply(conn, MHD_HTTP_OK, "application/json", &body);
 }
 
@@ -401,7 +260,7 @@ arm(struct admin *a)
 {
     MHD_UNSIGNED_LONG_LONG ms = 0;
 
-    loop_timer_cancel(a->w->loop, &a->timer);
+    loop_timer_cancel(a->v.loop, &a->timer);
     if (MHD_get_timeout(a->d, &ms) != MHD_YES)
         return;
     /* 0 means "MHD has ready connections left": at least 1 ms, or the
@@ -412,7 +271,7 @@ arm(struct admin *a)
     /* Connection timeouts are seconds away; keep the sum far from overflow. */
     if (ms > 24ull * 60 * 60 * 1000)
         ms = 24ull * 60 * 60 * 1000;
-    loop_timer_at(a->w->loop, &a->timer, loop_now(a->w->loop) + (uint64_t)ms);
+    loop_timer_at(a->v.loop, &a->timer, loop_now(a->v.loop) + (uint64_t)ms);
 }
 
 static void
@@ -420,7 +279,7 @@ set_polling(struct admin *a, bool on)
 {
     if (a->polling == on)
         return;
-    if (loop_mod(a->w->loop, &a->lio, on ? EPOLLIN : 0) == -1) {
+    if (loop_mod(a->v.loop, &a->lio, on ? EPOLLIN : 0) == -1) {
         log_warn("admin: cannot %s accepting", on ? "resume" : "pause");
         return;
     }
@@ -477,11 +336,11 @@ on_accept(struct io *io, uint32_t ev)
         if (fd == -1) {
             if (sock_exhausted(errno)) {
                 char addr[ADDR_STRLEN];
-                uint64_t now = loop_now(a->w->loop);
+                uint64_t now = loop_now(a->v.loop);
                 set_polling(a, false);
-                loop_timer_at(a->w->loop, &a->pause_timer, now + LISTENER_PAUSE_MS);
+                loop_timer_at(a->v.loop, &a->pause_timer, now + LISTENER_PAUSE_MS);
                 listener_log_paused(now, &a->last_pause_log, "admin",
-                                    conf_bind_format(&a->w->conf->global.admin, addr,
+                                    conf_bind_format(&a->v.conf(a->v.arg)->global.admin, addr,
                                                      sizeof(addr)),
                                     errno);
             }
@@ -507,30 +366,30 @@ on_resume(struct timer *t)
 }
 
 static void
-log_failed(const struct worker *w, const char *error)
+log_failed(const struct conf_bind *b, const char *error)
 {
     char addr[ADDR_STRLEN];
 
     log_begin(LOG_ERROR, "listen_failed");
     log_str("listener", "admin");
-    log_str("addr", conf_bind_format(&w->conf->global.admin, addr, sizeof(addr)));
+    log_str("addr", conf_bind_format(b, addr, sizeof(addr)));
     log_str("error", error);
     log_end();
 }
 
 struct admin *
-admin_start(struct worker *w)
+admin_start(const struct admin_view *v)
 {
-    const struct conf_bind *b = &w->conf->global.admin;
+    const struct conf_bind *b = &v->conf(v->arg)->global.admin;
     struct admin *a = calloc(1, sizeof(*a));
     char addr[ADDR_STRLEN];
 
-    if (a == NULL || loop_timer_reserve(w->loop, ADMIN_TIMERS) == -1) {
+    if (a == NULL || loop_timer_reserve(v->loop, ADMIN_TIMERS) == -1) {
         free(a);
-        log_failed(w, strerror(ENOMEM));
+        log_failed(b, strerror(ENOMEM));
         return NULL;
     }
-    a->w = w;
+    a->v = *v;
     a->io.fd = -1;
     a->io.cb = on_io;
     a->lio.cb = on_accept;
@@ -538,8 +397,8 @@ admin_start(struct worker *w)
     timer_init(&a->pause_timer, on_resume);
     a->lio.fd = sock_listen((const struct sockaddr *)&b->addr, b->any, false, 64);
     if (a->lio.fd == -1) {
-        log_failed(w, strerror(errno));
-        loop_timer_release(w->loop, ADMIN_TIMERS);
+        log_failed(b, strerror(errno));
+        loop_timer_release(v->loop, ADMIN_TIMERS);
         free(a);
         return NULL;
     }
@@ -551,19 +410,19 @@ admin_start(struct worker *w)
     const union MHD_DaemonInfo *info =
         a->d != NULL ? MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (info == NULL) {
-        log_failed(w, "cannot start the HTTP daemon (libmicrohttpd)");
+        log_failed(b, "cannot start the HTTP daemon (libmicrohttpd)");
         admin_stop(a);
         return NULL;
     }
     a->io.fd = info->epoll_fd;
-    if (loop_add(w->loop, &a->io, EPOLLIN) == -1) {
-        log_failed(w, strerror(errno));
+    if (loop_add(v->loop, &a->io, EPOLLIN) == -1) {
+        log_failed(b, strerror(errno));
         a->io.fd = -1;
         admin_stop(a);
         return NULL;
     }
-    if (loop_add(w->loop, &a->lio, EPOLLIN) == -1) {
-        log_failed(w, strerror(errno));
+    if (loop_add(v->loop, &a->lio, EPOLLIN) == -1) {
+        log_failed(b, strerror(errno));
         admin_stop(a);
         return NULL;
     }
@@ -582,11 +441,11 @@ admin_stop(struct admin *a)
 {
     if (a == NULL)
         return;
-    loop_timer_cancel(a->w->loop, &a->timer);
-    loop_timer_cancel(a->w->loop, &a->pause_timer);
-    loop_timer_release(a->w->loop, ADMIN_TIMERS);
+    loop_timer_cancel(a->v.loop, &a->timer);
+    loop_timer_cancel(a->v.loop, &a->pause_timer);
+    loop_timer_release(a->v.loop, ADMIN_TIMERS);
     if (a->io.fd >= 0)
-        loop_del(a->w->loop, &a->io);
+        loop_del(a->v.loop, &a->io);
     /* close() takes it out of our epoll set, polled or not. */
     close(a->lio.fd);
     if (a->d != NULL)

@@ -9,27 +9,19 @@
 #ifndef MAILEDGE_ADMIN_H
 #define MAILEDGE_ADMIN_H
 
-#include <stdbool.h>
-
-#include "metrics.h"
+#include "admin_view.h"
 
 struct admin;
-struct worker;
 
 /*
- * Binds the admin address of <w>'s conf and serves it on <w>'s loop.
- * Needs one timer of the loop's reserve. Returns the endpoint, or NULL
- * after logging (listen_failed with listener=admin).
+ * Binds the admin address of the configuration <v> gives and serves it on
+ * <v>'s loop (<v> is copied), reserving its two timers there.
+ * Returns the endpoint, or NULL after logging (listen_failed with
+ * listener=admin).
  */
-struct admin *admin_start(struct worker *w);
+struct admin *admin_start(const struct admin_view *v);
 
 /* Closes the endpoint and its connections. NULL is a no-op. */
 void admin_stop(struct admin *a);
-
-/* Appends /readyz's verdict for <w>: true and "ok", or false and why not. */
-bool admin_ready(const struct worker *w, struct strbuf *why);
-
-/* Appends /status's JSON document for <w>. */
-void admin_status_json(const struct worker *w, struct strbuf *out);
 
 #endif

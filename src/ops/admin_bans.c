@@ -8,9 +8,9 @@
 #include "abuse.h"
 #include "adminreq.h"
 #include "cidr.h"
+#include "conf.h"
 #include "loop.h"
 #include "util.h"
-#include "worker.h"
 
 #define DEFAULT_BAN_MS (60ull * 60 * 1000)
 #define MAX_BAN_MS (30ull * 24 * 60 * 60 * 1000)
@@ -47,9 +47,8 @@ fail(const struct admin_bans_req *r, struct strbuf *body, unsigned status, const
  * status of the refusal (its body in <body>).
  */
 static unsigned
-write_allowed(const struct worker *w, const struct admin_bans_req *r, struct strbuf *body)
+write_allowed(const struct conf_global *g, const struct admin_bans_req *r, struct strbuf *body)
 {
-    const struct conf_global *g = &w->conf->global;
 
     if (r->admin_header == NULL || strcmp(r->admin_header, "1") != 0)
         return fail(r, body, 403,
@@ -66,10 +65,9 @@ write_allowed(const struct worker *w, const struct admin_bans_req *r, struct str
 
 /* A ban by hand of <c> may be added (POST); else the status of the refusal. */
 static unsigned
-width_allowed(const struct worker *w, const struct admin_bans_req *r, const struct cidr *c,
+width_allowed(const struct conf_global *g, const struct admin_bans_req *r, const struct cidr *c,
               bool force, struct strbuf *body)
 {
-    const struct conf_global *g = &w->conf->global;
 
     switch (adminreq_ban_width(c, g->admin_ban_v4, g->admin_ban_v6, force)) {
     case ADMINREQ_WIDTH_OK:
@@ -88,16 +86,16 @@ width_allowed(const struct worker *w, const struct admin_bans_req *r, const stru
     return 400;
 }
 
-/* Wall-clock seconds of the monotonic <ms> of loop <w>. */
+/* Wall-clock seconds of the monotonic <ms> of loop <l>. */
 static long long
-wall_seconds(const struct worker *w, uint64_t ms)
+wall_seconds(const struct loop *l, uint64_t ms)
 {
-    uint64_t now = loop_now(w->loop);
+    uint64_t now = loop_now(l);
     return (long long)time(NULL) + (long long)((ms > now ? ms - now : 0) + 999) / 1000;
 }
 
 struct list_ctx {
-    const struct worker *w;
+    const struct loop *loop;
     const char *listener;
     struct strbuf *body;
     size_t n;
@@ -107,14 +105,14 @@ static void
 list_one(void *arg, const char *text, enum abuse_ban_reason reason, uint64_t until_ms)
 {
     struct list_ctx *x = arg;
-    uint64_t now = loop_now(x->w->loop);
+    uint64_t now = loop_now(x->loop);
 
     /* Keys, names and reasons never need JSON escapes: addresses, [A-Za-z0-9_.-]. */
     strbuf_addf(x->body,
                 "%s{\"key\":\"%s\",\"listener\":\"%s\",\"reason\":\"%s\",\"until\":%lld,"
                 "\"remaining_ms\":%llu}",
                 x->n++ ? "," : "", text, x->listener, abuse_ban_reason_name(reason),
-                wall_seconds(x->w, until_ms), (unsigned long long)(until_ms - now));
+                wall_seconds(x->loop, until_ms), (unsigned long long)(until_ms - now));
 }
 
 static bool
@@ -124,38 +122,40 @@ all_listeners(const char *listener)
 }
 
 /*
- * The abuse state of configured listener <i> when the request names it
- * (one listener, or all for NULL, "" or "all"); else NULL.
+ * The abuse table of configured listener <i> of <c> when the request names
+ * it (one listener, or all for NULL, "" or "all"); else NULL.
  */
-static struct worker_abuse *
-selected(struct worker *w, size_t i, const char *listener)
+static struct abuse *
+selected(const struct admin_view *v, const struct conf *c, size_t i, const char *listener)
 {
-    const char *name = w->conf->listeners[i].name;
+    const char *name = c->listeners[i].name;
     if (!all_listeners(listener) && strcmp(listener, name) != 0)
         return NULL;
-    return worker_abuse_find(w, name);
+    return v->abuse(v->arg, name);
 }
 
 static unsigned
-list(struct worker *w, const struct admin_bans_req *r, struct strbuf *body)
+list(const struct admin_view *v, const struct conf *c, const struct admin_bans_req *r,
+     struct strbuf *body)
 {
-    struct list_ctx x = {.w = w, .body = body};
+    struct list_ctx x = {.loop = v->loop, .body = body};
 
     strbuf_add(body, "{\"bans\":[");
-    for (size_t i = 0; i < w->conf->nlisteners; i++) {
-        struct worker_abuse *wa = selected(w, i, r->p.listener);
-        if (wa == NULL)
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        struct abuse *t = selected(v, c, i, r->p.listener);
+        if (t == NULL)
             continue;
-        x.listener = wa->name;
-        abuse_bans_each(wa->t, loop_now(w->loop), list_one, &x);
+        x.listener = c->listeners[i].name;
+        abuse_bans_each(t, loop_now(v->loop), list_one, &x);
     }
     strbuf_add(body, "]}\n");
     return 200;
 }
 
 unsigned
-admin_bans(struct worker *w, const struct admin_bans_req *r, struct strbuf *body)
+admin_bans(const struct admin_view *v, const struct admin_bans_req *r, struct strbuf *body)
 {
+    const struct conf *c = v->conf(v->arg);
     bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
     bool post = strcmp(r->method, "POST") == 0;
     bool del = strcmp(r->method, "DELETE") == 0;
@@ -172,28 +172,28 @@ admin_bans(struct worker *w, const struct admin_bans_req *r, struct strbuf *body
     if (del && (p->duration != NULL || p->force != NULL))
         return fail(r, body, 400, "DELETE /bans takes only addr= and listener=");
     bool known = all_listeners(p->listener);
-    for (size_t i = 0; !known && i < w->conf->nlisteners; i++)
-        known = strcmp(w->conf->listeners[i].name, p->listener) == 0;
+    for (size_t i = 0; !known && i < c->nlisteners; i++)
+        known = strcmp(c->listeners[i].name, p->listener) == 0;
     if (!known)
         return fail(r, body, 404, "no such listener");
     if (get)
-        return list(w, r, body);
-    unsigned st = write_allowed(w, r, body);
+        return list(v, c, r, body);
+    unsigned st = write_allowed(&c->global, r, body);
     if (st != 0)
         return st;
 
-    struct cidr c;
-    if (p->addr == NULL || cidr_parse(p->addr, &c, NULL) != 0)
+    struct cidr pfx;
+    if (p->addr == NULL || cidr_parse(p->addr, &pfx, NULL) != 0)
         return fail(r, body, 400,
                     "addr= needs an address or a prefix, like 192.0.2.7 or 2001:db8::/48 "
                     "(host bits zero)");
-    uint64_t now = loop_now(w->loop);
+    uint64_t now = loop_now(v->loop);
     size_t n = 0;
     if (del) {
-        for (size_t i = 0; i < w->conf->nlisteners; i++) {
-            struct worker_abuse *wa = selected(w, i, p->listener);
-            if (wa != NULL)
-                n += abuse_ban_remove(wa->t, &c, now);
+        for (size_t i = 0; i < c->nlisteners; i++) {
+            struct abuse *t = selected(v, c, i, p->listener);
+            if (t != NULL)
+                n += abuse_ban_remove(t, &pfx, now);
         }
         if (n == 0)
             return fail(r, body, 404, "no such ban");
@@ -202,20 +202,20 @@ admin_bans(struct worker *w, const struct admin_bans_req *r, struct strbuf *body
     }
     if (p->force != NULL && strcmp(p->force, "1") != 0)
         return fail(r, body, 400, "force= takes 1");
-    if ((st = width_allowed(w, r, &c, p->force != NULL, body)) != 0)
+    if ((st = width_allowed(&c->global, r, &pfx, p->force != NULL, body)) != 0)
         return st;
     uint64_t ms = DEFAULT_BAN_MS;
     if (p->duration != NULL && (util_parse_duration(p->duration, &ms) != 0 || ms == 0 ||
                                 ms > MAX_BAN_MS))
         return fail(r, body, 400, "duration= needs a duration like 15m or 24h (at most 720h)");
-    for (size_t i = 0; i < w->conf->nlisteners; i++) {
-        struct worker_abuse *wa = selected(w, i, p->listener);
-        if (wa == NULL)
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        struct abuse *t = selected(v, c, i, p->listener);
+        if (t == NULL)
             continue;
-        if (abuse_ban_add(wa->t, &c, now + ms, now) == -1)
+        if (abuse_ban_add(t, &pfx, now + ms, now) == -1)
             return fail(r, body, 507, "too many bans by hand on this listener");
         n++;
     }
-    strbuf_addf(body, "{\"added\":%zu,\"until\":%lld}\n", n, wall_seconds(w, now + ms));
+    strbuf_addf(body, "{\"added\":%zu,\"until\":%lld}\n", n, wall_seconds(v->loop, now + ms));
     return 200;
 }

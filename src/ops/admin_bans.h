@@ -13,10 +13,8 @@
 
 #include <sys/socket.h>
 
+#include "admin_view.h"
 #include "adminreq.h"
-#include "metrics.h"
-
-struct worker;
 
 struct admin_bans_req {
     const char *method;             /* GET, HEAD, POST, DELETE */
@@ -32,9 +30,11 @@ struct admin_bans_req {
 };
 
 /*
- * Answers one /bans request: returns the HTTP status (401: the caller adds
- * WWW-Authenticate); the body goes to <body>.
+ * Answers one /bans request against the listeners and abuse tables of <v>:
+ * returns the HTTP status (401: the caller adds WWW-Authenticate); the
+ * body goes to <body>.
  */
-unsigned admin_bans(struct worker *w, const struct admin_bans_req *r, struct strbuf *body);
+unsigned admin_bans(const struct admin_view *v, const struct admin_bans_req *r,
+                    struct strbuf *body);
 
 #endif

@@ -1,0 +1,34 @@
+/*
+ * admin_view: what the admin endpoint (admin.c, admin_bans.c) sees of the
+ * proxy: the loop it runs in, the counters it renders, and through
+ * functions the configuration in force, readiness, status and the abuse
+ * tables. main wires it to a worker (src/cmd/main.c), so the endpoint
+ * never reads struct worker.
+ */
+#ifndef MAILEDGE_ADMIN_VIEW_H
+#define MAILEDGE_ADMIN_VIEW_H
+
+#include <stdbool.h>
+
+#include "metrics.h"
+
+struct abuse;
+struct conf;
+struct loop;
+
+struct admin_view {
+    struct loop *loop;        /* the endpoint's descriptors and timers run in it */
+    struct metrics *metrics;  /* /metrics renders them, with the log's and the process's figures */
+    void *arg;                /* of the functions below */
+    /* The configuration in force (the admin settings, the listeners): read
+     * again on every request, so a reload's token or hosts apply at once. */
+    const struct conf *(*conf)(void *arg);
+    /* /readyz: appends the verdict to <why>; true when ready. */
+    bool (*ready)(void *arg, struct strbuf *why);
+    /* /status: appends the JSON document to <out>. */
+    void (*status)(void *arg, struct strbuf *out);
+    /* /bans: the abuse table of the listener called <name>; NULL: none. */
+    struct abuse *(*abuse)(void *arg, const char *name);
+};
+
+#endif
