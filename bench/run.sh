@@ -17,6 +17,7 @@
 #                    splice forced both ways; mebusy: mailedge with busy-poll,
 #                    latency test only); "base" is added by BENCH_BASE_BIN
 #   BENCH_BASE_BIN   a second mailedge binary measured alongside (an A/B)
+#   BENCH_SPLICE, BENCH_BASE_SPLICE  `splice` of mailedge and base (default on)
 #   BENCH_BUSY_POLL  busy-poll value of mebusy (default 100us)
 #   BENCH_RUNS       subset of "pinned multi" (default both)
 #   BENCH_WORKERS    N of the multi run (default: the number of CPUs)
@@ -158,7 +159,7 @@ write_configs() {
     if [ "$n" -gt 1 ]; then
         # `workers N` is issue 19's other half; until the binary knows it,
         # mailedge runs its one worker and the table says so.
-        printf 'global {\n    workers %s\n}\n' "$n" >"$TMP/workers-probe.conf"
+        printf 'global {\n    workers %s\n}\n%s\n' "$n" "$PROBE_BODY" >"$TMP/workers-probe.conf"
         if "$BIN" -t -c "$TMP/workers-probe.conf" >/dev/null 2>&1; then
             wl="    workers $n"; MAILEDGE_WORKERS_NOTE="workers $n"
         else
@@ -169,11 +170,13 @@ write_configs() {
     for t in mailedge base mebusy; do
         extra=""
         [ $t != mebusy ] || extra="    busy-poll $BUSY"
+        splice=${BENCH_SPLICE:-on}
+        [ $t != base ] || splice=${BENCH_BASE_SPLICE:-on}
         eval "port=\$P_$t"
         cat >"$TMP/$t.conf" <<EOF
 global {
     log $TMP/$t.log format logfmt level info
-    splice on
+    splice $splice
     grace 1s
     user $(id -un)
 $wl
@@ -333,9 +336,14 @@ stop_backend() {
     STARTED=$rest BE_PID=""
 }
 
-# busy-poll is measured only where the binary knows it.
+# busy-poll is measured only where the binary knows it (mailedge -t needs a listener).
+PROBE_BODY="listener probe {
+    bind $ADDR:$P_mebusy
+    protocol smtp
+    route -> $ADDR:$P_BPROXY
+}"
 case " $TARGETS " in *" mebusy "*)
-    printf 'global {\n    busy-poll %s\n}\n' "$BUSY" >"$TMP/busy-probe.conf"
+    printf 'global {\n    busy-poll %s\n}\n%s\n' "$BUSY" "$PROBE_BODY" >"$TMP/busy-probe.conf"
     if ! "$BIN" -t -c "$TMP/busy-probe.conf" >/dev/null 2>&1; then
         note "mailedge -t refuses 'busy-poll $BUSY': mebusy skipped"
         TARGETS=$(echo " $TARGETS " | sed 's/ mebusy / /; s/^ //; s/ $//')
@@ -381,8 +389,8 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
          "option splice-auto; hap-splc: option splice-request + splice-response"
     echo "  nginx: workers (+ master, counted), proxy_protocol on (v1), listen reuseport, multi_accept," \
          "accept_mutex off, tcp_nodelay, proxy_buffer_size 16k, access_log to a file"
-    echo "  mailedge: send-proxy v2, splice on, log file; mebusy: the same with busy-poll $BUSY (latency test only)"
-    [ -z "$BASE_BIN" ] || echo "  base: $("$BASE_BIN" -V | head -1) (binary $BASE_BIN, sha256 $(sha256sum "$BASE_BIN" | cut -c1-12)), same config as mailedge"
+    echo "  mailedge: send-proxy v2, splice ${BENCH_SPLICE:-on}, log file; mebusy: the same with busy-poll $BUSY (latency test only)"
+    [ -z "$BASE_BIN" ] || echo "  base: $("$BASE_BIN" -V | head -1) (binary $BASE_BIN, sha256 $(sha256sum "$BASE_BIN" | cut -c1-12)), same config as mailedge but splice ${BENCH_BASE_SPLICE:-on}"
 } >"$OUT.tmp"
 
 # --- measurements -------------------------------------------------------------
