@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "log.h"
 
 #define MAX_EVENTS 256
 
@@ -262,12 +263,14 @@ loop_run(struct loop *l)
         if (n == -1 && errno != EINTR)
             return -1;
         l->now = monotonic_ms();
+        log_batch_begin();
         for (int i = 0; i < n; i++) {
             struct io *io = evs[i].data.ptr;
             io->cb(io, evs[i].events);
         }
         run_timers(l);
         run_defers(l);
+        log_batch_end();
     }
     return 0;
 }
