@@ -321,6 +321,7 @@ static const struct directive global_dirs[] = {
     {"log", D_LOG, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]", cf_d_log},
     {"grace", D_GRACE, true, 1, 1, "grace DURATION", cf_d_grace},
     {"splice", D_SPLICE, true, 1, 1, "splice on|off", cf_d_splice},
+    {"busy-poll", D_BUSY_POLL, true, 1, 1, "busy-poll off|DURATION (like 50us)", cf_d_busy_poll},
     {"admin", D_ADMIN, true, 1, 2, "admin ADDR:PORT [allow-remote]", cf_d_admin},
     {"admin-host", D_ADMIN_HOST, true, 1, CONF_ADMIN_HOSTS_MAX, "admin-host NAME ...",
      cf_d_admin_host},
@@ -367,7 +368,7 @@ static const struct {
     size_t n;
     const char *list;
 } tables[] = {
-    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group"},
+    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, busy-poll, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group"},
     [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs),
                      "server, send-proxy, balance, check, timeout, queue-timeout, queue-max, "
                      "happy-eyeballs-delay"},

@@ -26,6 +26,7 @@ enum dir {
     D_LOG,
     D_GRACE,
     D_SPLICE,
+    D_BUSY_POLL,
     D_ADMIN,
     D_ADMIN_HOST,
     D_ADMIN_TOKEN,
@@ -164,7 +165,7 @@ void cf_cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n
 typedef void directive_fn(struct ctx *x, const struct lex_word *w, size_t n);
 
 /* conf_global.c */
-directive_fn cf_d_log, cf_d_grace, cf_d_splice, cf_d_resolvers, cf_d_admin, cf_d_user, cf_d_group;
+directive_fn cf_d_log, cf_d_grace, cf_d_splice, cf_d_busy_poll, cf_d_resolvers, cf_d_admin, cf_d_user, cf_d_group;
 directive_fn cf_d_admin_host, cf_d_admin_token_file, cf_d_admin_widest_ban;
 /* Reads the admin-token-file into the conf (after the whole file: its owner may be 'user'). */
 void cf_admin_token_read(struct ctx *x);
