@@ -6,7 +6,7 @@
 #
 #   sh bench/run.sh                 full run (about 12 minutes), results in
 #                                   bench/results/<date>.txt and latest.txt
-#   BENCH_QUICK=1 sh bench/run.sh   CI smoke: one small round, about 10 seconds,
+#   BENCH_QUICK=1 sh bench/run.sh   CI smoke: one small round of each run, about 20 seconds,
 #                                   results in build/bench/quick.txt
 #
 # Environment (all optional):
@@ -35,8 +35,11 @@
 #
 # Everything listens on 127.77.0.1; clients come from 127.77.1.1-16. Each
 # proxy runs from a throwaway config in a temporary directory, pinned to
-# PROXY_CPU, and is stopped by its PID. Exit status 1 if any measurement
-# failed (errors in the load generator, a proxy that did not start).
+# PROXY_CPU, and is stopped by its PID. Exit status 1 if any measurement of
+# mailedge or of the direct connection failed (errors in the load generator),
+# or a proxy did not start. A failed measurement of HAProxy or nginx is
+# reported and left out of the medians, but does not fail the run: it is the
+# peer's behaviour, not the harness's.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -394,7 +397,7 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
 } >"$OUT.tmp"
 
 # --- measurements -------------------------------------------------------------
-FAILED=0
+FAILED=0 PEER_FAILED=0
 RAW=$TMP/raw.txt
 measure() { # round target test
     r=$1; t=$2; x=$3
@@ -415,7 +418,8 @@ measure() { # round target test
     echo "round=$r target=$t test=$x rc=$rc $line" >>"$RAW"
     [ "$x" != idle ] || sed "s/^slab /round=$r target=$t /" "$TMP/lg.err" >>"$TMP/slab.txt"
     if [ $rc != 0 ]; then
-        FAILED=$((FAILED + 1))
+        case $t in hapauto|hapsplice|nginx) PEER_FAILED=$((PEER_FAILED + 1)) ;;
+        *) FAILED=$((FAILED + 1)) ;; esac
         note "round $r $x $t FAILED: $line"
     else
         printf 'bench: round %s %-5s %-8s %s\n' "$r" "$x" "$t" \
@@ -497,6 +501,7 @@ done
         sed 's/^/  /' "$TMP/raw-$phase.txt"
     done
     [ $FAILED = 0 ] || echo "FAILED measurements: $FAILED"
+    [ $PEER_FAILED = 0 ] || echo "failed measurements of HAProxy or nginx (left out of the medians): $PEER_FAILED"
 } >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 [ $QUICK = 1 ] || [ -n "${BENCH_OUT:-}" ] || cp "$OUT" bench/results/latest.txt

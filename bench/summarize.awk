@@ -5,7 +5,7 @@
 #
 # Input: one line per measurement, "round=R target=T test=X key=value ...",
 # as bench/run.sh writes them (the loadgen's line with the first three
-# keys prepended). Output: the table of medians with ratios, then the
+# keys prepended; lines with rc other than 0 are left out). Output: the table of medians with ratios, then the
 # targets of issue 19 for the phase (pinned: one worker each, pinned to one
 # core; multi: N workers or threads each, nothing pinned), each with ✓ or ✗.
 #
@@ -67,6 +67,7 @@ BEGIN {
         if (k == "round") r = v
         else if (k == "target") t = v
         else if (k == "test") x = v
+        else if (k == "rc" && v != "0") break    # a failed measurement counts for nothing
         else if (r != "" && t != "" && x != "" && v ~ /^-?[0-9.]+$/)
             val[t, x, k, r] = v
     }
