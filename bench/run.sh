@@ -435,7 +435,7 @@ run_phase() {
         n=1 rounds=$ROUNDS tests=$TESTS targets=$TARGETS
         PIN_LOAD=$PIN_LOAD_1 PIN_PROXY=$PIN_PROXY_1 CORE_ARG=$CORE_ARG_1
     else
-        n=$NWORK rounds=$MROUNDS tests=$MTESTS PIN_LOAD= PIN_PROXY= CORE_ARG=
+        n=$NWORK rounds=$MROUNDS tests=$MTESTS PIN_LOAD='' PIN_PROXY='' CORE_ARG=''
         targets=$(echo " $TARGETS " | sed 's/ mebusy / /; s/^ //; s/ $//')
     fi
     RAW=$TMP/raw-$phase.txt
