@@ -1,16 +1,28 @@
 #!/bin/sh
 # bench/run.sh: mailedge side by side with HAProxy, nginx stream and a direct
-# connection, in one run with interleaved rounds (`make bench`).
+# connection, in one run with interleaved rounds (`make bench`), twice: one
+# worker per proxy pinned to one core ("pinned"), then N workers or threads
+# per proxy with nothing pinned ("multi").
 #
-#   sh bench/run.sh                 full run (about 6 minutes), results in
+#   sh bench/run.sh                 full run (about 12 minutes), results in
 #                                   bench/results/<date>.txt and latest.txt
-#   BENCH_QUICK=1 sh bench/run.sh   CI smoke: one small round, about 10 seconds,
+#   BENCH_QUICK=1 sh bench/run.sh   CI smoke: one small round of each run, about 20 seconds,
 #                                   results in build/bench/quick.txt
 #
 # Environment (all optional):
 #   MAILEDGE_BIN     the binary (default build/mailedge; built with make if missing)
 #   BENCH_ROUNDS     rounds (default 5, quick 1)
-#   BENCH_TARGETS    subset of "direct mailedge haproxy nginx"
+#   BENCH_TARGETS    subset of "direct mailedge hapauto hapsplice nginx mebusy"
+#                    (hapauto: HAProxy with option splice-auto; hapsplice: with
+#                    splice forced both ways; mebusy: mailedge with busy-poll,
+#                    latency test only); "base" is added by BENCH_BASE_BIN
+#   BENCH_BASE_BIN   a second mailedge binary measured alongside (an A/B)
+#   BENCH_SPLICE, BENCH_BASE_SPLICE  `splice` of mailedge and base (default on)
+#   BENCH_BUSY_POLL  busy-poll value of mebusy (default 100us)
+#   BENCH_RUNS       subset of "pinned multi" (default both)
+#   BENCH_WORKERS    N of the multi run (default: the number of CPUs)
+#   BENCH_MULTI_TESTS, BENCH_MULTI_ROUNDS  tests and rounds of the multi run
+#                    (default "short up both", 3; quick: "short", 1)
 #   BENCH_TESTS      subset of "idle lat short up both" (the table shows "-" for the rest)
 #   BENCH_IDLE       idle sessions held at once (default 9600: under mailedge's derived maxconn of 9,650 at a 20,000 limit; quick 300)
 #   BENCH_SECS       seconds per throughput measurement (default 3, quick 0.5)
@@ -23,8 +35,11 @@
 #
 # Everything listens on 127.77.0.1; clients come from 127.77.1.1-16. Each
 # proxy runs from a throwaway config in a temporary directory, pinned to
-# PROXY_CPU, and is stopped by its PID. Exit status 1 if any measurement
-# failed (errors in the load generator, a proxy that did not start).
+# PROXY_CPU, and is stopped by its PID. Exit status 1 if any measurement of
+# mailedge or of the direct connection failed (errors in the load generator),
+# or a proxy did not start. A failed measurement of HAProxy or nginx is
+# reported and left out of the medians, but does not fail the run: it is the
+# peer's behaviour, not the harness's.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -39,8 +54,19 @@ else
     LAT_N=${BENCH_LAT_N:-2000}; WARM=0.3; SETTLE=1
 fi
 CONC=${BENCH_CONC:-50}
+NCPU=$(nproc 2>/dev/null || echo 1)
+RUNS=${BENCH_RUNS:-pinned multi}
+NWORK=${BENCH_WORKERS:-$NCPU}
+BUSY=${BENCH_BUSY_POLL:-100us}
+BASE_BIN=${BENCH_BASE_BIN:-}
+if [ $QUICK = 1 ]; then
+    MTESTS=${BENCH_MULTI_TESTS:-short}; MROUNDS=${BENCH_MULTI_ROUNDS:-1}
+else
+    MTESTS=${BENCH_MULTI_TESTS:-short up both}; MROUNDS=${BENCH_MULTI_ROUNDS:-3}
+fi
 STREAMS=${BENCH_STREAMS:-4}
-TARGETS=${BENCH_TARGETS:-direct mailedge haproxy nginx}
+TARGETS=${BENCH_TARGETS:-direct mailedge hapauto hapsplice nginx mebusy}
+[ -z "$BASE_BIN" ] || TARGETS="$TARGETS base"
 TESTS=${BENCH_TESTS:-idle lat short up both}
 LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
@@ -58,6 +84,10 @@ mkdir -p "$OUTDIR"
 [ -x "$BIN" ] || make --no-print-directory >/dev/null || die "cannot build mailedge"
 [ -x "$BIN" ] || die "no mailedge binary at $BIN"
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+if [ -n "$BASE_BIN" ]; then
+    [ -x "$BASE_BIN" ] || die "no baseline binary at $BASE_BIN"
+    case $BASE_BIN in /*) ;; *) BASE_BIN=$ROOT/$BASE_BIN ;; esac
+fi
 BFLAGS="-std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2"
 for t in backend loadgen; do
     # shellcheck disable=SC2086 # BFLAGS is a list of flags
@@ -67,7 +97,6 @@ LG=$OUTDIR/loadgen
 BE=$OUTDIR/backend
 
 # --- what can run here --------------------------------------------------------
-NCPU=$(nproc 2>/dev/null || echo 1)
 if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
     PIN_LOAD="taskset -c $LOAD_CPU"; PIN_PROXY="taskset -c $PROXY_CPU"; CORE_ARG="-k $PROXY_CPU"
 else
@@ -83,15 +112,15 @@ ulimit -n "$HARD_FD" 2>/dev/null || true
 RUN=
 for t in $TARGETS; do
     case $t in
-    direct|mailedge) RUN="$RUN $t" ;;
-    haproxy) if command -v haproxy >/dev/null 2>&1; then RUN="$RUN $t"
+    direct|mailedge|base|mebusy) RUN="$RUN $t" ;;
+    hapauto|hapsplice) if command -v haproxy >/dev/null 2>&1; then RUN="$RUN $t"
              else note "haproxy not installed: skipped (scripts/deps.sh bench installs it)"; fi ;;
     nginx) if command -v nginx >/dev/null 2>&1 && [ -f $NGINX_STREAM_MOD ]; then RUN="$RUN $t"
            else note "nginx or its stream module not installed: skipped"; fi ;;
     *) die "unknown target '$t'" ;;
     esac
 done
-for x in $TESTS; do
+for x in $TESTS $MTESTS; do
     case $x in idle|lat|short|up|both) ;; *) die "unknown test '$x'" ;; esac
 done
 TARGETS=${RUN# }
@@ -118,59 +147,100 @@ trap 'exit 130' INT TERM
 
 BASE=$((20000 + ($$ % 700) * 16))
 P_BPROXY=$BASE; P_BDIRECT=$((BASE + 1))
-P_mailedge=$((BASE + 2)); P_haproxy=$((BASE + 3)); P_nginx=$((BASE + 4))
+P_mailedge=$((BASE + 2)); P_hapauto=$((BASE + 3)); P_nginx=$((BASE + 4))
+P_hapsplice=$((BASE + 5)); P_base=$((BASE + 6)); P_mebusy=$((BASE + 7))
 
 # --- configurations ---------------------------------------------------------
-cat >"$TMP/mailedge.conf" <<EOF
+# write_configs N: the configs for N workers or threads per proxy (1 in the
+# pinned run). Every proxy sends a PROXY header and writes one log line per
+# session to a file, as a production edge does.
+MAILEDGE_WORKERS_NOTE=""
+write_configs() {
+    n=$1
+    wl=""
+    MAILEDGE_WORKERS_NOTE="one worker"
+    if [ "$n" -gt 1 ]; then
+        # `workers N` is issue 19's other half; until the binary knows it,
+        # mailedge runs its one worker and the table says so.
+        printf 'global {\n    workers %s\n}\n%s\n' "$n" "$PROBE_BODY" >"$TMP/workers-probe.conf"
+        if "$BIN" -t -c "$TMP/workers-probe.conf" >/dev/null 2>&1; then
+            wl="    workers $n"; MAILEDGE_WORKERS_NOTE="workers $n"
+        else
+            MAILEDGE_WORKERS_NOTE="one worker: this binary refuses 'workers $n'"
+            note "mailedge -t refuses 'workers $n': mailedge runs one worker in this run"
+        fi
+    fi
+    for t in mailedge base mebusy; do
+        extra=""
+        [ $t != mebusy ] || extra="    busy-poll $BUSY"
+        splice=${BENCH_SPLICE:-on}
+        [ $t != base ] || splice=${BENCH_BASE_SPLICE:-on}
+        eval "port=\$P_$t"
+        cat >"$TMP/$t.conf" <<EOF
 global {
-    log $TMP/mailedge.log format logfmt level info
-    splice on
+    log $TMP/$t.log format logfmt level info
+    splice $splice
     grace 1s
     user $(id -un)
+$wl
+$extra
 }
 backend bench {
     server b1 $ADDR:$P_BPROXY
     send-proxy v2
 }
 listener smtp {
-    bind $ADDR:$P_mailedge
+    bind $ADDR:$port
     protocol smtp
     route -> bench
     timeout idle 30m
 }
 EOF
+    done
 
-# HAProxy: one thread like mailedge's one worker; splice like mailedge; one
-# log line per session like mailedge (to stdout, a file here). The fd limit
-# cannot be raised here, so say it rather than let HAProxy refuse to start.
-cat >"$TMP/haproxy.cfg" <<EOF
+    # HAProxy, twice: with splice-auto (its heuristics copy small reads and
+    # splice bulk) and with splice forced both ways; the table takes the
+    # better of the two per figure. Both ask for 1 MiB pipes, as mailedge
+    # does (tune.pipesize). The fd limit cannot be raised here, so say it
+    # rather than let HAProxy refuse to start.
+    for t in hapauto hapsplice; do
+        if [ $t = hapauto ]; then opts="    option splice-auto"
+        else opts="    option splice-request
+    option splice-response"; fi
+        eval "port=\$P_$t"
+        cat >"$TMP/$t.cfg" <<EOF
 global
-    nbthread 1
+    nbthread $n
     maxconn $((IDLE + 100))
     ulimit-n $HARD_FD
     no strict-limits
     maxpipes 256
+    tune.pipesize 1048576
     log stdout format raw local0 info
 defaults
     mode tcp
     log global
     option tcplog
-    option splice-auto
+$opts
     maxconn $((IDLE + 100))
     timeout connect 5s
     timeout client 30m
     timeout server 30m
 listen smtp
-    bind $ADDR:$P_haproxy
+    bind $ADDR:$port
     server b1 $ADDR:$P_BPROXY send-proxy-v2
 EOF
+    done
 
-# nginx: one worker (plus its master: both are counted), accept batching,
-# one access log line per session. nginx 1.22 sends PROXY v1 only.
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx.conf" <<EOF
+    # nginx as its docs advise for this: reuseport (one listening socket per
+    # worker; no accept_mutex needed then, and it is off by default since
+    # 1.11.3), multi_accept, tcp_nodelay (the default), worker_connections
+    # sized for the idle test, the default 16k proxy_buffer_size. nginx 1.22
+    # sends PROXY v1 only. The master is counted with the workers.
+    mkdir -p "$TMP/nginx"
+    cat >"$TMP/nginx.conf" <<EOF
 load_module $NGINX_STREAM_MOD;
-worker_processes 1;
+worker_processes $n;
 worker_rlimit_nofile $HARD_FD;
 daemon off;
 pid $TMP/nginx/nginx.pid;
@@ -178,20 +248,24 @@ error_log $TMP/nginx/error.log warn;
 events {
     worker_connections $((IDLE * 2 + 100));
     multi_accept on;
+    accept_mutex off;
 }
 stream {
     log_format basic '\$remote_addr [\$time_local] \$protocol \$status \$bytes_sent \$bytes_received \$session_time';
     access_log $TMP/nginx/access.log basic;
+    tcp_nodelay on;
     server {
-        listen $ADDR:$P_nginx backlog=1024;
+        listen $ADDR:$P_nginx backlog=1024 reuseport;
         proxy_pass $ADDR:$P_BPROXY;
         proxy_protocol on;
+        proxy_buffer_size 16k;
         proxy_connect_timeout 5s;
         proxy_timeout 30m;
         proxy_half_close on;
     }
 }
 EOF
+}
 
 # --- processes ----------------------------------------------------------------
 # Children of a PID (nginx's worker), from /proc.
@@ -213,14 +287,16 @@ probe() { # addr:port
 start_proxy() { # target -> sets PIDS_<target>
     t=$1
     case $t in
-    mailedge)
-        "$BIN" -t -c "$TMP/mailedge.conf" >/dev/null || die "mailedge refuses its bench config"
-        $PIN_PROXY "$BIN" -c "$TMP/mailedge.conf" 2>>"$TMP/mailedge.stderr" &
+    mailedge|base|mebusy)
+        b=$BIN
+        [ $t != base ] || b=$BASE_BIN
+        "$b" -t -c "$TMP/$t.conf" >/dev/null || die "$t refuses its bench config"
+        $PIN_PROXY "$b" -c "$TMP/$t.conf" 2>>"$TMP/$t.stderr" &
         ;;
-    haproxy)
-        haproxy -c -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.check" 2>&1 || \
-            { cat "$TMP/haproxy.check" >&2; die "haproxy refuses its bench config"; }
-        $PIN_PROXY haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 &
+    hapauto|hapsplice)
+        haproxy -c -f "$TMP/$t.cfg" >>"$TMP/$t.check" 2>&1 || \
+            { cat "$TMP/$t.check" >&2; die "haproxy refuses its bench config $t"; }
+        $PIN_PROXY haproxy -db -f "$TMP/$t.cfg" >>"$TMP/$t.log" 2>&1 &
         ;;
     nginx)
         nginx -t -q -c "$TMP/nginx.conf" -e "$TMP/nginx/error.log" -p "$TMP/nginx" 2>>"$TMP/nginx.check" || \
@@ -248,9 +324,34 @@ stop_proxy() {
     eval "MAIN_$1="
 }
 
-$PIN_LOAD "$BE" -p "$ADDR:$P_BPROXY" -d "$ADDR:$P_BDIRECT" 2>>"$TMP/backend.stderr" &
-STARTED="$STARTED $!"
-probe "$ADDR:$P_BDIRECT" || die "the bench backend did not come up"
+BE_PID=""
+start_backend() {
+    $PIN_LOAD "$BE" -p "$ADDR:$P_BPROXY" -d "$ADDR:$P_BDIRECT" 2>>"$TMP/backend.stderr" &
+    BE_PID=$!
+    STARTED="$STARTED $BE_PID"
+    probe "$ADDR:$P_BDIRECT" || die "the bench backend did not come up"
+}
+stop_backend() {
+    [ -n "$BE_PID" ] || return 0
+    stop_pid "$BE_PID"
+    rest=""
+    for p in $STARTED; do [ "$p" = "$BE_PID" ] || rest="$rest $p"; done
+    STARTED=$rest BE_PID=""
+}
+
+# busy-poll is measured only where the binary knows it (mailedge -t needs a listener).
+PROBE_BODY="listener probe {
+    bind $ADDR:$P_mebusy
+    protocol smtp
+    route -> $ADDR:$P_BPROXY
+}"
+case " $TARGETS " in *" mebusy "*)
+    printf 'global {\n    busy-poll %s\n}\n%s\n' "$BUSY" "$PROBE_BODY" >"$TMP/busy-probe.conf"
+    if ! "$BIN" -t -c "$TMP/busy-probe.conf" >/dev/null 2>&1; then
+        note "mailedge -t refuses 'busy-poll $BUSY': mebusy skipped"
+        TARGETS=$(echo " $TARGETS " | sed 's/ mebusy / /; s/^ //; s/ $//')
+    fi ;;
+esac
 
 # --- machine facts --------------------------------------------------------------
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
@@ -258,9 +359,6 @@ if [ -n "${BENCH_OUT:-}" ]; then OUT=$BENCH_OUT
 elif [ $QUICK = 1 ]; then OUT=$OUTDIR/quick.txt
 else mkdir -p bench/results; OUT=bench/results/$STAMP.txt
 fi
-RAW=$TMP/raw.txt
-: >"$RAW"
-: >"$TMP/slab.txt"
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
 {
@@ -286,25 +384,27 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
     command -v nginx >/dev/null && echo "  nginx:       $(nginx -v 2>&1)"
     echo "  cc:          $($CC --version | head -1)"
     echo "setup"
-    echo "  rounds $ROUNDS, interleaved (target order rotates each round), medians reported"
-    if [ -n "$PIN_PROXY" ]; then
-        echo "  load generator + backend on cpu $LOAD_CPU, proxy alone on cpu $PROXY_CPU (taskset)"
-    else
-        echo "  nothing pinned (fewer than 2 cpus or no taskset)"
-    fi
+    echo "  runs: $RUNS (pinned: one worker or thread per proxy, pinned; multi: $NWORK each, unpinned)"
+    echo "  rounds: pinned $ROUNDS, multi $MROUNDS, interleaved (target order rotates each round), medians"
     echo "  short: c=$CONC, ${SECS}s after ${WARM}s warm-up; bulk: $STREAMS streams, ${SECS}s;" \
          "idle: $IDLE sessions; latency: c=1, $LAT_N sessions"
-    echo "  HAProxy: nbthread 1, mode tcp, send-proxy-v2, option splice-auto, tcplog to a file"
-    echo "  nginx: 1 worker (+ master, counted), proxy_protocol on (v1), multi_accept, access_log to a file"
-    echo "  mailedge: one worker, send-proxy v2, splice on, log file"
+    echo "  HAProxy: mode tcp, send-proxy-v2, tune.pipesize 1 MiB, tcplog to a file; hap-auto:" \
+         "option splice-auto; hap-splc: option splice-request + splice-response"
+    echo "  nginx: workers (+ master, counted), proxy_protocol on (v1), listen reuseport, multi_accept," \
+         "accept_mutex off, tcp_nodelay, proxy_buffer_size 16k, access_log to a file"
+    echo "  mailedge: send-proxy v2, splice ${BENCH_SPLICE:-on}, log file; mebusy: the same with busy-poll $BUSY (latency test only)"
+    [ -z "$BASE_BIN" ] || echo "  base: $("$BASE_BIN" -V | head -1) (binary $BASE_BIN, sha256 $(sha256sum "$BASE_BIN" | cut -c1-12)), same config as mailedge but splice ${BENCH_BASE_SPLICE:-on}"
 } >"$OUT.tmp"
 
 # --- measurements -------------------------------------------------------------
-FAILED=0
+FAILED=0 PEER_FAILED=0
+RAW=$TMP/raw.txt
 measure() { # round target test
     r=$1; t=$2; x=$3
     if [ "$t" = direct ]; then a=$ADDR:$P_BDIRECT; p=""
     else eval "a=$ADDR:\$P_$t; p=\"-p \$PIDS_$t\""; fi
+    # busy-poll is a latency setting: mebusy runs the latency test only.
+    [ "$t" != mebusy ] || [ "$x" = lat ] || return 0
     case $x in
     idle)  args="idle -v -c 200 -n $IDLE -t 60 -w $SETTLE" ;;
     lat)   args="short -c 1 -n $LAT_N -t $SECS -w $WARM" ;;
@@ -318,7 +418,8 @@ measure() { # round target test
     echo "round=$r target=$t test=$x rc=$rc $line" >>"$RAW"
     [ "$x" != idle ] || sed "s/^slab /round=$r target=$t /" "$TMP/lg.err" >>"$TMP/slab.txt"
     if [ $rc != 0 ]; then
-        FAILED=$((FAILED + 1))
+        case $t in hapauto|hapsplice|nginx) PEER_FAILED=$((PEER_FAILED + 1)) ;;
+        *) FAILED=$((FAILED + 1)) ;; esac
         note "round $r $x $t FAILED: $line"
     else
         printf 'bench: round %s %-5s %-8s %s\n' "$r" "$x" "$t" \
@@ -326,28 +427,64 @@ measure() { # round target test
     fi
 }
 
-ntarg=$(echo $TARGETS | wc -w)
-r=1
-while [ $r -le "$ROUNDS" ]; do
-    # Rotate the order so that no target always runs first or last.
-    order=$(echo $TARGETS | tr ' ' '\n' | awk -v k=$(((r - 1) % ntarg)) -v n="$ntarg" \
-        '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) printf "%s ", a[(i + k) % n] }')
-    # Fresh proxies each round: the idle-memory test runs first on each.
-    for t in $order; do [ "$t" = direct ] || start_proxy "$t"; done
-    for x in $TESTS; do
-        for t in $order; do measure "$r" "$t" "$x"; done
+# run_phase pinned|multi: one run of every test on every target, with
+# interleaved rounds; writes $TMP/raw-<phase>.txt and $TMP/table-<phase>.txt.
+run_phase() {
+    phase=$1
+    if [ "$phase" = pinned ]; then
+        n=1 rounds=$ROUNDS tests=$TESTS targets=$TARGETS
+        PIN_LOAD=$PIN_LOAD_1 PIN_PROXY=$PIN_PROXY_1 CORE_ARG=$CORE_ARG_1
+    else
+        n=$NWORK rounds=$MROUNDS tests=$MTESTS PIN_LOAD='' PIN_PROXY='' CORE_ARG=''
+        targets=$(echo " $TARGETS " | sed 's/ mebusy / /; s/^ //; s/ $//')
+    fi
+    RAW=$TMP/raw-$phase.txt
+    : >"$RAW"
+    : >"$TMP/slab.txt"
+    write_configs "$n"
+    start_backend
+    ntarg=$(echo $targets | wc -w)
+    r=1
+    while [ $r -le "$rounds" ]; do
+        # Rotate the order so that no target always runs first or last.
+        order=$(echo $targets | tr ' ' '\n' | awk -v k=$(((r - 1) % ntarg)) -v n="$ntarg" \
+            '{ a[NR - 1] = $0 } END { for (i = 0; i < n; i++) printf "%s ", a[(i + k) % n] }')
+        # Fresh proxies each round: the idle-memory test runs first on each.
+        for t in $order; do [ "$t" = direct ] || start_proxy "$t"; done
+        for x in $tests; do
+            for t in $order; do measure "$r" "$t" "$x"; done
+        done
+        for t in $order; do [ "$t" = direct ] || stop_proxy "$t"; done
+        r=$((r + 1))
     done
-    for t in $order; do [ "$t" = direct ] || stop_proxy "$t"; done
-    r=$((r + 1))
+    stop_backend
+    {
+        if [ "$phase" = pinned ]; then
+            echo "== run 1: one worker or thread per proxy, pinned (proxy on cpu $PROXY_CPU," \
+                 "load generator and backend on cpu $LOAD_CPU)"
+        else
+            echo "== run 2: $n workers or threads per proxy, nothing pinned (mailedge: $MAILEDGE_WORKERS_NOTE;" \
+                 "HAProxy nbthread $n; nginx worker_processes $n)"
+        fi
+        awk -v targets="$targets" -v phase="$phase" -v conc="$CONC" -f bench/summarize.awk "$RAW"
+        echo
+    } >"$TMP/table-$phase.txt"
+    if [ -s "$TMP/slab.txt" ]; then
+        echo "kernel memory per idle session by slab cache, $phase run, last round (rise when opened, fall when closed)"
+        grep "^round=$rounds " "$TMP/slab.txt" | sed 's/^round=[0-9]* /  /'
+        echo
+    fi >"$TMP/slab-$phase.txt"
+}
+
+PIN_LOAD_1=$PIN_LOAD PIN_PROXY_1=$PIN_PROXY CORE_ARG_1=$CORE_ARG
+for phase in $RUNS; do
+    case $phase in pinned|multi) run_phase "$phase" ;; *) die "unknown run '$phase'" ;; esac
 done
 
 # --- report -------------------------------------------------------------------
 {
     echo
-    awk -v targets="$TARGETS" -f bench/summarize.awk "$RAW"
-    echo "  [n/a]     50,000 idle sessions               not run: the fd hard limit here is $HARD_FD" \
-         "(50,000 sessions need 100,000 fds in a proxy)"
-    echo
+    for phase in $RUNS; do cat "$TMP/table-$phase.txt"; done
     echo "notes"
     echo "  proxy CPU = utime+stime of the proxy's processes (/proc/PID/stat) over the window; it"
     echo "    includes the loopback packet processing the kernel runs in the proxy's context."
@@ -358,17 +495,16 @@ done
     echo "    the proxy's share is that minus the direct connection's in the same round."
     echo "  1 GB = 10^9 bytes; both-ways throughput is the sum of the two directions."
     echo
-    if [ -s "$TMP/slab.txt" ]; then
-        echo "kernel memory per idle session by slab cache, last round (rise when opened, fall when closed)"
-        grep "^round=$ROUNDS " "$TMP/slab.txt" | sed 's/^round=[0-9]* /  /'
-        echo
-    fi
-    echo "raw measurements (one line per round, target and test)"
-    sed 's/^/  /' "$RAW"
+    for phase in $RUNS; do cat "$TMP/slab-$phase.txt"; done
+    for phase in $RUNS; do
+        echo "raw measurements, $phase run (one line per round, target and test)"
+        sed 's/^/  /' "$TMP/raw-$phase.txt"
+    done
     [ $FAILED = 0 ] || echo "FAILED measurements: $FAILED"
+    [ $PEER_FAILED = 0 ] || echo "failed measurements of HAProxy or nginx (left out of the medians): $PEER_FAILED"
 } >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 [ $QUICK = 1 ] || [ -n "${BENCH_OUT:-}" ] || cp "$OUT" bench/results/latest.txt
-sed -n '/^median of/,/^notes/p' "$OUT" | sed '$d'
+sed -n '/^== run/,/^notes/p' "$OUT" | sed '$d'
 echo "bench: results in $OUT"
 [ $FAILED = 0 ] || die "$FAILED measurement(s) failed"

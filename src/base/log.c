@@ -1,6 +1,9 @@
 /*
- * log: builds each line in a static buffer and writes it with one write(2)
- * so lines from a future multi-worker process never interleave mid-line.
+ * log: builds each line in a static buffer and writes whole lines with one
+ * write(2), so lines from several processes never interleave mid-line. Inside
+ * a pass of the event loop (log_batch_begin .. log_batch_end) whole lines are
+ * gathered and written together at the end of the pass, or when the batch is
+ * full: one write per pass instead of one per session at load.
  */
 #include "log.h"
 
@@ -15,7 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #define LINE_MAX_LEN 4096
+#define BATCH_MAX (4 * LINE_MAX_LEN)
 
 static enum log_format log_format_cur = LOG_FORMAT_LOGFMT;
 static enum log_level log_min = LOG_INFO;
@@ -25,6 +31,10 @@ static char log_path[4096];
 static char line[LINE_MAX_LEN];
 static size_t line_len;
 static bool line_active;
+
+static char batch[BATCH_MAX];
+static size_t batch_len;
+static bool batching;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -38,6 +48,7 @@ log_setup(enum log_format fmt, bool debug)
 int
 log_open(const char *path)
 {
+    log_flush();
     if (path == NULL || *path == '\0') {
         if (log_fd != STDERR_FILENO)
             close(log_fd);
@@ -174,7 +185,13 @@ log_begin(enum log_level lvl, const char *event)
         ts_len = strftime(ts, sizeof(ts) - 8, "%Y-%m-%dT%H:%M:%S", &tm);
         ts_sec = tv.tv_sec;
     }
-    snprintf(ts + ts_len, sizeof(ts) - ts_len, ".%03uZ", (unsigned)(tv.tv_usec / 1000) % 1000u);
+    unsigned ms = (unsigned)(tv.tv_usec / 1000) % 1000u;
+    ts[ts_len] = '.';
+    ts[ts_len + 1] = (char)('0' + ms / 100);
+    ts[ts_len + 2] = (char)('0' + ms / 10 % 10);
+    ts[ts_len + 3] = (char)('0' + ms % 10);
+    ts[ts_len + 4] = 'Z';
+    ts[ts_len + 5] = '\0';
     log_str("ts", ts);
     log_str("level", level_names[lvl]);
     log_str("event", event);
@@ -195,9 +212,19 @@ log_u64(const char *key, uint64_t val)
     if (!line_active)
         return;
     char num[24];
-    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)val);
+    size_t n = util_fmt_u64(num, val);
     append_key(key);
-    append_raw(num, (size_t)n);
+    append_raw(num, n);
+}
+
+void
+log_hex(const char *key, uint64_t val, unsigned width)
+{
+    if (!line_active)
+        return;
+    char num[17];
+    util_fmt_hex(num, val, width > 16 ? 16 : width);
+    log_str(key, num);
 }
 
 void
@@ -221,20 +248,57 @@ log_lines_failed(void)
     return lines_failed;
 }
 
+/* Writes <len> bytes of whole lines; counts the lines not fully written. */
 static void
-write_line(int fd)
+write_all(int fd, const char *buf, size_t len)
 {
-    ssize_t off = 0;
-    while ((size_t)off < line_len) {
-        ssize_t n = write(fd, line + off, line_len - (size_t)off);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, buf + off, len - off);
         if (n <= 0) {
             if (n == -1 && errno == EINTR)
                 continue;
-            lines_failed++; /* nowhere left to report it but the metric */
+            /* Nowhere left to report it but the metric. */
+            for (size_t i = off; i < len; i++)
+                lines_failed += buf[i] == '\n';
             break;
         }
-        off += n;
+        off += (size_t)n;
     }
+}
+
+void
+log_flush(void)
+{
+    if (batch_len > 0)
+        write_all(log_fd, batch, batch_len);
+    batch_len = 0;
+}
+
+void
+log_batch_begin(void)
+{
+    batching = true;
+}
+
+void
+log_batch_end(void)
+{
+    log_flush();
+    batching = false;
+}
+
+static void
+write_line(int fd)
+{
+    if (!batching || fd != log_fd) {
+        write_all(fd, line, line_len);
+        return;
+    }
+    if (batch_len + line_len > sizeof(batch))
+        log_flush();
+    memcpy(batch + batch_len, line, line_len);
+    batch_len += line_len;
 }
 
 static void
@@ -323,6 +387,7 @@ fatal(const char *fmt, ...)
     va_start(ap, fmt);
     vmsg(LOG_ERROR, "fatal", strerror(saved), fmt, ap);
     va_end(ap);
+    log_flush();
     exit(1);
 }
 
@@ -333,5 +398,6 @@ fatalx(const char *fmt, ...)
     va_start(ap, fmt);
     vmsg(LOG_ERROR, "fatal", NULL, fmt, ap);
     va_end(ap);
+    log_flush();
     exit(1);
 }

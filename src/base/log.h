@@ -39,11 +39,24 @@ bool log_enabled(enum log_level lvl);
 void log_begin(enum log_level lvl, const char *event);
 void log_str(const char *key, const char *val);
 void log_u64(const char *key, uint64_t val);
+/* <val> as <width> lower-case hex digits (at most 16). */
+void log_hex(const char *key, uint64_t val, unsigned width);
 void log_fmt(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_end(void);
 /* Like log_end(), and to stderr as well when logging to a file: for a line
  * about the log file itself, which may no longer be where anyone looks. */
 void log_end_tee(void);
+
+/*
+ * Batching, for the event loop: between log_batch_begin() and
+ * log_batch_end() lines to the log file are gathered (whole lines only) and
+ * written together by log_batch_end(), or earlier when the batch is full.
+ * log_flush() writes what is gathered now; call it before fork() or _exit().
+ * fatal() and log_open() flush on their own.
+ */
+void log_batch_begin(void);
+void log_batch_end(void);
+void log_flush(void);
 
 /* Lines that could not be written, or only in part, since the start. */
 uint64_t log_lines_failed(void);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "log.h"
 
 #define MAX_EVENTS 256
 
@@ -24,6 +25,7 @@ struct loop {
     size_t nheap, capheap;
     size_t reserved;            /* timers the owners may arm (loop_timer_reserve) */
     struct defer *dhead, **dtail;
+    uint32_t busy_us;           /* loop_set_busy_poll */
 };
 
 static uint64_t
@@ -32,6 +34,32 @@ monotonic_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t
+monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void
+loop_set_busy_poll(struct loop *l, uint32_t us)
+{
+    l->busy_us = us;
+}
+
+/* Polls without sleeping for up to l->busy_us; 0 when nothing came. */
+static int
+busy_wait(struct loop *l, struct epoll_event *evs, int max)
+{
+    uint64_t until = monotonic_us() + l->busy_us;
+    int n;
+    do {
+        n = epoll_wait(l->epfd, evs, max, 0);
+    } while (n == 0 && monotonic_us() < until);
+    return n;
 }
 
 struct loop *
@@ -250,6 +278,7 @@ int
 loop_run(struct loop *l)
 {
     struct epoll_event evs[MAX_EVENTS];
+    bool busy = false; /* the last pass handled events: poll before sleeping */
     while (!l->stop) {
         int timeout = -1;
         if (l->dhead != NULL) {
@@ -258,16 +287,21 @@ loop_run(struct loop *l)
             uint64_t when = l->heap[0]->when;
             timeout = when <= l->now ? 0 : (int)(when - l->now > 60000 ? 60000 : when - l->now);
         }
-        int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
+        int n = busy && timeout != 0 ? busy_wait(l, evs, MAX_EVENTS) : 0;
+        if (n == 0)
+            n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
         if (n == -1 && errno != EINTR)
             return -1;
+        busy = l->busy_us > 0 && n > 0;
         l->now = monotonic_ms();
+        log_batch_begin();
         for (int i = 0; i < n; i++) {
             struct io *io = evs[i].data.ptr;
             io->cb(io, evs[i].events);
         }
         run_timers(l);
         run_defers(l);
+        log_batch_end();
     }
     return 0;
 }

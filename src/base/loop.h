@@ -65,6 +65,14 @@ void loop_defer(struct loop *l, struct defer *d);
 /* Monotonic milliseconds, refreshed once per batch of events. */
 uint64_t loop_now(const struct loop *l);
 
+/*
+ * Busy polling: after a pass that handled events, poll epoll without
+ * sleeping for up to <us> microseconds before a blocking wait, so that the
+ * next event of a conversation (a reply a few tens of microseconds later)
+ * finds the process awake instead of waking it. 0 turns it off (default).
+ */
+void loop_set_busy_poll(struct loop *l, uint32_t us);
+
 /* Runs until loop_stop(). Returns 0, or -1 and errno if epoll_wait fails. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);

@@ -103,6 +103,33 @@ util_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+size_t
+util_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+size_t
+util_fmt_hex(char *out, uint64_t v, unsigned width)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = width; i > 0; i--) {
+        out[i - 1] = digits[v & 0xf];
+        v >>= 4;
+    }
+    out[width] = '\0';
+    return width;
+}
+
 int
 util_strlcpy(char *dst, const char *src, size_t cap)
 {

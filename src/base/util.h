@@ -58,4 +58,13 @@ int util_strlcpy(char *dst, const char *src, size_t cap);
 /* CLOCK_MONOTONIC in milliseconds (the blocking commands; the loop keeps its own). */
 uint64_t util_monotonic_ms(void);
 
+/*
+ * Decimal and fixed-width lower-case hex of <v> into <out>, without stdio
+ * (the session log line is formatted on every session's close). <out> holds
+ * at least 21 bytes (decimal) or <width> + 1 bytes (hex, 1 to 16 digits); the
+ * result is NUL-terminated and its length returned.
+ */
+size_t util_fmt_u64(char *out, uint64_t v);
+size_t util_fmt_hex(char *out, uint64_t v, unsigned width);
+
 #endif

@@ -143,6 +143,7 @@ struct conf_global {
     bool log_debug;                  /* log level debug instead of info */
     uint64_t grace_ms;               /* drain time on SIGTERM, default 30s */
     bool splice;                     /* relay with splice(2), default on */
+    uint32_t busy_poll_us;           /* busy-poll DURATION, in microseconds; 0: off */
     bool admin_set;                  /* admin ADDR:PORT given; off by default */
     bool admin_allow_remote;         /* admin ... allow-remote: not loopback only */
     struct conf_bind admin;          /* its address (any: ":PORT"), where it was written */

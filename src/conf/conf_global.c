@@ -91,6 +91,41 @@ cf_d_splice(struct ctx *x, const struct lex_word *w, size_t n)
         cf_errw(x, &w[1], "bad value '%s' for splice: expected on or off", w[1].text);
 }
 
+#define BUSY_POLL_MAX_US 10000u
+
+/* busy-poll off|DURATION: microseconds ("us") or any duration, at most 10ms. */
+static void
+cf_d_busy_poll(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    (void)n;
+    const char *t = w[1].text;
+    size_t len = strlen(t);
+    uint64_t us = 0, ms;
+    char digits[32];
+    if (cf_is_word(&w[1], "off")) {
+        x->c->global.busy_poll_us = 0;
+        return;
+    }
+    bool in_us = len > 2 && len - 2 < sizeof(digits) && strcmp(t + len - 2, "us") == 0;
+    if (in_us) {
+        memcpy(digits, t, len - 2);
+        digits[len - 2] = '\0';
+    }
+    if (in_us && util_parse_uint(digits, UINT32_MAX, &us) == 0) {
+        /* us as given */
+    } else if (!in_us && util_parse_duration(t, &ms) == 0) {
+        us = ms > BUSY_POLL_MAX_US / 1000 ? BUSY_POLL_MAX_US + 1 : ms * 1000;
+    } else {
+        cf_errw(x, &w[1], "bad value '%s' for busy-poll: expected off or a duration like 50us", t);
+        return;
+    }
+    if (us > BUSY_POLL_MAX_US) {
+        cf_errw(x, &w[1], "busy-poll '%s' is too long (at most 10ms)", t);
+        return;
+    }
+    x->c->global.busy_poll_us = (uint32_t)us;
+}
+
 /* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
 static bool
 is_loopback(const struct sockaddr_storage *ss)
@@ -387,6 +422,7 @@ static const struct directive global_v[] = {
      cf_d_log},
     {"grace", D_COUNT, true, 1, 1, "grace DURATION", cf_d_grace},
     {"splice", D_COUNT, true, 1, 1, "splice on|off", cf_d_splice},
+    {"busy-poll", D_COUNT, true, 1, 1, "busy-poll off|DURATION (like 50us)", cf_d_busy_poll},
     {"admin", D_COUNT, true, 1, 2, "admin ADDR:PORT [allow-remote]", cf_d_admin},
     {"admin-host", D_COUNT, true, 1, CONF_ADMIN_HOSTS_MAX, "admin-host NAME ...",
      cf_d_admin_host},
@@ -401,5 +437,5 @@ static const struct directive global_v[] = {
 };
 const struct directive_table cf_global_dirs = {
     global_v, ARRAY_LEN(global_v),
-    "log, grace, splice, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, "
+    "log, grace, splice, busy-poll, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, "
     "timeout, user, group"};

@@ -709,6 +709,7 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
     free(p);
     w->gen = ng;
     w->conf = ng->conf;
+    loop_set_busy_poll(w->loop, w->conf->global.busy_poll_us);
     w->backends = ng->backends;
     w->listeners = ng->listeners;
     w->nlisteners = ng->nlisteners;

@@ -68,7 +68,7 @@ session_set_state(struct session *s, enum session_state st)
 {
     if (log_enabled(LOG_DEBUG)) {
         log_begin(LOG_DEBUG, "session_state");
-        log_fmt("id", "%016llx", (unsigned long long)s->id);
+        log_hex("id", s->id, 16);
         log_str("from", session_state_name(s->state));
         log_str("to", session_state_name(st));
         log_end();

@@ -91,7 +91,7 @@ log_attempt(const struct session *s, unsigned nth, const struct sockaddr *sa,
             enum conn_outcome o, int err)
 {
     log_begin(LOG_DEBUG, "connect_attempt");
-    log_fmt("id", "%016llx", (unsigned long long)s->id);
+    log_hex("id", s->id, 16);
     log_str("server", s->trying->name);
     connector_log_attempt(nth, sa, o, err);
     log_end();

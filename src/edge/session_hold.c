@@ -120,7 +120,7 @@ session_hold(struct session *s)
     loop_timer_at(s->w->loop, &s->timer, deadline);
     if (log_enabled(LOG_DEBUG)) {
         log_begin(LOG_DEBUG, "hold");
-        log_fmt("id", "%016llx", (unsigned long long)s->id);
+        log_hex("id", s->id, 16);
         log_str("backend", b->conf->name);
         log_u64("queued", b->nheld);
         log_end();

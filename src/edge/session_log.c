@@ -61,7 +61,7 @@ session_log(const struct session *s, enum end_reason r, const char *detail)
     char client[ADDR_STRLEN], peer[ADDR_STRLEN];
     const struct backend *b = s->backend;
     log_begin(LOG_INFO, "session");
-    log_fmt("id", "%016llx", (unsigned long long)s->id);
+    log_hex("id", s->id, 16);
     log_str("listener", lconf(s)->name);
     log_str("client", addr_format(&s->client.sa, client, sizeof(client)));
     log_str("peer", addr_format(&s->peer.sa, peer, sizeof(peer)));

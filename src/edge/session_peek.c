@@ -98,7 +98,7 @@ log_hello(const struct session *s, const char *result, const char *why)
     if (!log_enabled(LOG_DEBUG))
         return;
     log_begin(LOG_DEBUG, "hello");
-    log_fmt("id", "%016llx", (unsigned long long)s->id);
+    log_hex("id", s->id, 16);
     log_str("result", result);
     if (s->sni != NULL && s->sni[0] != '\0')
         log_str("sni", s->sni);

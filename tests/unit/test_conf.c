@@ -1115,7 +1115,7 @@ static const struct bad_case bad_cases[] = {
     {"backend b {\n    server s/1 10.0.0.1:25\n}\n", 2, 12, "bad server name 's/1'"},
     /* unknown directives and argument counts */
     {"global {\n    workers 4\n}\n", 2, 5,
-     "unknown directive 'workers' in a global block (allowed: log, grace, splice, admin, "
+     "unknown directive 'workers' in a global block (allowed: log, grace, splice, busy-poll, admin, "
      "admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group)"},
     {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
      "allowed: server, send-proxy, balance, check, timeout, queue-timeout, queue-max, "
