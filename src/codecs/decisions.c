@@ -1,9 +1,11 @@
 /*
  * decisions: the LAPI decision stream with json-c. The tokener keeps its
- * state between chunks; strict mode (no comments, no single quotes, no
- * trailing commas) and UTF-8 validation on; json-c still takes
- * single-quoted keys and NaN, harmless here. A NUL byte anywhere is
- * refused here, because json-c reads one as the end of its input.
+ * state between chunks; strict mode (no comments, no single-quoted
+ * values, no trailing commas); json-c still takes single-quoted keys and
+ * NaN, harmless here. Two checks are ours, on the raw bytes: a NUL byte
+ * is refused (json-c reads one as the end of its input), and UTF-8 is
+ * validated here across chunks, because json-c 0.16's own validation
+ * refuses a character split between two chunks.
  */
 #include "decisions.h"
 
@@ -28,6 +30,8 @@ struct decisions {
     json_object *root;
     json_object *list[2]; /* "new", "deleted"; borrowed from root; NULL: null */
     size_t max_body, total;
+    uint8_t u8_need;       /* continuation bytes still due */
+    uint8_t u8_lo, u8_hi;  /* the range of the next one */
     enum state st;
     char err[160];
 };
@@ -52,7 +56,7 @@ decisions_new(size_t max_body)
         free(d);
         return NULL;
     }
-    json_tokener_set_flags(d->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_tokener_set_flags(d->tok, JSON_TOKENER_STRICT);
     d->max_body = max_body;
     return d;
 }
@@ -75,6 +79,47 @@ all_space(const char *p, size_t n)
             return false;
     }
     return true;
+}
+
+/* Well-formed UTF-8 (Unicode table 3-7: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), carried across chunks. The offset
+ * of the first bad byte, or <n>. */
+static size_t
+utf8_check(struct decisions *d, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (d->u8_need > 0) {
+            if (c < d->u8_lo || c > d->u8_hi)
+                return i;
+            d->u8_need--;
+            d->u8_lo = 0x80;
+            d->u8_hi = 0xbf;
+            continue;
+        }
+        if (c < 0x80)
+            continue;
+        d->u8_lo = 0x80;
+        d->u8_hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) {
+            d->u8_need = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            d->u8_need = 2;
+            if (c == 0xe0)
+                d->u8_lo = 0xa0;
+            else if (c == 0xed)
+                d->u8_hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            d->u8_need = 3;
+            if (c == 0xf0)
+                d->u8_lo = 0x90;
+            else if (c == 0xf4)
+                d->u8_hi = 0x8f;
+        } else {
+            return i;
+        }
+    }
+    return n;
 }
 
 /* The shape of a complete answer: an object with "new" and "deleted",
@@ -116,6 +161,9 @@ decisions_feed(struct decisions *d, const char *buf, size_t len)
     const char *nul = memchr(buf, '\0', len);
     if (nul != NULL)
         return fail(d, "NUL byte in answer", "", at + (size_t)(nul - buf));
+    size_t bad = utf8_check(d, (const uint8_t *)buf, len);
+    if (bad < len)
+        return fail(d, "invalid UTF-8", "", at + bad);
     if (d->st == ST_DONE) {
         if (!all_space(buf, len))
             return fail(d, "data after the answer", "", at);

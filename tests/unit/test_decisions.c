@@ -149,6 +149,25 @@ test_startup_any_chunking(void **state)
     decisions_free(d);
 }
 
+/* Characters of 2, 3 and 4 bytes, split at every place by the chunks:
+ * json-c 0.16's own UTF-8 check refuses a split one, ours does not. */
+static void
+test_utf8_any_chunking(void **state)
+{
+    (void)state;
+    const char *body = "{\"deleted\":null,\"new\":[{\"value\":\"192.0.2.1\",\"scope\":\"Ip\","
+                       "\"type\":\"ban\",\"duration\":\"1500\xc2\xb5s\",\"scenario\":"
+                       "\"caf\xc3\xa9/\xe2\x82\xac/\xf0\x9d\x84\x9e/\xef\xbf\xbf\"}]}";
+    for (size_t chunk = 1; chunk <= 16; chunk++) {
+        struct decisions *d = parse(body, chunk, DECISIONS_DONE);
+        struct decision x;
+        assert_int_equal(decisions_get(d, false, 0, &x, NULL), 0);
+        assert_string_equal(x.scenario, "caf\xc3\xa9/\xe2\x82\xac/\xf0\x9d\x84\x9e/\xef\xbf\xbf");
+        assert_int_equal(x.duration_ms, 1);
+        decisions_free(d);
+    }
+}
+
 static void
 test_community_lists(void **state)
 {
@@ -203,6 +222,13 @@ test_bad_answers(void **state)
         "{\"new\":[{\"value\":\"1.2.3.4\"",
         "{\"new\":[\"\xff\xfe\"],\"deleted\":null}",
         "{\"new\":[\"\xc3\x28\"],\"deleted\":null}",
+        "{\"new\":[\"\xc0\x80\"],\"deleted\":null}",         /* overlong NUL */
+        "{\"new\":[\"\xe0\x80\xaf\"],\"deleted\":null}",     /* overlong '/' */
+        "{\"new\":[\"\xed\xa0\x80\"],\"deleted\":null}",     /* surrogate */
+        "{\"new\":[\"\xf4\x90\x80\x80\"],\"deleted\":null}", /* above U+10FFFF */
+        "{\"new\":[\"\xf5\x80\x80\x80\"],\"deleted\":null}",
+        "{\"new\":[\"\x80\"],\"deleted\":null}",
+        "{\"new\":null,\"deleted\":null}\xc2",
         "{\"new\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],\"deleted\":null}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -503,6 +529,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_startup_any_chunking),
+        cmocka_unit_test(test_utf8_any_chunking),
         cmocka_unit_test(test_community_lists),
         cmocka_unit_test(test_bad_answers),
         cmocka_unit_test(test_reasons),
