@@ -26,6 +26,7 @@
 #define NONE UINT32_MAX
 #define STR_MAX 255       /* longer origins and scenarios are cut */
 #define BANSET_CAP_MAX (1u << 24)
+#define PREFETCH 8        /* prefix lengths whose slots a lookup fetches at once */
 
 /* An interned string: refcounted, chained in a small hash of its own. */
 struct istr {
@@ -42,13 +43,15 @@ struct entry {
 
 struct banset {
     struct entry *e;
-    uint32_t *slots; /* entry index + 1; 0: empty */
+    uint64_t *slots; /* high half: the key's tag; low half: entry index + 1; 0: empty */
     uint32_t *heap;  /* entry indices, earliest expiry first */
     size_t cap, nslots, n, hw; /* hw: entries ever used (high-water mark) */
     uint32_t free_head;
     uint64_t seed;
     size_t nips, nranges, full_refusals;
     uint32_t by_len[2][129]; /* entries by [v6][prefix length] */
+    uint8_t lens[2][129];    /* [v6]: the lengths in use, longest first */
+    size_t nlens[2];
     size_t v6_cover_mapped;  /* IPv6 entries shorter than /96 covering ::ffff:0:0/96 */
     struct istr **strs;
     size_t nstrbuckets, nstrs, strbytes;
@@ -180,8 +183,11 @@ canon(const struct cidr *c, struct cidr *k)
     return 0;
 }
 
-static size_t
-key_home(const struct banset *s, const struct cidr *k)
+/* The key's tag: 32 bits of its hash. Its low bits are the home slot, so
+ * moving a slot needs no look at the entry; the rest spares a look at
+ * entries that differ. */
+static uint32_t
+key_tag(const struct banset *s, const struct cidr *k)
 {
     uint64_t w0, w1;
 
@@ -190,7 +196,14 @@ key_home(const struct banset *s, const struct cidr *k)
     uint64_t h = mix(s->seed ^ ((uint64_t)k->family << 8) ^ k->prefix);
     h = mix(h ^ w0);
     h = mix(h ^ w1 ^ s->seed);
-    return (size_t)h & (s->nslots - 1);
+    return (uint32_t)(h >> 32);
+}
+
+/* A slot's entry index (the slot is not empty). */
+static uint32_t
+slot_idx(uint64_t v)
+{
+    return (uint32_t)v - 1;
 }
 
 static bool
@@ -223,10 +236,11 @@ covers_mapped(const struct cidr *k)
 static size_t
 find_slot(const struct banset *s, const struct cidr *k)
 {
-    size_t i = key_home(s, k);
+    uint32_t tag = key_tag(s, k);
+    size_t i = tag & (s->nslots - 1);
     for (;;) {
-        uint32_t v = s->slots[i];
-        if (v == 0 || key_equal(&s->e[v - 1].pub.net, k))
+        uint64_t v = s->slots[i];
+        if (v == 0 || ((v >> 32) == tag && key_equal(&s->e[slot_idx(v)].pub.net, k)))
             return i;
         i = (i + 1) & (s->nslots - 1);
     }
@@ -240,10 +254,10 @@ slot_remove(struct banset *s, size_t i)
     s->slots[i] = 0;
     for (;;) {
         j = (j + 1) & (s->nslots - 1);
-        uint32_t v = s->slots[j];
+        uint64_t v = s->slots[j];
         if (v == 0)
             return;
-        size_t h = key_home(s, &s->e[v - 1].pub.net);
+        size_t h = (size_t)(v >> 32) & (s->nslots - 1);
         /* Move v back into the hole unless its home lies in (i, j]. */
         bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
         if (!stays) {
@@ -352,7 +366,17 @@ banset_free(struct banset *s)
 static void
 count(struct banset *s, const struct cidr *k, int d)
 {
-    s->by_len[k->family == AF_INET6][k->prefix] += (uint32_t)d;
+    int f = k->family == AF_INET6;
+    uint32_t was = s->by_len[f][k->prefix];
+
+    s->by_len[f][k->prefix] += (uint32_t)d;
+    if ((was == 0) != (s->by_len[f][k->prefix] == 0)) {
+        s->nlens[f] = 0;
+        for (int len = f ? 128 : 32; len >= 0; len--) {
+            if (s->by_len[f][len] != 0)
+                s->lens[f][s->nlens[f]++] = (uint8_t)len;
+        }
+    }
     if (is_host(k))
         s->nips += (size_t)d;
     else
@@ -378,7 +402,7 @@ banset_add(struct banset *s, const struct cidr *net, uint64_t expires_ms, const 
     }
     size_t i = find_slot(s, &k);
     if (s->slots[i] != 0) {
-        struct entry *e = &s->e[s->slots[i] - 1];
+        struct entry *e = &s->e[slot_idx(s->slots[i])];
         str_put(s, e->pub.origin);
         str_put(s, e->pub.scenario);
         e->pub.origin = o;
@@ -405,7 +429,7 @@ banset_add(struct banset *s, const struct cidr *net, uint64_t expires_ms, const 
     e->pub.expires_ms = expires_ms;
     e->pub.origin = o;
     e->pub.scenario = sc;
-    s->slots[i] = idx + 1;
+    s->slots[i] = (uint64_t)key_tag(s, &k) << 32 | (idx + 1);
     heap_set(s, s->n++, idx);
     heap_fix(s, s->n - 1);
     count(s, &k, 1);
@@ -415,7 +439,7 @@ banset_add(struct banset *s, const struct cidr *net, uint64_t expires_ms, const 
 static void
 remove_at(struct banset *s, size_t slot)
 {
-    uint32_t idx = s->slots[slot] - 1;
+    uint32_t idx = slot_idx(s->slots[slot]);
     struct entry *e = &s->e[idx];
     size_t at = e->heap;
 
@@ -446,24 +470,44 @@ banset_del(struct banset *s, const struct cidr *net)
     return 0;
 }
 
-/* The longest live entry of <family> holding <addr> among prefix lengths
- * from <top> down. */
-static const struct banset_entry *
-longest(const struct banset *s, int family, const uint8_t *addr, int top, uint64_t now_ms)
+/* <addr> cut to <len> bits: a key. */
+static void
+cut(struct cidr *k, int family, const uint8_t *addr, unsigned len)
 {
-    const uint32_t *lens = s->by_len[family == AF_INET6];
+    memset(k, 0, sizeof(*k));
+    k->family = family;
+    k->prefix = len;
+    memcpy(k->addr, addr, len / 8);
+    if (len % 8 != 0)
+        k->addr[len / 8] = addr[len / 8] & (uint8_t)(0xff << (8 - len % 8));
+}
 
-    for (int len = top; len >= 0; len--) {
-        if (lens[len] == 0)
-            continue;
-        struct cidr k = { .family = family, .prefix = (unsigned)len };
-        unsigned bytes = (unsigned)len / 8, bits = (unsigned)len % 8;
-        memcpy(k.addr, addr, bytes);
-        if (bits != 0)
-            k.addr[bytes] = addr[bytes] & (uint8_t)(0xff << (8 - bits));
-        uint32_t v = s->slots[find_slot(s, &k)];
-        if (v != 0 && s->e[v - 1].pub.expires_ms > now_ms)
-            return &s->e[v - 1].pub;
+/* The longest live entry of <family> holding <addr> among prefix lengths
+ * up to <top>. The slots of the first few lengths are fetched from memory
+ * together, before any is looked at: one wait instead of one per length. */
+static const struct banset_entry *
+longest(const struct banset *s, int family, const uint8_t *addr, unsigned top, uint64_t now_ms)
+{
+    const uint8_t *lens = s->lens[family == AF_INET6];
+    size_t nlens = s->nlens[family == AF_INET6], first = 0;
+    struct cidr keys[PREFETCH];
+
+    while (first < nlens && lens[first] > top)
+        first++;
+    size_t batch = nlens - first < PREFETCH ? nlens - first : PREFETCH;
+    for (size_t i = 0; i < batch; i++) {
+        cut(&keys[i], family, addr, lens[first + i]);
+        __builtin_prefetch(&s->slots[key_tag(s, &keys[i]) & (s->nslots - 1)]);
+    }
+    for (size_t i = first; i < nlens; i++) {
+        struct cidr k;
+        if (i - first < batch)
+            k = keys[i - first];
+        else
+            cut(&k, family, addr, lens[i]);
+        uint64_t v = s->slots[find_slot(s, &k)];
+        if (v != 0 && s->e[slot_idx(v)].pub.expires_ms > now_ms)
+            return &s->e[slot_idx(v)].pub;
     }
     return NULL;
 }
@@ -542,6 +586,7 @@ banset_clear(struct banset *s)
     memset(s->slots, 0, s->nslots * sizeof(*s->slots));
     memset(s->e, 0, s->hw * sizeof(*s->e));
     memset(s->by_len, 0, sizeof(s->by_len));
+    s->nlens[0] = s->nlens[1] = 0;
     s->n = s->hw = 0;
     s->free_head = NONE;
     s->nips = s->nranges = s->v6_cover_mapped = 0;
