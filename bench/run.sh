@@ -65,6 +65,12 @@ for t in backend loadgen; do
 done
 LG=$OUTDIR/loadgen
 BE=$OUTDIR/backend
+# bench/bansets.c links the pure modules from the library `make` built.
+LIBME=$(dirname "$BIN")/libmailedge.a
+[ -f "$LIBME" ] || LIBME=$ROOT/build/libmailedge.a
+# shellcheck disable=SC2046,SC2086 # one -I per source folder; BFLAGS is a list
+$CC $BFLAGS -D_GNU_SOURCE $(for d in src/*/; do printf ' -I%s' "${d%/}"; done) -o "$OUTDIR/bansets" \
+    bench/bansets.c "$LIBME" $(pkg-config --libs json-c) || die "cannot build bench/bansets.c"
 
 # --- what can run here --------------------------------------------------------
 NCPU=$(nproc 2>/dev/null || echo 1)
@@ -301,6 +307,13 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
 
 # --- measurements -------------------------------------------------------------
 FAILED=0
+# Remote bans (issue 20): CPU-bound, alone on the proxy's core, before the proxies start.
+if [ $QUICK = 1 ]; then BANSETS_ARGS="-l 200000 -r 3"; else BANSETS_ARGS="-l 2000000 -r 5"; fi
+# shellcheck disable=SC2086
+if ! $PIN_PROXY "$OUTDIR/bansets" $BANSETS_ARGS >"$TMP/bansets.txt" 2>&1; then
+    FAILED=$((FAILED + 1))
+    note "remote bans FAILED: $(tail -n 1 "$TMP/bansets.txt")"
+fi
 measure() { # round target test
     r=$1; t=$2; x=$3
     if [ "$t" = direct ]; then a=$ADDR:$P_BDIRECT; p=""
@@ -347,6 +360,8 @@ done
     awk -v targets="$TARGETS" -f bench/summarize.awk "$RAW"
     echo "  [n/a]     50,000 idle sessions               not run: the fd hard limit here is $HARD_FD" \
          "(50,000 sessions need 100,000 fds in a proxy)"
+    echo
+    cat "$TMP/bansets.txt"
     echo
     echo "notes"
     echo "  proxy CPU = utime+stime of the proxy's processes (/proc/PID/stat) over the window; it"
