@@ -29,6 +29,19 @@ util_due(uint64_t *last, uint64_t now, uint64_t every_ms)
     return true;
 }
 
+/* A 64-bit mixing step (splitmix64's finalizer): the seeded hashes of the
+ * tables keyed by client addresses. */
+static inline uint64_t
+util_mix(uint64_t h)
+{
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return h;
+}
+
 /*
  * Parses a decimal unsigned integer made of digits only (no sign, no
  * spaces) that is <= max. Returns 0 and stores it in <out>, or -1.

@@ -277,7 +277,7 @@ decisions_duration(const char *s, int64_t *ms)
         if (!pre && !post)
             return -1;
         size_t u = 0, ul = 0;
-        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        for (size_t i = 0; i < ARRAY_LEN(units); i++) {
             size_t l = strlen(units[i].name);
             if (strncmp(s, units[i].name, l) == 0 && l > ul) {
                 u = i;

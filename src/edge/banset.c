@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define NONE UINT32_MAX
 #define STR_MAX 255       /* longer origins and scenarios are cut */
 #define BANSET_CAP_MAX (1u << 24)
@@ -59,33 +61,22 @@ struct banset {
 
 static const uint8_t mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
-static uint64_t
-mix(uint64_t h)
-{
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return h;
-}
-
 /* ---- interned strings ---- */
 
 static uint64_t
 str_hash(const struct banset *s, const char *p, size_t n)
 {
-    uint64_t h = mix(s->seed ^ 0x5354u);
+    uint64_t h = util_mix(s->seed ^ 0x5354u);
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        h = mix(h ^ w);
+        h = util_mix(h ^ w);
         p += 8;
         n -= 8;
     }
     uint64_t w = 0;
     memcpy(&w, p, n);
-    return mix(h ^ w ^ ((uint64_t)n << 56));
+    return util_mix(h ^ w ^ ((uint64_t)n << 56));
 }
 
 static int
@@ -193,9 +184,9 @@ key_tag(const struct banset *s, const struct cidr *k)
 
     memcpy(&w0, k->addr, 8);
     memcpy(&w1, k->addr + 8, 8);
-    uint64_t h = mix(s->seed ^ ((uint64_t)k->family << 8) ^ k->prefix);
-    h = mix(h ^ w0);
-    h = mix(h ^ w1 ^ s->seed);
+    uint64_t h = util_mix(s->seed ^ ((uint64_t)k->family << 8) ^ k->prefix);
+    h = util_mix(h ^ w0);
+    h = util_mix(h ^ w1 ^ s->seed);
     return (uint32_t)(h >> 32);
 }
 
