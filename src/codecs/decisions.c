@@ -1,11 +1,23 @@
 /*
- * decisions: the LAPI decision stream with json-c. The tokener keeps its
- * state between chunks; strict mode (no comments, no single-quoted
- * values, no trailing commas); json-c still takes single-quoted keys and
- * NaN, harmless here. Two checks are ours, on the raw bytes: a NUL byte
- * is refused (json-c reads one as the end of its input), and UTF-8 is
- * validated here across chunks, because json-c 0.16's own validation
- * refuses a character split between two chunks.
+ * decisions: the LAPI decision stream with json-c, fed as it arrives.
+ *
+ * A tree of 100,000 json-c objects costs about 1.5 KB a decision, so the
+ * decisions are not left in one tree. A small scanner follows the
+ * structure of the bytes (strings, brackets, the keys of the top object)
+ * and routes each object inside the "new" and "deleted" arrays to a
+ * tokener of its own; once complete, that object becomes a struct
+ * decision (about 220 bytes) and is freed, and the main tokener receives
+ * "0 " in its place. json-c parses and validates both streams; the
+ * scanner only cuts them, and the two must agree at the end (as many
+ * placeholders as decisions). Keys of the top object with an escape in
+ * them are refused, so that the scanner and json-c read the same keys.
+ *
+ * Strict mode (no comments, no single-quoted values, no trailing commas);
+ * json-c still takes single-quoted keys and NaN, harmless here. Two checks
+ * are ours, on the raw bytes: a NUL byte is refused (json-c reads one as
+ * the end of its input), and UTF-8 is validated here across chunks,
+ * because json-c 0.16's own validation refuses a character split between
+ * two chunks.
  */
 #include "decisions.h"
 
@@ -25,14 +37,45 @@
 
 enum state { ST_PARSING, ST_DONE, ST_ERROR };
 
+/* What the scanner is in, inside an array it routes. */
+enum elem { EL_NONE, EL_OBJECT, EL_OTHER };
+
+struct rec {
+    struct decision d;
+    const char *why; /* NULL: usable */
+};
+
+/* Records in blocks, so that growing never copies (a copy of megabytes
+ * would stall one feed call). */
+#define BLOCK 1024
+
+struct list {
+    struct rec **blk;
+    size_t n, nblk, blkcap;
+};
+
+#define KEY_MAX 8
+
 struct decisions {
-    json_tokener *tok;
+    json_tokener *tok;  /* the answer, with placeholders */
+    json_tokener *etok; /* the decision being routed */
     json_object *root;
-    json_object *list[2]; /* "new", "deleted"; borrowed from root; NULL: null */
+    struct list list[2]; /* "new", "deleted" */
     size_t max_body, total;
-    uint8_t u8_need;       /* continuation bytes still due */
-    uint8_t u8_lo, u8_hi;  /* the range of the next one */
+    uint8_t u8_need;      /* continuation bytes still due */
+    uint8_t u8_lo, u8_hi; /* the range of the next one */
     enum state st;
+    /* the scanner */
+    size_t depth;         /* containers open */
+    char type[3];         /* '{' or '[': the containers at depth 1 and 2 */
+    bool in_str, esc;
+    bool key_next;        /* the next string at depth 1 is a key */
+    bool in_key;
+    char key[KEY_MAX + 1];
+    size_t keylen;
+    int value_of;         /* the list whose value is at depth 1 now; -1 none */
+    int routing;          /* the list of the array at depth 2; -1 none */
+    enum elem el;
     char err[160];
 };
 
@@ -52,12 +95,16 @@ decisions_new(size_t max_body)
 
     if (d == NULL)
         return NULL;
-    if ((d->tok = json_tokener_new_ex(DEPTH)) == NULL) {
-        free(d);
+    d->tok = json_tokener_new_ex(DEPTH);
+    d->etok = json_tokener_new_ex(DEPTH);
+    if (d->tok == NULL || d->etok == NULL) {
+        decisions_free(d);
         return NULL;
     }
     json_tokener_set_flags(d->tok, JSON_TOKENER_STRICT);
+    json_tokener_set_flags(d->etok, JSON_TOKENER_STRICT);
     d->max_body = max_body;
+    d->value_of = d->routing = -1;
     return d;
 }
 
@@ -66,16 +113,30 @@ decisions_free(struct decisions *d)
 {
     if (d == NULL)
         return;
-    json_tokener_free(d->tok);
+    if (d->tok != NULL)
+        json_tokener_free(d->tok);
+    if (d->etok != NULL)
+        json_tokener_free(d->etok);
     json_object_put(d->root);
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < d->list[k].nblk; i++)
+            free(d->list[k].blk[i]);
+        free(d->list[k].blk);
+    }
     free(d);
+}
+
+static bool
+is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 static bool
 all_space(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+        if (!is_space(p[i]))
             return false;
     }
     return true;
@@ -123,7 +184,7 @@ utf8_check(struct decisions *d, const uint8_t *p, size_t n)
 }
 
 /* The shape of a complete answer: an object with "new" and "deleted",
- * each an array or null. */
+ * each an array or null; and each array as long as what was routed. */
 static enum decisions_rc
 check_shape(struct decisions *d)
 {
@@ -137,10 +198,230 @@ check_shape(struct decisions *d)
             return fail(d, "answer without ", keys[k], d->total);
         if (v != NULL && !json_object_is_type(v, json_type_array))
             return fail(d, "neither an array nor null: ", keys[k], d->total);
-        d->list[k] = v;
+        size_t n = v != NULL ? json_object_array_length(v) : 0;
+        if (n != d->list[k].n)
+            return fail(d, "invalid JSON: elements not separated in ", keys[k], d->total);
     }
     d->st = ST_DONE;
     return DECISIONS_DONE;
+}
+
+static void convert(json_object *o, struct rec *r);
+
+static int
+push(struct decisions *d, int k, json_object *o)
+{
+    struct list *l = &d->list[k];
+
+    if (l->n == l->nblk * BLOCK) {
+        if (l->nblk == l->blkcap) {
+            size_t cap = l->blkcap ? l->blkcap * 2 : 16;
+            struct rec **b = realloc(l->blk, cap * sizeof(struct rec *));
+            if (b == NULL)
+                return -1;
+            l->blk = b;
+            l->blkcap = cap;
+        }
+        if ((l->blk[l->nblk] = malloc(BLOCK * sizeof(struct rec))) == NULL)
+            return -1;
+        l->nblk++;
+    }
+    struct rec *r = &l->blk[l->n / BLOCK][l->n % BLOCK];
+    l->n++;
+    if (o != NULL) {
+        convert(o, r);
+    } else {
+        memset(r, 0, sizeof(*r));
+        r->why = "decision is not an object";
+    }
+    return 0;
+}
+
+/* Bytes for the main tokener: the answer minus the routed decisions. */
+static enum decisions_rc
+to_main(struct decisions *d, const char *p, size_t n, size_t at)
+{
+    if (n == 0 || d->st == ST_ERROR)
+        return d->st == ST_ERROR ? DECISIONS_ERROR : DECISIONS_MORE;
+    if (d->st == ST_DONE) {
+        if (!all_space(p, n))
+            return fail(d, "data after the answer", "", at);
+        return DECISIONS_DONE;
+    }
+    json_object *o = json_tokener_parse_ex(d->tok, p, (int)n);
+    if (o == NULL) {
+        enum json_tokener_error e = json_tokener_get_error(d->tok);
+        if (e == json_tokener_continue)
+            return DECISIONS_MORE;
+        return fail(d, "invalid JSON: ", json_tokener_error_desc(e),
+                    at + json_tokener_get_parse_end(d->tok));
+    }
+    d->root = o;
+    size_t end = json_tokener_get_parse_end(d->tok);
+    if (end < n && !all_space(p + end, n - end))
+        return fail(d, "data after the answer", "", at + end);
+    return check_shape(d);
+}
+
+/* Bytes of a routed decision; <last>: its closing brace is the last. */
+static enum decisions_rc
+to_elem(struct decisions *d, const char *p, size_t n, size_t at, bool last)
+{
+    if (n == 0)
+        return DECISIONS_MORE;
+    json_object *o = json_tokener_parse_ex(d->etok, p, (int)n);
+    size_t end = json_tokener_get_parse_end(d->etok);
+    if (o == NULL) {
+        enum json_tokener_error e = json_tokener_get_error(d->etok);
+        if (e != json_tokener_continue)
+            return fail(d, "invalid JSON: ", json_tokener_error_desc(e), at + end);
+        if (last)
+            return fail(d, "invalid JSON: ", "unfinished decision", at + n);
+        return DECISIONS_MORE;
+    }
+    if (!last || end != n) { /* the scanner and json-c disagree */
+        json_object_put(o);
+        return fail(d, "invalid JSON: ", "decision ends early", at + end);
+    }
+    int rc = push(d, d->routing, o);
+    json_object_put(o);
+    if (rc != 0)
+        return fail(d, "out of memory", "", at);
+    d->el = EL_NONE;
+    return to_main(d, "0 ", 2, at + n);
+}
+
+static int
+key_list(const char *key)
+{
+    if (strcmp(key, "new") == 0)
+        return 0;
+    if (strcmp(key, "deleted") == 0)
+        return 1;
+    return -1;
+}
+
+/*
+ * Follows the structure of <len> bytes and sends them on: routed
+ * decisions to their tokener, the rest to the main one. Only what it
+ * needs: string bounds, bracket depth, the keys of the top object.
+ */
+static enum decisions_rc
+scan(struct decisions *d, const char *buf, size_t len, size_t at)
+{
+    size_t start = 0;
+    enum decisions_rc rc = DECISIONS_MORE;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (d->in_str) {
+            if (d->esc) {
+                d->esc = false;
+            } else if (c == '\\') {
+                d->esc = true;
+                if (d->in_key)
+                    return fail(d, "escaped key in answer", "", at + i);
+            } else if (c == '"') {
+                d->in_str = false;
+                if (d->in_key) {
+                    d->in_key = false;
+                    d->key[d->keylen <= KEY_MAX ? d->keylen : 0] = '\0';
+                }
+            } else if (d->in_key && d->keylen <= KEY_MAX) {
+                if (d->keylen < KEY_MAX)
+                    d->key[d->keylen] = c;
+                d->keylen++;
+            }
+            continue;
+        }
+        if (d->el == EL_OBJECT) {
+            if (c == '\'')
+                return fail(d, "invalid JSON: ", "single quote", at + i);
+            if (c == '"') {
+                d->in_str = true;
+            } else if (c == '{' || c == '[') {
+                d->depth++;
+            } else if ((c == '}' || c == ']') && --d->depth == 2) {
+                rc = to_elem(d, buf + start, i + 1 - start, at + start, true);
+                if (rc == DECISIONS_ERROR)
+                    return rc;
+                start = i + 1;
+            }
+            continue;
+        }
+        if (d->depth == 2 && d->routing >= 0 && d->el == EL_NONE && !is_space(c) && c != ',' &&
+            c != ']') {
+            if (c == '{') {
+                rc = to_main(d, buf + start, i - start, at + start);
+                if (rc == DECISIONS_ERROR)
+                    return rc;
+                start = i;
+                d->el = EL_OBJECT;
+                d->depth++;
+                json_tokener_reset(d->etok);
+                continue;
+            }
+            if (push(d, d->routing, NULL) != 0)
+                return fail(d, "out of memory", "", at + i);
+            d->el = EL_OTHER;
+        }
+        switch (c) {
+        case '\'':
+            /* json-c takes single-quoted keys; the scanner would not see
+             * where they end. */
+            return fail(d, "invalid JSON: ", "single quote", at + i);
+        case '"':
+            d->in_str = true;
+            if (d->depth == 1 && d->type[1] == '{' && d->key_next) {
+                d->in_key = true;
+                d->keylen = 0;
+            }
+            break;
+        case '{':
+        case '[':
+            d->depth++;
+            if (d->depth <= 2)
+                d->type[d->depth] = c;
+            if (d->depth == 1) {
+                d->key_next = c == '{';
+                d->key[0] = '\0';
+            }
+            if (d->depth == 2) {
+                d->routing = c == '[' && d->type[1] == '{' ? d->value_of : -1;
+                d->el = EL_NONE;
+            }
+            break;
+        case '}':
+        case ']':
+            if (d->depth > 0 && --d->depth == 1)
+                d->routing = -1;
+            break;
+        case ':':
+            if (d->depth == 1 && d->type[1] == '{') {
+                d->key_next = false;
+                /* A later value for the same key replaces the earlier one,
+                 * in json-c's object as in the lists. */
+                d->value_of = key_list(d->key);
+                if (d->value_of >= 0)
+                    d->list[d->value_of].n = 0;
+            }
+            break;
+        case ',':
+            if (d->depth == 1 && d->type[1] == '{') {
+                d->key_next = true;
+                d->key[0] = '\0';
+                d->value_of = -1;
+            } else if (d->depth == 2) {
+                d->el = EL_NONE;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (d->el == EL_OBJECT)
+        return to_elem(d, buf + start, len - start, at + start, false);
+    return to_main(d, buf + start, len - start, at + start);
 }
 
 enum decisions_rc
@@ -171,20 +452,8 @@ decisions_feed(struct decisions *d, const char *buf, size_t len)
     }
     if (len > INT_MAX)
         return fail(d, "chunk too large", "", at);
-
-    json_object *o = json_tokener_parse_ex(d->tok, buf, (int)len);
-    enum json_tokener_error e = json_tokener_get_error(d->tok);
-    if (o == NULL) {
-        if (e == json_tokener_continue)
-            return DECISIONS_MORE;
-        return fail(d, "invalid JSON: ", json_tokener_error_desc(e),
-                    at + json_tokener_get_parse_end(d->tok));
-    }
-    d->root = o;
-    size_t end = json_tokener_get_parse_end(d->tok);
-    if (end < len && !all_space(buf + end, len - end))
-        return fail(d, "data after the answer", "", at + end);
-    return check_shape(d);
+    enum decisions_rc rc = scan(d, buf, len, at);
+    return d->st == ST_DONE ? DECISIONS_DONE : rc;
 }
 
 enum decisions_rc
@@ -206,9 +475,7 @@ decisions_error(const struct decisions *d)
 size_t
 decisions_count(const struct decisions *d, bool deleted)
 {
-    if (d->st != ST_DONE || d->list[deleted] == NULL)
-        return 0;
-    return json_object_array_length(d->list[deleted]);
+    return d->st == ST_DONE ? d->list[deleted].n : 0;
 }
 
 const char *
@@ -361,24 +628,14 @@ parse_net(const char *scope, const char *value, struct cidr *net, const char **w
     return 0;
 }
 
-int
-decisions_get(const struct decisions *d, bool deleted, size_t i, struct decision *out,
-              const char **why)
+/* A decision's object into <r>: fields checked, or the reason why not. */
+static void
+convert(json_object *o, struct rec *r)
 {
-    const char *dummy;
+    struct decision *out = &r->d;
+    const char **why = &r->why;
 
-    if (why == NULL)
-        why = &dummy;
-    memset(out, 0, sizeof(*out));
-    if (i >= decisions_count(d, deleted)) {
-        *why = "no such decision";
-        return -1;
-    }
-    json_object *o = json_object_array_get_idx(d->list[deleted], i);
-    if (!json_object_is_type(o, json_type_object)) {
-        *why = "decision is not an object";
-        return -1;
-    }
+    memset(r, 0, sizeof(*r));
     const char *value = str_field(o, "value", true, why);
     const char *scope = value ? str_field(o, "scope", true, why) : NULL;
     const char *type = scope ? str_field(o, "type", true, why) : NULL;
@@ -386,12 +643,12 @@ decisions_get(const struct decisions *d, bool deleted, size_t i, struct decision
     const char *origin = duration ? str_field(o, "origin", false, why) : NULL;
     const char *scenario = origin ? str_field(o, "scenario", false, why) : NULL;
     if (scenario == NULL)
-        return -1;
+        return;
     if (parse_net(scope, value, &out->net, why) != 0)
-        return -1;
+        return;
     if (decisions_duration(duration, &out->duration_ms) != 0) {
         *why = "duration is not a Go duration";
-        return -1;
+        return;
     }
     if (strcasecmp(type, "ban") == 0)
         out->type = DECISION_BAN;
@@ -404,11 +661,33 @@ decisions_get(const struct decisions *d, bool deleted, size_t i, struct decision
     if (json_object_object_get_ex(o, "id", &id) && id != NULL) {
         if (!json_object_is_type(id, json_type_int) || json_object_get_int64(id) < 0) {
             *why = "id is not a positive integer";
-            return -1;
+            return;
         }
         out->id = json_object_get_uint64(id);
     }
     util_strlcpy(out->origin, origin, sizeof(out->origin));
     util_strlcpy(out->scenario, scenario, sizeof(out->scenario));
+}
+
+int
+decisions_get(const struct decisions *d, bool deleted, size_t i, struct decision *out,
+              const char **why)
+{
+    const char *dummy;
+
+    if (why == NULL)
+        why = &dummy;
+    if (i >= decisions_count(d, deleted)) {
+        memset(out, 0, sizeof(*out));
+        *why = "no such decision";
+        return -1;
+    }
+    const struct rec *r = &d->list[deleted].blk[i / BLOCK][i % BLOCK];
+    if (r->why != NULL) {
+        memset(out, 0, sizeof(*out));
+        *why = r->why;
+        return -1;
+    }
+    *out = r->d;
     return 0;
 }

@@ -6,9 +6,9 @@
  * decision has value, scope, type, duration (a Go duration, negative under
  * "deleted"), origin, scenario, id. json-c's tokener takes the body in the
  * chunks the transfer delivers, so no single call parses more than one
- * chunk; the whole answer is checked for its shape once complete, and each
- * decision is read (and checked) when asked for, so that the caller can
- * spread a big answer over several turns of its loop.
+ * chunk. Each decision is checked and kept in a compact form (about 220
+ * bytes) as soon as its object is complete: no tree of the whole answer
+ * is built. The answer's shape is checked once it is complete.
  */
 #ifndef MAILEDGE_DECISIONS_H
 #define MAILEDGE_DECISIONS_H

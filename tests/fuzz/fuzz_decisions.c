@@ -9,9 +9,15 @@
  *    is refused with a reason;
  *  - each decision added to a banset is found again by its network
  *    address, as that prefix or a longer one, and deleted by it;
+ *  - against json-c alone building the whole tree (the reference): an
+ *    answer we accept is one json-c accepts, with lists of the same
+ *    lengths, objects where we read decisions and ids that match; a plain
+ *    ASCII answer json-c accepts (no quote ' and no backslash), with the
+ *    right shape, we accept too;
  *  - the input as a Go duration: parsed or refused, never both.
  */
 #include <arpa/inet.h>
+#include <json-c/json.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -112,6 +118,75 @@ check_decisions(const struct decisions *d, struct banset *set)
     check(st.ips == 0 && st.ranges == 0);
 }
 
+/* json-c alone on the whole input: the root object, or NULL. */
+static json_object *
+reference(const uint8_t *data, size_t size)
+{
+    if (size == 0 || size > MAX_BODY || memchr(data, '\0', size) != NULL)
+        return NULL;
+    json_tokener *tok = json_tokener_new_ex(16);
+    check(tok != NULL);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_object *o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
+    if (o != NULL) {
+        for (size_t i = json_tokener_get_parse_end(tok); i < size; i++) {
+            if (data[i] != ' ' && data[i] != '\n' && data[i] != '\r' && data[i] != '\t') {
+                json_object_put(o);
+                o = NULL;
+                break;
+            }
+        }
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+static bool
+plain_ascii(const uint8_t *data, size_t size)
+{
+    for (size_t i = 0; i < size; i++) {
+        if (data[i] < 0x20 && data[i] != '\n' && data[i] != '\r' && data[i] != '\t')
+            return false;
+        if (data[i] >= 0x7f || data[i] == '\'' || data[i] == '\\')
+            return false;
+    }
+    return true;
+}
+
+static void
+compare(const struct decisions *d, enum decisions_rc rc, const uint8_t *data, size_t size)
+{
+    static const char *const keys[2] = { "new", "deleted" };
+    json_object *ref = reference(data, size);
+    json_object *lists[2] = { NULL, NULL };
+    bool shape = ref != NULL && json_object_is_type(ref, json_type_object);
+    for (int k = 0; k < 2 && shape; k++) {
+        shape = json_object_object_get_ex(ref, keys[k], &lists[k]) &&
+                (lists[k] == NULL || json_object_is_type(lists[k], json_type_array));
+    }
+    if (rc == DECISIONS_DONE) {
+        check(shape);
+        for (int k = 0; k < 2; k++) {
+            size_t n = lists[k] ? json_object_array_length(lists[k]) : 0;
+            check(decisions_count(d, k) == n);
+            for (size_t i = 0; i < n; i++) {
+                json_object *o = json_object_array_get_idx(lists[k], i);
+                struct decision x;
+                const char *why = NULL;
+                int r = decisions_get(d, k, i, &x, &why);
+                bool obj = json_object_is_type(o, json_type_object);
+                check(obj || (r == -1 && strcmp(why, "decision is not an object") == 0));
+                json_object *id;
+                if (r == 0 && json_object_object_get_ex(o, "id", &id) && id != NULL)
+                    check(x.id == json_object_get_uint64(id));
+            }
+        }
+    } else if (shape && plain_ascii(data, size)) {
+        check(false);
+    }
+    json_object_put(ref);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -137,6 +212,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(decisions_error(whole)[0] == '\0');
         check_decisions(parts, set);
     }
+    compare(whole, a, data, size);
     decisions_free(whole);
     decisions_free(parts);
     banset_free(set);

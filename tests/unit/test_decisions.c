@@ -272,6 +272,70 @@ test_reasons(void **state)
     decisions_free(d);
 }
 
+/* The decisions are cut out of the answer as they come (the scanner):
+ * what json-c would make of the whole answer, without the tree. */
+static void
+test_split(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        /* non-objects in a list take their place, unusable */
+        "{\"new\":[1,\"x\",null,[{\"value\":\"1.2.3.4\"}],{\"value\":\"1.2.3.4\",\"scope\":\"Ip\","
+        "\"type\":\"ban\",\"duration\":\"1s\"},true],\"deleted\":[]}",
+        /* brackets and quotes inside strings, nested values, other keys */
+        "{\"x\":[{\"new\":[{}]}],\"new\":[ {\"scenario\":\"a]}\\\"{[\",\"meta\":{\"k\":[{},[]]},"
+        "\"value\":\"1.2.3.4\",\"scope\":\"Ip\",\"type\":\"ban\",\"duration\":\"1s\"} ,0,"
+        "{\"value\":\"1.2.3.4\",\"scope\":\"Ip\",\"type\":\"ban\",\"duration\":\"1s\"} ],"
+        "\"deleted\":null,\"newer\":[{}],\"ne\":[{}]}",
+        /* a later value for a key replaces the earlier one */
+        "{\"new\":[{},{},{}],\"deleted\":null,\"new\":[{\"value\":\"1.2.3.4\",\"scope\":\"Ip\","
+        "\"type\":\"ban\",\"duration\":\"1s\"},5,{\"value\":\"1.2.3.4\",\"scope\":\"Ip\","
+        "\"type\":\"ban\",\"duration\":\"1s\"}]}",
+    };
+    static const size_t want[][4] = {
+        /* new count, index that reads, deleted count */
+        { 6, 4, 0 },
+        { 3, 0, 0 },
+        { 3, 2, 0 },
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        for (size_t chunk = 1; chunk <= 9; chunk += 4) {
+            struct decisions *d = parse(ok[i], chunk, DECISIONS_DONE);
+            assert_int_equal(decisions_count(d, false), want[i][0]);
+            assert_int_equal(decisions_count(d, true), want[i][2]);
+            struct decision x;
+            const char *why = NULL;
+            assert_int_equal(decisions_get(d, false, want[i][1], &x, &why), 0);
+            assert_net(&x, "1.2.3.4/32");
+            assert_int_equal(decisions_get(d, false, 1, &x, &why), -1);
+            assert_string_equal(why, "decision is not an object");
+            decisions_free(d);
+        }
+    }
+    /* The object under "new" is not a list: refused whatever it holds. */
+    struct decisions *d = parse("{\"new\":[{}],\"new\":{\"a\":[{}]},\"deleted\":null}", 3,
+                                DECISIONS_ERROR);
+    decisions_free(d);
+
+    static const char *const bad[] = {
+        "{\"new\":[{}{}],\"deleted\":null}",  /* json-c alone would read [00] as [0] */
+        "{\"new\":[{},{}}],\"deleted\":null}",
+        "{\"new\":[{]],\"deleted\":null}",
+        "{\"new\":[{\"a\":1]},\"deleted\":null}",
+        "{\"new\":[{\"a\":1}1],\"deleted\":null}",
+        "{\"new\":[{'a}':1}],\"deleted\":null}",
+        "{'new':[{}],\"deleted\":null}",
+        "{\"ne\\u0077\":[{}],\"new\":null,\"deleted\":null}",
+        "{\"new\":[{\"a\":\"b}],\"deleted\":null}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t chunk = 1; chunk <= 9; chunk += 4) {
+            d = parse(bad[i], chunk, DECISIONS_ERROR);
+            decisions_free(d);
+        }
+    }
+}
+
 static void
 test_trailing_space_and_done(void **state)
 {
@@ -533,6 +597,7 @@ main(void)
         cmocka_unit_test(test_community_lists),
         cmocka_unit_test(test_bad_answers),
         cmocka_unit_test(test_reasons),
+        cmocka_unit_test(test_split),
         cmocka_unit_test(test_trailing_space_and_done),
         cmocka_unit_test(test_max_body),
         cmocka_unit_test(test_entries),
