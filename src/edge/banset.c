@@ -4,12 +4,13 @@
  * Entries live in one array of <cap> (allocated zeroed, so the pages the
  * set never reaches cost no memory), reused through a free list; an entry
  * keeps its index for life, which is what lets banset_walk() resume from a
- * plain index. The hash table holds entry indices (open addressing, linear
- * probing, backward-shift deletion, at most half full), keyed by (family,
- * prefix length, masked address) with a seeded hash, so one table holds
- * every prefix length; per family a count of entries by prefix length
- * gives the lengths a lookup tries, longest first. The expiry heap holds
- * entry indices too, and each entry knows its place in it.
+ * plain index. The hash table holds entry indices, each with a 32-bit tag
+ * of its key's hash (open addressing, linear probing, backward-shift
+ * deletion, at most half full), keyed by (family, prefix length, masked
+ * address) with a seeded hash, so one table holds every prefix length;
+ * per family, the lengths in use (kept in order from a count by length)
+ * are the ones a lookup tries, longest first. The expiry heap holds entry
+ * indices too, and each entry knows its place in it.
  *
  * IPv4-mapped IPv6 is IPv4 here, in keys and in lookups. An IPv6 prefix
  * shorter than /96 can still cover ::ffff:0:0/96; such entries are counted

@@ -28,7 +28,8 @@ void banset_free(struct banset *s);
 
 /*
  * Adds or replaces (same prefix: new expiry, origin, scenario). 0 added,
- * 1 replaced, -1 full (counted in full_refusals) or <net> invalid.
+ * 1 replaced, -1 full (counted in full_refusals; expired entries take
+ * room until banset_expire() drops them) or <net> invalid.
  * <expires_ms> is absolute. An IPv6 prefix inside ::ffff:0:0/96 is kept
  * as the IPv4 prefix it stands for. NULL origin or scenario: "".
  */
