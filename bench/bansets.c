@@ -355,8 +355,8 @@ main(int argc, char **argv)
     if (dropped != n)
         failed = 1;
 
-    printf("remote bans (bench/bansets.c, one process, no proxy: %zu decisions: %zu addresses, %zu "
-           "ranges; 86%% IPv4)\n",
+    printf("remote bans (bench/bansets.c alone, before the proxies; times are its CPU time):"
+           " %zu decisions, %zu addresses and %zu ranges, 86%% IPv4\n",
            n, st.ips, st.ranges);
     printf("  set, resident memory:   %.1f KiB per 1,000 decisions (RSS %.1f -> %.1f MiB;"
            " the set counts %.1f KiB per 1,000)\n",
