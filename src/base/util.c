@@ -116,3 +116,11 @@ util_strlcpy(char *dst, const char *src, size_t cap)
     memcpy(dst, src, n + 1);
     return 0;
 }
+
+size_t
+util_utf8_cut(const char *s, size_t n)
+{
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}

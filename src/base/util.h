@@ -68,4 +68,8 @@ int util_parse_size(const char *s, uint64_t *out);
  */
 int util_strlcpy(char *dst, const char *src, size_t cap);
 
+/* The longest cut of <s> at or before <n> (<= strlen(s)) that does not
+ * split a UTF-8 character: <n>, less the bytes of a split one. */
+size_t util_utf8_cut(const char *s, size_t n);
+
 #endif

@@ -628,6 +628,18 @@ parse_net(const char *scope, const char *value, struct cidr *net, const char **w
     return 0;
 }
 
+/* <src> into <dst> of <cap> bytes, cut if need be where no character is
+ * split (the strings end up in logs and in JSON). */
+static void
+copy_cut(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = util_utf8_cut(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* A decision's object into <r>: fields checked, or the reason why not. */
 static void
 convert(json_object *o, struct rec *r)
@@ -665,8 +677,8 @@ convert(json_object *o, struct rec *r)
         }
         out->id = json_object_get_uint64(id);
     }
-    util_strlcpy(out->origin, origin, sizeof(out->origin));
-    util_strlcpy(out->scenario, scenario, sizeof(out->scenario));
+    copy_cut(out->origin, sizeof(out->origin), origin);
+    copy_cut(out->scenario, sizeof(out->scenario), scenario);
 }
 
 int

@@ -28,8 +28,9 @@ struct decision {
     enum decision_type { DECISION_BAN, DECISION_CAPTCHA, DECISION_OTHER } type;
     int64_t duration_ms;    /* Go duration ("3h59m58.1s", "-1.5s"); negative in `deleted` */
     uint64_t id;            /* 0 when absent */
-    char origin[32];        /* "cscli", "crowdsec", "CAPI", "lists" (truncated, NUL-terminated) */
-    char scenario[128];     /* truncated, NUL-terminated; "" when absent */
+    char origin[32];        /* "cscli", "crowdsec", "CAPI", "lists"; "" when absent */
+    char scenario[128];     /* "" when absent */
+    /* (both NUL-terminated, cut if longer, never inside a UTF-8 character) */
 };
 
 struct decisions;                                   /* one answer being parsed */

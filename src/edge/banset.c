@@ -27,7 +27,7 @@
 #include "util.h"
 
 #define NONE UINT32_MAX
-#define STR_MAX 255       /* longer origins and scenarios are cut */
+#define STR_MAX 255       /* longer origins and scenarios are cut, between characters */
 #define BANSET_CAP_MAX (1u << 24)
 #define PREFETCH 8        /* prefix lengths whose slots a lookup fetches at once */
 
@@ -107,6 +107,8 @@ str_get(struct banset *s, const char *p)
     if (p == NULL)
         p = "";
     size_t n = strnlen(p, STR_MAX);
+    if (n == STR_MAX)
+        n = util_utf8_cut(p, n);
     uint64_t h = str_hash(s, p, n);
 
     if (s->nstrs >= s->nstrbuckets * 2 && str_grow(s) != 0 && s->nstrbuckets == 0)

@@ -310,6 +310,18 @@ test_interned(void **state)
     assert_ptr_equal(e1->scenario, e3->scenario);
     assert_string_equal(e1->origin, "CAPI");
     assert_int_equal(strlen(e1->scenario), 255);
+    /* Cut at 255 bytes between characters: 300 bytes of 3-byte ones. */
+    char euros[301];
+    for (int i = 0; i < 100; i++)
+        memcpy(euros + 3 * i, "\xe2\x82\xac", 3);
+    euros[300] = '\0';
+    struct cidr c9 = net("198.51.100.9");
+    assert_int_equal(banset_add(s, &c9, 100, euros, euros + 1), 0);
+    struct sockaddr_storage p9 = peer("198.51.100.9");
+    const struct banset_entry *e9 = banset_lookup(s, (struct sockaddr *)&p9, 0);
+    assert_int_equal(strlen(e9->origin), 255);
+    assert_int_equal(strlen(e9->scenario), 254); /* starts mid-character: 2 + 84 * 3 */
+    assert_int_equal(banset_del(s, &c9), 0);
     assert_int_equal(banset_expire(s, 100, 1000), 40);
     banset_stats(s, &st2);
     /* The strings went with the entries; the tables stay. */

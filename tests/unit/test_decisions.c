@@ -19,6 +19,7 @@
 #include "cidr.h"
 #include "decisions.h"
 #include "testutil.h"
+#include "util.h"
 
 #define BIG (1u << 20)
 
@@ -461,6 +462,38 @@ test_entries(void **state)
     }
 }
 
+/* Long origins and scenarios are cut between characters, never inside one. */
+static void
+test_cut_utf8(void **state)
+{
+    (void)state;
+    char body[2048], scen[600], orig[100];
+    size_t n = 0;
+    for (int i = 0; i < 150; i++) /* 2-byte characters: the cut at 127 splits one */
+        n += (size_t)snprintf(scen + n, sizeof(scen) - n, "\xc3\xa9");
+    n = 0;
+    for (int i = 0; i < 20; i++) /* 3-byte characters: the cut at 31 splits one */
+        n += (size_t)snprintf(orig + n, sizeof(orig) - n, "\xe2\x82\xac");
+    snprintf(body, sizeof(body),
+             "{\"new\":[{\"value\":\"1.2.3.4\",\"scope\":\"Ip\",\"type\":\"ban\",\"duration\":"
+             "\"1h\",\"origin\":\"%s\",\"scenario\":\"%s\"}],\"deleted\":null}",
+             orig, scen);
+    struct decisions *d = parse(body, 64, DECISIONS_DONE);
+    struct decision x;
+    assert_int_equal(decisions_get(d, false, 0, &x, NULL), 0);
+    assert_int_equal(strlen(x.origin), 30);
+    assert_memory_equal(x.origin, orig, 30);
+    assert_int_equal(strlen(x.scenario), 126);
+    assert_memory_equal(x.scenario, scen, 126);
+    decisions_free(d);
+    /* The same rule as a function. */
+    assert_int_equal(util_utf8_cut("a\xc3\xa9", 2), 1);
+    assert_int_equal(util_utf8_cut("a\xc3\xa9", 3), 3);
+    assert_int_equal(util_utf8_cut("\xf0\x9d\x84\x9e", 3), 0);
+    assert_int_equal(util_utf8_cut("abc", 2), 2);
+    assert_int_equal(util_utf8_cut("", 0), 0);
+}
+
 static void
 test_entry_fields(void **state)
 {
@@ -602,6 +635,7 @@ main(void)
         cmocka_unit_test(test_max_body),
         cmocka_unit_test(test_entries),
         cmocka_unit_test(test_entry_fields),
+        cmocka_unit_test(test_cut_utf8),
         cmocka_unit_test(test_huge),
         cmocka_unit_test(test_duration),
     };
