@@ -95,6 +95,12 @@ for t in backend loadgen; do
 done
 LG=$OUTDIR/loadgen
 BE=$OUTDIR/backend
+# bench/bansets.c links the pure modules from the library `make` built.
+LIBME=$(dirname "$BIN")/libmailedge.a
+[ -f "$LIBME" ] || LIBME=$ROOT/build/libmailedge.a
+# shellcheck disable=SC2046,SC2086 # one -I per source folder; BFLAGS is a list
+$CC $BFLAGS -D_GNU_SOURCE $(for d in src/*/; do printf ' -I%s' "${d%/}"; done) -o "$OUTDIR/bansets" \
+    bench/bansets.c "$LIBME" $(pkg-config --libs json-c) || die "cannot build bench/bansets.c"
 
 # --- what can run here --------------------------------------------------------
 if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
@@ -399,6 +405,13 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
 # --- measurements -------------------------------------------------------------
 FAILED=0 PEER_FAILED=0
 RAW=$TMP/raw.txt
+# Remote bans (issue 20): CPU-bound, alone on the proxy's core, before the proxies start.
+if [ $QUICK = 1 ]; then BANSETS_ARGS="-l 200000 -r 3"; else BANSETS_ARGS="-l 2000000 -r 5"; fi
+# shellcheck disable=SC2086
+if ! $PIN_PROXY "$OUTDIR/bansets" $BANSETS_ARGS >"$TMP/bansets.txt" 2>&1; then
+    FAILED=$((FAILED + 1))
+    note "remote bans FAILED: $(tail -n 1 "$TMP/bansets.txt")"
+fi
 measure() { # round target test
     r=$1; t=$2; x=$3
     if [ "$t" = direct ]; then a=$ADDR:$P_BDIRECT; p=""
@@ -485,6 +498,8 @@ done
 {
     echo
     for phase in $RUNS; do cat "$TMP/table-$phase.txt"; done
+    echo
+    cat "$TMP/bansets.txt"
     echo "notes"
     echo "  proxy CPU = utime+stime of the proxy's processes (/proc/PID/stat) over the window; it"
     echo "    includes the loopback packet processing the kernel runs in the proxy's context."

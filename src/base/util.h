@@ -29,6 +29,19 @@ util_due(uint64_t *last, uint64_t now, uint64_t every_ms)
     return true;
 }
 
+/* A 64-bit mixing step (splitmix64's finalizer): the seeded hashes of the
+ * tables keyed by client addresses. */
+static inline uint64_t
+util_mix(uint64_t h)
+{
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return h;
+}
+
 /*
  * Parses a decimal unsigned integer made of digits only (no sign, no
  * spaces) that is <= max. Returns 0 and stores it in <out>, or -1.
@@ -66,5 +79,9 @@ uint64_t util_monotonic_ms(void);
  */
 size_t util_fmt_u64(char *out, uint64_t v);
 size_t util_fmt_hex(char *out, uint64_t v, unsigned width);
+
+/* The longest cut of <s> at or before <n> (<= strlen(s)) that does not
+ * split a UTF-8 character: <n>, less the bytes of a split one. */
+size_t util_utf8_cut(const char *s, size_t n);
 
 #endif

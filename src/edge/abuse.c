@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define EVICT_SCAN 64          /* slots looked at before settling for the oldest */
 #define FULL_RETRY_MS 1000     /* after a whole scan found nothing to evict */
 
@@ -192,17 +194,6 @@ key_equal(const struct abuse_key *a, const struct abuse_key *b)
     return a->family == b->family && memcmp(a->a, b->a, 16) == 0;
 }
 
-static uint64_t
-mix(uint64_t h)
-{
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return h;
-}
-
 static size_t
 home(const struct abuse *t, const struct abuse_key *k)
 {
@@ -210,9 +201,9 @@ home(const struct abuse *t, const struct abuse_key *k)
 
     memcpy(&w0, k->a, 8);
     memcpy(&w1, k->a + 8, 8);
-    uint64_t h = mix(t->seed ^ k->family);
-    h = mix(h ^ w0);
-    h = mix(h ^ w1 ^ t->seed);
+    uint64_t h = util_mix(t->seed ^ k->family);
+    h = util_mix(h ^ w0);
+    h = util_mix(h ^ w1 ^ t->seed);
     return (size_t)(h % t->nslots);
 }
 
