@@ -332,6 +332,7 @@ static const struct directive global_dirs[] = {
     {"user", D_USER, true, 1, 1, "user NAME", cf_d_user},
     {"group", D_GROUP, true, 1, 1, "group NAME", cf_d_group},
     {"maxconn", D_MAXCONN, true, 1, 1, "maxconn N", cf_d_maxconn},
+    {"workers", D_WORKERS, true, 1, 1, "workers N", cf_d_workers},
 };
 
 static const struct directive backend_dirs[] = {
@@ -367,7 +368,7 @@ static const struct {
     size_t n;
     const char *list;
 } tables[] = {
-    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group"},
+    [BLK_GLOBAL] = {global_dirs, ARRAY_LEN(global_dirs), "log, grace, splice, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group, maxconn, workers"},
     [BLK_BACKEND] = {backend_dirs, ARRAY_LEN(backend_dirs),
                      "server, send-proxy, balance, check, timeout, queue-timeout, queue-max, "
                      "happy-eyeballs-delay"},
@@ -1296,6 +1297,7 @@ conf_new(void)
     c->global.log_format = LOG_FORMAT_LOGFMT;
     c->global.grace_ms = DEFAULT_GRACE_MS;
     c->global.splice = true;
+    c->global.workers = 1;
     c->global.admin_ban_v4 = DEFAULT_ADMIN_BAN_V4;
     c->global.admin_ban_v6 = DEFAULT_ADMIN_BAN_V6;
     return c;
@@ -1413,14 +1415,21 @@ conf_find_backend(const struct conf *c, const char *name)
 }
 
 void
+conf_diag_text(const struct conf_diag *d, char *buf, size_t cap)
+{
+    if (d->line > 0)
+        snprintf(buf, cap, "%s:%d:%d: %s", d->file, d->line, d->col, d->msg);
+    else
+        snprintf(buf, cap, "%s: %s", d->file, d->msg);
+}
+
+void
 diag_list_print(const struct diag_list *d, void *fp)
 {
+    char buf[1024];
     for (size_t i = 0; i < d->n; i++) {
-        const struct conf_diag *g = &d->v[i];
-        if (g->line > 0)
-            fprintf(fp, "%s:%d:%d: %s\n", g->file, g->line, g->col, g->msg);
-        else
-            fprintf(fp, "%s: %s\n", g->file, g->msg);
+        conf_diag_text(&d->v[i], buf, sizeof(buf));
+        fprintf(fp, "%s\n", buf);
     }
 }
 

@@ -379,3 +379,18 @@ cf_d_maxconn(struct ctx *x, const struct lex_word *w, size_t n)
     else
         cf_cur_listener(x)->maxconn = (unsigned)v;
 }
+
+/* workers N: worker processes sharing the listening ports (src/ops/supervise.c) */
+void
+cf_d_workers(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    uint64_t v;
+
+    (void)n;
+    if (util_parse_uint(w[1].text, CONF_WORKERS_MAX, &v) != 0 || v == 0) {
+        cf_errw(x, &w[1], "bad workers '%s': expected a count of processes from 1 to %d",
+                w[1].text, CONF_WORKERS_MAX);
+        return;
+    }
+    x->c->global.workers = (unsigned)v;
+}

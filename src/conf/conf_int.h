@@ -58,6 +58,7 @@ enum dir {
     D_PREGREET,
     D_HE_DELAY,
     D_MAXCONN,
+    D_WORKERS,
     D_COUNT
 };
 
@@ -170,6 +171,7 @@ directive_fn cf_d_admin_host, cf_d_admin_token_file, cf_d_admin_widest_ban;
 void cf_admin_token_read(struct ctx *x);
 /* conf_global.c, for the global block and listeners */
 directive_fn cf_d_maxconn;
+directive_fn cf_d_workers;
 /* conf_backend.c */
 directive_fn cf_d_server, cf_d_send_proxy, cf_d_check, cf_d_queue_timeout, cf_d_queue_max,
     cf_d_balance, cf_d_he_delay;

@@ -70,6 +70,9 @@ edge_init(struct worker *w, struct conf *conf, const char *path, int *inherited,
         conf_free(conf);
         return -1;
     }
+    /* Several worker processes share every listening address; the count
+     * itself changes only with a restart (src/ops/supervise.c). */
+    w->reuseport = conf->global.workers > 1;
     timer_init(&w->grace_timer, on_grace);
     defer_init(&w->gc_defer, on_gc);
     defer_init(&w->room_defer, on_room);

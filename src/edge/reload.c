@@ -308,7 +308,7 @@ prepare_binds(struct worker *w, struct gen *old, struct gen *ng, char *why, size
             p[k].fd = take_inherited(w, b);
             if (p[k].fd >= 0)
                 continue;
-            p[k].fd = sock_listen((const struct sockaddr *)&b->addr, b->any, false, 1024);
+            p[k].fd = sock_listen((const struct sockaddr *)&b->addr, b->any, w->reuseport, 1024);
             if (p[k].fd == -1) {
                 int err = errno;
                 char a[ADDR_STRLEN];
@@ -814,15 +814,6 @@ reload_first(struct worker *w, struct conf *conf)
 }
 
 static void
-diag_text(const struct conf_diag *d, char *buf, size_t cap)
-{
-    if (d->line > 0)
-        snprintf(buf, cap, "%s:%d:%d: %s", d->file, d->line, d->col, d->msg);
-    else
-        snprintf(buf, cap, "%s: %s", d->file, d->msg);
-}
-
-static void
 reload(struct worker *w)
 {
     char why[512];
@@ -842,7 +833,7 @@ reload(struct worker *w)
 
     if (conf_load(w->conf_path, &conf, &diags) == -1) {
         for (size_t i = 0; i < diags.n; i++) {
-            diag_text(&diags.v[i], why, sizeof(why));
+            conf_diag_text(&diags.v[i], why, sizeof(why));
             log_begin(LOG_ERROR, "config_error");
             log_str("error", why);
             log_end();
