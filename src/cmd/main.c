@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "edge.h"
 #include "fault.h"
+#include "healthshare.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -168,6 +169,7 @@ struct run {
     const char *path;
     bool watch_conf;
     struct fault_plan faults;
+    struct healthshare *health;   /* workers N: server health from worker 0 to the others */
 };
 
 /*
@@ -183,6 +185,8 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     sigset_t mask;
     signal_mask(&mask);
     bool admin_here = index <= 0;
+    if (index >= 0)
+        healthshare_attach(r->health, index == 0);
     struct worker w;
     struct admin *admin = NULL;
     if (edge_init(&w, conf, r->path, inherited, (size_t)nfds) == -1 ||
@@ -360,6 +364,10 @@ main(int argc, char **argv)
             log_begin(LOG_ERROR, "socket_activation");
             log_str("error", "inherited sockets (LISTEN_FDS) work with workers 1 only");
             log_end();
+            conf_free(conf);
+            return 1;
+        }
+        if ((r.health = healthshare_create()) == NULL) {
             conf_free(conf);
             return 1;
         }

@@ -11,6 +11,8 @@ import socket
 import subprocess
 
 import harness as h
+from fakemail import GOOD, FakeMail
+from test_hold import Down
 from test_reload import GREET_A, GREET_B, Conf, greeting_of, hundred_reloads, two_routes
 
 GREET = b"220 test ESMTP\r\n"
@@ -197,3 +199,66 @@ def test_workers_follow_a_killed_supervisor(rig):
     h.wait_until(gone, what="the workers to exit", info=s.me.describe)
     assert workers_of(s.me, "drain") == {"0", "1"}
     assert s.me.sanitizer_report() is None, s.me.stderr()
+
+
+# -- one checker for every worker (src/edge/healthshare.c) ------------------
+
+def start_checked(rig, addr, n=2):
+    lip = rig.ip(1)
+    lport = h.free_port(lip)
+    lines = ["server mx1 %s" % addr, "send-proxy v2",
+             "check smtp interval 100ms rise 1 fall 1", "queue-timeout 30s"]
+    body = (h.block("backend", "mail", lines)
+            + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
+    me = rig.start(body, log="stderr level debug", global_extra=["workers %d" % n])
+    h.wait_until(lambda: len(children(me.pid)) == n, what="%d workers" % n, info=me.describe)
+    return me, lip, lport
+
+
+def test_checks_run_once_for_all_workers(rig):
+    """workers 3: worker 0 alone checks; the others learn the health from it
+    and serve."""
+    f = FakeMail(rig.ip(2), proto="smtp", proxy=True)
+    try:
+        me, lip, lport = start_checked(rig, h.fmt_addr(rig.ip(2), f.port), n=3)
+        me.wait_log("health", state="up")
+        me.wait_log("check_attempt", count=10)
+        assert {ln["worker"] for ln in me.events("check_attempt")} == {"0"}
+        assert {ln.get("worker") for ln in me.events("health")} == {"0"}
+        cs = []
+        for i in range(30):
+            c = rig.client(lip, lport, source=rig.ip(10 + i % 5), name="c%d" % i)
+            cs.append(c)
+        for c in cs:
+            c.wait_endswith(GOOD["smtp"][0][0])
+        owners = {owner_of(lport, c) for c in cs}
+        for c in cs:
+            c.close()
+        assert owners == set(children(me.pid)), owners
+    finally:
+        f.close()
+
+
+def test_held_clients_in_every_worker_woken_by_the_checker(rig):
+    """The server refuses at start: clients are held in both workers; when
+    it starts, worker 0's check sees it and every held client, in either
+    worker, gets the greeting."""
+    down = Down(rig)
+    me, lip, lport = start_checked(rig, down.addr)
+    cs = [rig.client(lip, lport, source=rig.ip(10 + i % 5), name="c%d" % i) for i in range(20)]
+    me.wait_log("hold", count=20)
+    assert {ln["worker"] for ln in me.events("hold")} == {"0", "1"}
+    for c in cs:
+        assert c.snapshot() == b"" and not c.ended
+    down.release()
+    f = FakeMail(down.ip, proto="smtp", proxy=True, port=down.port)
+    try:
+        for c in cs:
+            c.wait_endswith(GOOD["smtp"][0][0])
+        for c in cs:
+            c.close()
+        ended = me.wait_log("session", count=20)
+        assert {ln["worker"] for ln in ended} == {"0", "1"}
+        assert all("held_ms" in ln for ln in ended), ended[:3]
+    finally:
+        f.close()
