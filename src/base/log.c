@@ -163,6 +163,14 @@ append_key(const char *key)
     }
 }
 
+static int worker_id = -1;
+
+void
+log_set_worker(int id)
+{
+    worker_id = id;
+}
+
 void
 log_begin(enum log_level lvl, const char *event)
 {
@@ -195,6 +203,8 @@ log_begin(enum log_level lvl, const char *event)
     log_str("ts", ts);
     log_str("level", level_names[lvl]);
     log_str("event", event);
+    if (worker_id >= 0)
+        log_u64("worker", (uint64_t)worker_id);
 }
 
 void

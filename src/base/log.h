@@ -35,6 +35,12 @@ int log_chown(uid_t uid, gid_t gid);
 
 bool log_enabled(enum log_level lvl);
 
+/*
+ * With several worker processes (workers N): every line of this process
+ * says worker=<id> after its event. -1 (the default): no such field.
+ */
+void log_set_worker(int id);
+
 /* Starts a line with ts, level and event. Fields below append to it. */
 void log_begin(enum log_level lvl, const char *event);
 void log_str(const char *key, const char *val);

@@ -1,6 +1,7 @@
 /*
- * main: command line, configuration, signals, and the worker. Kept small:
- * everything with a concern of its own lives in its module.
+ * main: command line, configuration, signals, and the worker (or, with
+ * workers N, the supervisor of N of them: src/ops/supervise.c). Kept
+ * small: everything with a concern of its own lives in its module.
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "conf.h"
 #include "edge.h"
 #include "fault.h"
+#include "healthshare.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -28,6 +30,7 @@
 #include "session.h"
 #include "sock.h"
 #include "status.h"
+#include "supervise.h"
 #include "util.h"
 #include "verify.h"
 #include "watch.h"
@@ -82,7 +85,7 @@ on_signal(struct io *io, uint32_t ev)
                 session_cut_all(sg->w);
                 break;
             }
-            notify_send("STOPPING=1");
+            sg->w->notify("STOPPING=1");
             edge_drain(sg->w);
             break;
         case SIGUSR1:
@@ -181,6 +184,17 @@ unmatched_inherited(const int *fds, int n)
     return bad;
 }
 
+/* The signals a worker reads from its signalfd (blocked from the start). */
+static void
+signal_mask(sigset_t *mask)
+{
+    sigemptyset(mask);
+    sigaddset(mask, SIGTERM);
+    sigaddset(mask, SIGINT);
+    sigaddset(mask, SIGHUP);
+    sigaddset(mask, SIGUSR1);
+}
+
 static void
 raise_fd_limit(void)
 {
@@ -189,6 +203,94 @@ raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* What every worker process is told by the command line. */
+struct run {
+    const char *path;
+    bool watch_conf;
+    struct fault_plan faults;
+    struct healthshare *health;   /* workers N: server health from worker 0 to the others */
+};
+
+/*
+ * One worker, on <conf> (owned): the whole process with workers 1
+ * (<index> -1), else worker <index> of the supervisor's children
+ * (src/ops/supervise.c), which alone runs the admin endpoint when it is
+ * worker 0 and tells the supervisor, not the service manager, that it is
+ * ready. Returns the exit status.
+ */
+static int
+run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int index)
+{
+    sigset_t mask;
+    signal_mask(&mask);
+    bool admin_here = index <= 0;
+    if (index >= 0)
+        healthshare_attach(r->health, index == 0);
+    struct worker w;
+    struct admin *admin = NULL;
+    if (edge_init(&w, conf, r->path, inherited, (size_t)nfds) == -1 ||
+        (admin_here && w.conf->global.admin_set && (admin = start_admin(&w)) == NULL) ||
+        unmatched_inherited(inherited, nfds) > 0) {
+        admin_stop(admin);
+        edge_free(&w);
+        return 1;
+    }
+    /* Every inherited socket is a listener's now. */
+    w.inherited = NULL;
+    w.ninherited = 0;
+    w.notify = index < 0 ? notify_send : supervise_notify;
+    char perr[256];
+    if (privs_drop(&w.conf->global, perr, sizeof(perr)) == -1) {
+        log_begin(LOG_ERROR, "privileges");
+        log_str("error", perr);
+        log_end();
+        admin_stop(admin);
+        edge_free(&w);
+        return 1;
+    }
+    struct service sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
+                                .cb = on_signal},
+                         .w = &w,
+                         .watchdog_ms = index < 0 ? notify_watchdog_ms() : 0};
+    if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
+        fatal("signalfd");
+    struct watch *wa = NULL;
+    if (r->watch_conf && (wa = watch_start(&w, r->path)) == NULL) {
+        worker_free(&w);
+        return 1;
+    }
+    timer_init(&sg.watchdog, on_watchdog);
+    if (sg.watchdog_ms > 0)
+        loop_timer_at(w.loop, &sg.watchdog, loop_now(w.loop) + sg.watchdog_ms);
+
+    /* A worker of several says so to the supervisor, which says event=ready
+     * once all of them are. */
+    log_begin(LOG_INFO, index < 0 ? "ready" : "worker_ready");
+    log_u64("listeners", w.nlisteners);
+    log_end();
+    w.notify("READY=1\nSTATUS=accepting connections");
+    fault_arm(&r->faults);
+
+    int rc = edge_run(&w) == 0 ? 0 : 1;
+    if (rc != 0)
+        log_warn("event loop failed");
+    log_begin(LOG_INFO, "exit");
+    log_u64("status", (uint64_t)rc);
+    log_end();
+    loop_timer_cancel(w.loop, &sg.watchdog);
+    watch_stop(wa);
+    close(sg.io.fd);
+    admin_stop(admin);
+    edge_free(&w);
+    return rc;
+}
+
+static int
+run_child(unsigned index, struct conf *conf, void *arg)
+{
+    return run_worker(arg, conf, NULL, 0, (int)index);
 }
 
 int
@@ -235,9 +337,9 @@ main(int argc, char **argv)
         return 2;
     }
 
-    struct fault_plan faults = {0};
+    struct run r = {.path = path, .watch_conf = watch_conf};
     const char *fault_spec = getenv("MAILEDGE_TEST_FAULTS");
-    if (fault_spec != NULL && fault_parse(fault_spec, &faults) == -1) {
+    if (fault_spec != NULL && fault_parse(fault_spec, &r.faults) == -1) {
         fprintf(stderr, "mailedge: MAILEDGE_TEST_FAULTS: bad spec '%s'\n", fault_spec);
         return 2;
     }
@@ -271,11 +373,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGUSR1);
+    signal_mask(&mask);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1)
         fatal("sigprocmask");
 
@@ -283,6 +381,8 @@ main(int argc, char **argv)
     log_str("version", MAILEDGE_VERSION);
     log_u64("pid", (uint64_t)getpid());
     log_str("config", path);
+    if (conf->global.workers > 1)
+        log_u64("workers", conf->global.workers);
     log_end();
 
     /* Socket activation: sockets the service manager bound for us. */
@@ -307,61 +407,22 @@ main(int argc, char **argv)
         free(inherited);
         return 1;
     }
-    struct worker w;
-    struct admin *admin = NULL;
-    if (edge_init(&w, conf, path, inherited, (size_t)nfds) == -1 ||
-        (w.conf->global.admin_set && (admin = start_admin(&w)) == NULL) ||
-        unmatched_inherited(inherited, nfds) > 0) {
-        admin_stop(admin);
-        edge_free(&w);
+    if (conf->global.workers > 1) {
         free(inherited);
-        return 1;
+        if (nfds > 0) {
+            log_begin(LOG_ERROR, "socket_activation");
+            log_str("error", "inherited sockets (LISTEN_FDS) work with workers 1 only");
+            log_end();
+            conf_free(conf);
+            return 1;
+        }
+        if ((r.health = healthshare_create()) == NULL) {
+            conf_free(conf);
+            return 1;
+        }
+        return supervise_run(path, conf, run_child, &r);
     }
-    /* Every inherited socket is a listener's now. */
-    w.inherited = NULL;
-    w.ninherited = 0;
-    w.notify = notify_send;
+    int rc = run_worker(&r, conf, inherited, nfds, -1);
     free(inherited);
-    char perr[256];
-    if (privs_drop(&w.conf->global, perr, sizeof(perr)) == -1) {
-        log_begin(LOG_ERROR, "privileges");
-        log_str("error", perr);
-        log_end();
-        admin_stop(admin);
-        edge_free(&w);
-        return 1;
-    }
-    struct service sg = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC),
-                                .cb = on_signal},
-                         .w = &w,
-                         .watchdog_ms = notify_watchdog_ms()};
-    if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
-        fatal("signalfd");
-    struct watch *wa = NULL;
-    if (watch_conf && (wa = watch_start(&w, path)) == NULL) {
-        worker_free(&w);
-        return 1;
-    }
-    timer_init(&sg.watchdog, on_watchdog);
-    if (sg.watchdog_ms > 0)
-        loop_timer_at(w.loop, &sg.watchdog, loop_now(w.loop) + sg.watchdog_ms);
-
-    log_begin(LOG_INFO, "ready");
-    log_u64("listeners", w.nlisteners);
-    log_end();
-    notify_send("READY=1\nSTATUS=accepting connections");
-    fault_arm(&faults);
-
-    int rc = edge_run(&w) == 0 ? 0 : 1;
-    if (rc != 0)
-        log_warn("event loop failed");
-    log_begin(LOG_INFO, "exit");
-    log_u64("status", (uint64_t)rc);
-    log_end();
-    loop_timer_cancel(w.loop, &sg.watchdog);
-    watch_stop(wa);
-    close(sg.io.fd);
-    admin_stop(admin);
-    edge_free(&w);
     return rc;
 }

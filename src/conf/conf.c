@@ -1301,6 +1301,7 @@ conf_new(void)
     c->global.log_format = LOG_FORMAT_LOGFMT;
     c->global.grace_ms = DEFAULT_GRACE_MS;
     c->global.splice = true;
+    c->global.workers = 1;
     c->global.admin_ban_v4 = DEFAULT_ADMIN_BAN_V4;
     c->global.admin_ban_v6 = DEFAULT_ADMIN_BAN_V6;
     return c;
@@ -1418,12 +1419,12 @@ conf_find_backend(const struct conf *c, const char *name)
 }
 
 void
-diag_format(const struct conf_diag *g, char *buf, size_t cap)
+conf_diag_text(const struct conf_diag *d, char *buf, size_t cap)
 {
-    if (g->line > 0)
-        snprintf(buf, cap, "%s:%d:%d: %s", g->file, g->line, g->col, g->msg);
+    if (d->line > 0)
+        snprintf(buf, cap, "%s:%d:%d: %s", d->file, d->line, d->col, d->msg);
     else
-        snprintf(buf, cap, "%s: %s", g->file, g->msg);
+        snprintf(buf, cap, "%s: %s", d->file, d->msg);
 }
 
 void
@@ -1432,7 +1433,7 @@ diag_list_print(const struct diag_list *d, void *fp)
     char buf[sizeof(d->v->file) + sizeof(d->v->msg) + 32];
 
     for (size_t i = 0; i < d->n; i++) {
-        diag_format(&d->v[i], buf, sizeof(buf));
+        conf_diag_text(&d->v[i], buf, sizeof(buf));
         fprintf(fp, "%s\n", buf);
     }
 }

@@ -23,6 +23,7 @@
 #define CONF_ADMIN_HOSTS_MAX 8
 #define CONF_ADMIN_TOKEN_MAX 257 /* 256 bytes and the NUL */
 #define CONF_RESOLVERS_MAX 8
+#define CONF_WORKERS_MAX 64   /* workers N */
 
 enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PROTO_TCP };
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST, BALANCE_LEAST_CONN };
@@ -162,6 +163,7 @@ struct conf_global {
     bool group_set;
     struct conf_pos group_pos;
     unsigned maxconn;                /* maxconn N; 0: derived from RLIMIT_NOFILE (src/edge/fdbudget.c) */
+    unsigned workers;                /* workers N: worker processes (src/ops/supervise.c); default 1 */
 };
 
 struct conf {
@@ -235,7 +237,7 @@ const char *conf_proto_goodbye(enum proto p);
  */
 void diag_list_print(const struct diag_list *d, void *fp);
 /* One diagnostic as diag_list_print() writes it, without the newline. */
-void diag_format(const struct conf_diag *g, char *buf, size_t cap);
+void conf_diag_text(const struct conf_diag *d, char *buf, size_t cap);
 void diag_list_free(struct diag_list *d);
 
 #endif

@@ -415,6 +415,21 @@ cf_d_maxconn(struct ctx *x, const struct lex_word *w, size_t n)
         cf_cur_listener(x)->maxconn = (unsigned)v;
 }
 
+/* workers N: worker processes sharing the listening ports (src/ops/supervise.c) */
+static void
+cf_d_workers(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    uint64_t v;
+
+    (void)n;
+    if (util_parse_uint(w[1].text, CONF_WORKERS_MAX, &v) != 0 || v == 0) {
+        cf_errw(x, &w[1], "bad workers '%s': expected a count of processes from 1 to %d",
+                w[1].text, CONF_WORKERS_MAX);
+        return;
+    }
+    x->c->global.workers = (unsigned)v;
+}
+
 /* The directives of the global block (conf.c reads the table; the list is the hint of
  * "unknown directive"). */
 static const struct directive global_v[] = {
@@ -434,8 +449,9 @@ static const struct directive global_v[] = {
     {"user", D_COUNT, true, 1, 1, "user NAME", cf_d_user},
     {"group", D_COUNT, true, 1, 1, "group NAME", cf_d_group},
     {"maxconn", D_COUNT, true, 1, 1, "maxconn N", cf_d_maxconn},
+    {"workers", D_COUNT, true, 1, 1, "workers N", cf_d_workers},
 };
 const struct directive_table cf_global_dirs = {
     global_v, ARRAY_LEN(global_v),
     "log, grace, splice, busy-poll, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, "
-    "timeout, user, group"};
+    "timeout, user, group, maxconn, workers"};

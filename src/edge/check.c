@@ -24,6 +24,7 @@
 #include "addr.h"
 #include "backend.h"
 #include "connector.h"
+#include "healthshare.h"
 #include "log.h"
 #include "loop.h"
 #include "mailreply.h"
@@ -157,6 +158,7 @@ record(struct check *c, enum check_result r)
     struct backend_server *st = &c->b->srv[c->si];
     bool was_up = st->up;
     backend_server_checked(c->b, c->si, (int)r, r == CHECK_PASSED, loop_now(c->loop));
+    healthshare_publish(c->b, c->si, r == CHECK_PASSED);
     uint64_t now = loop_now(c->loop);
     bool said = false;
     if (!st->up && r != CHECK_PASSED)
@@ -623,6 +625,8 @@ check_start_all(struct checks **out, struct loop *loop, struct backend *backends
 {
     size_t n = 0;
     *out = NULL;
+    if (!healthshare_checks_here())
+        return 0; /* a follower: worker 0 checks for every worker (src/edge/healthshare.c) */
     for (size_t i = 0; i < nbackends; i++) {
         if (backends[i].conf->check != CHECK_NONE)
             n += backends[i].conf->nservers;

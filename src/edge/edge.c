@@ -4,6 +4,7 @@
 #include "check.h"
 #include "conf.h"
 #include "gen.h"
+#include "healthshare.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -70,6 +71,9 @@ edge_init(struct worker *w, struct conf *conf, const char *path, int *inherited,
         conf_free(conf);
         return -1;
     }
+    /* Several worker processes share every listening address; the count
+     * itself changes only with a restart (src/ops/supervise.c). */
+    w->reuseport = conf->global.workers > 1;
     timer_init(&w->grace_timer, on_grace);
     defer_init(&w->gc_defer, on_gc);
     defer_init(&w->room_defer, on_room);
@@ -82,7 +86,7 @@ edge_init(struct worker *w, struct conf *conf, const char *path, int *inherited,
         w->check_reason_names[r] = check_result_name((enum check_result)r);
     w->metrics.check_reason_names = w->check_reason_names;
     w->metrics.ncheck_reasons = CHECK_RESULT_COUNT;
-    if (reload_first(w, conf) == -1)
+    if (reload_first(w, conf) == -1 || healthshare_follow(w) == -1)
         return -1;
     worker_abuse_sweep_start(w);
     return 0;
@@ -103,6 +107,7 @@ edge_drain(struct worker *w)
     for (size_t i = 0; i < w->nlisteners; i++)
         listener_close(&w->listeners[i]);
     check_stop_all(w->checks);
+    healthshare_unfollow(w);
     log_begin(LOG_INFO, "drain");
     log_u64("sessions", w->nsessions);
     log_u64("grace_ms", w->conf->global.grace_ms);
@@ -121,6 +126,7 @@ edge_free(struct worker *w)
     for (size_t i = 0; i < w->nlisteners; i++)
         listener_close(&w->listeners[i]);
     check_free_all(&w->checks);
+    healthshare_unfollow(w);
     resolve_free_all(&w->resolver);
     while (w->gens != NULL) {
         struct gen *g = w->gens;

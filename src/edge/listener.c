@@ -207,7 +207,7 @@ int
 listener_open(struct listener *l, struct worker *w, const struct conf_listener *conf,
               const struct conf_bind *bind)
 {
-    int fd = sock_listen((const struct sockaddr *)&bind->addr, bind->any, false, 1024);
+    int fd = sock_listen((const struct sockaddr *)&bind->addr, bind->any, w->reuseport, 1024);
     if (fd == -1)
         return -1;
     if (listener_attach(l, w, conf, bind, fd, false) == -1) {

@@ -301,7 +301,7 @@ prepare_binds(struct worker *w, struct gen *old, struct gen *ng, char *why, size
             p[k].fd = take_inherited(w, b);
             if (p[k].fd >= 0)
                 continue;
-            p[k].fd = sock_listen((const struct sockaddr *)&b->addr, b->any, false, 1024);
+            p[k].fd = sock_listen((const struct sockaddr *)&b->addr, b->any, w->reuseport, 1024);
             if (p[k].fd == -1) {
                 int err = errno;
                 char a[ADDR_STRLEN];
@@ -817,7 +817,7 @@ reload_log_diags(const struct diag_list *diags)
 
     for (size_t i = 0; i < diags->n; i++) {
         const struct conf_diag *g = &diags->v[i];
-        diag_format(g, text, sizeof(text));
+        conf_diag_text(g, text, sizeof(text));
         log_begin(g->warning ? LOG_WARN : LOG_ERROR, g->warning ? "config_warning" : "config_error");
         log_str(g->warning ? "warning" : "error", text);
         log_end();

@@ -67,6 +67,7 @@ struct worker {
     struct ownaddr *own;             /* the host's addresses, for loops (src/edge/ownaddr.c) */
     uint64_t id_seed, id_next;       /* session ids */
     bool draining;
+    bool reuseport;                  /* one of several worker processes: binds with SO_REUSEPORT */
     struct timer grace_timer;
     /* Counters are keyed by listener, backend and server name so they
      * survive reloads: metrics.listeners[0..nlisteners) are the current

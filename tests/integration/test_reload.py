@@ -121,16 +121,18 @@ def greeting_of(rig, lip, lport, source_host=11):
     return data
 
 
-def test_hundred_reloads_lose_nothing(rig):
-    """The proof: 100 reloads alternating the route of a listener between
-    two backends, with new sessions arriving all the time and three long
-    sessions relaying across all of them."""
+def hundred_reloads(rig, workers=1):
+    """100 reloads alternating the route of a listener between two
+    backends, with new sessions arriving all the time and three long
+    sessions relaying across all of them. Returns the daemon, the Conf and
+    the sessions begun."""
+    extra = ["workers %d" % workers] if workers > 1 else []
     a = rig.backend(2, greeting=GREET_A, echo=True, backlog=256)
     b = rig.backend(6, greeting=GREET_B, echo=True, backlog=256)
     lip = rig.ip(1)
     lport = h.free_port(lip)
     conf = Conf(rig, rig.endpoint(5))
-    me = conf.start(two_routes(a, b, lip, lport, "a"))
+    me = conf.start(two_routes(a, b, lip, lport, "a"), extra=extra)
 
     longs = []
     for i in range(3):
@@ -143,8 +145,13 @@ def test_hundred_reloads_lose_nothing(rig):
     try:
         for i in range(100):
             route, greet = ("b", GREET_B) if i % 2 == 0 else ("a", GREET_A)
-            conf.write(two_routes(a, b, lip, lport, route))
-            conf.reload()
+            conf.write(two_routes(a, b, lip, lport, route), extra=extra)
+            if workers > 1:
+                # Every worker reloaded (worker 0's counter is not enough).
+                me.signal(signal.SIGHUP)
+                me.wait_log("reload", count=workers * (i + 1), result="success")
+            else:
+                conf.reload()
             # A session begun after the reload takes the new route.
             assert greeting_of(rig, lip, lport) == greet, "reload %d" % (i + 1)
             # The long sessions still relay both ways, on the route they began on.
@@ -164,11 +171,9 @@ def test_hundred_reloads_lose_nothing(rig):
     for c in longs:
         assert not c.ended, c.name
         assert c.snapshot().startswith(GREET_A)
-    assert reloads(conf.admin) == 100
-    assert reloads(conf.admin, "failure") == 0
     # Every reload logged what changed: the listener's route.
     lines = me.events("reload", result="success")
-    assert len(lines) == 100
+    assert len(lines) == 100 * workers
     assert all(ln.get("listeners_changed") == "front" for ln in lines), lines[:3]
     assert all(ln.get("binds_kept") == "1" and ln.get("binds_opened") == "0" for ln in lines)
     for c in longs:
@@ -176,6 +181,14 @@ def test_hundred_reloads_lose_nothing(rig):
     ended = me.wait_log("session", count=nshort + 100 + 3)
     cut = [s for s in ended if s["reason"] not in ("client_closed", "backend_closed")]
     assert not cut, cut[:5]
+    return me, conf, nshort
+
+
+def test_hundred_reloads_lose_nothing(rig):
+    """The proof: 100 reloads under load (hundred_reloads)."""
+    me, conf, nshort = hundred_reloads(rig)
+    assert reloads(conf.admin) == 100
+    assert reloads(conf.admin, "failure") == 0
     # The counters went on across 100 generations: every session counted once.
     samples = scrape(conf.admin)
     assert metric(samples, "mailedge_sessions_active", listener="front") == 0

@@ -79,6 +79,12 @@ test_maxconn(void **state)
     c = load_ok("listener one {\n    bind 127.0.0.9:2525\n    protocol smtp\n"
                 "    route -> 10.0.0.5:25\n}\n");
     assert_int_equal(c->global.maxconn, 0);
+    assert_int_equal(c->global.workers, 1);
+    conf_free(c);
+    c = load_ok("global {\n    workers 4\n}\n"
+                "listener one {\n    bind 127.0.0.9:2525\n    protocol smtp\n"
+                "    route -> 10.0.0.5:25\n}\n");
+    assert_int_equal(c->global.workers, 4);
     conf_free(c);
 }
 
@@ -1114,9 +1120,14 @@ static const struct bad_case bad_cases[] = {
      "duplicate server 's' in backend 'b' (first at line 2)"},
     {"backend b {\n    server s/1 10.0.0.1:25\n}\n", 2, 12, "bad server name 's/1'"},
     /* unknown directives and argument counts */
-    {"global {\n    workers 4\n}\n", 2, 5,
-     "unknown directive 'workers' in a global block (allowed: log, grace, splice, busy-poll, admin, "
-     "admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group)"},
+    {"global {\n    threads 4\n}\n", 2, 5,
+     "unknown directive 'threads' in a global block (allowed: log, grace, splice, busy-poll, admin, "
+     "admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group, maxconn, "
+     "workers)"},
+    {"global {\n    workers 0\n}\n", 2, 13,
+     "bad workers '0': expected a count of processes from 1 to 64"},
+    {"global {\n    workers 65\n}\n", 2, 13, "bad workers '65'"},
+    {"global {\n    workers 2\n    workers 3\n}\n", 3, 5, "duplicate"},
     {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
      "allowed: server, send-proxy, balance, check, timeout, queue-timeout, queue-max, "
      "happy-eyeballs-delay); 'bind' "

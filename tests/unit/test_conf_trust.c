@@ -83,7 +83,7 @@ test_loader_warns(void **state)
     assert_int_equal(c->listeners[0].ntrusted, 4);
 
     char buf[512];
-    diag_format(&d.v[1], buf, sizeof(buf));
+    conf_diag_text(&d.v[1], buf, sizeof(buf));
     assert_string_equal(buf, "w.conf:5:26: warning: accept-proxy from ::/0 trusts a wide range: "
                              "any host in it can claim any client address; list only your "
                              "proxies");

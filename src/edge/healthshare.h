@@ -1,0 +1,46 @@
+/*
+ * healthshare: with `workers N`, one worker (0, the checker) runs the
+ * health checks and publishes each server's health in a region of shared
+ * memory that the supervisor maps before it forks; the other workers (the
+ * followers) run no check and read the region every HEALTHSHARE_POLL_MS:
+ * a server of theirs goes up or down as the checker's does, and a new pass
+ * of an up server wakes their held clients, as a check of their own would.
+ * So N workers make the checks of one. Entries are keyed by backend and
+ * server name (a reload keeps them); fixed size, written by the checker
+ * alone, read with atomics (docs/scaling.md).
+ */
+#ifndef MAILEDGE_HEALTHSHARE_H
+#define MAILEDGE_HEALTHSHARE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct worker;
+struct backend;
+struct healthshare;
+
+#define HEALTHSHARE_SLOTS 1024   /* checked servers over all backends and reloads */
+#define HEALTHSHARE_POLL_MS 100
+
+/* Maps a new region (before the fork). NULL after logging on failure. */
+struct healthshare *healthshare_create(void);
+
+/*
+ * This process's worker is the checker (<checker>) or a follower of <hs>.
+ * Without a call (workers 1), the worker checks and publishes nothing.
+ */
+void healthshare_attach(struct healthshare *hs, bool checker);
+
+/* False in a follower: it runs no check. */
+bool healthshare_checks_here(void);
+
+/* The checker: server <i> of <b> was just checked (its health in b->srv[i]). */
+void healthshare_publish(const struct backend *b, size_t i, bool passed);
+
+/* A follower: starts reading the region (once, at start). Returns 0, or -1 after logging. */
+int healthshare_follow(struct worker *w);
+
+/* A follower: stops reading (drain, exit); frees what healthshare_follow() took. Idempotent. */
+void healthshare_unfollow(struct worker *w);
+
+#endif

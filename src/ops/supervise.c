@@ -1,0 +1,439 @@
+/* supervise: N worker processes and the one that starts, reloads and stops them. */
+#include "supervise.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "notify.h"
+
+/* A worker that dies within this long of its start is restarted after a
+ * back-off that doubles up to the maximum, so one that cannot run does not
+ * spin the host. */
+#define QUICK_DEATH_MS 1000u
+#define BACKOFF_MAX_MS 30000u
+
+struct kid {
+    pid_t pid;                /* 0: not running */
+    int ready_fd;             /* read end of its readiness pipe until it said READY; -1 */
+    uint64_t started_ms;
+    uint64_t restart_at_ms;   /* 0: no restart pending */
+    uint64_t backoff_ms;
+    bool failed;              /* exited with a status other than 0, or by a signal */
+};
+
+struct sup {
+    const char *path;
+    struct conf *conf;
+    supervise_worker_fn run;
+    void *arg;
+    struct kid *kids;
+    unsigned n;
+    struct pollfd *pfd;       /* the signalfd, then the readiness pipes */
+    unsigned *who;            /* pfd[j] is the pipe of worker who[j] */
+    int sfd;                  /* signalfd */
+    bool serving;             /* every worker said READY once */
+    bool draining;
+    bool start_failed;
+    uint64_t watchdog_ms, watchdog_at;
+};
+
+/* In a worker: the write end of its readiness pipe until it said READY. */
+static int ready_wfd = -1;
+
+void
+supervise_notify(const char *state)
+{
+    if (ready_wfd >= 0 && strncmp(state, "READY=1", 7) == 0) {
+        ssize_t r = write(ready_wfd, "R", 1);
+        (void)r; /* the supervisor sees EOF when we die; nothing else to do */
+        close(ready_wfd);
+        ready_wfd = -1;
+    }
+}
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* In the child, before the worker runs: nothing of the supervisor stays. */
+static void
+become_worker(struct sup *s, unsigned i, int wfd, pid_t parent)
+{
+    struct conf *conf = s->conf;
+    for (unsigned k = 0; k < s->n; k++) {
+        if (s->kids[k].ready_fd >= 0)
+            close(s->kids[k].ready_fd);
+    }
+    close(s->sfd);
+    free(s->kids);
+    free(s->pfd);
+    free(s->who);
+    ready_wfd = wfd;
+    log_set_worker((int)i);
+    /* The supervisor gone (even by SIGKILL), the worker drains. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        (void)raise(SIGTERM);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    (void)sigprocmask(SIG_UNBLOCK, &chld, NULL);
+    /* Only the supervisor is the service manager's main process. */
+    (void)unsetenv("NOTIFY_SOCKET");
+    (void)unsetenv("WATCHDOG_USEC");
+    (void)unsetenv("WATCHDOG_PID");
+    exit(s->run(i, conf, s->arg));
+}
+
+static int
+spawn(struct sup *s, unsigned i)
+{
+    struct kid *k = &s->kids[i];
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) == -1) {
+        log_warn("worker %u: pipe", i);
+        return -1;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == -1) {
+        log_warn("worker %u: fork", i);
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        become_worker(s, i, p[1], parent);
+    }
+    close(p[1]);
+    k->pid = pid;
+    k->ready_fd = p[0];
+    k->started_ms = now_ms();
+    k->restart_at_ms = 0;
+    return 0;
+}
+
+/* A worker runs, or one is to be restarted. */
+static bool
+anyone(const struct sup *s)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->kids[i].pid > 0 || (!s->draining && s->kids[i].restart_at_ms != 0))
+            return true;
+    }
+    return false;
+}
+
+static void
+signal_all(struct sup *s, int sig)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->kids[i].pid > 0)
+            (void)kill(s->kids[i].pid, sig);
+    }
+}
+
+static void
+drain(struct sup *s)
+{
+    if (s->draining) {
+        /* A second TERM: the workers cut what is left. */
+        signal_all(s, SIGTERM);
+        return;
+    }
+    s->draining = true;
+    notify_send("STOPPING=1");
+    for (unsigned i = 0; i < s->n; i++)
+        s->kids[i].restart_at_ms = 0;
+    signal_all(s, SIGTERM);
+}
+
+static void
+on_ready(struct sup *s, unsigned i)
+{
+    struct kid *k = &s->kids[i];
+    char c;
+    ssize_t r = read(k->ready_fd, &c, 1);
+    if (r == -1 && (errno == EINTR || errno == EAGAIN))
+        return;
+    close(k->ready_fd);
+    k->ready_fd = -1;
+    if (r != 1 || s->serving)
+        return; /* EOF: it died before READY; its exit says the rest */
+    for (unsigned j = 0; j < s->n; j++) {
+        if (s->kids[j].pid == 0 || s->kids[j].ready_fd >= 0)
+            return;
+    }
+    s->serving = true;
+    log_begin(LOG_INFO, "ready");
+    log_u64("workers", s->n);
+    log_end();
+    notify_send("READY=1\nSTATUS=accepting connections");
+}
+
+static void
+on_exit_of(struct sup *s, pid_t pid, int status)
+{
+    unsigned i = 0;
+    while (i < s->n && s->kids[i].pid != pid)
+        i++;
+    if (i == s->n)
+        return;
+    struct kid *k = &s->kids[i];
+    k->pid = 0;
+    if (k->ready_fd >= 0) {
+        close(k->ready_fd);
+        k->ready_fd = -1;
+    }
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    k->failed = !clean;
+    log_begin(s->draining && clean ? LOG_INFO : LOG_ERROR, "worker_exit");
+    log_u64("worker", i);
+    log_u64("pid", (uint64_t)pid);
+    if (WIFSIGNALED(status)) {
+        const char *sig = sigabbrev_np(WTERMSIG(status));
+        if (sig != NULL)
+            log_str("signal", sig);
+        else
+            log_u64("signal", (uint64_t)WTERMSIG(status));
+    } else {
+        log_u64("status", (uint64_t)WEXITSTATUS(status));
+    }
+    log_end();
+    if (s->draining)
+        return;
+    if (!s->serving) {
+        /* One worker could not start (a bind failed...): none runs. */
+        log_begin(LOG_ERROR, "start_failed");
+        log_u64("worker", i);
+        log_end();
+        s->start_failed = true;
+        drain(s);
+        return;
+    }
+    uint64_t now = now_ms();
+    if (now - k->started_ms < QUICK_DEATH_MS)
+        k->backoff_ms = k->backoff_ms == 0 ? QUICK_DEATH_MS
+                        : k->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                              : k->backoff_ms * 2;
+    else
+        k->backoff_ms = 0;
+    k->restart_at_ms = now + k->backoff_ms;
+    if (k->restart_at_ms == 0)
+        k->restart_at_ms = 1;
+}
+
+static void
+reap(struct sup *s)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        on_exit_of(s, pid, status);
+}
+
+static void
+restart_due(struct sup *s)
+{
+    uint64_t now = now_ms();
+    for (unsigned i = 0; i < s->n; i++) {
+        struct kid *k = &s->kids[i];
+        if (k->pid != 0 || k->restart_at_ms == 0 || k->restart_at_ms > now)
+            continue;
+        if (spawn(s, i) == -1) {
+            k->restart_at_ms = now + BACKOFF_MAX_MS;
+            continue;
+        }
+        log_begin(LOG_WARN, "worker_restart");
+        log_u64("worker", i);
+        log_u64("pid", (uint64_t)k->pid);
+        log_u64("backoff_ms", k->backoff_ms);
+        log_end();
+    }
+}
+
+/* SIGHUP: the new file is checked here first; an invalid one reaches no worker. */
+static void
+reload(struct sup *s)
+{
+    struct conf *conf = NULL;
+    struct diag_list diags = {0};
+    char why[512];
+    if (conf_load(s->path, &conf, &diags) == -1) {
+        for (size_t i = 0; i < diags.n; i++) {
+            conf_diag_text(&diags.v[i], why, sizeof(why));
+            log_begin(LOG_ERROR, "config_error");
+            log_str("error", why);
+            log_end();
+        }
+        log_begin(LOG_ERROR, "reload");
+        log_str("result", "failure");
+        log_str("config", s->path);
+        log_u64("errors", diags.n);
+        log_str("error", "invalid configuration");
+        log_str("running", "previous configuration");
+        log_str("workers", "not signalled");
+        log_end();
+        diag_list_free(&diags);
+        return;
+    }
+    diag_list_free(&diags);
+    if (conf->global.workers != s->conf->global.workers)
+        log_warnx("reload: workers changes only with a restart");
+    /* A worker started from now on starts on this one. */
+    conf_free(s->conf);
+    s->conf = conf;
+    signal_all(s, SIGHUP);
+}
+
+static void
+on_signals(struct sup *s)
+{
+    struct signalfd_siginfo si;
+    while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            log_begin(LOG_INFO, "signal");
+            log_str("signal", si.ssi_signo == SIGTERM ? "TERM" : "INT");
+            log_end();
+            drain(s);
+            break;
+        case SIGHUP:
+            log_begin(LOG_INFO, "signal");
+            log_str("signal", "HUP");
+            log_end();
+            if (s->draining)
+                log_warnx("SIGHUP while draining: not reloading");
+            else
+                reload(s);
+            break;
+        case SIGUSR1:
+            if (log_reopen() == -1)
+                log_warn("log_reopen %s", log_file());
+            signal_all(s, SIGUSR1);
+            break;
+        case SIGCHLD:
+            reap(s);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static int
+next_timeout(const struct sup *s)
+{
+    uint64_t now = now_ms(), at = UINT64_MAX;
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->kids[i].pid == 0 && s->kids[i].restart_at_ms != 0 && s->kids[i].restart_at_ms < at)
+            at = s->kids[i].restart_at_ms;
+    }
+    if (s->watchdog_ms > 0 && s->watchdog_at < at)
+        at = s->watchdog_at;
+    if (at == UINT64_MAX)
+        return -1;
+    return at <= now ? 0 : (int)(at - now > 60000 ? 60000 : at - now);
+}
+
+int
+supervise_run(const char *path, struct conf *conf, supervise_worker_fn run, void *arg)
+{
+    struct sup s = {.path = path, .conf = conf, .run = run, .arg = arg, .n = conf->global.workers};
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    sigaddset(&mask, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1 ||
+        (s.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) == -1) {
+        log_warn("supervisor: signals");
+        conf_free(conf);
+        return 1;
+    }
+    s.kids = calloc(s.n, sizeof(*s.kids));
+    s.pfd = calloc(s.n + 1, sizeof(*s.pfd));
+    s.who = calloc(s.n + 1, sizeof(*s.who));
+    struct pollfd *pfd = s.pfd;
+    unsigned *who = s.who;
+    if (s.kids == NULL || pfd == NULL || who == NULL) {
+        log_warnx("supervisor: out of memory");
+        free(s.kids);
+        free(pfd);
+        free(who);
+        close(s.sfd);
+        conf_free(conf);
+        return 1;
+    }
+    for (unsigned i = 0; i < s.n; i++)
+        s.kids[i].ready_fd = -1;
+    s.watchdog_ms = notify_watchdog_ms();
+    s.watchdog_at = now_ms() + s.watchdog_ms;
+    for (unsigned i = 0; i < s.n && !s.draining; i++) {
+        if (spawn(&s, i) == -1) {
+            s.start_failed = true;
+            drain(&s);
+        }
+    }
+    while (anyone(&s)) {
+        unsigned np = 0;
+        pfd[np++] = (struct pollfd){.fd = s.sfd, .events = POLLIN};
+        for (unsigned i = 0; i < s.n; i++) {
+            if (s.kids[i].ready_fd >= 0) {
+                who[np] = i;
+                pfd[np++] = (struct pollfd){.fd = s.kids[i].ready_fd, .events = POLLIN};
+            }
+        }
+        if (poll(pfd, np, next_timeout(&s)) == -1 && errno != EINTR) {
+            log_warn("supervisor: poll");
+            break;
+        }
+        for (unsigned j = 1; j < np; j++) {
+            if (pfd[j].revents != 0 && s.kids[who[j]].ready_fd == pfd[j].fd)
+                on_ready(&s, who[j]);
+        }
+        if (pfd[0].revents != 0)
+            on_signals(&s);
+        if (!s.draining)
+            restart_due(&s);
+        if (s.watchdog_ms > 0 && now_ms() >= s.watchdog_at) {
+            notify_send("WATCHDOG=1");
+            s.watchdog_at = now_ms() + s.watchdog_ms;
+        }
+    }
+    int rc = s.start_failed ? 1 : 0;
+    for (unsigned i = 0; i < s.n; i++) {
+        if (s.kids[i].failed)
+            rc = 1;
+    }
+    log_begin(LOG_INFO, "exit");
+    log_u64("status", (uint64_t)rc);
+    log_end();
+    free(pfd);
+    free(who);
+    free(s.kids);
+    close(s.sfd);
+    conf_free(s.conf);
+    return rc;
+}
