@@ -332,6 +332,24 @@ static const struct directive global_dirs[] = {
     {"user", D_USER, true, 1, 1, "user NAME", cf_d_user},
     {"group", D_GROUP, true, 1, 1, "group NAME", cf_d_group},
     {"maxconn", D_MAXCONN, true, 1, 1, "maxconn N", cf_d_maxconn},
+    {"crowdsec", D_CROWDSEC, true, 1, 1, "crowdsec URL", cf_d_crowdsec},
+    {"crowdsec-key-file", D_CS_KEY_FILE, true, 1, 1, "crowdsec-key-file PATH", cf_d_crowdsec_key},
+    {"crowdsec-key-env", D_CS_KEY_ENV, true, 1, 1, "crowdsec-key-env NAME", cf_d_crowdsec_key},
+    {"crowdsec-interval", D_CS_INTERVAL, true, 1, 1, "crowdsec-interval DURATION",
+     cf_d_crowdsec_interval},
+    {"crowdsec-resync", D_CS_RESYNC, true, 1, 1, "crowdsec-resync DURATION|off",
+     cf_d_crowdsec_interval},
+    {"crowdsec-captcha", D_CS_CAPTCHA, true, 1, 1, "crowdsec-captcha ban|ignore",
+     cf_d_crowdsec_captcha},
+    {"crowdsec-origins", D_CS_ORIGINS, true, 1, CONF_CS_FILTERS_MAX, "crowdsec-origins NAME ...",
+     cf_d_crowdsec_words},
+    {"crowdsec-scenarios-containing", D_CS_SCEN_IN, true, 1, CONF_CS_FILTERS_MAX,
+     "crowdsec-scenarios-containing WORD ...", cf_d_crowdsec_words},
+    {"crowdsec-scenarios-not-containing", D_CS_SCEN_OUT, true, 1, CONF_CS_FILTERS_MAX,
+     "crowdsec-scenarios-not-containing WORD ...", cf_d_crowdsec_words},
+    {"crowdsec-max-bans", D_CS_MAX_BANS, true, 1, 1, "crowdsec-max-bans N", cf_d_crowdsec_max},
+    {"crowdsec-max-answer", D_CS_MAX_ANSWER, true, 1, 1, "crowdsec-max-answer SIZE",
+     cf_d_crowdsec_max},
 };
 
 static const struct directive backend_dirs[] = {
@@ -360,6 +378,7 @@ static const struct directive listener_dirs[] = {
     {"allow", D_COUNT, false, 1, MANY, "allow CIDR ...", cf_d_allow},
     {"pregreet", D_PREGREET, true, 1, 1, "pregreet count|reject|off", cf_d_pregreet},
     {"maxconn", D_MAXCONN, true, 1, 1, "maxconn N", cf_d_maxconn},
+    {"shared-bans", D_SHARED_BANS, true, 1, 1, "shared-bans on|off", cf_d_shared_bans},
 };
 
 static const struct {
@@ -1276,6 +1295,7 @@ finish(struct ctx *x)
     check_self_routes(x);
     check_admin_bind(x);
     cf_admin_token_read(x);
+    cf_crowdsec_finish(x);
     if (x->c->global.admin_opt_pos.line != 0 && !x->c->global.admin_set)
         cf_errp(x, &x->c->global.admin_opt_pos,
                 "admin-host, admin-token-file and admin-widest-ban need 'admin ADDR:PORT' too");

@@ -23,6 +23,10 @@
 #define CONF_ADMIN_HOSTS_MAX 8
 #define CONF_ADMIN_TOKEN_MAX 257 /* 256 bytes and the NUL */
 #define CONF_RESOLVERS_MAX 8
+#define CONF_CS_KEY_MAX 257      /* crowdsec bouncer key: 256 bytes and the NUL */
+#define CONF_CS_URL_MAX 512
+#define CONF_CS_FILTERS_MAX 8    /* words of each crowdsec-origins/scenarios directive */
+#define CONF_CS_WORD_MAX 64
 
 enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PROTO_TCP };
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST, BALANCE_LEAST_CONN };
@@ -134,6 +138,32 @@ struct conf_listener {
     size_t nallow;
     enum pregreet pregreet;          /* smtp and submission only */
     unsigned maxconn;                /* maxconn N: its sessions at most; 0: only the global one */
+    bool shared_bans_off;            /* shared-bans off: no remote bans, no bans by hand for all */
+    struct conf_pos pos;
+};
+
+/* One list of crowdsec filter words (crowdsec-origins, -scenarios-containing...). */
+struct conf_cs_words {
+    char v[CONF_CS_FILTERS_MAX][CONF_CS_WORD_MAX];
+    size_t n;
+};
+
+/*
+ * crowdsec ...: remote bans from a CrowdSec Local API (src/edge/bouncer.c).
+ * Off when url[0] == '\0'.
+ */
+struct conf_crowdsec {
+    char url[CONF_CS_URL_MAX];       /* http(s)://HOST[:PORT][/PATH], no trailing '/' */
+    char key[CONF_CS_KEY_MAX];       /* from crowdsec-key-file or crowdsec-key-env */
+    size_t key_len;
+    uint64_t interval_ms;            /* crowdsec-interval; default 10s */
+    uint64_t resync_ms;              /* crowdsec-resync: a whole list this often; default 5m */
+    bool captcha_ban;                /* crowdsec-captcha ban|ignore; default ignore */
+    struct conf_cs_words origins;    /* crowdsec-origins: only these (none: all) */
+    struct conf_cs_words scen_in;    /* crowdsec-scenarios-containing: one of these */
+    struct conf_cs_words scen_out;   /* crowdsec-scenarios-not-containing: none of these */
+    uint64_t max_bans;               /* crowdsec-max-bans; default 200000 */
+    uint64_t max_answer;             /* crowdsec-max-answer: bytes; default 64 MiB */
     struct conf_pos pos;
 };
 
@@ -161,6 +191,7 @@ struct conf_global {
     bool group_set;
     struct conf_pos group_pos;
     unsigned maxconn;                /* maxconn N; 0: derived from RLIMIT_NOFILE (src/edge/fdbudget.c) */
+    struct conf_crowdsec crowdsec;
 };
 
 struct conf {

@@ -58,6 +58,18 @@ enum dir {
     D_PREGREET,
     D_HE_DELAY,
     D_MAXCONN,
+    D_CROWDSEC,
+    D_CS_KEY_FILE,
+    D_CS_KEY_ENV,
+    D_CS_INTERVAL,
+    D_CS_RESYNC,
+    D_CS_CAPTCHA,
+    D_CS_ORIGINS,
+    D_CS_SCEN_IN,
+    D_CS_SCEN_OUT,
+    D_CS_MAX_BANS,
+    D_CS_MAX_ANSWER,
+    D_SHARED_BANS,
     D_COUNT
 };
 
@@ -111,6 +123,10 @@ struct ctx {
 
     char admin_token_path[4096]; /* admin-token-file, read by cf_admin_token_read() */
     struct conf_pos admin_token_pos;
+    char cs_key_path[4096];      /* crowdsec-key-file, read by cf_crowdsec_finish() */
+    char cs_key_env[CONF_NAME_MAX]; /* crowdsec-key-env */
+    struct conf_pos cs_key_pos;
+    struct conf_pos cs_opt_pos;  /* the first crowdsec-* option, for "needs crowdsec" */
 
     struct pend_route *routes;
     size_t nroutes;
@@ -168,6 +184,19 @@ directive_fn cf_d_log, cf_d_grace, cf_d_splice, cf_d_resolvers, cf_d_admin, cf_d
 directive_fn cf_d_admin_host, cf_d_admin_token_file, cf_d_admin_widest_ban;
 /* Reads the admin-token-file into the conf (after the whole file: its owner may be 'user'). */
 void cf_admin_token_read(struct ctx *x);
+/*
+ * Reads a secret (one token of printable characters, a final newline
+ * dropped) from <path>: a regular file of root or the user mailedge runs
+ * as, at most owner read-write and group read. <what> names the directive
+ * in messages. Sets <*len> (0: not read, an error reported at <at>).
+ */
+void cf_read_secret(struct ctx *x, const char *path, const struct conf_pos *at, const char *what,
+                    size_t min, char *out, size_t cap, size_t *len);
+/* conf_crowdsec.c */
+directive_fn cf_d_crowdsec, cf_d_crowdsec_key, cf_d_crowdsec_interval, cf_d_crowdsec_captcha,
+    cf_d_crowdsec_words, cf_d_crowdsec_max, cf_d_shared_bans;
+/* Defaults, the key, and what needs what (after the whole file). */
+void cf_crowdsec_finish(struct ctx *x);
 /* conf_global.c, for the global block and listeners */
 directive_fn cf_d_maxconn;
 /* conf_backend.c */
