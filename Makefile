@@ -24,7 +24,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -fno-common
-PKGS     := libmicrohttpd libcurl libcares openssl
+PKGS     := libmicrohttpd libcurl libcares openssl json-c
 # libsystemd is optional: sd_notify READY/STOPPING/WATCHDOG when present.
 ifeq ($(shell pkg-config --exists libsystemd && echo yes),yes)
 PKGS     += libsystemd

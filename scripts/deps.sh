@@ -2,7 +2,7 @@
 # Installs the Debian packages a make target needs, only when missing.
 # Usage: scripts/deps.sh build|test|fuzz|valgrind|bench|demo|image|deb|prometheus
 set -eu
-want="gcc make pkg-config libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libc-ares-dev libssl-dev"
+want="gcc make pkg-config libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libc-ares-dev libssl-dev libjson-c-dev"
 case "${1:-build}" in
     test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl curl nginx-light redis-server postgresql systemd iproute2 python3-yaml" ;;
     valgrind) want="$want libcmocka-dev python3-pytest clang socat openssl valgrind" ;;

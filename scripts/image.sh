@@ -36,7 +36,7 @@ if ! podman image exists "$BASE"; then
     rm -f "$work/rootfs.tar"
     mmdebstrap --quiet --variant=essential \
         --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-        --include=passwd,libcap2-bin,libmicrohttpd12,libcurl4,libc-ares2,libssl3,libsystemd0,ca-certificates \
+        --include=passwd,libcap2-bin,libmicrohttpd12,libcurl4,libc-ares2,libssl3,libsystemd0,libjson-c5,ca-certificates \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \

@@ -20,7 +20,7 @@ ${PYTHON:-/usr/bin/python3} scripts/includes.py --layers "$layers" || status=1
 
 inc=$(for d in src/*/; do printf ' -I%s' "${d%/}"; done)
 pure="$(ls src/codecs/*.c src/conf/*.c) src/base/util.c src/base/cidr.c src/base/addr.c
-      src/edge/metrics.c src/edge/abuse.c src/edge/dominant.c src/edge/fdbudget.c"
+      src/edge/metrics.c src/edge/abuse.c src/edge/dominant.c src/edge/fdbudget.c src/edge/banset.c"
 for f in $pure; do
     if grep -nE '#include <sys/(epoll|signalfd)\.h>|\b(accept4?|connect|bind|listen|epoll_[a-z]+|splice|recv|send)\(' "$f"; then
         echo "lint: $f is a pure module but does I/O" >&2
