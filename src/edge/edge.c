@@ -1,6 +1,7 @@
 /* edge: a worker's life: started, run, drained, freed. */
 #include "edge.h"
 
+#include "bouncer.h"
 #include "check.h"
 #include "conf.h"
 #include "gen.h"
@@ -122,6 +123,7 @@ edge_free(struct worker *w)
         listener_close(&w->listeners[i]);
     check_free_all(w);
     resolve_free_all(w);
+    bouncer_free(w);
     while (w->gens != NULL) {
         struct gen *g = w->gens;
         w->gens = g->next;

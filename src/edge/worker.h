@@ -27,6 +27,7 @@ struct relay_pool;
 struct check;
 struct resolver;
 struct ownaddr;
+struct bouncer;
 
 /* Timers of the worker itself: the drain's grace period, main's watchdog
  * ping and the abuse sweep. Every other owner reserves its own
@@ -85,6 +86,7 @@ struct worker {
     size_t nchecks;                  /* each owns one armed timer */
     struct resolver *resolver;       /* DNS names of servers (src/edge/resolve.c); NULL: none */
     size_t nresolve_timers;          /* timers it owns */
+    struct bouncer *bouncer;         /* CrowdSec decisions (src/edge/bouncer.c); NULL: none */
     /* Reload (src/edge/reload.c): SIGHUP queues it; it runs after the batch of events. */
     const char *conf_path;
     struct defer reload_defer;

@@ -7,6 +7,7 @@
 
 #include "abuse.h"
 #include "adminreq.h"
+#include "bouncer.h"
 #include "cidr.h"
 #include "loop.h"
 #include "util.h"
@@ -14,6 +15,7 @@
 
 #define DEFAULT_BAN_MS (60ull * 60 * 1000)
 #define MAX_BAN_MS (30ull * 24 * 60 * 60 * 1000)
+#define ADMIN_REMOTE_LIST 1000 /* remote bans listed by GET /bans at most */
 
 static bool
 loopback(const struct sockaddr *sa)
@@ -125,15 +127,57 @@ all_listeners(const char *listener)
 
 /*
  * The abuse state of configured listener <i> when the request names it
- * (one listener, or all for NULL, "" or "all"); else NULL.
+ * (one listener, or all for NULL, "" or "all"); else NULL. A ban by hand
+ * for all (<adding>) goes to the listeners that enforce shared bans only.
  */
 static struct worker_abuse *
-selected(struct worker *w, size_t i, const char *listener)
+selected(struct worker *w, size_t i, const char *listener, bool adding)
 {
-    const char *name = w->conf->listeners[i].name;
-    if (!all_listeners(listener) && strcmp(listener, name) != 0)
+    const struct conf_listener *l = &w->conf->listeners[i];
+    if (!all_listeners(listener) && strcmp(listener, l->name) != 0)
         return NULL;
-    return worker_abuse_find(w, name);
+    if (adding && all_listeners(listener) && l->shared_bans_off)
+        return NULL;
+    return worker_abuse_find(w, l->name);
+}
+
+static void
+list_remote_one(void *arg, const struct banset_entry *e)
+{
+    struct list_ctx *x = arg;
+    uint64_t now = loop_now(x->w->loop);
+    char text[64];
+    bool ip = e->net.prefix == (e->net.family == AF_INET ? 32 : 128);
+
+    cidr_format(&e->net, text, sizeof(text));
+    if (ip)
+        text[strcspn(text, "/")] = '\0'; /* an address, as the local bans list it */
+    strbuf_addf(x->body, "%s{\"key\":\"%s\",\"type\":\"%s\",\"origin\":", x->n++ ? "," : "",
+                text, ip ? "ip" : "range");
+    strbuf_json_str(x->body, e->origin);
+    strbuf_add(x->body, ",\"scenario\":");
+    strbuf_json_str(x->body, e->scenario);
+    strbuf_addf(x->body, ",\"until\":%lld,\"remaining_ms\":%llu}",
+                wall_seconds(x->w, e->expires_ms),
+                (unsigned long long)(e->expires_ms > now ? e->expires_ms - now : 0));
+}
+
+/*
+ * The remote bans (src/edge/bouncer.c), at most ADMIN_REMOTE_LIST of them:
+ * "remote":[...] and "remote_total", "remote_listed" after the local ones.
+ */
+static void
+list_remote(struct worker *w, struct strbuf *body)
+{
+    struct bouncer_status st;
+    struct list_ctx x = {.w = w, .body = body};
+    size_t pos = 0;
+
+    if (!bouncer_status(w, &st))
+        return;
+    strbuf_add(body, ",\"remote\":[");
+    bouncer_walk(w, &pos, ADMIN_REMOTE_LIST, list_remote_one, &x);
+    strbuf_addf(body, "],\"remote_total\":%zu,\"remote_listed\":%zu", st.ips + st.ranges, x.n);
 }
 
 static unsigned
@@ -143,13 +187,15 @@ list(struct worker *w, const struct admin_bans_req *r, struct strbuf *body)
 
     strbuf_add(body, "{\"bans\":[");
     for (size_t i = 0; i < w->conf->nlisteners; i++) {
-        struct worker_abuse *wa = selected(w, i, r->p.listener);
+        struct worker_abuse *wa = selected(w, i, r->p.listener, false);
         if (wa == NULL)
             continue;
         x.listener = wa->name;
         abuse_bans_each(wa->t, loop_now(w->loop), list_one, &x);
     }
-    strbuf_add(body, "]}\n");
+    strbuf_add(body, "]");
+    list_remote(w, body);
+    strbuf_add(body, "}\n");
     return 200;
 }
 
@@ -191,7 +237,7 @@ admin_bans(struct worker *w, const struct admin_bans_req *r, struct strbuf *body
     size_t n = 0;
     if (del) {
         for (size_t i = 0; i < w->conf->nlisteners; i++) {
-            struct worker_abuse *wa = selected(w, i, p->listener);
+            struct worker_abuse *wa = selected(w, i, p->listener, false);
             if (wa != NULL)
                 n += abuse_ban_remove(wa->t, &c, now);
         }
@@ -209,7 +255,7 @@ admin_bans(struct worker *w, const struct admin_bans_req *r, struct strbuf *body
                                 ms > MAX_BAN_MS))
         return fail(r, body, 400, "duration= needs a duration like 15m or 24h (at most 720h)");
     for (size_t i = 0; i < w->conf->nlisteners; i++) {
-        struct worker_abuse *wa = selected(w, i, p->listener);
+        struct worker_abuse *wa = selected(w, i, p->listener, true);
         if (wa == NULL)
             continue;
         if (abuse_ban_add(wa->t, &c, now + ms, now) == -1)
