@@ -4,7 +4,7 @@
 set -eu
 want="gcc make pkg-config libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libc-ares-dev libssl-dev libjson-c-dev"
 case "${1:-build}" in
-    test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl curl nginx-light redis-server postgresql systemd iproute2 python3-yaml" ;;
+    test)  want="$want libcmocka-dev python3-pytest clang libclang-rt-14-dev socat openssl curl nginx-light redis-server postgresql systemd iproute2 python3-yaml crowdsec" ;;
     valgrind) want="$want libcmocka-dev python3-pytest clang socat openssl valgrind" ;;
     fuzz)  want="$want clang libclang-rt-14-dev" ;;
     bench) want="$want haproxy nginx-light libnginx-mod-stream" ;;
@@ -33,5 +33,14 @@ if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
     trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
 fi
+# crowdsec (tests/integration/crowdsec.py runs its Local API alone): a
+# placeholder online API credentials file, not YAML, makes its post-install
+# skip registering with CrowdSec's online API (no network here).
+case " $missing " in
+*" crowdsec "*)
+    mkdir -p /etc/crowdsec
+    [ -e /etc/crowdsec/online_api_credentials.yaml ] ||
+        echo '# none: no online API' > /etc/crowdsec/online_api_credentials.yaml ;;
+esac
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
