@@ -34,6 +34,7 @@ enum phase {
 
 struct bouncer {
     struct worker *w;
+    bool on;                       /* crowdsec configured; off: only this struct is left */
     struct conf_crowdsec cf;       /* the settings in force */
     CURLM *multi;
     CURL *easy;
@@ -48,6 +49,11 @@ struct bouncer {
     bool need_full;                /* the next poll asks for the whole list */
     struct decisions *ans;         /* the answer being read or applied */
     size_t received;
+    size_t pass_bytes;             /* fed in this loop pass (BOUNCER_PASS_BYTES at most) */
+    bool paused;                   /* the transfer waits for the next pass */
+    struct defer resume_defer;     /* unpauses it */
+    struct banset *retired;        /* the set a whole list replaced, emptied in batches */
+    struct defer retire_defer;
     int fail_kind;                 /* set by the write callback: why it stopped; -1: none */
     char fail_why[160];
     size_t next_del, next_new;     /* progress through the answer */
@@ -185,6 +191,13 @@ on_body(char *p, size_t size, size_t n, void *userp)
     struct bouncer *b = userp;
     size_t len = size * n;
 
+    if (b->pass_bytes >= BOUNCER_PASS_BYTES) {
+        /* Enough parsing for this loop pass: curl keeps the chunk for later. */
+        b->paused = true;
+        loop_defer(b->w->loop, &b->resume_defer);
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    b->pass_bytes += len;
     b->received += len;
     if (b->received > b->cf.max_answer) {
         b->fail_kind = METRICS_SYNC_OVERSIZED;
@@ -200,6 +213,35 @@ on_body(char *p, size_t size, size_t n, void *userp)
         return 0;
     }
     return len;
+}
+
+static void
+on_resume(struct defer *d)
+{
+    struct bouncer *b = container_of(d, struct bouncer, resume_defer);
+
+    b->pass_bytes = 0;
+    if (!b->on || !b->paused || b->phase != PH_POLLING)
+        return;
+    b->paused = false;
+    curl_easy_pause(b->easy, CURLPAUSE_CONT);
+    check_done(b);
+}
+
+/* Empties the set a whole list replaced, BOUNCER_BATCH entries a pass, then frees it. */
+static void
+on_retire(struct defer *d)
+{
+    struct bouncer *b = container_of(d, struct bouncer, retire_defer);
+
+    if (b->retired == NULL)
+        return;
+    if (banset_expire(b->retired, UINT64_MAX, BOUNCER_BATCH * 4) > 0) {
+        loop_defer(b->w->loop, &b->retire_defer);
+        return;
+    }
+    banset_free(b->retired);
+    b->retired = NULL;
 }
 
 /* ---- state ---- */
@@ -261,7 +303,12 @@ succeeded(struct bouncer *b, size_t n_new, size_t n_del)
     bool changed = b->state != ST_UP;
 
     if (b->startup) {
-        banset_free(b->set);
+        if (b->retired == NULL) {
+            b->retired = b->set;
+            loop_defer(b->w->loop, &b->retire_defer);
+        } else {
+            banset_free(b->set); /* whole lists in quick succession: rare */
+        }
         b->set = b->fresh;
         b->fresh = NULL;
         b->full_due_ms = b->cf.resync_ms == UINT64_MAX ? UINT64_MAX : now + b->cf.resync_ms;
@@ -335,6 +382,8 @@ static void
 on_apply(struct defer *df)
 {
     struct bouncer *b = container_of(df, struct bouncer, apply_defer);
+    if (!b->on || b->phase != PH_APPLYING)
+        return;
     struct banset *target = b->startup ? b->fresh : b->set;
     uint64_t now = loop_now(b->w->loop);
     size_t n_del = b->startup ? 0 : decisions_count(b->ans, true);
@@ -487,6 +536,8 @@ poll_start(struct bouncer *b)
         return;
     }
     b->received = 0;
+    b->pass_bytes = 0;
+    b->paused = false;
     b->fail_kind = -1;
     b->errbuf[0] = '\0';
     curl_easy_setopt(b->easy, CURLOPT_URL, u.p);
@@ -550,40 +601,59 @@ source_changed(const struct conf_crowdsec *a, const struct conf_crowdsec *c)
            a->max_bans != c->max_bans;
 }
 
+/* The poller's own state, made once per worker and kept until edge_free():
+ * its defers may still be queued in the loop when crowdsec is turned off. */
 static struct bouncer *
-bouncer_new(struct worker *w)
+bouncer_get(struct worker *w)
 {
-    struct bouncer *b = calloc(1, sizeof(*b));
+    struct bouncer *b = w->bouncer;
 
-    if (b == NULL)
-        return NULL;
+    if (b != NULL || (b = calloc(1, sizeof(*b))) == NULL)
+        return b;
     b->w = w;
     b->last_kind = -1;
     timer_init(&b->poll_timer, on_poll_timer);
     timer_init(&b->curl_timer, on_curl_timer);
     defer_init(&b->apply_defer, on_apply);
+    defer_init(&b->resume_defer, on_resume);
+    defer_init(&b->retire_defer, on_retire);
     for (size_t i = 0; i < BIO_MAX; i++)
         b->ios[i].io.fd = -1;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        free(b);
-        return NULL;
-    }
-    if (loop_timer_reserve(w->loop, BOUNCER_TIMERS) == -1 ||
-        (b->multi = curl_multi_init()) == NULL || (b->easy = curl_easy_init()) == NULL) {
-        if (b->multi != NULL) {
-            curl_multi_cleanup(b->multi);
-            loop_timer_release(w->loop, BOUNCER_TIMERS);
-        }
+    w->bouncer = b;
+    return b;
+}
+
+/* Turns crowdsec on: curl, the timers. -1 when out of memory (still off). */
+static int
+bouncer_on(struct bouncer *b)
+{
+    struct worker *w = b->w;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -1;
+    if (loop_timer_reserve(w->loop, BOUNCER_TIMERS) == -1) {
         curl_global_cleanup();
-        free(b);
-        return NULL;
+        return -1;
+    }
+    if ((b->multi = curl_multi_init()) == NULL || (b->easy = curl_easy_init()) == NULL) {
+        if (b->multi != NULL)
+            curl_multi_cleanup(b->multi);
+        b->multi = NULL;
+        loop_timer_release(w->loop, BOUNCER_TIMERS);
+        curl_global_cleanup();
+        return -1;
     }
     curl_multi_setopt(b->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(b->multi, CURLMOPT_SOCKETDATA, b);
     curl_multi_setopt(b->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
     curl_multi_setopt(b->multi, CURLMOPT_TIMERDATA, b);
     curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, 1L);
-    return b;
+    b->on = true;
+    b->state = ST_STARTING;
+    b->last_kind = -1;
+    b->error[0] = '\0';
+    w->metrics.bansync.on = true;
+    return 0;
 }
 
 /* Stops a poll in flight or an answer being applied. */
@@ -593,7 +663,41 @@ abort_poll(struct bouncer *b)
     if (b->phase == PH_POLLING)
         curl_multi_remove_handle(b->multi, b->easy);
     b->phase = PH_IDLE;
+    b->paused = false;
     drop_answer(b);
+}
+
+/* Turns crowdsec off: curl, timers and sets go; the struct stays. */
+static void
+bouncer_off(struct bouncer *b)
+{
+    struct worker *w = b->w;
+
+    if (!b->on)
+        return;
+    abort_poll(b);
+    curl_easy_cleanup(b->easy);
+    curl_multi_cleanup(b->multi); /* removes its sockets (on_socket) */
+    b->easy = NULL;
+    b->multi = NULL;
+    curl_slist_free_all(b->hdrs);
+    b->hdrs = NULL;
+    curl_global_cleanup();
+    for (size_t i = 0; i < BIO_MAX; i++) {
+        if (b->ios[i].used)
+            loop_del(w->loop, &b->ios[i].io);
+        b->ios[i].used = false;
+        b->ios[i].io.fd = -1;
+    }
+    loop_timer_cancel(w->loop, &b->poll_timer);
+    loop_timer_cancel(w->loop, &b->curl_timer);
+    loop_timer_release(w->loop, BOUNCER_TIMERS);
+    banset_free(b->set);
+    banset_free(b->retired);
+    b->set = b->retired = NULL;
+    explicit_bzero(b->cf.key, sizeof(b->cf.key));
+    b->on = false;
+    memset(&w->metrics.bansync, 0, sizeof(w->metrics.bansync));
 }
 
 int
@@ -603,20 +707,29 @@ bouncer_configure(struct worker *w)
     struct bouncer *b = w->bouncer;
 
     if (cf->url[0] == '\0') {
-        bouncer_free(w);
+        if (b != NULL && b->on) {
+            bouncer_off(b);
+            log_begin(LOG_INFO, "ban_sync");
+            log_str("source", "crowdsec");
+            log_str("state", "off");
+            log_end();
+        }
         return 0;
     }
-    bool fresh = b == NULL;
-    if (fresh && (b = bouncer_new(w)) == NULL) {
+    if ((b = bouncer_get(w)) == NULL) {
+        log_warnx("bouncer: cannot allocate");
+        return -1;
+    }
+    bool fresh = !b->on;
+    if (fresh && bouncer_on(b) == -1) {
         log_warnx("bouncer: cannot allocate");
         return -1;
     }
     bool changed = fresh || source_changed(&b->cf, cf);
     b->cf = *cf;
-    w->bouncer = b;
-    w->metrics.bansync.on = true;
     if (easy_setup(b) == -1) {
         log_warnx("bouncer: cannot allocate");
+        bouncer_off(b);
         return -1;
     }
     if (!changed) {
@@ -643,26 +756,11 @@ bouncer_configure(struct worker *w)
 void
 bouncer_free(struct worker *w)
 {
-    struct bouncer *b = w->bouncer;
-
-    if (b == NULL)
+    if (w->bouncer == NULL)
         return;
-    abort_poll(b);
-    curl_easy_cleanup(b->easy);
-    curl_multi_cleanup(b->multi);
-    curl_slist_free_all(b->hdrs);
-    curl_global_cleanup();
-    for (size_t i = 0; i < BIO_MAX; i++)
-        if (b->ios[i].used)
-            loop_del(w->loop, &b->ios[i].io);
-    loop_timer_cancel(w->loop, &b->poll_timer);
-    loop_timer_cancel(w->loop, &b->curl_timer);
-    loop_timer_release(w->loop, BOUNCER_TIMERS);
-    banset_free(b->set);
-    explicit_bzero(b->cf.key, sizeof(b->cf.key));
-    free(b);
+    bouncer_off(w->bouncer);
+    free(w->bouncer);
     w->bouncer = NULL;
-    memset(&w->metrics.bansync, 0, sizeof(w->metrics.bansync));
 }
 
 const struct banset_entry *
@@ -682,7 +780,7 @@ bouncer_status(const struct worker *w, struct bouncer_status *out)
     struct banset_stats st = {0};
 
     memset(out, 0, sizeof(*out));
-    if (b == NULL)
+    if (b == NULL || !b->on)
         return false;
     if (b->set != NULL)
         banset_stats(b->set, &st);

@@ -6,8 +6,10 @@
  * /v1/decisions/stream?startup=true first and after any failure or every
  * crowdsec-resync, then startup=false every crowdsec-interval, with the key
  * in X-Api-Key. The body is parsed as it arrives (src/codecs/decisions.c)
- * and applied in batches of BOUNCER_BATCH decisions per loop pass, so no
- * pass is long whatever the size of the answer. A startup=true answer
+ * (BOUNCER_PASS_BYTES a loop pass: the transfer is paused in between) and
+ * applied in batches of BOUNCER_BATCH decisions per loop pass, so no pass
+ * is long whatever the size of the answer; the set it replaces is emptied
+ * in batches too. A startup=true answer
  * fills a new set (src/edge/banset.c) that replaces the one in force only
  * once complete.
  *
@@ -28,7 +30,8 @@
 
 #include "banset.h"
 
-#define BOUNCER_BATCH 2048                /* decisions applied per loop pass */
+#define BOUNCER_BATCH 256                 /* decisions applied per loop pass */
+#define BOUNCER_PASS_BYTES (32u << 10)    /* bytes of an answer parsed per loop pass */
 #define BOUNCER_RETRY_MAX_MS 30000u       /* failures: retried after 1s, 2s, 4s ... 30s */
 #define BOUNCER_CONNECT_TIMEOUT_MS 5000
 #define BOUNCER_TIMEOUT_MS 60000          /* a whole poll, the answer included */

@@ -16,6 +16,7 @@ from 127.0.9.5 (in the banned range).
 import json
 import os
 import socket
+import signal
 import subprocess
 
 import pytest
@@ -270,3 +271,43 @@ def test_crowdsec_key_never_on_the_command_line_or_in_status(rig, fake, tmp_path
     st, body = http(a.admin, "/status")
     assert secret not in body
     assert secret not in a.me.log_text()
+
+
+def test_crowdsec_reload_and_100k_decisions(rig, fake, tmp_path):
+    """100,000 decisions (addresses and ranges) load in batches while the
+    admin endpoint keeps answering; a reload to another LAPI asks it for the
+    whole list; a reload without crowdsec drops the remote bans."""
+    big = [cs.decision("10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255), id_=i)
+           for i in range(90000)]
+    big += [cs.decision("172.%d.%d.0/24" % (16 + (i >> 8), i & 255), scope="Range", id_=10 ** 6 + i)
+            for i in range(10000)]
+    big.append(cs.decision("127.0.0.66", id_=2 * 10 ** 6))
+    body = stream(big)
+    fake.set(lambda path: (200, body) if "startup=true" in path else (200, stream()))
+    keypath = key_file(tmp_path, "a.key", "fakekey0123456789")
+    a = start_edge(rig, fake.url, keypath, 1)
+    a.me.wait_log("ban_sync", state="up", timeout=h.DEADLINE * 3)
+    m = metrics(a.admin)
+    assert m['mailedge_remote_bans{type="ip"}'] == 90001
+    assert m['mailedge_remote_bans{type="range"}'] == 10000
+    assert a.refuses("127.0.0.66", rig)
+    assert a.bans()["remote_listed"] == 1000   # bounded listing
+    assert a.bans()["remote_total"] == 100001
+
+    other = cs.FakeLapi()
+    try:
+        other.set(200, stream([cs.decision("127.0.0.67")]))
+        text = open(a.me.conf_path).read().replace(fake.url, other.url)
+        open(a.me.conf_path, "w").write(text)
+        a.me.signal(signal.SIGHUP)
+        a.wait_refused("127.0.0.67", rig)
+        assert other.requests[0][0].startswith("/v1/decisions/stream?startup=true")
+        a.wait_refused("127.0.0.66", rig, refused=False)
+        lines = [ln for ln in text.splitlines() if "crowdsec" not in ln]
+        open(a.me.conf_path, "w").write("\n".join(lines) + "\n")
+        a.me.signal(signal.SIGHUP)
+        a.wait_refused("127.0.0.67", rig, refused=False)
+        st, body = http(a.admin, "/status")
+        assert "ban_sync" not in json.loads(body)
+    finally:
+        other.close()
