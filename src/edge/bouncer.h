@@ -30,7 +30,7 @@
 
 #include "banset.h"
 
-#define BOUNCER_BATCH 256                 /* decisions applied per loop pass */
+#define BOUNCER_BATCH 256u                /* decisions applied per loop pass */
 #define BOUNCER_PASS_BYTES (32u << 10)    /* bytes of an answer parsed per loop pass */
 #define BOUNCER_RETRY_MAX_MS 30000u       /* failures: retried after 1s, 2s, 4s ... 30s */
 #define BOUNCER_CONNECT_TIMEOUT_MS 5000
