@@ -236,7 +236,7 @@ on_retire(struct defer *d)
 
     if (b->retired == NULL)
         return;
-    if (banset_expire(b->retired, UINT64_MAX, BOUNCER_BATCH * 4) > 0) {
+    if (banset_expire(b->retired, UINT64_MAX, (size_t)BOUNCER_BATCH * 4) > 0) {
         loop_defer(b->w->loop, &b->retire_defer);
         return;
     }
