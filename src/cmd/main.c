@@ -15,6 +15,7 @@
 
 #include "addr.h"
 #include "admin.h"
+#include "bouncer.h"
 #include "conf.h"
 #include "edge.h"
 #include "fault.h"
@@ -152,13 +153,27 @@ view_abuse(void *arg, const char *name)
     return wa != NULL ? wa->t : NULL;
 }
 
+static bool
+view_remote_status(void *arg, struct bouncer_status *st)
+{
+    return bouncer_status(arg, st);
+}
+
+static size_t
+view_remote_walk(void *arg, size_t *pos, size_t max,
+                 void (*fn)(void *fnarg, const struct banset_entry *e), void *fnarg)
+{
+    return bouncer_walk(arg, pos, max, fn, fnarg);
+}
+
 /* The admin endpoint of <w>, serving what the functions above show of it. */
 static struct admin *
 start_admin(struct worker *w)
 {
     struct admin_view v = {.loop = w->loop, .metrics = &w->metrics, .arg = w,
                            .conf = view_conf, .ready = view_ready, .status = view_status,
-                           .abuse = view_abuse};
+                           .abuse = view_abuse, .remote_status = view_remote_status,
+                           .remote_walk = view_remote_walk};
     return admin_start(&v);
 }
 

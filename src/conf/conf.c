@@ -354,10 +354,10 @@ cf_cidr_list(struct ctx *x, const struct lex_word *w, size_t from, size_t n, str
 /* ---- blocks ---- */
 
 /* The directives of each block, in the files of their handlers. */
-static const struct directive_table *const tables[][2] = {
-    [BLK_GLOBAL] = {&cf_global_dirs},
+static const struct directive_table *const tables[][3] = {
+    [BLK_GLOBAL] = {&cf_global_dirs, &cf_crowdsec_dirs},
     [BLK_BACKEND] = {&cf_backend_dirs},
-    [BLK_LISTENER] = {&cf_listener_dirs, &cf_abuse_dirs},
+    [BLK_LISTENER] = {&cf_listener_dirs, &cf_abuse_dirs, &cf_shared_bans_dirs},
 };
 
 static const struct directive *
@@ -1281,6 +1281,7 @@ finish(struct ctx *x)
     check_self_routes(x);
     check_admin_bind(x);
     cf_admin_token_read(x);
+    cf_crowdsec_finish(x);
     if (x->c->global.admin_opt_pos.line != 0 && !x->c->global.admin_set)
         cf_errp(x, &x->c->global.admin_opt_pos,
                 "admin-host, admin-token-file and admin-widest-ban need 'admin ADDR:PORT' too");

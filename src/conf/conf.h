@@ -24,6 +24,10 @@
 #define CONF_ADMIN_TOKEN_MAX 257 /* 256 bytes and the NUL */
 #define CONF_RESOLVERS_MAX 8
 #define CONF_WORKERS_MAX 64   /* workers N */
+#define CONF_CS_KEY_MAX 257      /* crowdsec bouncer key: 256 bytes and the NUL */
+#define CONF_CS_URL_MAX 512
+#define CONF_CS_FILTERS_MAX 8    /* words of each crowdsec-origins/scenarios directive */
+#define CONF_CS_WORD_MAX 64
 
 enum proto { PROTO_SMTP, PROTO_SUBMISSION, PROTO_IMAP, PROTO_POP3, PROTO_TLS, PROTO_TCP };
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_FIRST, BALANCE_LEAST_CONN };
@@ -135,6 +139,32 @@ struct conf_listener {
     size_t nallow;
     enum pregreet pregreet;          /* smtp and submission only */
     unsigned maxconn;                /* maxconn N: its sessions at most; 0: only the global one */
+    bool shared_bans_off;            /* shared-bans off: no remote bans, no bans by hand for all */
+    struct conf_pos pos;
+};
+
+/* One list of crowdsec filter words (crowdsec-origins, -scenarios-containing...). */
+struct conf_cs_words {
+    char v[CONF_CS_FILTERS_MAX][CONF_CS_WORD_MAX];
+    size_t n;
+};
+
+/*
+ * crowdsec ...: remote bans from a CrowdSec Local API (src/edge/bouncer.c).
+ * Off when url[0] == '\0'.
+ */
+struct conf_crowdsec {
+    char url[CONF_CS_URL_MAX];       /* http(s)://HOST[:PORT][/PATH], no trailing '/' */
+    char key[CONF_CS_KEY_MAX];       /* from crowdsec-key-file or crowdsec-key-env */
+    size_t key_len;
+    uint64_t interval_ms;            /* crowdsec-interval; default 10s */
+    uint64_t resync_ms;              /* crowdsec-resync: a whole list this often; default 5m */
+    bool captcha_ban;                /* crowdsec-captcha ban|ignore; default ignore */
+    struct conf_cs_words origins;    /* crowdsec-origins: only these (none: all) */
+    struct conf_cs_words scen_in;    /* crowdsec-scenarios-containing: one of these */
+    struct conf_cs_words scen_out;   /* crowdsec-scenarios-not-containing: none of these */
+    uint64_t max_bans;               /* crowdsec-max-bans; default 200000 */
+    uint64_t max_answer;             /* crowdsec-max-answer: bytes; default 64 MiB */
     struct conf_pos pos;
 };
 
@@ -164,6 +194,7 @@ struct conf_global {
     struct conf_pos group_pos;
     unsigned maxconn;                /* maxconn N; 0: derived from RLIMIT_NOFILE (src/edge/fdbudget.c) */
     unsigned workers;                /* workers N: worker processes (src/ops/supervise.c); default 1 */
+    struct conf_crowdsec crowdsec;
 };
 
 struct conf {
@@ -179,7 +210,7 @@ struct conf {
 struct conf_diag {
     char file[256];
     int line, col;
-    char msg[200];
+    char msg[320];
     bool warning;                    /* msg starts "warning: "; it does not fail the load */
 };
 

@@ -273,40 +273,43 @@ cf_d_admin_token_file(struct ctx *x, const struct lex_word *w, size_t n)
 }
 
 #define ADMIN_TOKEN_MIN 16
+#define CONF_SECRET_MAX 257 /* the longest secret a file may hold, NUL included */
+_Static_assert(CONF_ADMIN_TOKEN_MAX <= CONF_SECRET_MAX && CONF_CS_KEY_MAX <= CONF_SECRET_MAX,
+               "raise CONF_SECRET_MAX");
 
 void
-cf_admin_token_read(struct ctx *x)
+cf_read_secret(struct ctx *x, const char *path, const struct conf_pos *at, const char *what,
+               size_t min, char *out, size_t cap, size_t *len_out)
 {
-    struct conf_global *g = &x->c->global;
-    const char *path = x->admin_token_path;
-    const struct conf_pos *at = &x->admin_token_pos;
-    char buf[CONF_ADMIN_TOKEN_MAX + 2];
+    const struct conf_global *g = &x->c->global;
+    char buf[CONF_SECRET_MAX + 2];
     struct stat st;
 
-    if (path[0] == '\0')
-        return;
+    *len_out = 0;
+    if (cap + 1 > sizeof(buf))
+        cap = sizeof(buf) - 1;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd == -1) {
-        cf_errp(x, at, "cannot open admin-token-file %s: %s", path, strerror(errno));
+        cf_errp(x, at, "cannot open %s %s: %s", what, path, strerror(errno));
         return;
     }
     ssize_t got = -1;
     if (fstat(fd, &st) != 0) {
-        cf_errp(x, at, "cannot stat admin-token-file %s: %s", path, strerror(errno));
+        cf_errp(x, at, "cannot stat %s %s: %s", what, path, strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
-        cf_errp(x, at, "admin-token-file %s is not a regular file", path);
+        cf_errp(x, at, "%s %s is not a regular file", what, path);
     } else if ((st.st_mode & (S_IWGRP | S_IRWXO)) != 0) {
         cf_errp(x, at,
-                "admin-token-file %s is open to others (mode %03o): allow at most owner "
+                "%s %s is open to others (mode %03o): allow at most owner "
                 "read-write and group read (chmod 0600 or 0640)",
-                path, (unsigned)(st.st_mode & 0777));
+                what, path, (unsigned)(st.st_mode & 0777));
     } else if (st.st_uid != 0 && st.st_uid != geteuid() && !(g->user_set && st.st_uid == g->uid)) {
         cf_errp(x, at,
-                "admin-token-file %s belongs to uid %u: it must belong to root or to the user "
+                "%s %s belongs to uid %u: it must belong to root or to the user "
                 "mailedge runs as",
-                path, (unsigned)st.st_uid);
-    } else if ((got = read(fd, buf, sizeof(buf))) < 0) {
-        cf_errp(x, at, "cannot read admin-token-file %s: %s", path, strerror(errno));
+                what, path, (unsigned)st.st_uid);
+    } else if ((got = read(fd, buf, cap + 1)) < 0) {
+        cf_errp(x, at, "cannot read %s %s: %s", what, path, strerror(errno));
     }
     close(fd);
     if (got < 0)
@@ -316,20 +319,31 @@ cf_admin_token_read(struct ctx *x)
         len--;
     if (len > 0 && buf[len - 1] == '\r')
         len--;
-    bool ok = len >= ADMIN_TOKEN_MIN && len < CONF_ADMIN_TOKEN_MAX;
+    bool ok = len >= min && len < cap;
     for (size_t i = 0; ok && i < len; i++)
         ok = buf[i] > 0x20 && buf[i] < 0x7f;
-    if (!ok)
+    if (!ok) {
         cf_errp(x, at,
-                "admin-token-file %s must hold one token of %d to %d printable characters "
+                "%s %s must hold one token of %zu to %zu printable characters "
                 "without spaces (like the output of 'openssl rand -hex 32')",
-                path, ADMIN_TOKEN_MIN, CONF_ADMIN_TOKEN_MAX - 1);
-    else {
-        memcpy(g->admin_token, buf, len);
-        g->admin_token[len] = '\0';
-        g->admin_token_len = len;
+                what, path, min, cap - 1);
+    } else {
+        memcpy(out, buf, len);
+        out[len] = '\0';
+        *len_out = len;
     }
     explicit_bzero(buf, sizeof(buf));
+}
+
+void
+cf_admin_token_read(struct ctx *x)
+{
+    struct conf_global *g = &x->c->global;
+
+    if (x->admin_token_path[0] != '\0')
+        cf_read_secret(x, x->admin_token_path, &x->admin_token_pos, "admin-token-file",
+                       ADMIN_TOKEN_MIN, g->admin_token, sizeof(g->admin_token),
+                       &g->admin_token_len);
 }
 
 /* admin-widest-ban V4 V6: the widest prefixes POST /bans takes without force=1 */

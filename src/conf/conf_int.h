@@ -101,6 +101,10 @@ struct ctx {
 
     char admin_token_path[4096]; /* admin-token-file, read by cf_admin_token_read() */
     struct conf_pos admin_token_pos;
+    char cs_key_path[4096];      /* crowdsec-key-file, read by cf_crowdsec_finish() */
+    char cs_key_env[CONF_NAME_MAX]; /* crowdsec-key-env */
+    struct conf_pos cs_key_pos;
+    struct conf_pos cs_opt_pos;  /* the first crowdsec-* option, for "needs crowdsec" */
 
     struct pend_route *routes;
     size_t nroutes;
@@ -173,11 +177,23 @@ extern const struct directive_table cf_global_dirs;   /* conf_global.c */
 extern const struct directive_table cf_backend_dirs;  /* conf_backend.c */
 extern const struct directive_table cf_listener_dirs; /* conf_listener.c */
 extern const struct directive_table cf_abuse_dirs;    /* conf_abuse.c, a listener's too */
+extern const struct directive_table cf_crowdsec_dirs; /* conf_crowdsec.c, global */
+extern const struct directive_table cf_shared_bans_dirs; /* conf_crowdsec.c, a listener's */
 
 /* Handlers in more than one table: timeout (conf_listener.c) in every block,
  * maxconn (conf_global.c) in the global block and listeners. */
 directive_fn cf_d_timeout, cf_d_maxconn;
 /* Reads the admin-token-file into the conf (after the whole file: its owner may be 'user'). */
 void cf_admin_token_read(struct ctx *x);
+/*
+ * Reads a secret (one token of printable characters, a final newline
+ * dropped) from <path>: a regular file of root or the user mailedge runs
+ * as, at most owner read-write and group read. <what> names the directive
+ * in messages. Sets <*len> (0: not read, an error reported at <at>).
+ */
+void cf_read_secret(struct ctx *x, const char *path, const struct conf_pos *at, const char *what,
+                    size_t min, char *out, size_t cap, size_t *len);
+/* Defaults, the key, and what needs what (after the whole file). */
+void cf_crowdsec_finish(struct ctx *x);
 
 #endif

@@ -1,6 +1,7 @@
 /* edge: a worker's life: started, run, drained, freed. */
 #include "edge.h"
 
+#include "bouncer.h"
 #include "check.h"
 #include "conf.h"
 #include "gen.h"
@@ -128,6 +129,7 @@ edge_free(struct worker *w)
     check_free_all(&w->checks);
     healthshare_unfollow(w);
     resolve_free_all(&w->resolver);
+    bouncer_free(w);
     while (w->gens != NULL) {
         struct gen *g = w->gens;
         w->gens = g->next;

@@ -7,7 +7,7 @@ void
 fdbudget_plan(const struct fdbudget_in *in, struct fdbudget *out)
 {
     size_t reserve = FDB_PROCESS + FDB_PER_BIND * in->binds + FDB_PER_CHECK * in->checks +
-                     (in->admin ? FDB_ADMIN : 0) + (in->resolver ? FDB_RESOLVER : 0);
+                     (in->admin ? FDB_ADMIN : 0) + (in->resolver ? FDB_RESOLVER : 0) + (in->bouncer ? FDB_BOUNCER : 0);
     uint64_t avail = in->nofile > reserve ? in->nofile - reserve : 0;
     uint64_t headroom = avail / FDB_HEADROOM_DIV;
 

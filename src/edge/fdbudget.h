@@ -2,7 +2,7 @@
  * fdbudget: how the descriptors of the process (RLIMIT_NOFILE) are shared
  * out. A fixed reserve for everything that is not a session (the process
  * itself, listening sockets, the admin endpoint, health checks, the
- * resolver), a headroom for what sessions use beyond their two sockets
+ * resolver, the crowdsec poller), a headroom for what sessions use beyond their two sockets
  * (Happy Eyeballs attempts in flight, splice pipes), and the rest, two
  * descriptors each (client and backend), for sessions: maxconn. Pure
  * arithmetic; docs/config.md ("maxconn") gives the derivation in words.
@@ -21,6 +21,8 @@
 #define FDB_ADMIN 36     /* 32 connections (src/ops/admin.c), its socket, MHD's epoll, spare */
 #define FDB_PER_CHECK 8  /* a check's Happy Eyeballs attempts (BACKEND_ADDRS_MAX) */
 #define FDB_RESOLVER 16  /* c-ares: UDP and TCP sockets to the name servers */
+#define FDB_BOUNCER 6    /* crowdsec: the connection to the Local API, Happy Eyeballs, and
+                          * libcurl's resolver thread (a socket pair) */
 #define FDB_SESSION 2    /* client and backend socket */
 #define FDB_HEADROOM_MIN 8
 #define FDB_HEADROOM_DIV 32 /* headroom: 1/32 of what the reserve leaves */
@@ -31,6 +33,7 @@ struct fdbudget_in {
     size_t checks;    /* servers with a health check */
     bool admin;       /* admin endpoint configured */
     bool resolver;    /* a server is a DNS name */
+    bool bouncer;     /* crowdsec configured */
     unsigned maxconn; /* global maxconn; 0: derived */
 };
 

@@ -69,6 +69,21 @@ strbuf_addf(struct strbuf *b, const char *fmt, ...)
     free(big);
 }
 
+void
+strbuf_json_str(struct strbuf *b, const char *s)
+{
+    strbuf_add(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            strbuf_addf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            strbuf_addf(b, "\\u%04x", *p);
+        else
+            strbuf_addn(b, (const char *)p, 1);
+    }
+    strbuf_add(b, "\"");
+}
+
 int
 metrics_init(struct metrics *m, size_t nlisteners, size_t nservers)
 {
@@ -419,6 +434,48 @@ render_ops(const struct metrics *m, struct strbuf *b)
     sample_u64(b, "process_resident_memory_bytes", none, m->process.resident_bytes);
 }
 
+const char *const metrics_sync_err_names[METRICS_SYNC_ERR_COUNT] = {
+    [METRICS_SYNC_CONNECT] = "connect",         [METRICS_SYNC_TIMEOUT] = "timeout",
+    [METRICS_SYNC_AUTH] = "auth",               [METRICS_SYNC_HTTP] = "http",
+    [METRICS_SYNC_BAD_ANSWER] = "bad_answer",   [METRICS_SYNC_OVERSIZED] = "oversized",
+};
+
+/* Remote bans (src/edge/bouncer.c), when crowdsec is configured. */
+static void
+render_bansync(const struct metrics *m, struct strbuf *b)
+{
+    const struct metrics_bansync *s = &m->bansync;
+    const char *none[] = {NULL};
+    const char *ip[] = {"type", "ip", NULL}, *range[] = {"type", "range", NULL};
+
+    family(b, "mailedge_remote_bans", "gauge",
+           "Remote bans (CrowdSec decisions) held now, by type: single addresses or ranges.");
+    sample_u64(b, "mailedge_remote_bans", ip, s->ips);
+    sample_u64(b, "mailedge_remote_bans", range, s->ranges);
+    family(b, "mailedge_ban_sync_up", "gauge",
+           "1 when the last poll of the ban engine succeeded; 0: the last good set stays in force.");
+    sample_u64(b, "mailedge_ban_sync_up", none, s->up);
+    family(b, "mailedge_ban_sync_errors_total", "counter",
+           "Failed polls of the ban engine, by kind.");
+    for (size_t i = 0; i < METRICS_SYNC_ERR_COUNT; i++) {
+        const char *l[] = {"kind", metrics_sync_err_names[i], NULL};
+        sample_u64(b, "mailedge_ban_sync_errors_total", l, s->errors[i]);
+    }
+    family(b, "mailedge_ban_sync_last_success_timestamp_seconds", "gauge",
+           "Unix time of the last successful poll of the ban engine (0: none yet).");
+    sample_u64(b, "mailedge_ban_sync_last_success_timestamp_seconds", none, s->last_success);
+    family(b, "mailedge_remote_decisions_ignored_total", "counter",
+           "Decisions not enforced: a type other than ban (captcha unless crowdsec-captcha ban), "
+           "left out by a filter, or unusable.");
+    sample_u64(b, "mailedge_remote_decisions_ignored_total", none, s->ignored);
+    family(b, "mailedge_remote_bans_dropped_total", "counter",
+           "Decisions not kept because the remote-ban set was full (crowdsec-max-bans).");
+    sample_u64(b, "mailedge_remote_bans_dropped_total", none, s->dropped_full);
+    family(b, "mailedge_remote_ban_refusals_total", "counter",
+           "Clients refused because of a remote ban.");
+    sample_u64(b, "mailedge_remote_ban_refusals_total", none, s->refused);
+}
+
 int
 metrics_render(const struct metrics *m, struct strbuf *out)
 {
@@ -451,5 +508,7 @@ metrics_render(const struct metrics *m, struct strbuf *out)
     }
     if (m->reload_info)
         render_reloads(m, out);
+    if (m->bansync.on)
+        render_bansync(m, out);
     return out->oom ? -1 : 0;
 }

@@ -61,6 +61,32 @@ struct metrics_process {
     uint64_t resident_bytes;
 };
 
+/* Why a poll of the ban engine failed (src/edge/bouncer.c). */
+enum metrics_sync_err {
+    METRICS_SYNC_CONNECT,    /* no connection (refused, unreachable, name) */
+    METRICS_SYNC_TIMEOUT,    /* no answer in time */
+    METRICS_SYNC_AUTH,       /* 401 or 403: the key was refused */
+    METRICS_SYNC_HTTP,       /* another status, or the transfer broke */
+    METRICS_SYNC_BAD_ANSWER, /* not a decision stream */
+    METRICS_SYNC_OVERSIZED,  /* longer than crowdsec-max-answer */
+    METRICS_SYNC_ERR_COUNT
+};
+
+/* Label values of enum metrics_sync_err ("connect", "timeout", ...). */
+extern const char *const metrics_sync_err_names[METRICS_SYNC_ERR_COUNT];
+
+/* Remote bans from the ban engine (src/edge/bouncer.c). */
+struct metrics_bansync {
+    bool on;                                  /* crowdsec configured: render */
+    bool up;                                  /* the last poll succeeded */
+    uint64_t ips, ranges;                     /* remote bans held now */
+    uint64_t errors[METRICS_SYNC_ERR_COUNT];  /* failed polls, by kind */
+    uint64_t last_success;                    /* Unix time of the last good poll; 0: none */
+    uint64_t ignored;                         /* decisions not enforced (type, filter, unusable) */
+    uint64_t dropped_full;                    /* decisions not kept: crowdsec-max-bans reached */
+    uint64_t refused;                         /* clients refused for a remote ban */
+};
+
 /* One backend. */
 struct metrics_backend {
     const char *name;
@@ -89,6 +115,7 @@ struct metrics {
     uint64_t log_lines_failed;       /* log lines not (fully) written */
     bool process_info;               /* render process_* from <process> */
     struct metrics_process process;
+    struct metrics_bansync bansync;  /* rendered when bansync.on */
 };
 
 /* A growing string. Start it zeroed; free .p when done. */
@@ -101,6 +128,8 @@ struct strbuf {
 void strbuf_addn(struct strbuf *b, const char *s, size_t n);
 void strbuf_add(struct strbuf *b, const char *s);
 void strbuf_addf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* <s> as a JSON string, quotes included ('"', '\\' and control characters escaped). */
+void strbuf_json_str(struct strbuf *b, const char *s);
 
 /*
  * Allocates <nlisteners> and <nservers> zeroed counter structs in <m> (the

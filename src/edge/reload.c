@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "abuse.h"
+#include "bouncer.h"
 #include "addr.h"
 #include "check.h"
 #include "conf.h"
@@ -668,7 +669,7 @@ abuse_install(struct worker *w)
 static size_t
 commit_timers(const struct gen *ng)
 {
-    size_t n = ng->nlisteners + 1;
+    size_t n = ng->nlisteners + 1 + BOUNCER_TIMERS;
     for (size_t i = 0; i < ng->conf->nbackends; i++)
         n += 3 * ng->conf->backends[i].nservers;
     return n;
@@ -730,6 +731,10 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
     if (check_start_all(&w->checks, w->loop, w->backends, w->conf->nbackends) == -1 ||
         resolve_start_all(&w->resolver, w->loop, w->conf, w->backends) == -1)
         log_warnx("reload: checks or DNS of generation %llu did not all start",
+                  (unsigned long long)ng->id);
+    /* Remote bans: started, changed or stopped; the set in force is kept. */
+    if (bouncer_configure(w) == -1)
+        log_warnx("reload: the crowdsec poller of generation %llu did not start",
                   (unsigned long long)ng->id);
     if (old != NULL)
         gen_release(w, old);

@@ -216,6 +216,7 @@ session_close(struct session *s, enum end_reason r, const char *detail)
     relay_half_release(s->w->pool, &s->up);
     relay_half_release(s->w->pool, &s->down);
     session_log(s, r, detail);
+    s->remote_ban = NULL; /* the set may change before the session is freed */
     count_end(s, r);
     if (!lingers)
         session_release(s);

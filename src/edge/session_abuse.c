@@ -8,6 +8,7 @@
 
 #include "abuse.h"
 #include "addr.h"
+#include "bouncer.h"
 #include "dominant.h"
 #include "log.h"
 #include "conf.h"
@@ -91,6 +92,15 @@ session_admit(struct session *s)
     if (addr_equal(&s->client.sa, &s->peer.sa) &&
         (n = abuse_note_peer(s->l->abuse, &s->client.sa, now, &k)) > 0)
         warn_dominant(s, &k, n);
+    /* Remote bans (src/edge/bouncer.c): after allow, before the listener's own. */
+    const struct banset_entry *e;
+    if (!lconf(s)->shared_bans_off && (e = bouncer_lookup(s->w, &s->client.sa)) != NULL &&
+        !abuse_allowed(s->l->abuse, &s->client.sa)) {
+        s->w->metrics.bansync.refused++;
+        s->remote_ban = e;
+        session_refuse(s, END_BANNED, NULL);
+        return false;
+    }
     enum abuse_verdict v = abuse_admit(s->l->abuse, &s->client.sa, now, &s->ticket);
 
     if (v == ABUSE_ADMIT) {

@@ -46,6 +46,7 @@ struct session {
     uint8_t first_fin;                 /* 0 none, 1 client, 2 backend */
     bool pg_watch;                     /* smtp pregreet: client bytes before the greeting? */
     bool talked_early;                 /* it sent some (logged as pregreet=1) */
+    const struct banset_entry *remote_ban; /* refused for it; valid only until the line is logged */
     uint16_t nattempts;                /* connects started, all servers (saturates) */
     int last_err;                      /* errno of the last failed connect */
     bool last_timeout;                 /* the last failed connect timed out */

@@ -6,6 +6,7 @@
 
 #include "addr.h"
 #include "backend.h"
+#include "banset.h"
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
@@ -83,6 +84,11 @@ session_log(const struct session *s, enum end_reason r, const char *detail)
     if (s->talked_early)
         log_u64("pregreet", 1);
     log_str("reason", session_end_reason_name(r));
+    if (s->remote_ban != NULL) {
+        /* A remote ban (src/edge/bouncer.c): the engine's origin and scenario. */
+        log_str("ban_origin", s->remote_ban->origin);
+        log_str("ban_scenario", s->remote_ban->scenario);
+    }
     if (detail != NULL)
         log_str("error", detail);
     log_end();

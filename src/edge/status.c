@@ -6,6 +6,7 @@
 
 #include "addr.h"
 #include "backend.h"
+#include "bouncer.h"
 #include "check.h"
 #include "conf.h"
 #include "listener.h"
@@ -46,16 +47,7 @@ status_ready(const struct worker *w, struct strbuf *why)
 static void
 json_str(struct strbuf *b, const char *s)
 {
-    strbuf_add(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            strbuf_addf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            strbuf_addf(b, "\\u%04x", *p);
-        else
-            strbuf_addn(b, (const char *)p, 1);
-    }
-    strbuf_add(b, "\"");
+    strbuf_json_str(b, s);
 }
 
 void
@@ -145,5 +137,18 @@ status_json(const struct worker *w, struct strbuf *out)
         }
         strbuf_add(out, "]}");
     }
-    strbuf_add(out, "]}\n");
+    strbuf_add(out, "]");
+    struct bouncer_status bs;
+    if (bouncer_status(w, &bs)) {
+        /* Remote bans (src/edge/bouncer.c): the sync's state. */
+        strbuf_addf(out, ",\"ban_sync\":{\"source\":\"crowdsec\",\"state\":\"%s\",\"error\":",
+                    bs.state);
+        json_str(out, bs.error);
+        strbuf_addf(out,
+                    ",\"last_success\":%llu,\"last_full_sync\":%llu,\"syncing\":%s,"
+                    "\"remote_bans\":{\"ip\":%zu,\"range\":%zu}}",
+                    (unsigned long long)bs.last_success, (unsigned long long)bs.last_full,
+                    bs.syncing ? "true" : "false", bs.ips, bs.ranges);
+    }
+    strbuf_add(out, "}\n");
 }

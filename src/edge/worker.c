@@ -132,6 +132,7 @@ worker_limits(struct worker *w)
     struct fdbudget_in in = {.maxconn = w->conf->global.maxconn,
                              .admin = w->conf->global.admin_set,
                              .binds = w->nlisteners,
+                             .bouncer = w->conf->global.crowdsec.url[0] != '\0',
                              .nofile = 1024};
     struct fdbudget old = w->fdb;
 

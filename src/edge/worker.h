@@ -28,6 +28,7 @@ struct relay_pool;
 struct checks;
 struct resolver;
 struct ownaddr;
+struct bouncer;
 
 /* Timers of the worker itself: the drain's grace period, main's watchdog
  * ping and the abuse sweep. Every other owner reserves its own
@@ -87,6 +88,7 @@ struct worker {
      * (src/edge/check.c, src/edge/resolve.c); NULL: none. */
     struct checks *checks;
     struct resolver *resolver;
+    struct bouncer *bouncer;         /* CrowdSec decisions (src/edge/bouncer.c); NULL: none */
     /* Reload (src/edge/reload.c): SIGHUP queues it; it runs after the batch of events. */
     const char *conf_path;
     struct defer reload_defer;

@@ -7,6 +7,7 @@
 
 #include "abuse.h"
 #include "adminreq.h"
+#include "bouncer.h"
 #include "cidr.h"
 #include "conf.h"
 #include "loop.h"
@@ -14,6 +15,7 @@
 
 #define DEFAULT_BAN_MS (60ull * 60 * 1000)
 #define MAX_BAN_MS (30ull * 24 * 60 * 60 * 1000)
+#define ADMIN_REMOTE_LIST 1000 /* remote bans listed by GET /bans at most */
 
 static bool
 loopback(const struct sockaddr *sa)
@@ -123,15 +125,58 @@ all_listeners(const char *listener)
 
 /*
  * The abuse table of configured listener <i> of <c> when the request names
- * it (one listener, or all for NULL, "" or "all"); else NULL.
+ * it (one listener, or all for NULL, "" or "all"); else NULL. A ban by hand
+ * for all (<adding>) goes to the listeners that enforce shared bans only.
  */
 static struct abuse *
-selected(const struct admin_view *v, const struct conf *c, size_t i, const char *listener)
+selected(const struct admin_view *v, const struct conf *c, size_t i, const char *listener,
+         bool adding)
 {
-    const char *name = c->listeners[i].name;
-    if (!all_listeners(listener) && strcmp(listener, name) != 0)
+    const struct conf_listener *l = &c->listeners[i];
+    if (!all_listeners(listener) && strcmp(listener, l->name) != 0)
         return NULL;
-    return v->abuse(v->arg, name);
+    if (adding && all_listeners(listener) && l->shared_bans_off)
+        return NULL;
+    return v->abuse(v->arg, l->name);
+}
+
+static void
+list_remote_one(void *arg, const struct banset_entry *e)
+{
+    struct list_ctx *x = arg;
+    uint64_t now = loop_now(x->loop);
+    char text[64];
+    bool ip = e->net.prefix == (e->net.family == AF_INET ? 32 : 128);
+
+    cidr_format(&e->net, text, sizeof(text));
+    if (ip)
+        text[strcspn(text, "/")] = '\0'; /* an address, as the local bans list it */
+    strbuf_addf(x->body, "%s{\"key\":\"%s\",\"type\":\"%s\",\"origin\":", x->n++ ? "," : "",
+                text, ip ? "ip" : "range");
+    strbuf_json_str(x->body, e->origin);
+    strbuf_add(x->body, ",\"scenario\":");
+    strbuf_json_str(x->body, e->scenario);
+    strbuf_addf(x->body, ",\"until\":%lld,\"remaining_ms\":%llu}",
+                wall_seconds(x->loop, e->expires_ms),
+                (unsigned long long)(e->expires_ms > now ? e->expires_ms - now : 0));
+}
+
+/*
+ * The remote bans (src/edge/bouncer.c), at most ADMIN_REMOTE_LIST of them:
+ * "remote":[...] and "remote_total", "remote_listed" after the local ones.
+ */
+static void
+list_remote(const struct admin_view *v, struct strbuf *body)
+{
+    struct bouncer_status st;
+    struct list_ctx x = {.loop = v->loop, .body = body};
+    size_t pos = 0;
+
+    if (v->remote_status == NULL || !v->remote_status(v->arg, &st))
+        return;
+    strbuf_add(body, ",\"remote\":[");
+    v->remote_walk(v->arg, &pos, ADMIN_REMOTE_LIST, list_remote_one, &x);
+    strbuf_addf(body, "],\"remote_total\":%zu,\"remote_listed\":%zu", st.ips + st.ranges, x.n);
 }
 
 static unsigned
@@ -142,13 +187,15 @@ list(const struct admin_view *v, const struct conf *c, const struct admin_bans_r
 
     strbuf_add(body, "{\"bans\":[");
     for (size_t i = 0; i < c->nlisteners; i++) {
-        struct abuse *t = selected(v, c, i, r->p.listener);
+        struct abuse *t = selected(v, c, i, r->p.listener, false);
         if (t == NULL)
             continue;
         x.listener = c->listeners[i].name;
         abuse_bans_each(t, loop_now(v->loop), list_one, &x);
     }
-    strbuf_add(body, "]}\n");
+    strbuf_add(body, "]");
+    list_remote(v, body);
+    strbuf_add(body, "}\n");
     return 200;
 }
 
@@ -191,7 +238,7 @@ admin_bans(const struct admin_view *v, const struct admin_bans_req *r, struct st
     size_t n = 0;
     if (del) {
         for (size_t i = 0; i < c->nlisteners; i++) {
-            struct abuse *t = selected(v, c, i, p->listener);
+            struct abuse *t = selected(v, c, i, p->listener, false);
             if (t != NULL)
                 n += abuse_ban_remove(t, &pfx, now);
         }
@@ -209,7 +256,7 @@ admin_bans(const struct admin_view *v, const struct admin_bans_req *r, struct st
                                 ms > MAX_BAN_MS))
         return fail(r, body, 400, "duration= needs a duration like 15m or 24h (at most 720h)");
     for (size_t i = 0; i < c->nlisteners; i++) {
-        struct abuse *t = selected(v, c, i, p->listener);
+        struct abuse *t = selected(v, c, i, p->listener, true);
         if (t == NULL)
             continue;
         if (abuse_ban_add(t, &pfx, now + ms, now) == -1)

@@ -9,10 +9,13 @@
 #define MAILEDGE_ADMIN_VIEW_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "metrics.h"
 
 struct abuse;
+struct banset_entry;
+struct bouncer_status;
 struct conf;
 struct loop;
 
@@ -29,6 +32,11 @@ struct admin_view {
     void (*status)(void *arg, struct strbuf *out);
     /* /bans: the abuse table of the listener called <name>; NULL: none. */
     struct abuse *(*abuse)(void *arg, const char *name);
+    /* /bans: the remote bans (src/edge/bouncer.c). remote_status fills <st>
+     * and is true when they are on; remote_walk visits them from <*pos>. */
+    bool (*remote_status)(void *arg, struct bouncer_status *st);
+    size_t (*remote_walk)(void *arg, size_t *pos, size_t max,
+                          void (*fn)(void *fnarg, const struct banset_entry *e), void *fnarg);
 };
 
 #endif

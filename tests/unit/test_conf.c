@@ -1123,7 +1123,7 @@ static const struct bad_case bad_cases[] = {
     {"global {\n    threads 4\n}\n", 2, 5,
      "unknown directive 'threads' in a global block (allowed: log, grace, splice, busy-poll, admin, "
      "admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group, maxconn, "
-     "workers)"},
+     "workers, crowdsec, crowdsec-*)"},
     {"global {\n    workers 0\n}\n", 2, 13,
      "bad workers '0': expected a count of processes from 1 to 64"},
     {"global {\n    workers 65\n}\n", 2, 13, "bad workers '65'"},
@@ -1134,7 +1134,7 @@ static const struct bad_case bad_cases[] = {
      "belongs in a listener block"},
     {LST("    throttle per-ip 20\n"), 2, 5,
      "unknown directive 'throttle' in a listener block (allowed: bind, protocol, accept-proxy, route, "
-     "sni-required, timeout, limit, ban, allow, pregreet)"},
+     "sni-required, timeout, limit, ban, allow, pregreet, shared-bans)"},
     {"backend b {\n    server s\n}\n", 2, 5,
      "too few arguments for 'server' (usage: server NAME HOST[:PORT] [check-port N] [backup])"},
     {"backend b {\n    server s 10.0.0.1:25 check-port 25 backup x\n}\n", 2, 47,

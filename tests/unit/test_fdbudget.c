@@ -37,6 +37,21 @@ test_this_machine(void **state)
     check_sums(&in, &b);
 }
 
+/* crowdsec: the poller's descriptors are in the reserve. */
+static void
+test_bouncer_reserve(void **state)
+{
+    struct fdbudget_in in = {.nofile = 1024, .binds = 1};
+    struct fdbudget a, b;
+
+    (void)state;
+    fdbudget_plan(&in, &a);
+    in.bouncer = true;
+    fdbudget_plan(&in, &b);
+    assert_int_equal(b.reserve, a.reserve + FDB_BOUNCER);
+    check_sums(&in, &b);
+}
+
 static void
 test_configured_maxconn(void **state)
 {
@@ -89,6 +104,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_this_machine),
         cmocka_unit_test(test_configured_maxconn),
+        cmocka_unit_test(test_bouncer_reserve),
         cmocka_unit_test(test_small_and_tiny_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

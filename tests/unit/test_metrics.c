@@ -312,6 +312,68 @@ test_reloads(void **state)
     metrics_free(&m);
 }
 
+/* Remote bans (src/edge/bouncer.c): only with crowdsec, last; every error kind listed. */
+static void
+test_bansync(void **state)
+{
+    (void)state;
+    struct metrics m;
+    struct strbuf out = {0};
+
+    fixture(&m);
+    assert_int_equal(metrics_render(&m, &out), 0);
+    assert_null(strstr(out.p, "remote"));
+    assert_null(strstr(out.p, "ban_sync"));
+    out.len = 0;
+    m.bansync.on = true;
+    m.bansync.up = true;
+    m.bansync.ips = 100000;
+    m.bansync.ranges = 12;
+    m.bansync.errors[METRICS_SYNC_AUTH] = 3;
+    m.bansync.errors[METRICS_SYNC_OVERSIZED] = 1;
+    m.bansync.last_success = 1795000000;
+    m.bansync.ignored = 4;
+    m.bansync.dropped_full = 5;
+    m.bansync.refused = 6;
+    assert_int_equal(metrics_render(&m, &out), 0);
+    const char *want =
+        "# HELP mailedge_remote_bans Remote bans (CrowdSec decisions) held now, by type: single "
+        "addresses or ranges.\n"
+        "# TYPE mailedge_remote_bans gauge\n"
+        "mailedge_remote_bans{type=\"ip\"} 100000\n"
+        "mailedge_remote_bans{type=\"range\"} 12\n"
+        "# HELP mailedge_ban_sync_up 1 when the last poll of the ban engine succeeded; 0: the "
+        "last good set stays in force.\n"
+        "# TYPE mailedge_ban_sync_up gauge\n"
+        "mailedge_ban_sync_up 1\n"
+        "# HELP mailedge_ban_sync_errors_total Failed polls of the ban engine, by kind.\n"
+        "# TYPE mailedge_ban_sync_errors_total counter\n"
+        "mailedge_ban_sync_errors_total{kind=\"connect\"} 0\n"
+        "mailedge_ban_sync_errors_total{kind=\"timeout\"} 0\n"
+        "mailedge_ban_sync_errors_total{kind=\"auth\"} 3\n"
+        "mailedge_ban_sync_errors_total{kind=\"http\"} 0\n"
+        "mailedge_ban_sync_errors_total{kind=\"bad_answer\"} 0\n"
+        "mailedge_ban_sync_errors_total{kind=\"oversized\"} 1\n"
+        "# HELP mailedge_ban_sync_last_success_timestamp_seconds Unix time of the last successful "
+        "poll of the ban engine (0: none yet).\n"
+        "# TYPE mailedge_ban_sync_last_success_timestamp_seconds gauge\n"
+        "mailedge_ban_sync_last_success_timestamp_seconds 1795000000\n"
+        "# HELP mailedge_remote_decisions_ignored_total Decisions not enforced: a type other than "
+        "ban (captcha unless crowdsec-captcha ban), left out by a filter, or unusable.\n"
+        "# TYPE mailedge_remote_decisions_ignored_total counter\n"
+        "mailedge_remote_decisions_ignored_total 4\n"
+        "# HELP mailedge_remote_bans_dropped_total Decisions not kept because the remote-ban set "
+        "was full (crowdsec-max-bans).\n"
+        "# TYPE mailedge_remote_bans_dropped_total counter\n"
+        "mailedge_remote_bans_dropped_total 5\n"
+        "# HELP mailedge_remote_ban_refusals_total Clients refused because of a remote ban.\n"
+        "# TYPE mailedge_remote_ban_refusals_total counter\n"
+        "mailedge_remote_ban_refusals_total 6\n";
+    assert_string_equal(out.p + out.len - strlen(want), want);
+    free(out.p);
+    metrics_free(&m);
+}
+
 /* Abuse-control families: only listeners with stats, placed before the queue family. */
 static void
 test_abuse_families(void **state)
@@ -360,7 +422,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render_fixture),   cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_render_fixture),   cmocka_unit_test(test_bansync),   cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_histogram_bounds), cmocka_unit_test(test_empty),
         cmocka_unit_test(test_strbuf),           cmocka_unit_test(test_queue_depth),
         cmocka_unit_test(test_reloads),
