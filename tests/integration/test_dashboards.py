@@ -51,8 +51,14 @@ def exposed(text):
 @pytest.fixture
 def metrics_text(rig):
     """A mailedge with every metric family on: a checked backend, abuse
-    control, inbound PROXY, the admin endpoint."""
+    control, inbound PROXY, the admin endpoint, a CrowdSec ban sync (to a
+    port where nothing listens: the sync's metrics exist all the same)."""
     admin = rig.endpoint(5)
+    lapi = rig.endpoint(6)
+    key = os.path.join(str(rig.tmp), "crowdsec.key")
+    with open(key, "w") as f:
+        f.write("k" * 32 + "\n")
+    os.chmod(key, 0o600)
     be = rig.backend(greeting=b"220 x\r\n")
     lip = rig.ip(1)
     body = (h.backend_block("mailbox", [("mx1", be.addr)],
@@ -60,7 +66,9 @@ def metrics_text(rig):
             + h.listener_block("smtp", h.fmt_addr(lip, h.free_port(lip)), "smtp", "mailbox",
                                accept_proxy="v2 from 127.0.0.0/8",
                                extra=["limit per-ip 5", "ban 1m after 5", "pregreet count"]))
-    rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin)])
+    rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin),
+                                  "crowdsec http://%s" % h.fmt_addr(*lapi),
+                                  "crowdsec-key-file %s" % key])
     status, _, text = http(admin, "/metrics")
     assert status == 200
     return text
