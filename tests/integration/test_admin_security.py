@@ -422,11 +422,17 @@ def test_admin_connection_limit_32(rig):
             sk = socket.create_connection(admin, timeout=h.DEADLINE)
             sk.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             clients.append(sk)
-        h.wait_until(lambda: _admin_sockets(s.me.pid, admin[1]) == (32, 8),
+        def counts():
+            # A byte of the header from each: progress, so a slow machine
+            # never lets the 10 s idle timeout close one while we look.
+            for sk in clients:
+                sk.send(b"a")
+            return _admin_sockets(s.me.pid, admin[1])
+        h.wait_until(lambda: counts() == (32, 8),
                      what="32 admin connections taken, 8 in the accept queue",
                      info=lambda: str(_admin_sockets(s.me.pid, admin[1])))
         clients.pop(0).close()
-        h.wait_until(lambda: _admin_sockets(s.me.pid, admin[1]) == (32, 7),
+        h.wait_until(lambda: counts() == (32, 7),
                      what="one more taken when one left",
                      info=lambda: str(_admin_sockets(s.me.pid, admin[1])))
     finally:
