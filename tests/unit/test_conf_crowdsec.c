@@ -87,6 +87,7 @@ test_mistakes(void **state)
              false, 2, 14, "bad crowdsec URL");
     load_bad("global {\n    crowdsec http://127.0.0.1:8080\n}\n" ONE_L, false, 2, 5,
              "crowdsec needs its bouncer key");
+    load_bad(CS "    workers 2\n}\n" ONE_L, false, 2, 5, "crowdsec works with workers 1 only");
     load_bad("global {\n    crowdsec-interval 5s\n}\n" ONE_L, false, 2, 5,
              "crowdsec-* settings need 'crowdsec URL' too");
     load_bad(CS "    crowdsec-interval 100ms\n}\n" ONE_L, false, 4, 23,
