@@ -7,7 +7,8 @@
  * and routes each object inside the "new" and "deleted" arrays to a
  * tokener of its own; once complete, that object becomes a struct
  * decision (about 220 bytes) and is freed, and the main tokener receives
- * "0 " in its place. json-c parses and validates both streams; the
+ * "null " in its place (json-c keeps a null as a NULL pointer: no object
+ * per decision to allocate, nor to free in one call at the end). json-c parses and validates both streams; the
  * scanner only cuts them, and the two must agree at the end (as many
  * placeholders as decisions). Keys of the top object with an escape in
  * them are refused, so that the scanner and json-c read the same keys.
@@ -288,7 +289,7 @@ to_elem(struct decisions *d, const char *p, size_t n, size_t at, bool last)
     if (rc != 0)
         return fail(d, "out of memory", "", at);
     d->el = EL_NONE;
-    return to_main(d, "0 ", 2, at + n);
+    return to_main(d, "null ", 5, at + n);
 }
 
 static int
