@@ -127,6 +127,39 @@ decisions_free(struct decisions *d)
     free(d);
 }
 
+bool
+decisions_free_some(struct decisions *d, size_t budget)
+{
+    if (d == NULL)
+        return true;
+    d->st = ST_ERROR; /* nothing to read any more: decisions_count() is 0 */
+    util_strlcpy(d->err, "answer being freed", sizeof(d->err));
+    for (int k = 0; k < 2; k++) {
+        struct list *l = &d->list[k];
+        for (; l->nblk > 0 && budget > 0; budget--)
+            free(l->blk[--l->nblk]);
+        if (l->nblk > 0)
+            return false;
+        l->n = 0;
+    }
+    /* The placeholders in the tree: nulls, still one free call each. */
+    for (int k = 0; k < 2 && d->root != NULL; k++) {
+        json_object *v;
+        if (!json_object_object_get_ex(d->root, k ? "deleted" : "new", &v) ||
+            !json_object_is_type(v, json_type_array))
+            continue;
+        for (size_t len = json_object_array_length(v); len > 0 && budget > 0; budget--) {
+            size_t cut = len < BLOCK ? len : BLOCK;
+            json_object_array_del_idx(v, len - cut, cut);
+            len -= cut;
+        }
+        if (json_object_array_length(v) > 0)
+            return false;
+    }
+    decisions_free(d);
+    return true;
+}
+
 static bool
 is_space(char c)
 {

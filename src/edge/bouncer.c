@@ -17,6 +17,7 @@
 
 #define BIO_MAX 4          /* curl sockets at once: one connection, Happy Eyeballs, spare */
 #define EXPIRE_BUDGET 4096 /* expired entries dropped per poll timer */
+#define SPENT_BUDGET 8     /* blocks of a spent answer freed per pass (decisions_free_some) */
 
 struct bouncer;
 
@@ -54,6 +55,8 @@ struct bouncer {
     struct defer resume_defer;     /* unpauses it */
     struct banset *retired;        /* the set a whole list replaced, emptied in batches */
     struct defer retire_defer;
+    struct decisions *spent;       /* an answer done with, freed in steps */
+    struct defer spent_defer;
     int fail_kind;                 /* set by the write callback: why it stopped; -1: none */
     char fail_why[160];
     size_t next_del, next_new;     /* progress through the answer */
@@ -244,6 +247,20 @@ on_retire(struct defer *d)
     b->retired = NULL;
 }
 
+/* Frees a spent answer, SPENT_BUDGET blocks a pass. */
+static void
+on_spent(struct defer *d)
+{
+    struct bouncer *b = container_of(d, struct bouncer, spent_defer);
+
+    if (b->spent == NULL)
+        return;
+    if (decisions_free_some(b->spent, SPENT_BUDGET))
+        b->spent = NULL;
+    else
+        loop_defer(b->w->loop, &b->spent_defer);
+}
+
 /* ---- state ---- */
 
 static void
@@ -266,11 +283,24 @@ log_state(struct bouncer *b, enum log_level lvl)
     log_end();
 }
 
+/* Hands the answer to on_spent(): freeing 100,000 decisions at once
+ * would stall the loop for milliseconds. */
+static void
+spend_answer(struct bouncer *b)
+{
+    if (b->ans == NULL)
+        return;
+    if (b->spent != NULL)
+        decisions_free(b->spent); /* answers in quick succession: rare */
+    b->spent = b->ans;
+    b->ans = NULL;
+    loop_defer(b->w->loop, &b->spent_defer);
+}
+
 static void
 drop_answer(struct bouncer *b)
 {
-    decisions_free(b->ans);
-    b->ans = NULL;
+    spend_answer(b);
     banset_free(b->fresh);
     b->fresh = NULL;
 }
@@ -315,8 +345,7 @@ succeeded(struct bouncer *b, size_t n_new, size_t n_del)
         b->last_full = (uint64_t)time(NULL);
         b->need_full = false;
     }
-    decisions_free(b->ans);
-    b->ans = NULL;
+    spend_answer(b);
     b->phase = PH_IDLE;
     b->state = ST_UP;
     b->retry_ms = 0;
@@ -617,6 +646,7 @@ bouncer_get(struct worker *w)
     defer_init(&b->apply_defer, on_apply);
     defer_init(&b->resume_defer, on_resume);
     defer_init(&b->retire_defer, on_retire);
+    defer_init(&b->spent_defer, on_spent);
     for (size_t i = 0; i < BIO_MAX; i++)
         b->ios[i].io.fd = -1;
     w->bouncer = b;
@@ -675,6 +705,10 @@ bouncer_off(struct bouncer *b)
 
     if (!b->on)
         return;
+    decisions_free(b->ans); /* at once: no defer is queued while turning off */
+    b->ans = NULL;
+    decisions_free(b->spent);
+    b->spent = NULL;
     abort_poll(b);
     curl_easy_cleanup(b->easy);
     curl_multi_cleanup(b->multi); /* removes its sockets (on_socket) */
