@@ -71,11 +71,31 @@ struct bouncer {
     uint64_t full_due_ms;          /* loop time of the next whole-list poll */
     uint64_t last_full;            /* Unix time of the last whole list */
     bool full_warned;              /* the set was full: said once per answer */
+    uint64_t step_max_us;          /* the longest step since the last ban_sync_poll line */
 };
 
 static const char *const state_names[] = {"starting", "up", "down"};
 
 static void poll_start(struct bouncer *b);
+
+/* The bouncer's steps are timed for the debug line ban_sync_poll, the
+ * proof that none stalls the loop: in µs of the thread's CPU time (wall
+ * time would count the turns of other processes on a busy host). */
+static uint64_t
+step_begin(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void
+step_end(struct bouncer *b, uint64_t t0)
+{
+    uint64_t us = step_begin() - t0;
+    if (us > b->step_max_us)
+        b->step_max_us = us;
+}
 
 static struct bouncer *
 of(const struct worker *w)
@@ -118,8 +138,10 @@ on_io(struct io *io, uint32_t events)
                ((events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
                ((events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
     int running;
+    uint64_t t0 = step_begin();
     curl_multi_socket_action(b->multi, io->fd, mask, &running);
     check_done(b);
+    step_end(b, t0);
 }
 
 static void
@@ -127,8 +149,10 @@ on_curl_timer(struct timer *t)
 {
     struct bouncer *b = container_of(t, struct bouncer, curl_timer);
     int running;
+    uint64_t t0 = step_begin();
     curl_multi_socket_action(b->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(b);
+    step_end(b, t0);
 }
 
 /* curl watches, changes or forgets one of its sockets. */
@@ -227,8 +251,10 @@ on_resume(struct defer *d)
     if (!b->on || !b->paused || b->phase != PH_POLLING)
         return;
     b->paused = false;
+    uint64_t t0 = step_begin();
     curl_easy_pause(b->easy, CURLPAUSE_CONT);
     check_done(b);
+    step_end(b, t0);
 }
 
 /* Empties the set a whole list replaced, BOUNCER_BATCH entries a pass, then frees it. */
@@ -239,12 +265,14 @@ on_retire(struct defer *d)
 
     if (b->retired == NULL)
         return;
+    uint64_t t0 = step_begin();
     if (banset_expire(b->retired, UINT64_MAX, (size_t)BOUNCER_BATCH * 4) > 0) {
         loop_defer(b->w->loop, &b->retire_defer);
-        return;
+    } else {
+        banset_free(b->retired);
+        b->retired = NULL;
     }
-    banset_free(b->retired);
-    b->retired = NULL;
+    step_end(b, t0);
 }
 
 /* Frees a spent answer, SPENT_BUDGET blocks a pass. */
@@ -255,10 +283,12 @@ on_spent(struct defer *d)
 
     if (b->spent == NULL)
         return;
+    uint64_t t0 = step_begin();
     if (decisions_free_some(b->spent, SPENT_BUDGET))
         b->spent = NULL;
     else
         loop_defer(b->w->loop, &b->spent_defer);
+    step_end(b, t0);
 }
 
 /* ---- state ---- */
@@ -363,8 +393,10 @@ succeeded(struct bouncer *b, size_t n_new, size_t n_del)
         log_u64("added", b->added);
         log_u64("removed", b->removed);
         log_u64("bytes", b->received);
+        log_u64("longest_step_us", b->step_max_us);
         log_end();
     }
+    b->step_max_us = 0;
     schedule(b, b->cf.interval_ms);
 }
 
@@ -413,6 +445,7 @@ on_apply(struct defer *df)
     struct bouncer *b = container_of(df, struct bouncer, apply_defer);
     if (!b->on || b->phase != PH_APPLYING)
         return;
+    uint64_t t0 = step_begin();
     struct banset *target = b->startup ? b->fresh : b->set;
     uint64_t now = loop_now(b->w->loop);
     size_t n_del = b->startup ? 0 : decisions_count(b->ans, true);
@@ -444,9 +477,14 @@ on_apply(struct defer *df)
         if (!b->startup)
             update_gauges(b);
         loop_defer(b->w->loop, &b->apply_defer);
+        step_end(b, t0);
         return;
     }
-    succeeded(b, n_new, decisions_count(b->ans, true));
+    size_t n_del_all = decisions_count(b->ans, true);
+    step_end(b, t0); /* succeeded() logs the figure */
+    uint64_t t1 = step_begin();
+    succeeded(b, n_new, n_del_all);
+    step_end(b, t1);
 }
 
 static void
@@ -581,8 +619,10 @@ on_poll_timer(struct timer *t)
 {
     struct bouncer *b = container_of(t, struct bouncer, poll_timer);
 
+    uint64_t t0 = step_begin();
     if (b->set != NULL && banset_expire(b->set, loop_now(b->w->loop), EXPIRE_BUDGET) > 0)
         update_gauges(b);
+    step_end(b, t0);
     if (b->phase == PH_IDLE)
         poll_start(b);
 }
