@@ -16,7 +16,7 @@
 #include "worker.h"
 
 #define BIO_MAX 4          /* curl sockets at once: one connection, Happy Eyeballs, spare */
-#define EXPIRE_BUDGET 4096 /* expired entries dropped per poll timer */
+#define EXPIRE_BUDGET 1024 /* expired entries dropped per loop pass (about 1 µs each) */
 #define SPENT_BUDGET 8     /* blocks of a spent answer freed per pass (decisions_free_some) */
 
 struct bouncer;
@@ -57,6 +57,7 @@ struct bouncer {
     struct defer retire_defer;
     struct decisions *spent;       /* an answer done with, freed in steps */
     struct defer spent_defer;
+    struct defer expire_defer;     /* more expired entries to drop */
     int fail_kind;                 /* set by the write callback: why it stopped; -1: none */
     char fail_why[160];
     size_t next_del, next_new;     /* progress through the answer */
@@ -614,15 +615,29 @@ poll_start(struct bouncer *b)
         failed(b, METRICS_SYNC_HTTP, "curl_multi_add_handle failed");
 }
 
+/* Drops expired entries, EXPIRE_BUDGET a pass, until none is left. */
+static void
+on_expire(struct defer *d)
+{
+    struct bouncer *b = container_of(d, struct bouncer, expire_defer);
+
+    if (!b->on || b->set == NULL)
+        return;
+    uint64_t t0 = step_begin();
+    size_t n = banset_expire(b->set, loop_now(b->w->loop), EXPIRE_BUDGET);
+    if (n > 0)
+        update_gauges(b);
+    if (n == EXPIRE_BUDGET)
+        loop_defer(b->w->loop, &b->expire_defer);
+    step_end(b, t0);
+}
+
 static void
 on_poll_timer(struct timer *t)
 {
     struct bouncer *b = container_of(t, struct bouncer, poll_timer);
 
-    uint64_t t0 = step_begin();
-    if (b->set != NULL && banset_expire(b->set, loop_now(b->w->loop), EXPIRE_BUDGET) > 0)
-        update_gauges(b);
-    step_end(b, t0);
+    on_expire(&b->expire_defer);
     if (b->phase == PH_IDLE)
         poll_start(b);
 }
@@ -687,6 +702,7 @@ bouncer_get(struct worker *w)
     defer_init(&b->resume_defer, on_resume);
     defer_init(&b->retire_defer, on_retire);
     defer_init(&b->spent_defer, on_spent);
+    defer_init(&b->expire_defer, on_expire);
     for (size_t i = 0; i < BIO_MAX; i++)
         b->ios[i].io.fd = -1;
     w->bouncer = b;
