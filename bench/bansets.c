@@ -12,11 +12,14 @@
  *     before and after, per 1,000 decisions, and the set's own count;
  *  2. lookups of addresses inside entries (hit) and outside all (miss), in
  *     the same family mix, median of -r runs of -l lookups, in ns each;
- *  3. the same decisions as a LAPI answer (JSON), fed to the parser in 16
- *     KiB chunks: total time, the longest single feed call, the parser's
- *     resident memory at its peak; then read into a second set in batches
- *     of 1,000 (the longest batch), and dropped on expiry in batches of
- *     1,000 (the longest batch).
+ *  3. the same decisions as a LAPI answer (JSON), taken as the bouncer
+ *     takes a whole list, one loop pass at a time: fed to the parser in 32
+ *     KiB chunks (total time, the longest feed call, the parser's resident
+ *     memory at its peak), read into a second set in batches of 256 (the
+ *     longest batch), then the parsed answer freed and the set it replaces
+ *     (the first one) emptied and freed in the bouncer's steps (the
+ *     longest step of each); last, the second set dropped on expiry in
+ *     batches of 256 (the longest batch).
  * Times are the thread's CPU time. Prints the lines of the bench report; exit 1 if a check fails (a lookup
  * that should hit misses, the parsed set differs).
  */
@@ -32,8 +35,10 @@
 #include "cidr.h"
 #include "decisions.h"
 
-#define CHUNK 16384
-#define BATCH 1000
+#define CHUNK 32768 /* bytes parsed per pass (BOUNCER_PASS_BYTES) */
+#define BATCH 256   /* decisions applied per pass (BOUNCER_BATCH) */
+#define RETIRE 1024 /* entries of a replaced set emptied per pass */
+#define SPENT 8     /* blocks of a parsed answer freed per pass */
 
 static const char *const origins[] = { "CAPI", "lists", "crowdsec", "cscli" };
 static const char *const scenarios[] = {
@@ -256,6 +261,7 @@ main(int argc, char **argv)
         return 2;
     }
     int failed = 0;
+    size_t got_retire;
     struct item *items = calloc(n, sizeof(*items));
     size_t na = n < 65536 ? n : 65536;
     struct sockaddr_storage *hit = calloc(na, sizeof(*hit)), *miss = calloc(na, sizeof(*miss));
@@ -295,26 +301,26 @@ main(int argc, char **argv)
     double ns_empty = time_lookups(empty, hit, na, nl, reps, &dummy);
     banset_free(empty);
 
-    /* 3. the parser, then the load into a second set, then expiry */
+    /* 3. a whole list as the bouncer takes it, one loop pass at a time */
     size_t len = 0;
     char *body = make_body(items, n, &len);
     if (body == NULL)
         return 1;
     size_t rss2 = rss_bytes();
     struct decisions *d = decisions_new(len);
-    double longest_feed = 0, t_parse = 0;
+    double longest_feed = 0, t_parse = 0, t0, dt;
     enum decisions_rc rc = DECISIONS_MORE;
     for (size_t at = 0; at < len && rc == DECISIONS_MORE; at += CHUNK) {
         size_t k = len - at < CHUNK ? len - at : CHUNK;
-        double t0 = now_ns();
+        t0 = now_ns();
         rc = decisions_feed(d, body + at, k);
-        double dt = now_ns() - t0;
+        if (at + k == len && rc != DECISIONS_ERROR)
+            rc = decisions_end(d);
+        dt = now_ns() - t0;
         t_parse += dt;
         if (dt > longest_feed)
             longest_feed = dt;
     }
-    if (rc != DECISIONS_ERROR)
-        rc = decisions_end(d);
     size_t rss3 = rss_bytes();
     if (rc != DECISIONS_DONE || decisions_count(d, false) != n) {
         fprintf(stderr, "bansets: parse: %s\n", decisions_error(d));
@@ -324,14 +330,14 @@ main(int argc, char **argv)
     double longest_batch = 0, t_load = 0;
     size_t cnt = decisions_count(d, false);
     for (size_t i = 0; i < cnt; i += BATCH) {
-        double t0 = now_ns();
+        t0 = now_ns();
         for (size_t j = i; j < i + BATCH && j < cnt; j++) {
             struct decision x;
             if (decisions_get(d, false, j, &x, NULL) != 0 ||
                 banset_add(s2, &x.net, 1000 + (uint64_t)x.duration_ms, x.origin, x.scenario) != 0)
                 failed = 1;
         }
-        double dt = now_ns() - t0;
+        dt = now_ns() - t0;
         t_load += dt;
         if (dt > longest_batch)
             longest_batch = dt;
@@ -340,14 +346,34 @@ main(int argc, char **argv)
     banset_stats(s2, &st2);
     if (st2.ips != st.ips || st2.ranges != st.ranges)
         failed = 1;
-    decisions_free(d);
+    /* The answer is dropped, and the set it replaces (<s>) emptied and freed, as the bouncer does. */
+    double longest_drop = 0;
+    bool freed;
+    do {
+        t0 = now_ns();
+        freed = decisions_free_some(d, SPENT);
+        dt = now_ns() - t0;
+        if (dt > longest_drop)
+            longest_drop = dt;
+    } while (!freed);
     free(body);
+    double longest_retire = 0;
+    do {
+        t0 = now_ns();
+        got_retire = banset_expire(s, UINT64_MAX, RETIRE);
+        if (got_retire == 0)
+            banset_free(s);
+        dt = now_ns() - t0;
+        if (dt > longest_retire)
+            longest_retire = dt;
+    } while (got_retire > 0);
+    s = NULL;
     double longest_expire = 0;
     size_t dropped = 0, got;
     do {
-        double t0 = now_ns();
+        t0 = now_ns();
         got = banset_expire(s2, UINT64_MAX, BATCH);
-        double dt = now_ns() - t0;
+        dt = now_ns() - t0;
         if (dt > longest_expire)
             longest_expire = dt;
         dropped += got;
@@ -372,6 +398,9 @@ main(int argc, char **argv)
     printf("  into the set:           %.0f ms in batches of %d, longest batch %.2f ms;"
            " expiry of all in batches of %d: longest %.2f ms\n",
            t_load / 1e6, BATCH, longest_batch / 1e6, BATCH, longest_expire / 1e6);
+    printf("  drop (loop passes):     the parsed answer freed in %.2f ms at most a pass;"
+           " the replaced set emptied and freed in %.2f ms at most a pass\n",
+           longest_drop / 1e6, longest_retire / 1e6);
     if (failed)
         printf("  FAILED: a check of bench/bansets.c did not hold\n");
     banset_free(s);

@@ -7,7 +7,8 @@
  * and routes each object inside the "new" and "deleted" arrays to a
  * tokener of its own; once complete, that object becomes a struct
  * decision (about 220 bytes) and is freed, and the main tokener receives
- * "0 " in its place. json-c parses and validates both streams; the
+ * "null " in its place (json-c keeps a null as a NULL pointer: no object
+ * per decision to allocate, nor to free in one call at the end). json-c parses and validates both streams; the
  * scanner only cuts them, and the two must agree at the end (as many
  * placeholders as decisions). Keys of the top object with an escape in
  * them are refused, so that the scanner and json-c read the same keys.
@@ -124,6 +125,39 @@ decisions_free(struct decisions *d)
         free(d->list[k].blk);
     }
     free(d);
+}
+
+bool
+decisions_free_some(struct decisions *d, size_t budget)
+{
+    if (d == NULL)
+        return true;
+    d->st = ST_ERROR; /* nothing to read any more: decisions_count() is 0 */
+    util_strlcpy(d->err, "answer being freed", sizeof(d->err));
+    for (int k = 0; k < 2; k++) {
+        struct list *l = &d->list[k];
+        for (; l->nblk > 0 && budget > 0; budget--)
+            free(l->blk[--l->nblk]);
+        if (l->nblk > 0)
+            return false;
+        l->n = 0;
+    }
+    /* The placeholders in the tree: nulls, still one free call each. */
+    for (int k = 0; k < 2 && d->root != NULL; k++) {
+        json_object *v;
+        if (!json_object_object_get_ex(d->root, k ? "deleted" : "new", &v) ||
+            !json_object_is_type(v, json_type_array))
+            continue;
+        for (size_t len = json_object_array_length(v); len > 0 && budget > 0; budget--) {
+            size_t cut = len < BLOCK ? len : BLOCK;
+            json_object_array_del_idx(v, len - cut, cut);
+            len -= cut;
+        }
+        if (json_object_array_length(v) > 0)
+            return false;
+    }
+    decisions_free(d);
+    return true;
 }
 
 static bool
@@ -288,7 +322,7 @@ to_elem(struct decisions *d, const char *p, size_t n, size_t at, bool last)
     if (rc != 0)
         return fail(d, "out of memory", "", at);
     d->el = EL_NONE;
-    return to_main(d, "0 ", 2, at + n);
+    return to_main(d, "null ", 5, at + n);
 }
 
 static int

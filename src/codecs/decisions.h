@@ -69,6 +69,13 @@ int decisions_get(const struct decisions *d, bool deleted, size_t i, struct deci
 
 void decisions_free(struct decisions *d);
 
+/* decisions_free() in steps, for a loop that must not stall on a large
+ * answer: frees up to <budget> blocks of stored decisions (1,024 each,
+ * about 230 KB), and everything once none is left. true: <d> is freed
+ * (NULL included); false: call again. Between calls <d> may only be
+ * given to decisions_free_some() or decisions_free(). */
+bool decisions_free_some(struct decisions *d, size_t budget);
+
 /* A Go duration ("1h", "3h59m58.1s", "-1.5s", "500ms", "0") in
  * milliseconds, truncated toward zero. 0, or -1 if malformed or beyond
  * Go's range (about 292 years). */

@@ -16,7 +16,8 @@
 #include "worker.h"
 
 #define BIO_MAX 4          /* curl sockets at once: one connection, Happy Eyeballs, spare */
-#define EXPIRE_BUDGET 4096 /* expired entries dropped per poll timer */
+#define EXPIRE_BUDGET 1024 /* expired entries dropped per loop pass (about 1 µs each) */
+#define SPENT_BUDGET 8     /* blocks of a spent answer freed per pass (decisions_free_some) */
 
 struct bouncer;
 
@@ -54,6 +55,9 @@ struct bouncer {
     struct defer resume_defer;     /* unpauses it */
     struct banset *retired;        /* the set a whole list replaced, emptied in batches */
     struct defer retire_defer;
+    struct decisions *spent;       /* an answer done with, freed in steps */
+    struct defer spent_defer;
+    struct defer expire_defer;     /* more expired entries to drop */
     int fail_kind;                 /* set by the write callback: why it stopped; -1: none */
     char fail_why[160];
     size_t next_del, next_new;     /* progress through the answer */
@@ -68,11 +72,31 @@ struct bouncer {
     uint64_t full_due_ms;          /* loop time of the next whole-list poll */
     uint64_t last_full;            /* Unix time of the last whole list */
     bool full_warned;              /* the set was full: said once per answer */
+    uint64_t step_max_us;          /* the longest step since the last ban_sync_poll line */
 };
 
 static const char *const state_names[] = {"starting", "up", "down"};
 
 static void poll_start(struct bouncer *b);
+
+/* The bouncer's steps are timed for the debug line ban_sync_poll, the
+ * proof that none stalls the loop: in µs of the thread's CPU time (wall
+ * time would count the turns of other processes on a busy host). */
+static uint64_t
+step_begin(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void
+step_end(struct bouncer *b, uint64_t t0)
+{
+    uint64_t us = step_begin() - t0;
+    if (us > b->step_max_us)
+        b->step_max_us = us;
+}
 
 static struct bouncer *
 of(const struct worker *w)
@@ -115,8 +139,10 @@ on_io(struct io *io, uint32_t events)
                ((events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
                ((events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
     int running;
+    uint64_t t0 = step_begin();
     curl_multi_socket_action(b->multi, io->fd, mask, &running);
     check_done(b);
+    step_end(b, t0);
 }
 
 static void
@@ -124,8 +150,10 @@ on_curl_timer(struct timer *t)
 {
     struct bouncer *b = container_of(t, struct bouncer, curl_timer);
     int running;
+    uint64_t t0 = step_begin();
     curl_multi_socket_action(b->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(b);
+    step_end(b, t0);
 }
 
 /* curl watches, changes or forgets one of its sockets. */
@@ -224,8 +252,10 @@ on_resume(struct defer *d)
     if (!b->on || !b->paused || b->phase != PH_POLLING)
         return;
     b->paused = false;
+    uint64_t t0 = step_begin();
     curl_easy_pause(b->easy, CURLPAUSE_CONT);
     check_done(b);
+    step_end(b, t0);
 }
 
 /* Empties the set a whole list replaced, BOUNCER_BATCH entries a pass, then frees it. */
@@ -236,12 +266,30 @@ on_retire(struct defer *d)
 
     if (b->retired == NULL)
         return;
+    uint64_t t0 = step_begin();
     if (banset_expire(b->retired, UINT64_MAX, (size_t)BOUNCER_BATCH * 4) > 0) {
         loop_defer(b->w->loop, &b->retire_defer);
-        return;
+    } else {
+        banset_free(b->retired);
+        b->retired = NULL;
     }
-    banset_free(b->retired);
-    b->retired = NULL;
+    step_end(b, t0);
+}
+
+/* Frees a spent answer, SPENT_BUDGET blocks a pass. */
+static void
+on_spent(struct defer *d)
+{
+    struct bouncer *b = container_of(d, struct bouncer, spent_defer);
+
+    if (b->spent == NULL)
+        return;
+    uint64_t t0 = step_begin();
+    if (decisions_free_some(b->spent, SPENT_BUDGET))
+        b->spent = NULL;
+    else
+        loop_defer(b->w->loop, &b->spent_defer);
+    step_end(b, t0);
 }
 
 /* ---- state ---- */
@@ -266,11 +314,24 @@ log_state(struct bouncer *b, enum log_level lvl)
     log_end();
 }
 
+/* Hands the answer to on_spent(): freeing 100,000 decisions at once
+ * would stall the loop for milliseconds. */
+static void
+spend_answer(struct bouncer *b)
+{
+    if (b->ans == NULL)
+        return;
+    if (b->spent != NULL)
+        decisions_free(b->spent); /* answers in quick succession: rare */
+    b->spent = b->ans;
+    b->ans = NULL;
+    loop_defer(b->w->loop, &b->spent_defer);
+}
+
 static void
 drop_answer(struct bouncer *b)
 {
-    decisions_free(b->ans);
-    b->ans = NULL;
+    spend_answer(b);
     banset_free(b->fresh);
     b->fresh = NULL;
 }
@@ -315,8 +376,7 @@ succeeded(struct bouncer *b, size_t n_new, size_t n_del)
         b->last_full = (uint64_t)time(NULL);
         b->need_full = false;
     }
-    decisions_free(b->ans);
-    b->ans = NULL;
+    spend_answer(b);
     b->phase = PH_IDLE;
     b->state = ST_UP;
     b->retry_ms = 0;
@@ -334,8 +394,10 @@ succeeded(struct bouncer *b, size_t n_new, size_t n_del)
         log_u64("added", b->added);
         log_u64("removed", b->removed);
         log_u64("bytes", b->received);
+        log_u64("longest_step_us", b->step_max_us);
         log_end();
     }
+    b->step_max_us = 0;
     schedule(b, b->cf.interval_ms);
 }
 
@@ -384,6 +446,7 @@ on_apply(struct defer *df)
     struct bouncer *b = container_of(df, struct bouncer, apply_defer);
     if (!b->on || b->phase != PH_APPLYING)
         return;
+    uint64_t t0 = step_begin();
     struct banset *target = b->startup ? b->fresh : b->set;
     uint64_t now = loop_now(b->w->loop);
     size_t n_del = b->startup ? 0 : decisions_count(b->ans, true);
@@ -415,9 +478,14 @@ on_apply(struct defer *df)
         if (!b->startup)
             update_gauges(b);
         loop_defer(b->w->loop, &b->apply_defer);
+        step_end(b, t0);
         return;
     }
-    succeeded(b, n_new, decisions_count(b->ans, true));
+    size_t n_del_all = decisions_count(b->ans, true);
+    step_end(b, t0); /* succeeded() logs the figure */
+    uint64_t t1 = step_begin();
+    succeeded(b, n_new, n_del_all);
+    step_end(b, t1);
 }
 
 static void
@@ -547,13 +615,29 @@ poll_start(struct bouncer *b)
         failed(b, METRICS_SYNC_HTTP, "curl_multi_add_handle failed");
 }
 
+/* Drops expired entries, EXPIRE_BUDGET a pass, until none is left. */
+static void
+on_expire(struct defer *d)
+{
+    struct bouncer *b = container_of(d, struct bouncer, expire_defer);
+
+    if (!b->on || b->set == NULL)
+        return;
+    uint64_t t0 = step_begin();
+    size_t n = banset_expire(b->set, loop_now(b->w->loop), EXPIRE_BUDGET);
+    if (n > 0)
+        update_gauges(b);
+    if (n == EXPIRE_BUDGET)
+        loop_defer(b->w->loop, &b->expire_defer);
+    step_end(b, t0);
+}
+
 static void
 on_poll_timer(struct timer *t)
 {
     struct bouncer *b = container_of(t, struct bouncer, poll_timer);
 
-    if (b->set != NULL && banset_expire(b->set, loop_now(b->w->loop), EXPIRE_BUDGET) > 0)
-        update_gauges(b);
+    on_expire(&b->expire_defer);
     if (b->phase == PH_IDLE)
         poll_start(b);
 }
@@ -617,6 +701,8 @@ bouncer_get(struct worker *w)
     defer_init(&b->apply_defer, on_apply);
     defer_init(&b->resume_defer, on_resume);
     defer_init(&b->retire_defer, on_retire);
+    defer_init(&b->spent_defer, on_spent);
+    defer_init(&b->expire_defer, on_expire);
     for (size_t i = 0; i < BIO_MAX; i++)
         b->ios[i].io.fd = -1;
     w->bouncer = b;
@@ -675,6 +761,10 @@ bouncer_off(struct bouncer *b)
 
     if (!b->on)
         return;
+    decisions_free(b->ans); /* at once: no defer is queued while turning off */
+    b->ans = NULL;
+    decisions_free(b->spent);
+    b->spent = NULL;
     abort_poll(b);
     curl_easy_cleanup(b->easy);
     curl_multi_cleanup(b->multi); /* removes its sockets (on_socket) */
