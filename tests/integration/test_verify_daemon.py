@@ -110,3 +110,22 @@ def test_serves_while_a_run_hangs_and_the_timeout_kills_it(rig):
         assert v["running"] is False and v["error"] == "timeout: the run was killed"
     finally:
         mute.close()
+
+
+def test_workers_run_it_once_in_worker_0(rig):
+    good = fakestalwart.FakeStalwart(["127.0.0.0/8"], host=rig.ip(2))
+    try:
+        lport = h.free_port(rig.ip(1))
+        body = (h.backend_block("mx", [("good", "%s:%d" % (rig.ip(2), good.port))],
+                                send_proxy="v1")
+                + h.listener_block("smtp", h.fmt_addr(rig.ip(1), lport), "smtp", "mx"))
+        me = rig.start(body, global_extra=["verify on-start", "workers 2"])
+        done = me.wait_log("verify_done", results="2")
+        assert [ln["worker"] for ln in done] == ["0"]
+        lines = me.events("verify")
+        assert sorted((ln["worker"], ln["family"], ln["verdict"]) for ln in lines) == [
+            ("0", "ipv4", "agrees"), ("0", "ipv6", "agrees")], lines
+        assert [ln["worker"] for ln in me.events("verify_start")] == ["0"]
+        h.wait_until(lambda: len(good.sessions) == 2, what="the fake's two sessions")
+    finally:
+        good.stop()
