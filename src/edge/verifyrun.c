@@ -40,7 +40,7 @@ static struct {
     struct worker *w;
     struct io io;                 /* the child's stdout; fd -1: no run */
     struct timer timer;           /* the run's deadline, then reap retries */
-    bool timers_reserved, killed, ever;
+    bool timers_reserved, ever;
     pid_t pid;                    /* 0: no child */
     uint64_t started, finished;   /* wall-clock seconds */
     char line[VR_LINE_MAX];
@@ -169,7 +169,7 @@ on_timer(struct timer *t)
         return;
     }
     /* The pipe closed: reap the child, again shortly if it is not a zombie yet. */
-    if (vr.pid > 0 && !reap(vr.killed))
+    if (vr.pid > 0 && !reap(false))
         loop_timer_at(vr.w->loop, &vr.timer, loop_now(vr.w->loop) + VR_REAP_RETRY_MS);
     else
         finish();
@@ -224,6 +224,8 @@ spawn(struct worker *w)
         (void)posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
         (void)posix_spawn_file_actions_adddup2(&fa, p[1], 1);
         (void)posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+        /* Not even a socket-activated listener (not close-on-exec) goes along. */
+        (void)posix_spawn_file_actions_addclosefrom_np(&fa, 3);
         (void)posix_spawnattr_init(&at);
         (void)posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
         (void)posix_spawnattr_setsigmask(&at, &none);
@@ -274,7 +276,6 @@ verifyrun_configure(struct worker *w)
     }
     vr.error[0] = '\0';
     vr.len = 0;
-    vr.killed = false;
     vr.ever = true;
     if (spawn(w) == -1) {
         log_warn("verify: cannot start the verify command");
