@@ -52,7 +52,7 @@ usage(FILE *fp)
 {
     fprintf(fp, "usage: mailedge [-c FILE] [-t] [-w] [-f] [-V]\n"
                 "       mailedge receiver-config [-c FILE] [--for SOFTWARE] [BACKEND...]\n"
-                "       mailedge verify [-c FILE] [BACKEND...]\n"
+                "       mailedge verify [-c FILE] [-f text|tsv] [BACKEND...]\n"
                 "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
                 "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
                 "  -w       reload when the configuration file changes, as on SIGHUP\n"

@@ -394,6 +394,18 @@ collect(const struct conf *c, struct jobs *js, char **names, int nnames)
     return 0;
 }
 
+/* -f tsv, for the daemon (src/edge/verifyrun.c): backend, server, address,
+ * protocol, family, verdict, evidence, fix; tabs in text become spaces. */
+static bool tsv;
+
+static void
+tsv_field(const char *s, bool last)
+{
+    for (; *s != '\0'; s++)
+        putchar(*s == '\t' || *s == '\n' ? ' ' : *s);
+    putchar(last ? '\n' : '\t');
+}
+
 static void
 print_line(const struct job *j, int k, const char *family)
 {
@@ -405,6 +417,14 @@ print_line(const struct job *j, int k, const char *family)
         addr_format((const struct sockaddr *)&j->addrs[0], where, sizeof(where));
     else
         snprintf(where, sizeof(where), "%s port %u", j->srv->host, j->port);
+    if (tsv) {
+        const char *f[] = {j->b->name, j->srv->name, where, j->proto_name, family,
+                           pxverify_name(r->verdict), r->evidence};
+        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+            tsv_field(f[i], false);
+        tsv_field(r->verdict != PXV_AGREES ? r->fix : "", true);
+        return;
+    }
     printf("%s/%s %s %s client=%s: %s: %s", j->b->name, j->srv->name, where, j->proto_name,
            family, pxverify_name(r->verdict), r->evidence);
     if (r->verdict != PXV_AGREES)
@@ -416,8 +436,9 @@ static void
 usage(FILE *fp, const char *default_conf)
 {
     fprintf(fp,
-            "usage: mailedge verify [-c FILE] [BACKEND...]\n"
+            "usage: mailedge verify [-c FILE] [-f text|tsv] [BACKEND...]\n"
             "  -c FILE  configuration (default %s)\n"
+            "  -f tsv   one tab-separated line per result, for programs\n"
             "  checks that each backend's receivers expect exactly the PROXY header it sends\n"
             "  exit status: 0 all agree, 1 a receiver disagrees, 2 usage or configuration error\n",
             default_conf);
@@ -429,10 +450,18 @@ verify_main(int argc, char **argv, const char *default_conf)
     const char *path = default_conf;
     int ch;
     optind = 1;
-    while ((ch = getopt(argc, argv, "+c:h")) != -1) {
+    tsv = false;
+    while ((ch = getopt(argc, argv, "+c:f:h")) != -1) {
         switch (ch) {
         case 'c':
             path = optarg;
+            break;
+        case 'f':
+            if (strcmp(optarg, "tsv") != 0 && strcmp(optarg, "text") != 0) {
+                usage(stderr, default_conf);
+                return 2;
+            }
+            tsv = strcmp(optarg, "tsv") == 0;
             break;
         case 'h':
             usage(stdout, default_conf);
@@ -471,7 +500,10 @@ verify_main(int argc, char **argv, const char *default_conf)
         bool any = false;
         for (size_t k = 0; k < js.n && !any; k++)
             any = js.v[k].b == b;
-        if (!any && wanted(b, names, nnames))
+        if (!any && wanted(b, names, nnames) && tsv)
+            printf("%s\t-\t-\t-\tnone\tskipped\tno smtp, submission, imap or pop3 listener "
+                   "routes to it\t\n", b->name);
+        else if (!any && wanted(b, names, nnames))
             printf("%s: skipped: no smtp, submission, imap or pop3 listener routes to it "
                    "(the receiver does not speak first)\n",
                    b->name);

@@ -1303,6 +1303,7 @@ conf_new(void)
     c->global.grace_ms = DEFAULT_GRACE_MS;
     c->global.splice = true;
     c->global.workers = 1;
+    c->global.verify_timeout_ms = 60000;
     c->global.admin_ban_v4 = DEFAULT_ADMIN_BAN_V4;
     c->global.admin_ban_v6 = DEFAULT_ADMIN_BAN_V6;
     return c;

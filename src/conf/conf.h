@@ -194,6 +194,8 @@ struct conf_global {
     struct conf_pos group_pos;
     unsigned maxconn;                /* maxconn N; 0: derived from RLIMIT_NOFILE (src/edge/fdbudget.c) */
     unsigned workers;                /* workers N: worker processes (src/ops/supervise.c); default 1 */
+    bool verify_on_start;            /* verify on-start: run `verify` at start and each reload */
+    uint64_t verify_timeout_ms;      /* verify ... timeout DURATION: kills a run; default 60s */
     struct conf_crowdsec crowdsec;
 };
 

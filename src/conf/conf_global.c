@@ -444,6 +444,34 @@ cf_d_workers(struct ctx *x, const struct lex_word *w, size_t n)
     x->c->global.workers = (unsigned)v;
 }
 
+/* verify on-start|off [timeout DURATION]: the verify command in the background (src/edge/verifyrun.c) */
+static void
+cf_d_verify(struct ctx *x, const struct lex_word *w, size_t n)
+{
+    struct conf_global *g = &x->c->global;
+    uint64_t ms;
+
+    if (cf_is_word(&w[1], "on-start"))
+        g->verify_on_start = true;
+    else if (cf_is_word(&w[1], "off"))
+        g->verify_on_start = false;
+    else {
+        cf_errw(x, &w[1], "bad value '%s' for verify: expected on-start or off", w[1].text);
+        return;
+    }
+    if (n == 2)
+        return;
+    if (n == 3 || !cf_is_word(&w[2], "timeout")) {
+        cf_errw(x, &w[2], "verify: expected 'timeout DURATION' after '%s'", w[1].text);
+        return;
+    }
+    if (util_parse_duration(w[3].text, &ms) != 0 || ms == 0) {
+        cf_errw(x, &w[3], "bad verify timeout '%s': expected a duration like 60s", w[3].text);
+        return;
+    }
+    g->verify_timeout_ms = ms;
+}
+
 /* The directives of the global block (conf.c reads the table; the list is the hint of
  * "unknown directive"). */
 static const struct directive global_v[] = {
@@ -464,8 +492,9 @@ static const struct directive global_v[] = {
     {"group", D_COUNT, true, 1, 1, "group NAME", cf_d_group},
     {"maxconn", D_COUNT, true, 1, 1, "maxconn N", cf_d_maxconn},
     {"workers", D_COUNT, true, 1, 1, "workers N", cf_d_workers},
+    {"verify", D_COUNT, true, 1, 3, "verify on-start|off [timeout DURATION]", cf_d_verify},
 };
 const struct directive_table cf_global_dirs = {
     global_v, ARRAY_LEN(global_v),
     "log, grace, splice, busy-poll, admin, admin-host, admin-token-file, admin-widest-ban, resolvers, "
-    "timeout, user, group, maxconn, workers"};
+    "timeout, user, group, maxconn, workers, verify"};

@@ -15,6 +15,7 @@
 #include "session.h"
 #include "util.h"
 #include "worker.h"
+#include "verifyrun.h"
 
 _Static_assert(END_REASON_COUNT <= METRICS_REASONS_MAX, "raise METRICS_REASONS_MAX");
 _Static_assert(CHECK_RESULT_COUNT <= METRICS_CHECK_REASONS_MAX, "raise METRICS_CHECK_REASONS_MAX");
@@ -130,6 +131,7 @@ edge_free(struct worker *w)
     healthshare_unfollow(w);
     resolve_free_all(&w->resolver);
     bouncer_free(w);
+    verifyrun_free(w);
     while (w->gens != NULL) {
         struct gen *g = w->gens;
         w->gens = g->next;

@@ -42,6 +42,7 @@
 #include "sock.h"
 #include "util.h"
 #include "worker.h"
+#include "verifyrun.h"
 
 #define LIST_MAX 512 /* bytes of a name list in the reload log line */
 
@@ -736,6 +737,8 @@ commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
     if (bouncer_configure(w) == -1)
         log_warnx("reload: the crowdsec poller of generation %llu did not start",
                   (unsigned long long)ng->id);
+    /* verify on-start: in a child process, never waited for. */
+    verifyrun_configure(w);
     if (old != NULL)
         gen_release(w, old);
 }

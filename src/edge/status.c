@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "listener.h"
 #include "worker.h"
+#include "verifyrun.h"
 
 bool
 status_ready(const struct worker *w, struct strbuf *why)
@@ -150,5 +151,6 @@ status_json(const struct worker *w, struct strbuf *out)
                     (unsigned long long)bs.last_success, (unsigned long long)bs.last_full,
                     bs.syncing ? "true" : "false", bs.ips, bs.ranges);
     }
+    verifyrun_status(out);
     strbuf_add(out, "}\n");
 }

@@ -3,7 +3,8 @@ Postfix master.cf lines and the Dovecot settings it prints for a test
 configuration are applied as printed to a Postfix and a Dovecot of their
 own (a second mail stack: the printed haproxy_trusted_networks is global
 and would narrow the shared stack's), and a session through mailedge then
-works and the servers log the real client address, not the edge's.
+works and the servers log the real client address, not the edge's, and
+`mailedge verify` on the same configuration says every receiver agrees.
 
 Postscreen gets PROXY v2, a submission smtpd v1, Dovecot IMAP v2: each
 printed setting is the only thing that makes its port accept the header."""
@@ -19,6 +20,7 @@ from interop_kit import (EDGE_IP, backend_block, fmt_addr, free_port, global_blo
                          imap_fetch_marker, listener_block, swaks)
 from test_interop_imap_pop3 import assert_dovecot_clean
 from test_interop_smtp import assert_clean
+from test_interop_verify import LINE
 
 
 def settings(binary, conf_path, software):
@@ -119,3 +121,18 @@ def test_printed_settings_work_on_real_servers(stack, mailedge_bin, edge, addrs,
                             % (re.escape(client), re.escape(EDGE_IP), local[1], p_imap),
                             since=dc_mark)
     assert_dovecot_clean(st.dovecot_log.lines(dc_mark))
+
+    # verify on the same configuration: every receiver agrees, for both
+    # client families. The printed lines are for the edge's IPv4 source
+    # (127.0.0.1); the IPv6 client is only an address inside the header,
+    # and this stack's Postfix has inet_protocols = all, so it agrees too.
+    r = subprocess.run([mailedge_bin, "verify", "-c", str(conf)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=120 * ms.SCALE)
+    got = {}
+    for ln in r.stdout.splitlines():
+        m = LINE.match(ln)
+        assert m, "unparsed verify line: " + ln
+        got[(m.group(1), m.group(5))] = m.group(6)
+    want = {(b, fam): "agrees" for b in ("mx", "sub", "box") for fam in ("ipv4", "ipv6")}
+    assert got == want, r.stdout + r.stderr
+    assert r.returncode == 0 and r.stderr == "", r.stdout + r.stderr

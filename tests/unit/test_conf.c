@@ -80,6 +80,14 @@ test_maxconn(void **state)
                 "    route -> 10.0.0.5:25\n}\n");
     assert_int_equal(c->global.maxconn, 0);
     assert_int_equal(c->global.workers, 1);
+    assert_false(c->global.verify_on_start);
+    assert_int_equal(c->global.verify_timeout_ms, 60000);
+    conf_free(c);
+    c = load_ok("global {\n    verify on-start timeout 2m\n}\n"
+                "listener one {\n    bind 127.0.0.9:2525\n    protocol smtp\n"
+                "    route -> 10.0.0.5:25\n}\n");
+    assert_true(c->global.verify_on_start);
+    assert_int_equal(c->global.verify_timeout_ms, 120000);
     conf_free(c);
     c = load_ok("global {\n    workers 4\n}\n"
                 "listener one {\n    bind 127.0.0.9:2525\n    protocol smtp\n"
@@ -1123,7 +1131,12 @@ static const struct bad_case bad_cases[] = {
     {"global {\n    threads 4\n}\n", 2, 5,
      "unknown directive 'threads' in a global block (allowed: log, grace, splice, busy-poll, admin, "
      "admin-host, admin-token-file, admin-widest-ban, resolvers, timeout, user, group, maxconn, "
-     "workers, crowdsec, crowdsec-*)"},
+     "workers, verify, crowdsec, crowdsec-*)"},
+    {"global {\n    verify sometimes\n}\n", 2, 12,
+     "bad value 'sometimes' for verify: expected on-start or off"},
+    {"global {\n    verify on-start timeout\n}\n", 2, 21,
+     "verify: expected 'timeout DURATION' after 'on-start'"},
+    {"global {\n    verify on-start timeout 0s\n}\n", 2, 29, "bad verify timeout '0s'"},
     {"global {\n    workers 0\n}\n", 2, 13,
      "bad workers '0': expected a count of processes from 1 to 64"},
     {"global {\n    workers 65\n}\n", 2, 13, "bad workers '65'"},
