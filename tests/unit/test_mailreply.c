@@ -12,10 +12,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "mailreply.h"
+#include "testutil.h"
 #include "util.h"
 
 struct case_ {
@@ -271,26 +271,26 @@ test_caps(void **state)
     assert_int_equal(mailreply_classify(MR_REDIS_PING, buf, MR_LINE_MAX + 2, &r), MR_BAD);
 }
 
+static int
+setup_guard(void **state)
+{
+    (void)state;
+    return guard_map((size_t)sysconf(_SC_PAGESIZE));
+}
+
 /* Input ending exactly at a PROT_NONE page: any read past the end faults. */
 static void
 test_guard_page(void **state)
 {
     (void)state;
-    long pg = sysconf(_SC_PAGESIZE);
-    char *m =
-        mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(m != MAP_FAILED);
-    assert_int_equal(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         size_t n = strlen(cases[i].in);
         for (size_t k = 0; k <= n; k++) {
-            char *p = m + pg - k;
-            memcpy(p, cases[i].in, k);
+            const char *p = (const char *)at_guard((const uint8_t *)cases[i].in, k);
             struct mr_reply r;
             (void)mailreply_classify(cases[i].kind, p, k, &r);
         }
     }
-    munmap(m, (size_t)pg * 2);
 }
 
 int
@@ -303,7 +303,7 @@ main(void)
         cmocka_unit_test(test_pg_startup),
         cmocka_unit_test(test_pg_startup_encode),
         cmocka_unit_test(test_caps),
-        cmocka_unit_test(test_guard_page),
+        cmocka_unit_test_setup_teardown(test_guard_page, setup_guard, guard_unmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

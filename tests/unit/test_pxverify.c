@@ -14,10 +14,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "pxverify.h"
+#include "testutil.h"
 #include "util.h"
 
 #define B(s) s, sizeof(s) - 1
@@ -186,20 +186,21 @@ test_greeting_done(void **state)
     assert_string_equal(pxverify_name(PXV_VERDICT_COUNT), "?");
 }
 
+static int
+setup_guard(void **state)
+{
+    (void)state;
+    return guard_map((size_t)sysconf(_SC_PAGESIZE));
+}
+
 /* Every prefix of every vector, ending just before a PROT_NONE page. */
 static void
 test_guard_page(void **state)
 {
     (void)state;
-    long pg = sysconf(_SC_PAGESIZE);
-    char *m =
-        mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(m != MAP_FAILED);
-    assert_int_equal(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
     for (size_t i = 0; i < ARRAY_LEN(vecs); i++) {
         for (size_t k = 0; k <= vecs[i].rx_len; k++) {
-            char *p = m + pg - k;
-            memcpy(p, vecs[i].rx, k);
+            const char *p = (const char *)at_guard((const uint8_t *)vecs[i].rx, k);
             struct pxv_input in = {.proto = vecs[i].proto, .sent = vecs[i].sent, .rx = p,
                                    .rx_len = k, .goodbye_sent = true, .end = PXV_END_FIN};
             struct pxv_result r;
@@ -208,7 +209,6 @@ test_guard_page(void **state)
             (void)pxverify_greeting_done(vecs[i].proto, p, k);
         }
     }
-    munmap(m, (size_t)pg * 2);
 }
 
 int
@@ -218,7 +218,7 @@ main(void)
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_pair),
         cmocka_unit_test(test_greeting_done),
-        cmocka_unit_test(test_guard_page),
+        cmocka_unit_test_setup_teardown(test_guard_page, setup_guard, guard_unmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
