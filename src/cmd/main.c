@@ -20,6 +20,7 @@
 #include "edge.h"
 #include "fault.h"
 #include "healthshare.h"
+#include "shm.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -226,6 +227,7 @@ struct run {
     bool watch_conf;
     struct fault_plan faults;
     struct healthshare *health;   /* workers N: server health from worker 0 to the others */
+    struct shm *shm;              /* what the workers share (src/base/shm.h); also with workers 1 */
 };
 
 /*
@@ -241,6 +243,7 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     sigset_t mask;
     signal_mask(&mask);
     bool admin_here = index <= 0;
+    shm_attach(r->shm, index < 0 ? 0 : (unsigned)index, conf->global.workers);
     if (index >= 0)
         healthshare_attach(r->health, index == 0);
     struct worker w;
@@ -418,6 +421,11 @@ main(int argc, char **argv)
         log_begin(LOG_ERROR, "privileges");
         log_str("error", rerr);
         log_end();
+        conf_free(conf);
+        free(inherited);
+        return 1;
+    }
+    if ((r.shm = shm_create(0)) == NULL) {
         conf_free(conf);
         free(inherited);
         return 1;
