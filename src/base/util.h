@@ -84,4 +84,8 @@ size_t util_fmt_hex(char *out, uint64_t v, unsigned width);
  * split a UTF-8 character: <n>, less the bytes of a split one. */
 size_t util_utf8_cut(const char *s, size_t n);
 
+/* What a failed connect, read or write says to a person (the commands'
+ * results): short lower-case words for the errors met most, else strerror. */
+const char *util_errno_text(int e);
+
 #endif
