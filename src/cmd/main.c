@@ -79,9 +79,7 @@ on_signal(struct io *io, uint32_t ev)
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
-            log_begin(LOG_INFO, "signal");
-            log_str("signal", si.ssi_signo == SIGTERM ? "TERM" : "INT");
-            log_end();
+            log_signal((int)si.ssi_signo);
             if (sg->w->draining) {
                 /* A second TERM: do not wait for the grace period. */
                 session_cut_all(sg->w);
@@ -106,9 +104,7 @@ on_signal(struct io *io, uint32_t ev)
             }
             break;
         case SIGHUP:
-            log_begin(LOG_INFO, "signal");
-            log_str("signal", "HUP");
-            log_end();
+            log_signal((int)si.ssi_signo);
             if (sg->w->draining)
                 log_warnx("SIGHUP while draining: not reloading");
             else

@@ -312,15 +312,11 @@ on_signals(struct sup *s)
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
-            log_begin(LOG_INFO, "signal");
-            log_str("signal", si.ssi_signo == SIGTERM ? "TERM" : "INT");
-            log_end();
+            log_signal((int)si.ssi_signo);
             drain(s);
             break;
         case SIGHUP:
-            log_begin(LOG_INFO, "signal");
-            log_str("signal", "HUP");
-            log_end();
+            log_signal((int)si.ssi_signo);
             if (s->draining)
                 log_warnx("SIGHUP while draining: not reloading");
             else
