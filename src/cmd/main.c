@@ -124,6 +124,17 @@ on_watchdog(struct timer *t)
     loop_timer_at(sv->w->loop, &sv->watchdog, loop_now(sv->w->loop) + sv->watchdog_ms);
 }
 
+/* mailedge -w: the configuration file changed; the same reload as SIGHUP. */
+static void
+on_conf_changed(void *arg)
+{
+    struct worker *w = arg;
+    if (w->draining)
+        log_warnx("configuration changed while draining: not reloading");
+    else
+        reload_request(w);
+}
+
 /* The admin endpoint's view of the worker (src/ops/admin_view.h). */
 static const struct conf *
 view_conf(void *arg)
@@ -271,7 +282,7 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
         fatal("signalfd");
     struct watch *wa = NULL;
-    if (r->watch_conf && (wa = watch_start(&w, r->path)) == NULL) {
+    if (r->watch_conf && (wa = watch_start(w.loop, r->path, on_conf_changed, &w)) == NULL) {
         worker_free(&w);
         return 1;
     }
