@@ -68,7 +68,7 @@ int util_parse_size(const char *s, uint64_t *out);
  */
 int util_strlcpy(char *dst, const char *src, size_t cap);
 
-/* CLOCK_MONOTONIC in milliseconds (the blocking commands; the loop keeps its own). */
+/* CLOCK_MONOTONIC in milliseconds (the loop's time, the supervisor's, the blocking commands'). */
 uint64_t util_monotonic_ms(void);
 
 /*
