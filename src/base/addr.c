@@ -288,18 +288,21 @@ addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 }
 
 bool
-addr_is_this_host(const struct sockaddr *sa)
+addr_is_loopback(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 127 || a == INADDR_ANY;
-    }
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
     if (sa->sa_family == AF_INET6) {
         const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) ||
-               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
     }
     return false;
+}
+
+bool
+addr_is_this_host(const struct sockaddr *sa)
+{
+    return addr_is_loopback(sa) || addr_is_unspecified(sa);
 }
 
 bool

@@ -86,6 +86,9 @@ size_t addr_interleave_first(const struct sockaddr_storage *in, size_t n,
 /* True when both have the same family, address and port. */
 bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
+/* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+bool addr_is_loopback(const struct sockaddr *sa);
+
 /* True for 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104, 0.0.0.0 and ::: a connect to these stays on this host. */
 bool addr_is_this_host(const struct sockaddr *sa);
 

@@ -381,6 +381,15 @@ log_warn(const char *fmt, ...)
 }
 
 void
+log_signal(int signo)
+{
+    const char *name = sigabbrev_np(signo);
+    log_begin(LOG_INFO, "signal");
+    log_str("signal", name != NULL ? name : "?");
+    log_end();
+}
+
+void
 log_warnx(const char *fmt, ...)
 {
     va_list ap;

@@ -67,6 +67,9 @@ void log_flush(void);
 /* Lines that could not be written, or only in part, since the start. */
 uint64_t log_lines_failed(void);
 
+/* event=signal: a signal the process acts on, by its short name (TERM, HUP). */
+void log_signal(int signo);
+
 /* One-line messages with msg="...": log_warn appends strerror(errno) and keeps errno. */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -14,6 +14,7 @@
 
 #include "fault.h"
 #include "log.h"
+#include "util.h"
 
 #define MAX_EVENTS 256
 
@@ -27,14 +28,6 @@ struct loop {
     struct defer *dhead, **dtail;
     uint32_t busy_us;           /* loop_set_busy_poll */
 };
-
-static uint64_t
-monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static uint64_t
 monotonic_us(void)
@@ -73,7 +66,7 @@ loop_new(void)
         free(l);
         return NULL;
     }
-    l->now = monotonic_ms();
+    l->now = util_monotonic_ms();
     l->dtail = &l->dhead;
     return l;
 }
@@ -293,7 +286,7 @@ loop_run(struct loop *l)
         if (n == -1 && errno != EINTR)
             return -1;
         busy = l->busy_us > 0 && n > 0;
-        l->now = monotonic_ms();
+        l->now = util_monotonic_ms();
         log_batch_begin();
         for (int i = 0; i < n; i++) {
             struct io *io = evs[i].data.ptr;

@@ -1,11 +1,12 @@
 /*
- * util: number, duration and size parsing, bounded string copy, the
+ * util: number, duration and size parsing, bounded string copy, errno words, the
  * monotonic clock of the blocking commands.
  * Strict on purpose: config values are digits and a unit, nothing else
  * (no sign, no spaces, no hex), and every overflow is an error.
  */
 #include "util.h"
 
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -160,4 +161,25 @@ util_utf8_cut(const char *s, size_t n)
     while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
         n--;
     return n;
+}
+
+const char *
+util_errno_text(int e)
+{
+    switch (e) {
+    case ECONNREFUSED:
+        return "connection refused";
+    case ETIMEDOUT:
+        return "timed out";
+    case ECONNRESET:
+        return "connection reset";
+    case EHOSTUNREACH:
+        return "host unreachable";
+    case ENETUNREACH:
+        return "network unreachable";
+    case EADDRNOTAVAIL:
+        return "address not available";
+    default:
+        return strerror(e);
+    }
 }

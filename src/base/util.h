@@ -68,7 +68,7 @@ int util_parse_size(const char *s, uint64_t *out);
  */
 int util_strlcpy(char *dst, const char *src, size_t cap);
 
-/* CLOCK_MONOTONIC in milliseconds (the blocking commands; the loop keeps its own). */
+/* CLOCK_MONOTONIC in milliseconds (the loop's time, the supervisor's, the blocking commands'). */
 uint64_t util_monotonic_ms(void);
 
 /*
@@ -83,5 +83,9 @@ size_t util_fmt_hex(char *out, uint64_t v, unsigned width);
 /* The longest cut of <s> at or before <n> (<= strlen(s)) that does not
  * split a UTF-8 character: <n>, less the bytes of a split one. */
 size_t util_utf8_cut(const char *s, size_t n);
+
+/* What a failed connect, read or write says to a person (the commands'
+ * results): short lower-case words for the errors met most, else strerror. */
+const char *util_errno_text(int e);
 
 #endif

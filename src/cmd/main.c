@@ -79,9 +79,7 @@ on_signal(struct io *io, uint32_t ev)
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
-            log_begin(LOG_INFO, "signal");
-            log_str("signal", si.ssi_signo == SIGTERM ? "TERM" : "INT");
-            log_end();
+            log_signal((int)si.ssi_signo);
             if (sg->w->draining) {
                 /* A second TERM: do not wait for the grace period. */
                 session_cut_all(sg->w);
@@ -106,9 +104,7 @@ on_signal(struct io *io, uint32_t ev)
             }
             break;
         case SIGHUP:
-            log_begin(LOG_INFO, "signal");
-            log_str("signal", "HUP");
-            log_end();
+            log_signal((int)si.ssi_signo);
             if (sg->w->draining)
                 log_warnx("SIGHUP while draining: not reloading");
             else
@@ -126,6 +122,17 @@ on_watchdog(struct timer *t)
     struct service *sv = container_of(t, struct service, watchdog);
     notify_send("WATCHDOG=1");
     loop_timer_at(sv->w->loop, &sv->watchdog, loop_now(sv->w->loop) + sv->watchdog_ms);
+}
+
+/* mailedge -w: the configuration file changed; the same reload as SIGHUP. */
+static void
+on_conf_changed(void *arg)
+{
+    struct worker *w = arg;
+    if (w->draining)
+        log_warnx("configuration changed while draining: not reloading");
+    else
+        reload_request(w);
 }
 
 /* The admin endpoint's view of the worker (src/ops/admin_view.h). */
@@ -275,7 +282,7 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
         fatal("signalfd");
     struct watch *wa = NULL;
-    if (r->watch_conf && (wa = watch_start(&w, r->path)) == NULL) {
+    if (r->watch_conf && (wa = watch_start(w.loop, r->path, on_conf_changed, &w)) == NULL) {
         worker_free(&w);
         return 1;
     }

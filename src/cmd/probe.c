@@ -182,25 +182,6 @@ connect_one(const struct addrinfo *ai, const struct conn *c)
     }
 }
 
-static const char *
-errno_text(int e)
-{
-    switch (e) {
-    case ECONNREFUSED:
-        return "connection refused";
-    case ETIMEDOUT:
-        return "timed out";
-    case ECONNRESET:
-        return "connection reset";
-    case EHOSTUNREACH:
-        return "host unreachable";
-    case ENETUNREACH:
-        return "network unreachable";
-    default:
-        return strerror(e);
-    }
-}
-
 /* Resolves and connects; on failure sets the result and returns -1. */
 static int
 open_conn(struct conn *c)
@@ -228,7 +209,7 @@ open_conn(struct conn *c)
     }
     freeaddrinfo(res);
     if (c->fd == -1) {
-        set_result(t, 0, "connect: %s", errno_text(err));
+        set_result(t, 0, "connect: %s", util_errno_text(err));
         return -1;
     }
     return 0;
@@ -355,7 +336,7 @@ ended_early(struct conn *c, const char *waiting_for)
     else if (e == EIO && c->errbuf[0] != '\0')
         set_result(c->t, 0, "TLS: %s", c->errbuf);
     else
-        set_result(c->t, 0, "%s while waiting for %s", errno_text(e), waiting_for);
+        set_result(c->t, 0, "%s while waiting for %s", util_errno_text(e), waiting_for);
 }
 
 static void
@@ -398,7 +379,7 @@ send_proxy(struct conn *c)
     while (k < 0 && errno == EINTR);
     if (k != (ssize_t)n) {
         set_result(c->t, 0, "cannot send the PROXY header in one write: %s",
-                   k < 0 ? errno_text(errno) : "short write");
+                   k < 0 ? util_errno_text(errno) : "short write");
         return -1;
     }
     return 0;
@@ -552,7 +533,7 @@ check_dialogue(struct conn *c, const struct dialogue *d)
     rb.len = 0;
     rb.b[0] = '\0';
     if (d->request != NULL && conn_send(c, d->request, strlen(d->request)) == -1) {
-        set_result(c->t, 0, "cannot send the request: %s", errno_text(errno));
+        set_result(c->t, 0, "cannot send the request: %s", util_errno_text(errno));
         return;
     }
     enum mr_result r = read_reply(c, d->hello, &rb, &rep);
@@ -587,7 +568,7 @@ check_dialogue(struct conn *c, const struct dialogue *d)
     }
     if (conn_send(c, d->bye, strlen(d->bye)) == -1) {
         if (d->bye_required)
-            set_result(c->t, 0, "%s, then cannot say goodbye: %s", what, errno_text(errno));
+            set_result(c->t, 0, "%s, then cannot say goodbye: %s", what, util_errno_text(errno));
         else
             set_result(c->t, 1, "%s in %lu ms", what, ms);
         return;
@@ -637,7 +618,7 @@ check_postgres(struct conn *c)
         return;
     }
     if (conn_send(c, msg, n) == -1) {
-        set_result(c->t, 0, "no response: cannot send the StartupMessage: %s", errno_text(errno));
+        set_result(c->t, 0, "no response: cannot send the StartupMessage: %s", util_errno_text(errno));
         return;
     }
     struct reply_buf rb;

@@ -7,19 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define HOST_NAME_MAX_LEN 253
+#include "addr.h"
 
-static bool
-is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return ((const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr)[0] ==
-               127;
-    if (sa->sa_family != AF_INET6)
-        return false;
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-}
+#define HOST_NAME_MAX_LEN 253
 
 /* The 4 or 16 bytes of <sa>'s address, an IPv4-mapped IPv6 address as IPv4. */
 static size_t
@@ -129,7 +119,7 @@ adminreq_check_host(const char *host, const struct sockaddr *local, const char *
     }
     if (family == AF_INET6)
         return "bad Host header";
-    if (is_loopback(local) && name_eq(host, len, "localhost"))
+    if (addr_is_loopback(local) && name_eq(host, len, "localhost"))
         return NULL;
     for (size_t i = 0; i < n; i++)
         if (name_eq(host, len, names[i]))

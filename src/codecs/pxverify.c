@@ -7,13 +7,13 @@
  * (Dovecot, after 3 s); an untrusted edge is closed on at once (Dovecot);
  * an IPv6 client with IPv6 off gets 421 (Postfix).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "mailreply.h"
 #include "pxverify.h"
+#include "util.h"
 
 /* Quoted lines in the evidence are cut to this many bytes. */
 #define LINE_SHOWN 120
@@ -148,25 +148,6 @@ set(struct pxv_result *out, enum pxv_verdict v, const char *prefix, const char *
         quote(out->evidence, sizeof(out->evidence), line, n);
 }
 
-static const char *
-errno_text(int e)
-{
-    switch (e) {
-    case ECONNREFUSED:
-        return "connection refused";
-    case ETIMEDOUT:
-        return "timed out";
-    case EHOSTUNREACH:
-        return "host unreachable";
-    case ENETUNREACH:
-        return "network unreachable";
-    case EADDRNOTAVAIL:
-        return "address not available";
-    default:
-        return "connect error";
-    }
-}
-
 static bool
 digit(char c)
 {
@@ -270,7 +251,7 @@ pxverify_classify(const struct pxv_input *in, struct pxv_result *out)
     memset(out, 0, sizeof(*out));
     if (in->connect_err != 0) {
         char why[64];
-        snprintf(why, sizeof(why), "connect: %s", errno_text(in->connect_err));
+        snprintf(why, sizeof(why), "connect: %s", util_errno_text(in->connect_err));
         set(out, PXV_NO_ANSWER, why, NULL, 0);
         return;
     }

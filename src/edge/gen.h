@@ -6,7 +6,7 @@
  * one of its backend) by reference, so it finishes on the config it started
  * with; the worker holds one more reference on the current generation.
  * A retired generation is freed when its last session ends
- * (docs/ARCHITECTURE.md, "Reload").
+ * (docs/ARCHITECTURE.md, "Generations and reload").
  */
 #ifndef MAILEDGE_GEN_H
 #define MAILEDGE_GEN_H

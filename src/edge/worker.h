@@ -2,9 +2,9 @@
  * worker: what the parts of one event loop share: the loop, pools, the
  * current generation and its views, the sessions, counters, descriptor
  * limits and abuse tables. Its life (start, run, drain, free) is
- * src/edge/edge.c, above every part; this file calls none of them. Today
- * the process runs one worker; several shared-nothing workers on
- * SO_REUSEPORT sockets need nothing more than one struct worker each
+ * src/edge/edge.c, above every part; this file calls none of them. A
+ * process runs one worker; with workers N there are N such processes on
+ * SO_REUSEPORT sockets, sharing what is per host through src/base/shm.h
  * (docs/ARCHITECTURE.md).
  */
 #ifndef MAILEDGE_WORKER_H

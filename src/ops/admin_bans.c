@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "abuse.h"
+#include "addr.h"
 #include "adminreq.h"
 #include "bouncer.h"
 #include "cidr.h"
@@ -16,23 +17,6 @@
 #define DEFAULT_BAN_MS (60ull * 60 * 1000)
 #define MAX_BAN_MS (30ull * 24 * 60 * 60 * 1000)
 #define ADMIN_REMOTE_LIST 1000 /* remote bans listed by GET /bans at most */
-
-static bool
-loopback(const struct sockaddr *sa)
-{
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-    if (sa == NULL)
-        return false;
-    if (sa->sa_family == AF_INET)
-        return ((const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr)[0] ==
-               127;
-    if (sa->sa_family != AF_INET6)
-        return false;
-    const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-    return memcmp(a, &in6addr_loopback, 16) == 0 ||
-           (memcmp(a, mapped, sizeof(mapped)) == 0 && a[12] == 127);
-}
 
 /* <msg> is ours (no JSON escapes needed): never text from the request. */
 static unsigned
@@ -208,7 +192,7 @@ admin_bans(const struct admin_view *v, const struct admin_bans_req *r, struct st
     bool del = strcmp(r->method, "DELETE") == 0;
     const struct adminreq_params *p = &r->p;
 
-    if (!loopback(r->client))
+    if (r->client == NULL || !addr_is_loopback(r->client))
         return fail(r, body, 403, "/bans answers loopback clients only");
     if (!get && !post && !del)
         return fail(r, body, 405, "use GET, POST or DELETE");

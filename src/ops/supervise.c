@@ -12,12 +12,12 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
 #include "log.h"
 #include "notify.h"
+#include "util.h"
 
 /* A worker that dies within this long of its start is restarted after a
  * back-off that doubles up to the maximum, so one that cannot run does not
@@ -62,14 +62,6 @@ supervise_notify(const char *state)
         close(ready_wfd);
         ready_wfd = -1;
     }
-}
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* In the child, before the worker runs: nothing of the supervisor stays. */
@@ -126,7 +118,7 @@ spawn(struct sup *s, unsigned i)
     close(p[1]);
     k->pid = pid;
     k->ready_fd = p[0];
-    k->started_ms = now_ms();
+    k->started_ms = util_monotonic_ms();
     k->restart_at_ms = 0;
     return 0;
 }
@@ -229,7 +221,7 @@ on_exit_of(struct sup *s, pid_t pid, int status)
         drain(s);
         return;
     }
-    uint64_t now = now_ms();
+    uint64_t now = util_monotonic_ms();
     if (now - k->started_ms < QUICK_DEATH_MS)
         k->backoff_ms = k->backoff_ms == 0 ? QUICK_DEATH_MS
                         : k->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
@@ -253,7 +245,7 @@ reap(struct sup *s)
 static void
 restart_due(struct sup *s)
 {
-    uint64_t now = now_ms();
+    uint64_t now = util_monotonic_ms();
     for (unsigned i = 0; i < s->n; i++) {
         struct kid *k = &s->kids[i];
         if (k->pid != 0 || k->restart_at_ms == 0 || k->restart_at_ms > now)
@@ -312,15 +304,11 @@ on_signals(struct sup *s)
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
-            log_begin(LOG_INFO, "signal");
-            log_str("signal", si.ssi_signo == SIGTERM ? "TERM" : "INT");
-            log_end();
+            log_signal((int)si.ssi_signo);
             drain(s);
             break;
         case SIGHUP:
-            log_begin(LOG_INFO, "signal");
-            log_str("signal", "HUP");
-            log_end();
+            log_signal((int)si.ssi_signo);
             if (s->draining)
                 log_warnx("SIGHUP while draining: not reloading");
             else
@@ -343,7 +331,7 @@ on_signals(struct sup *s)
 static int
 next_timeout(const struct sup *s)
 {
-    uint64_t now = now_ms(), at = UINT64_MAX;
+    uint64_t now = util_monotonic_ms(), at = UINT64_MAX;
     for (unsigned i = 0; i < s->n; i++) {
         if (s->kids[i].pid == 0 && s->kids[i].restart_at_ms != 0 && s->kids[i].restart_at_ms < at)
             at = s->kids[i].restart_at_ms;
@@ -389,7 +377,7 @@ supervise_run(const char *path, struct conf *conf, supervise_worker_fn run, void
     for (unsigned i = 0; i < s.n; i++)
         s.kids[i].ready_fd = -1;
     s.watchdog_ms = notify_watchdog_ms();
-    s.watchdog_at = now_ms() + s.watchdog_ms;
+    s.watchdog_at = util_monotonic_ms() + s.watchdog_ms;
     for (unsigned i = 0; i < s.n && !s.draining; i++) {
         if (spawn(&s, i) == -1) {
             s.start_failed = true;
@@ -417,9 +405,9 @@ supervise_run(const char *path, struct conf *conf, supervise_worker_fn run, void
             on_signals(&s);
         if (!s.draining)
             restart_due(&s);
-        if (s.watchdog_ms > 0 && now_ms() >= s.watchdog_at) {
+        if (s.watchdog_ms > 0 && util_monotonic_ms() >= s.watchdog_at) {
             notify_send("WATCHDOG=1");
-            s.watchdog_at = now_ms() + s.watchdog_ms;
+            s.watchdog_at = util_monotonic_ms() + s.watchdog_ms;
         }
     }
     int rc = s.start_failed ? 1 : 0;

@@ -16,8 +16,7 @@
 
 #include "log.h"
 #include "loop.h"
-#include "reload.h"
-#include "worker.h"
+#include "util.h"
 
 struct file_id {
     bool exists;
@@ -30,8 +29,10 @@ struct file_id {
 struct watch {
     struct io io;
     struct timer debounce;
-    struct worker *w;
+    struct loop *loop;
     const char *path;
+    void (*changed)(void *arg);
+    void *arg;
     struct file_id last;
 };
 
@@ -56,7 +57,7 @@ same(const struct file_id *a, const struct file_id *b)
 static void
 on_quiet(struct timer *t)
 {
-    struct watch *wa = (struct watch *)(void *)((char *)t - offsetof(struct watch, debounce));
+    struct watch *wa = container_of(t, struct watch, debounce);
     struct file_id now = file_id(wa->path);
     /* Gone (between an unlink and the new file): wait for the next event. */
     if (!now.exists || same(&now, &wa->last))
@@ -65,10 +66,7 @@ on_quiet(struct timer *t)
     log_begin(LOG_INFO, "config_changed");
     log_str("path", wa->path);
     log_end();
-    if (wa->w->draining)
-        log_warnx("configuration changed while draining: not reloading");
-    else
-        reload_request(wa->w);
+    wa->changed(wa->arg);
 }
 
 static void
@@ -81,11 +79,11 @@ on_events(struct io *io, uint32_t ev)
     while (read(io->fd, buf, sizeof(buf)) > 0)
         any = true;
     if (any)
-        loop_timer_at(wa->w->loop, &wa->debounce, loop_now(wa->w->loop) + WATCH_DEBOUNCE_MS);
+        loop_timer_at(wa->loop, &wa->debounce, loop_now(wa->loop) + WATCH_DEBOUNCE_MS);
 }
 
 struct watch *
-watch_start(struct worker *w, const char *path)
+watch_start(struct loop *loop, const char *path, void (*changed)(void *arg), void *arg)
 {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
@@ -99,12 +97,14 @@ watch_start(struct worker *w, const char *path)
         return NULL;
 
     struct watch *wa = calloc(1, sizeof(*wa));
-    if (wa == NULL || loop_timer_reserve(w->loop, 1) == -1) {
+    if (wa == NULL || loop_timer_reserve(loop, 1) == -1) {
         free(wa);
         return NULL;
     }
-    wa->w = w;
+    wa->loop = loop;
     wa->path = path;
+    wa->changed = changed;
+    wa->arg = arg;
     wa->last = file_id(path);
     timer_init(&wa->debounce, on_quiet);
     wa->io.cb = on_events;
@@ -113,7 +113,7 @@ watch_start(struct worker *w, const char *path)
         inotify_add_watch(wa->io.fd, dir,
                           IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
                               IN_ATTRIB | IN_ONLYDIR) == -1 ||
-        loop_add(w->loop, &wa->io, EPOLLIN) == -1) {
+        loop_add(loop, &wa->io, EPOLLIN) == -1) {
         int err = errno;
         log_begin(LOG_ERROR, "config_watch");
         log_str("path", dir);
@@ -134,10 +134,10 @@ watch_stop(struct watch *wa)
 {
     if (wa == NULL)
         return;
-    loop_timer_cancel(wa->w->loop, &wa->debounce);
-    loop_timer_release(wa->w->loop, 1);
+    loop_timer_cancel(wa->loop, &wa->debounce);
+    loop_timer_release(wa->loop, 1);
     if (wa->io.fd >= 0) {
-        loop_del(wa->w->loop, &wa->io);
+        loop_del(wa->loop, &wa->io);
         close(wa->io.fd);
     }
     free(wa);

@@ -5,23 +5,26 @@
  * `..data` symlink are seen, not only writes to the file itself. Events
  * are debounced; the file is judged changed when what its path resolves
  * to (device, inode, size, modification time) is not what it was; then
- * the same reload as SIGHUP runs (an invalid file keeps the running
- * configuration).
+ * the caller's callback runs (main's: the same reload as SIGHUP, so an
+ * invalid file keeps the running configuration).
  */
 #ifndef MAILEDGE_WATCH_H
 #define MAILEDGE_WATCH_H
 
-struct worker;
+struct loop;
 struct watch;
 
 /* Quiet time after the last event in the directory before the file is looked at. */
 #define WATCH_DEBOUNCE_MS 300
 
 /*
- * Starts watching <path> (kept by pointer) for <w>. Returns the watch, or
- * NULL with the reason logged (no inotify, directory unreadable).
+ * Starts watching <path> (kept by pointer) in <loop>; <changed>(<arg>)
+ * runs, after an event=config_changed line, each time the file changed.
+ * Returns the watch, or NULL with the reason logged (no inotify, directory
+ * unreadable).
  */
-struct watch *watch_start(struct worker *w, const char *path);
+struct watch *watch_start(struct loop *loop, const char *path, void (*changed)(void *arg),
+                          void *arg);
 void watch_stop(struct watch *wa);
 
 #endif

@@ -293,6 +293,38 @@ test_reaches_bind(void **state)
     }
 }
 
+static void
+test_loopback(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *a;
+        bool loopback, this_host;
+    } cases[] = {
+        {"127.0.0.1", true, true},     {"127.255.0.9", true, true},
+        {"128.0.0.1", false, false},   {"0.0.0.0", false, true},
+        {"::1", true, true},           {"::", false, true},
+        {"::ffff:127.0.0.5", true, true}, {"::ffff:10.0.0.1", false, false},
+        {"::2", false, false},         {"2001:db8::1", false, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sockaddr_storage ss = {0};
+        if (strchr(cases[i].a, ':') != NULL) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            s6->sin6_family = AF_INET6;
+            assert_int_equal(inet_pton(AF_INET6, cases[i].a, &s6->sin6_addr), 1);
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            s4->sin_family = AF_INET;
+            assert_int_equal(inet_pton(AF_INET, cases[i].a, &s4->sin_addr), 1);
+        }
+        if (addr_is_loopback((struct sockaddr *)&ss) != cases[i].loopback ||
+            addr_is_this_host((struct sockaddr *)&ss) != cases[i].this_host)
+            fail_msg("%s: expected loopback %d, this host %d", cases[i].a, cases[i].loopback,
+                     cases[i].this_host);
+    }
+}
+
 int
 main(void)
 {
@@ -305,6 +337,7 @@ main(void)
         cmocka_unit_test(test_equal),
         cmocka_unit_test(test_interleave),
         cmocka_unit_test(test_reaches_bind),
+        cmocka_unit_test(test_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 
 #include <string.h>
 
@@ -143,6 +144,20 @@ test_strlcpy(void **state)
     assert_string_equal(buf, "");
 }
 
+/* One wording per errno, for probe's results and verify's evidence alike. */
+static void
+test_errno_text(void **state)
+{
+    (void)state;
+    assert_string_equal(util_errno_text(ECONNREFUSED), "connection refused");
+    assert_string_equal(util_errno_text(ETIMEDOUT), "timed out");
+    assert_string_equal(util_errno_text(ECONNRESET), "connection reset");
+    assert_string_equal(util_errno_text(EHOSTUNREACH), "host unreachable");
+    assert_string_equal(util_errno_text(ENETUNREACH), "network unreachable");
+    assert_string_equal(util_errno_text(EADDRNOTAVAIL), "address not available");
+    assert_string_equal(util_errno_text(EACCES), strerror(EACCES));
+}
+
 int
 main(void)
 {
@@ -151,6 +166,7 @@ main(void)
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_strlcpy),
+        cmocka_unit_test(test_errno_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
