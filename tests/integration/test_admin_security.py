@@ -573,7 +573,10 @@ def test_refusals_logged_at_most_once_a_second(rig):
     for _ in range(20):
         assert status(admin, "GET", "/metrics", host="attacker.example:%d" % port) == 403
         sent += 1
-    # Keep refusing until the next line comes; mailedge logs before it answers.
+    # Keep refusing until the next line comes. mailedge formats the line
+    # before it answers but writes it at the end of that loop pass, so the
+    # reply can come first and one more refusal may be sent before the line
+    # is in the file; that one is left for a later line.
     deadline = time.monotonic() + h.DEADLINE
     while len(s.me.events("admin_refused")) < 2:
         assert time.monotonic() < deadline, "no second admin_refused line"
@@ -582,7 +585,7 @@ def test_refusals_logged_at_most_once_a_second(rig):
         sent += 1
     lines = s.me.events("admin_refused")
     assert len(lines) == 2, lines
-    assert int(lines[1].get("suppressed", 0)) + 2 == sent, (lines, sent)
+    assert sent - (int(lines[1].get("suppressed", 0)) + 2) in (0, 1), (lines, sent)
     assert lines[1]["status"] == "400" and "no body" in lines[1]["error"], lines[1]
     # Answers that are not refusals are not logged.
     assert status(admin, "DELETE", "/bans?addr=%s" % rig.ip(10), headers=WRITE) == 404
