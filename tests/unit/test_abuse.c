@@ -73,7 +73,7 @@ release(struct abuse *t, const char *ip, const struct abuse_ticket *tk)
 static struct abuse *
 table(size_t cap, const struct abuse_policy *p, struct events *ev)
 {
-    struct abuse *t = abuse_new(cap, 0x1234567890abcdefull, ev != NULL ? on_event : NULL, ev);
+    struct abuse *t = abuse_new(cap, 0x1234567890abcdefull, ev != NULL ? on_event : NULL, ev, NULL);
     assert_non_null(t);
     abuse_set_policy(t, p);
     return t;
