@@ -51,6 +51,7 @@ def test_ban_by_hand_refused_in_every_worker(rig):
     s = start(rig, [], admin)
     st, body = http(admin, "/bans?addr=%s&listener=front&duration=1h" % rig.ip(10), "POST")
     assert st == 200, body
+    s.me.wait_log("ban", key=rig.ip(10))
     refused_until_both(rig, s, 10, "banned", b"554 5.7.1 ")
     bans = s.me.events("ban", key=rig.ip(10))
     assert len(bans) == 1 and bans[0]["worker"] == "0", bans
@@ -67,7 +68,7 @@ def test_ban_by_hand_refused_in_every_worker(rig):
             break
     else:
         raise AssertionError("admitted clients all in one worker")
-    assert len(s.me.events("ban_end", key=rig.ip(10))) == 1
+    assert len(s.me.wait_log("ban_end", key=rig.ip(10))) == 1
 
 
 def test_automatic_ban_in_one_worker_refuses_in_the_other(rig):
@@ -99,7 +100,7 @@ def test_automatic_ban_in_one_worker_refuses_in_the_other(rig):
     # Lifted by hand through worker 0, the follower's ban ends everywhere.
     st, body = http(admin, "/bans?addr=%s" % follower, "DELETE")
     assert st == 200, body
-    assert len(s.me.events("ban_end", key=follower)) == 1
+    assert len(s.me.wait_log("ban_end", key=follower)) == 1
     refused(rig.client(s.ip, s.port, source=follower), b"421 4.7.0 ")  # the holder's session
 
 
