@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "abuse.h"
+#include "abuse_client.h"
 #include "cidr.h"
 #include "shm.h"
 
@@ -36,31 +37,6 @@ on_event(void *arg, const struct abuse_event *ev)
         e->starts++;
     else
         e->ends++;
-}
-
-static struct sockaddr_in
-v4(const char *ip)
-{
-    struct sockaddr_in in;
-    memset(&in, 0, sizeof(in));
-    in.sin_family = AF_INET;
-    assert_int_equal(inet_pton(AF_INET, ip, &in.sin_addr), 1);
-    return in;
-}
-
-static enum abuse_verdict
-admit(struct abuse *t, const char *ip, uint64_t now, struct abuse_ticket *tk)
-{
-    struct sockaddr_in in = v4(ip);
-    struct abuse_ticket dummy;
-    return abuse_admit(t, (struct sockaddr *)&in, now, tk != NULL ? tk : &dummy);
-}
-
-static void
-release(struct abuse *t, const char *ip, const struct abuse_ticket *tk)
-{
-    struct sockaddr_in in = v4(ip);
-    abuse_release(t, (struct sockaddr *)&in, tk);
 }
 
 /* Worker <w> of 2's handle on the table "smtp" of <s>. */
