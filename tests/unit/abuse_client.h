@@ -1,16 +1,38 @@
 /*
  * Helpers of the abuse unit tests (test_abuse.c, test_abuse_shared.c): a
- * client address from text, and a session admitted or given back by
- * address. Include after <cmocka.h>.
+ * client address from text, a session admitted or given back by address,
+ * and an event function that counts bans started and ended. Include after
+ * <cmocka.h>.
  */
 #ifndef MAILEDGE_ABUSE_CLIENT_H
 #define MAILEDGE_ABUSE_CLIENT_H
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "abuse.h"
+
+struct events {
+    int starts, ends;
+    char last[ABUSE_KEY_STRLEN];
+    const char *last_why;
+    enum abuse_ban_reason last_reason;
+};
+
+static void
+on_event(void *arg, const struct abuse_event *ev)
+{
+    struct events *e = arg;
+    if (ev->start)
+        e->starts++;
+    else
+        e->ends++;
+    snprintf(e->last, sizeof(e->last), "%s", ev->text);
+    e->last_why = ev->why;
+    e->last_reason = ev->reason;
+}
 
 static struct sockaddr_storage
 sa(const char *ip)

@@ -19,26 +19,6 @@
 #include "abuse_client.h"
 #include "cidr.h"
 
-struct events {
-    int starts, ends;
-    char last[ABUSE_KEY_STRLEN];
-    const char *last_why;
-    enum abuse_ban_reason last_reason;
-};
-
-static void
-on_event(void *arg, const struct abuse_event *ev)
-{
-    struct events *e = arg;
-    if (ev->start)
-        e->starts++;
-    else
-        e->ends++;
-    snprintf(e->last, sizeof(e->last), "%s", ev->text);
-    e->last_why = ev->why;
-    e->last_reason = ev->reason;
-}
-
 static struct abuse *
 table(size_t cap, const struct abuse_policy *p, struct events *ev)
 {

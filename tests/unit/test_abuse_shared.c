@@ -25,20 +25,6 @@
 #include "cidr.h"
 #include "shm.h"
 
-struct events {
-    int starts, ends;
-};
-
-static void
-on_event(void *arg, const struct abuse_event *ev)
-{
-    struct events *e = arg;
-    if (ev->start)
-        e->starts++;
-    else
-        e->ends++;
-}
-
 /* Worker <w> of 2's handle on the table "smtp" of <s>. */
 static struct abuse *
 handle(struct shm *s, unsigned w, const struct abuse_policy *p, struct events *ev)
