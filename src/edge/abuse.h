@@ -8,6 +8,11 @@
  * use; a flood of distinct addresses evicts idle entries and can never grow
  * it (docs/config.md, "Abuse control"). Bans added by hand (the admin
  * endpoint) are prefixes in a short separate list.
+ *
+ * In the daemon a table is one per host: a block of the shared region
+ * (src/base/shm.h) per listener name, which every worker's handle uses
+ * under the table's lock, so a ban, limit per-ip and limit rate hold
+ * across workers. Without a region (the unit tests) it is private memory.
  */
 #ifndef MAILEDGE_ABUSE_H
 #define MAILEDGE_ABUSE_H
@@ -54,6 +59,12 @@ struct abuse_policy {
     size_t nallow;
 };
 
+/*
+ * The stats of a table. Shared tables are one per host: these numbers are
+ * already the host's, the same in every worker, and must be shown once,
+ * never summed over workers (only "dominant" counts what the workers
+ * watched, each its own sessions, as one host-wide sum as well).
+ */
 struct abuse_stats {
     uint64_t refused[ABUSE_VERDICT_COUNT]; /* by verdict; [ABUSE_ADMIT] unused */
     uint64_t pregreet;        /* clients that spoke before the greeting */
@@ -88,17 +99,39 @@ struct abuse_ticket {
 };
 
 struct abuse;
+struct shm;
+
+/* Where a shared table lives and who is using it. */
+struct abuse_share {
+    struct shm *shm;           /* the host's region (shm_host()) */
+    const char *name;          /* the listener's name: the block "abuse/<name>" */
+    unsigned worker;           /* this worker's index (shm_worker()) */
+    unsigned nworkers;         /* how many there are (shm_nworkers()) */
+};
 
 /*
- * A table for at most <cap> keys (clamped to ABUSE_TABLE_MIN..MAX), hashed
- * with <seed> (random, so that an attacker cannot aim at one chain). <fn>
- * hears of bans starting and ending. NULL when out of memory.
+ * A handle on a table for at most <cap> keys (clamped to
+ * ABUSE_TABLE_MIN..MAX), hashed with <seed> (random, so that an attacker
+ * cannot aim at one chain). <fn> hears of the bans this handle's calls
+ * start and end, after the call released the table's lock. <sh> NULL: a
+ * private table. Else the shared table of <sh>->name, made with <cap> and
+ * <seed> by the first handle (later ones use what it made), and the
+ * sessions this worker counted in it are zeroed (a restarted worker's
+ * predecessor's). NULL when out of memory, or when the region is full.
  */
-struct abuse *abuse_new(size_t cap, uint64_t seed, abuse_event_fn *fn, void *arg);
+struct abuse *abuse_new(size_t cap, uint64_t seed, abuse_event_fn *fn, void *arg,
+                        const struct abuse_share *sh);
+
+/* Frees the handle; the last one on a shared table frees its slots. */
 void abuse_free(struct abuse *t);
 
-/* Sets or replaces the policy (the allow list is referenced, not copied). */
-void abuse_set_policy(struct abuse *t, const struct abuse_policy *p);
+/*
+ * Sets or replaces the policy of this handle (the allow list is
+ * referenced, not copied). The table's slots are allocated the first time
+ * a policy limits anything: -1 when there is no memory for them (the
+ * policy is set; clients are then admitted uncounted).
+ */
+int abuse_set_policy(struct abuse *t, const struct abuse_policy *p);
 
 /* True when the policy limits or bans anything on its own. */
 bool abuse_policy_active(const struct abuse_policy *p);
@@ -157,21 +190,23 @@ int abuse_ban_add(struct abuse *t, const struct cidr *c, uint64_t until_ms, uint
  */
 size_t abuse_ban_remove(struct abuse *t, const struct cidr *c, uint64_t now_ms);
 
-/* Calls <fn> for every ban in force. */
+/* Calls <fn> for every ban in force (under a shared table's lock: <fn> only formats). */
 typedef void abuse_ban_fn(void *arg, const char *text, enum abuse_ban_reason reason,
                           uint64_t until_ms);
 void abuse_bans_each(const struct abuse *t, uint64_t now_ms, abuse_ban_fn *fn, void *arg);
 
 /*
  * Housekeeping, about once a second: ends expired bans (the event function
- * hears of each) and drops keys that hold no state worth keeping.
+ * hears of each) and drops keys that hold no state worth keeping. A shared
+ * table is swept by the first worker that calls 500 ms after the last sweep;
+ * the others' calls return at once.
  */
 void abuse_sweep(struct abuse *t, uint64_t now_ms);
 
 const struct abuse_stats *abuse_stats(const struct abuse *t);
 size_t abuse_capacity(const struct abuse *t);
 
-/* Live sessions counted over all keys (a reload frees an old table only at 0). */
+/* Live sessions counted over all keys and workers. */
 uint64_t abuse_live(const struct abuse *t);
 
 /* "limit_per_ip", "limit_rate", "pregreet", "admin" */

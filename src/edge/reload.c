@@ -613,7 +613,13 @@ set_policy(struct abuse *t, const struct conf_listener *lc)
                              .v6_prefix = lc->limit_v6_prefix,
                              .allow = lc->allow,
                              .nallow = lc->nallow};
-    abuse_set_policy(t, &p);
+    if (abuse_set_policy(t, &p) == -1) {
+        log_begin(LOG_WARN, "abuse");
+        log_str("listener", lc->name);
+        log_u64("table", abuse_capacity(t));
+        log_str("error", "no memory for the table: clients are admitted uncounted");
+        log_end();
+    }
 }
 
 static const struct conf_listener *
@@ -644,7 +650,7 @@ abuse_install(struct worker *w)
         } else {
             /* Gone: no limits, and no allow list pointing into an old conf. */
             struct abuse_policy none = {.v6_prefix = 64};
-            abuse_set_policy(wa->t, &none);
+            (void)abuse_set_policy(wa->t, &none);
         }
     }
     for (size_t i = 0; i < w->metrics.nlisteners; i++) {

@@ -11,6 +11,7 @@
 #include "abuse.h"
 #include "log.h"
 #include "relay.h"
+#include "shm.h"
 #include "util.h"
 
 #define POOL_IDLE 256   /* empty pipes and buffers kept for reuse */
@@ -72,8 +73,17 @@ abuse_make(void *arg, const char *name)
     wa->w = x->w;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = x->w->id_seed ^ (uint64_t)(uintptr_t)wa;
-    /* The size is the one configured when the name first appears. */
-    if ((wa->t = abuse_new(x->lc->limit_table, seed, on_ban_event, wa)) == NULL) {
+    /* One table per host and name (abuse.h); its size and seed are those
+     * of the worker that made it, when the name first appeared. */
+    struct abuse_share sh = {.shm = shm_host(), .name = name, .worker = shm_worker(),
+                             .nworkers = shm_nworkers()};
+    if ((wa->t = abuse_new(x->lc->limit_table, seed, on_ban_event, wa,
+                           sh.shm != NULL ? &sh : NULL)) == NULL) {
+        log_begin(LOG_ERROR, "abuse");
+        log_str("listener", name);
+        log_str("error", sh.shm != NULL ? "no room in the shared region for its table"
+                                        : "out of memory");
+        log_end();
         free(wa);
         return NULL;
     }
