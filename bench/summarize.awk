@@ -97,17 +97,24 @@ END {
     }
 
     # label | test | key | printf format | does "direct" have a value | better
-    # | the target shown in the mailedge column (default mailedge)
+    # ("i": no ratios, it explains the row above) | the target shown in the
+    # mailedge column (default mailedge)
     nrow = split("short sessions/s (c=" conc ")|short|rate|%.0f|y|hi;" \
                  "  session p50 us|short|p50_us|%.0f|y|lo;" \
                  "  session p99 us|short|p99_us|%.0f|y|lo;" \
                  "  proxy CPU us/session|short|cpu_us_per_session|%.1f|n|lo;" \
+                 "    of it in the kernel %|short|sys_pct|%.0f|n|i;" \
                  "  proxy core busy us/session|short|core_us_per_session|%.1f|n|lo;" \
+                 "  load generator CPU us/session|short|lg_cpu_us_per_session|%.1f|y|i;" \
+                 "  machine busy % (all CPUs)|short|machine_busy_pct|%.0f|y|i;" \
                  "bulk one way Gbit/s|up|gbps|%.2f|y|hi;" \
                  "  proxy CPU ms/GB|up|cpu_ms_per_gb|%.0f|n|lo;" \
+                 "    of it in the kernel %|up|sys_pct|%.1f|n|i;" \
                  "  proxy core busy ms/GB|up|core_ms_per_gb|%.0f|n|lo;" \
+                 "  load generator CPU ms/GB|up|lg_cpu_ms_per_gb|%.0f|y|i;" \
                  "bulk both ways Gbit/s (sum)|both|gbps|%.2f|y|hi;" \
                  "  proxy CPU ms/GB|both|cpu_ms_per_gb|%.0f|n|lo;" \
+                 "    of it in the kernel %|both|sys_pct|%.1f|n|i;" \
                  "  proxy core busy ms/GB|both|core_ms_per_gb|%.0f|n|lo;" \
                  "idle: proxy RSS B/session|idle|rss_b_per_session|%.0f|n|lo;" \
                  "idle: kernel B/session, all|idle|kernel_b_per_session|%.0f|y|lo;" \
@@ -143,6 +150,17 @@ END {
         g = get("nginx", c[2], c[3])
         if (d == "" && m == "" && ha == "" && hs == "" && g == "")
             continue    # a test this run left out
+        if (c[6] == "i") {
+            # A figure that explains the row above it: HAProxy's value from
+            # the variant that row chose, and no ratios.
+            h = which == " a" ? ha : which == " s" ? hs : ""
+            line = sprintf("%-34s %8s %8s", c[1], fmt(d, c[4]), fmt(m, c[4]))
+            if (hb) line = line sprintf(" %8s", fmt(b, c[4]))
+            line = line sprintf(" %8s %8s %8s %10s", fmt(ha, c[4]), fmt(hs, c[4]), fmt(g, c[4]), \
+                                fmt(h, c[4]) (h == "" ? "" : which))
+            print line
+            continue
+        }
         h = better(ha, hs, c[6])
         which = h == "" ? "" : (ha != "" && h == ha) ? " a" : " s"
         line = sprintf("%-34s %8s %8s", c[1], fmt(d, c[4]), fmt(m, c[4]))
