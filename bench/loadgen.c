@@ -23,6 +23,7 @@
  *   -w SECONDS     warm-up before measuring (default 0.3); idle: settling time
  *                  between the last session opened and the memory sample
  *   -p PID,PID...  processes whose CPU (utime+stime) and RSS are sampled
+ *   -b PID         the server's process, whose CPU is sampled too
  *   -k CPU         CPU whose busy time (/proc/stat) is sampled too
  *   -v             idle: print the slab caches that grew, per session, on stderr
  *
@@ -76,6 +77,8 @@ struct sample {
     long long proc_ticks; /* utime+stime of the -p processes */
     long long sys_ticks;  /* stime of the -p processes: their kernel share */
     long long self_us;    /* this process's own CPU (getrusage) */
+    long long be_ticks;   /* utime+stime of the -b process (the server) */
+    long long wait_ns;    /* time the -p processes' threads waited to run */
     long long all_busy, all_ticks; /* /proc/stat, all CPUs: busy and all ticks */
     long long core_ticks; /* busy ticks of CPU -k */
     long long rss_kb;     /* VmRSS of the -p processes */
@@ -93,7 +96,7 @@ static uint32_t src_first;
 static int nsrc = 16, conc = 50, core = -1;
 static long nmax = 100000;
 static double dur = 3, warm = 0.3;
-static int pids[MAX_PIDS], npids;
+static int pids[MAX_PIDS], npids, be_pid;
 static int epfd;
 static struct conn *conns;
 static uint64_t src_next;
@@ -124,7 +127,7 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: loadgen probe|short|up|both|idle -a ADDR:PORT [-S SRC] [-s N] [-c N]"
-                    " [-n N] [-t S] [-w S] [-p PID,...] [-k CPU]\n");
+                    " [-n N] [-t S] [-w S] [-p PID,...] [-b PID] [-k CPU]\n");
     exit(2);
 }
 
@@ -221,6 +224,36 @@ proc_status_sum(int pid, const char *const keys[], int nkeys)
                 sum += strtoll(line + kl, NULL, 10);
         }
     fclose(f);
+    return sum;
+}
+
+/* Time the threads of a process spent runnable but waiting for a CPU
+ * (/proc/PID/task/TID/schedstat, second field): what a busy machine costs a
+ * process on top of its own work. */
+static long long
+proc_wait_ns(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return 0;
+    long long sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p2[96];
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%.16s/schedstat", pid, e->d_name);
+        FILE *f = fopen(p2, "r");
+        if (f == NULL)
+            continue;
+        unsigned long long run, wait;
+        if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+            sum += (long long)wait;
+        fclose(f);
+    }
+    closedir(d);
     return sum;
 }
 
@@ -437,9 +470,12 @@ take(struct sample *s, bool memory, struct slabsnap *snap)
     s->proc_ticks = 0;
     s->sys_ticks = 0;
     s->self_us = self_cpu_us();
+    long long be_sys = 0;
+    s->be_ticks = be_pid > 0 ? proc_ticks(be_pid, &be_sys) : 0;
     machine_ticks(&s->all_busy, &s->all_ticks);
     s->rss_kb = 0;
     s->ctxsw = 0;
+    s->wait_ns = 0;
     s->ipis = ipi_count();
     for (int i = 0; i < npids; i++) {
         long long t = proc_ticks(pids[i], &s->sys_ticks);
@@ -447,6 +483,7 @@ take(struct sample *s, bool memory, struct slabsnap *snap)
             fail("proc_gone", 0);
         s->proc_ticks += t;
         s->ctxsw += proc_ctxsw(pids[i]);
+        s->wait_ns += proc_wait_ns(pids[i]);
         if (memory)
             s->rss_kb += proc_rss_kb(pids[i]);
     }
@@ -466,16 +503,19 @@ ticks_ms(long long t)
 }
 
 /* The figures that say where the window's CPU went: the -p processes'
- * kernel share, this load generator's own CPU per unit (a session, or 1 GB)
- * and how busy the whole machine was. */
+ * kernel share and time spent waiting for a CPU, the CPU of this load
+ * generator and of the -b server per unit (a session, or 1 GB; <scale>
+ * microseconds make the unit of <key>), and how busy the whole machine was. */
 static void
-print_shares(const struct sample *s0, const struct sample *s1, double units, const char *lg_key,
-             double lg_scale)
+print_shares(const struct sample *s0, const struct sample *s1, double units, const char *key,
+             double scale)
 {
     long long cpu = s1->proc_ticks - s0->proc_ticks, all = s1->all_ticks - s0->all_ticks;
-    printf(" sys_pct=%.1f %s=%.2f machine_busy_pct=%.1f",
-           cpu > 0 ? 100.0 * (double)(s1->sys_ticks - s0->sys_ticks) / (double)cpu : 0, lg_key,
-           units > 0 ? (double)(s1->self_us - s0->self_us) / lg_scale / units : 0,
+    printf(" sys_pct=%.1f lg_%s=%.2f be_%s=%.2f wait_%s=%.2f machine_busy_pct=%.1f",
+           cpu > 0 ? 100.0 * (double)(s1->sys_ticks - s0->sys_ticks) / (double)cpu : 0, key,
+           units > 0 ? (double)(s1->self_us - s0->self_us) / scale / units : 0, key,
+           units > 0 ? ticks_ms(s1->be_ticks - s0->be_ticks) * 1000.0 / scale / units : 0,
+           key, units > 0 ? (double)(s1->wait_ns - s0->wait_ns) / 1000.0 / scale / units : 0,
            all > 0 ? 100.0 * (double)(s1->all_busy - s0->all_busy) / (double)all : 0);
 }
 
@@ -712,7 +752,7 @@ run_short(void)
            nlat ? (double)(s1.ipis - s0.ipis) / (double)nlat : 0,
            nlat ? (double)(s1.ctxsw - s0.ctxsw) / (double)nlat : 0, errors,
            last_error[0] ? last_error : "-");
-    print_shares(&s0, &s1, (double)nlat, "lg_cpu_us_per_session", 1.0);
+    print_shares(&s0, &s1, (double)nlat, "cpu_us_per_session", 1.0);
     printf("\n");
     return errors == 0 && nlat > 0 ? 0 : 1;
 }
@@ -904,7 +944,7 @@ run_bulk(bool both)
            gb > 0 ? (double)(s1.ipis - s0.ipis) / (gb * 1000) : 0,
            gb > 0 ? (double)(s1.ctxsw - s0.ctxsw) / (gb * 1000) : 0, (long long)done_total, errors,
            last_error[0] ? last_error : "-");
-    print_shares(&s0, &s1, gb, "lg_cpu_ms_per_gb", 1000.0);
+    print_shares(&s0, &s1, gb, "cpu_ms_per_gb", 1000.0);
     printf("\n");
     return errors == 0 && measured && gb > 0 ? 0 : 1;
 }
@@ -1078,7 +1118,7 @@ main(int argc, char **argv)
     const char *addr = NULL, *srcs = "127.77.1.1";
     int ch;
     optind = 2;
-    while ((ch = getopt(argc, argv, "a:S:s:c:n:t:w:p:k:v")) != -1) {
+    while ((ch = getopt(argc, argv, "a:S:s:c:n:t:w:p:b:k:v")) != -1) {
         switch (ch) {
         case 'v':
             verbose = true;
@@ -1106,6 +1146,9 @@ main(int argc, char **argv)
             break;
         case 'k':
             core = atoi(optarg);
+            break;
+        case 'b':
+            be_pid = atoi(optarg);
             break;
         case 'p':
             for (char *tok = strtok(optarg, ","); tok != NULL && npids < MAX_PIDS;

@@ -397,6 +397,7 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
     echo "  net:         ip_local_port_range $(tr '\t' ' ' </proc/sys/net/ipv4/ip_local_port_range)," \
          "tcp_tw_reuse $(cat /proc/sys/net/ipv4/tcp_tw_reuse), somaxconn $(cat /proc/sys/net/core/somaxconn)"
     echo "  load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "  nice:        $(nice) (of the bench and everything it starts; 0 unless run under nice)"
     echo "  busiest other processes at start (pid %cpu elapsed command):"
     ps -eo pid=,pcpu=,etime=,comm= --sort=-pcpu 2>/dev/null | awk -v me=$$ '$1 != me' | head -3 | sed 's/^/    /'
     echo "software"
@@ -441,7 +442,7 @@ measure() { # round target test
     both)  args="both -c $STREAMS -t $SECS -w $WARM" ;;
     esac
     # shellcheck disable=SC2086
-    if line=$($PIN_LOAD "$LG" $args -a "$a" $p $CORE_ARG 2>"$TMP/lg.err"); then rc=0; else rc=$?; fi
+    if line=$($PIN_LOAD "$LG" $args -a "$a" $p -b "$BE_PID" $CORE_ARG 2>"$TMP/lg.err"); then rc=0; else rc=$?; fi
     [ -n "$line" ] || line="no_output=1 $(tr '\n' ' ' <"$TMP/lg.err")"
     echo "round=$r target=$t test=$x rc=$rc $line" >>"$RAW"
     [ "$x" != idle ] || sed "s/^slab /round=$r target=$t /" "$TMP/lg.err" >>"$TMP/slab.txt"
