@@ -290,7 +290,7 @@ children_of() {
 # wait_listeners PORT N: up to 5 s for N sockets listening on $ADDR:PORT
 # (/proc/net/tcp, state 0A).
 wait_listeners() {
-    want=$(printf '%02X%02X%02X%02X:%04X' $(echo $ADDR | awk -F. '{ print $4, $3, $2, $1 }') "$1")
+    want=$(echo "$ADDR $1" | awk '{ split($1, a, "."); printf "%02X%02X%02X%02X:%04X", a[4], a[3], a[2], a[1], $2 }')
     i=0
     while [ "$(awk -v a="$want" '$2 == a && $4 == "0A"' /proc/net/tcp | wc -l)" -lt "$2" ]; do
         [ $i -lt 50 ] || die "fewer than $2 workers listen on $ADDR:$1"
