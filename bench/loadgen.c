@@ -23,6 +23,7 @@
  *   -w SECONDS     warm-up before measuring (default 0.3); idle: settling time
  *                  between the last session opened and the memory sample
  *   -p PID,PID...  processes whose CPU (utime+stime) and RSS are sampled
+ *   -b PID         the server's process, whose CPU is sampled too
  *   -k CPU         CPU whose busy time (/proc/stat) is sampled too
  *   -v             idle: print the slab caches that grew, per session, on stderr
  *
@@ -74,6 +75,11 @@ struct conn {
 struct sample {
     uint64_t ns;
     long long proc_ticks; /* utime+stime of the -p processes */
+    long long sys_ticks;  /* stime of the -p processes: their kernel share */
+    long long self_us;    /* this process's own CPU (getrusage) */
+    long long be_ticks;   /* utime+stime of the -b process (the server) */
+    long long wait_ns;    /* time the -p processes' threads waited to run */
+    long long all_busy, all_ticks; /* /proc/stat, all CPUs: busy and all ticks */
     long long core_ticks; /* busy ticks of CPU -k */
     long long rss_kb;     /* VmRSS of the -p processes */
     long long slab_b;     /* active slab objects, /proc/slabinfo */
@@ -90,7 +96,7 @@ static uint32_t src_first;
 static int nsrc = 16, conc = 50, core = -1;
 static long nmax = 100000;
 static double dur = 3, warm = 0.3;
-static int pids[MAX_PIDS], npids;
+static int pids[MAX_PIDS], npids, be_pid;
 static int epfd;
 static struct conn *conns;
 static uint64_t src_next;
@@ -121,7 +127,7 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: loadgen probe|short|up|both|idle -a ADDR:PORT [-S SRC] [-s N] [-c N]"
-                    " [-n N] [-t S] [-w S] [-p PID,...] [-k CPU]\n");
+                    " [-n N] [-t S] [-w S] [-p PID,...] [-b PID] [-k CPU]\n");
     exit(2);
 }
 
@@ -143,7 +149,7 @@ parse_addr(const char *s, struct sockaddr_in *sa)
 /* --- sampling /proc ------------------------------------------------------ */
 
 static long long
-proc_ticks(int pid)
+proc_ticks(int pid, long long *sys)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", pid);
@@ -168,6 +174,7 @@ proc_ticks(int pid)
             break;
         }
     }
+    *sys += (long long)st;
     return (long long)(ut + st);
 }
 
@@ -220,6 +227,36 @@ proc_status_sum(int pid, const char *const keys[], int nkeys)
     return sum;
 }
 
+/* Time the threads of a process spent runnable but waiting for a CPU
+ * (/proc/PID/task/TID/schedstat, second field): what a busy machine costs a
+ * process on top of its own work. */
+static long long
+proc_wait_ns(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return 0;
+    long long sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p2[96];
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%.16s/schedstat", pid, e->d_name);
+        FILE *f = fopen(p2, "r");
+        if (f == NULL)
+            continue;
+        unsigned long long run, wait;
+        if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+            sum += (long long)wait;
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
 static long long
 proc_ctxsw(int pid)
 {
@@ -242,6 +279,35 @@ proc_rss_kb(int pid)
             break;
     fclose(f);
     return kb;
+}
+
+/* Busy and all ticks of the whole machine ("cpu " line of /proc/stat):
+ * the load other processes put on it shows as busy time the bench's own
+ * processes do not account for. */
+static void
+machine_ticks(long long *busy, long long *all)
+{
+    *busy = *all = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL)
+        return;
+    unsigned long long us, ni, sy, id, io, irq, sirq, st;
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &us, &ni, &sy, &id, &io, &irq,
+               &sirq, &st) == 8) {
+        *busy = (long long)(us + ni + sy + irq + sirq + st);
+        *all = *busy + (long long)(id + io);
+    }
+    fclose(f);
+}
+
+static long long
+self_cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == -1)
+        return 0;
+    return (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
 }
 
 static long long
@@ -402,15 +468,22 @@ take(struct sample *s, bool memory, struct slabsnap *snap)
 {
     s->ns = now_ns();
     s->proc_ticks = 0;
+    s->sys_ticks = 0;
+    s->self_us = self_cpu_us();
+    long long be_sys = 0;
+    s->be_ticks = be_pid > 0 ? proc_ticks(be_pid, &be_sys) : 0;
+    machine_ticks(&s->all_busy, &s->all_ticks);
     s->rss_kb = 0;
     s->ctxsw = 0;
+    s->wait_ns = 0;
     s->ipis = ipi_count();
     for (int i = 0; i < npids; i++) {
-        long long t = proc_ticks(pids[i]);
+        long long t = proc_ticks(pids[i], &s->sys_ticks);
         if (t < 0)
             fail("proc_gone", 0);
         s->proc_ticks += t;
         s->ctxsw += proc_ctxsw(pids[i]);
+        s->wait_ns += proc_wait_ns(pids[i]);
         if (memory)
             s->rss_kb += proc_rss_kb(pids[i]);
     }
@@ -427,6 +500,23 @@ static double
 ticks_ms(long long t)
 {
     return (double)t * 1000.0 / (double)clk_tck;
+}
+
+/* The figures that say where the window's CPU went: the -p processes'
+ * kernel share and time spent waiting for a CPU, the CPU of this load
+ * generator and of the -b server per unit (a session, or 1 GB; <scale>
+ * microseconds make the unit of <key>), and how busy the whole machine was. */
+static void
+print_shares(const struct sample *s0, const struct sample *s1, double units, const char *key,
+             double scale)
+{
+    long long cpu = s1->proc_ticks - s0->proc_ticks, all = s1->all_ticks - s0->all_ticks;
+    printf(" sys_pct=%.1f lg_%s=%.2f be_%s=%.2f wait_%s=%.2f machine_busy_pct=%.1f",
+           cpu > 0 ? 100.0 * (double)(s1->sys_ticks - s0->sys_ticks) / (double)cpu : 0, key,
+           units > 0 ? (double)(s1->self_us - s0->self_us) / scale / units : 0, key,
+           units > 0 ? ticks_ms(s1->be_ticks - s0->be_ticks) * 1000.0 / scale / units : 0,
+           key, units > 0 ? (double)(s1->wait_ns - s0->wait_ns) / 1000.0 / scale / units : 0,
+           all > 0 ? 100.0 * (double)(s1->all_busy - s0->all_busy) / (double)all : 0);
 }
 
 /* --- connections --------------------------------------------------------- */
@@ -655,13 +745,15 @@ run_short(void)
     double core_ms = ticks_ms(s1.core_ticks - s0.core_ticks);
     printf("sessions=%ld secs=%.3f rate=%.0f p50_us=%.1f p99_us=%.1f mean_us=%.1f "
            "cpu_ms=%.0f core_ms=%.0f cpu_us_per_session=%.2f core_us_per_session=%.2f "
-           "ipi_per_session=%.2f ctxsw_per_session=%.2f errors=%ld last_error=%s\n",
+           "ipi_per_session=%.2f ctxsw_per_session=%.2f errors=%ld last_error=%s",
            nlat, secs, secs > 0 ? (double)nlat / secs : 0, pct_us(0.50), pct_us(0.99),
            nlat ? sum / (double)nlat / 1000.0 : 0, cpu_ms, core_ms,
            nlat ? cpu_ms * 1000.0 / (double)nlat : 0, nlat ? core_ms * 1000.0 / (double)nlat : 0,
            nlat ? (double)(s1.ipis - s0.ipis) / (double)nlat : 0,
            nlat ? (double)(s1.ctxsw - s0.ctxsw) / (double)nlat : 0, errors,
            last_error[0] ? last_error : "-");
+    print_shares(&s0, &s1, (double)nlat, "cpu_us_per_session", 1.0);
+    printf("\n");
     return errors == 0 && nlat > 0 ? 0 : 1;
 }
 
@@ -844,7 +936,7 @@ run_bulk(bool both)
     double core_ms = ticks_ms(s1.core_ticks - s0.core_ticks);
     printf("streams=%d secs=%.3f up_bytes=%llu down_bytes=%llu gbps=%.2f up_gbps=%.2f "
            "down_gbps=%.2f cpu_ms=%.0f core_ms=%.0f cpu_ms_per_gb=%.1f core_ms_per_gb=%.1f "
-           "ipi_per_mb=%.2f ctxsw_per_mb=%.2f verified=%lld errors=%ld last_error=%s\n",
+           "ipi_per_mb=%.2f ctxsw_per_mb=%.2f verified=%lld errors=%ld last_error=%s",
            conc, secs, (unsigned long long)up, (unsigned long long)down,
            secs > 0 ? gb * 8 / secs : 0, secs > 0 ? (double)up * 8 / 1e9 / secs : 0,
            secs > 0 ? (double)down * 8 / 1e9 / secs : 0, cpu_ms, core_ms,
@@ -852,6 +944,8 @@ run_bulk(bool both)
            gb > 0 ? (double)(s1.ipis - s0.ipis) / (gb * 1000) : 0,
            gb > 0 ? (double)(s1.ctxsw - s0.ctxsw) / (gb * 1000) : 0, (long long)done_total, errors,
            last_error[0] ? last_error : "-");
+    print_shares(&s0, &s1, gb, "cpu_ms_per_gb", 1000.0);
+    printf("\n");
     return errors == 0 && measured && gb > 0 ? 0 : 1;
 }
 
@@ -1024,7 +1118,7 @@ main(int argc, char **argv)
     const char *addr = NULL, *srcs = "127.77.1.1";
     int ch;
     optind = 2;
-    while ((ch = getopt(argc, argv, "a:S:s:c:n:t:w:p:k:v")) != -1) {
+    while ((ch = getopt(argc, argv, "a:S:s:c:n:t:w:p:b:k:v")) != -1) {
         switch (ch) {
         case 'v':
             verbose = true;
@@ -1052,6 +1146,9 @@ main(int argc, char **argv)
             break;
         case 'k':
             core = atoi(optarg);
+            break;
+        case 'b':
+            be_pid = atoi(optarg);
             break;
         case 'p':
             for (char *tok = strtok(optarg, ","); tok != NULL && npids < MAX_PIDS;

@@ -16,6 +16,7 @@
 #              100 us before sleeping (bench/shim/spin.c), HAProxy, HAProxy
 #              with busy-polling; unloaded latency and short sessions
 #
+# (bench/shim/sharedaccept.c is built here too, run by hand: its header.)
 # The shims are measurement tools (LD_PRELOAD), not proposals of code: they
 # show what a change in src/ would buy before anyone writes it. Same layout
 # as bench/run.sh (loopback 127.77.0.1, proxy on cpu 1, load on cpu 0),
@@ -47,7 +48,7 @@ for t in backend loadgen; do
     # shellcheck disable=SC2086
     $CC $BFLAGS -o "$OUTDIR/$t" "bench/$t.c" -lm || die "cannot build bench/$t.c"
 done
-for t in pipesize spin; do
+for t in pipesize spin sharedaccept; do
     # shellcheck disable=SC2086
     $CC $BFLAGS -shared -fPIC -o "$OUTDIR/shim-$t.so" "bench/shim/$t.c" -ldl || die "cannot build shim $t"
 done

@@ -164,17 +164,18 @@ MAILEDGE_WORKERS_NOTE=""
 write_configs() {
     n=$1
     wl=""
+    MAILEDGE_WORKERS=1
     MAILEDGE_WORKERS_NOTE="one worker"
-    if [ "$n" -gt 1 ]; then
-        # `workers N` is issue 19's other half; until the binary knows it,
-        # mailedge runs its one worker and the table says so.
-        printf 'global {\n    workers %s\n}\n%s\n' "$n" "$PROBE_BODY" >"$TMP/workers-probe.conf"
-        if "$BIN" -t -c "$TMP/workers-probe.conf" >/dev/null 2>&1; then
-            wl="    workers $n"; MAILEDGE_WORKERS_NOTE="workers $n"
-        else
-            MAILEDGE_WORKERS_NOTE="one worker: this binary refuses 'workers $n'"
-            note "mailedge -t refuses 'workers $n': mailedge runs one worker in this run"
-        fi
+    # `workers N` is written out, 1 too (the default may be the number of
+    # CPUs); a binary without it runs its one worker and the table says so.
+    printf 'global {\n    workers %s\n}\n%s\n' "$n" "$PROBE_BODY" >"$TMP/workers-probe.conf"
+    if "$BIN" -t -c "$TMP/workers-probe.conf" >/dev/null 2>&1 &&
+        { [ -z "$BASE_BIN" ] || "$BASE_BIN" -t -c "$TMP/workers-probe.conf" >/dev/null 2>&1; }; then
+        wl="    workers $n"; MAILEDGE_WORKERS=$n
+        [ "$n" = 1 ] || MAILEDGE_WORKERS_NOTE="workers $n"
+    elif [ "$n" -gt 1 ]; then
+        MAILEDGE_WORKERS_NOTE="one worker: this binary refuses 'workers $n'"
+        note "mailedge -t refuses 'workers $n': mailedge runs one worker in this run"
     fi
     for t in mailedge base mebusy; do
         extra=""
@@ -286,6 +287,17 @@ children_of() {
     fi
 }
 
+# wait_listeners PORT N: up to 5 s for N sockets listening on $ADDR:PORT
+# (/proc/net/tcp, state 0A).
+wait_listeners() {
+    want=$(echo "$ADDR $1" | awk '{ split($1, a, "."); printf "%02X%02X%02X%02X:%04X", a[4], a[3], a[2], a[1], $2 }')
+    i=0
+    while [ "$(awk -v a="$want" '$2 == a && $4 == "0A"' /proc/net/tcp | wc -l)" -lt "$2" ]; do
+        [ $i -lt 50 ] || die "fewer than $2 workers listen on $ADDR:$1"
+        sleep 0.1; i=$((i + 1))
+    done
+}
+
 probe() { # addr:port
     $PIN_LOAD "$LG" probe -a "$1" -t 5 >/dev/null 2>&1
 }
@@ -315,6 +327,9 @@ start_proxy() { # target -> sets PIDS_<target>
     STARTED="$STARTED $pid"
     eval "P=\$P_$t"
     probe "$ADDR:$P" || die "$t did not come up on $ADDR:$P (logs in $TMP, BENCH_KEEP=1 keeps them)"
+    # Several workers: measure once every one of them listens (SO_REUSEPORT
+    # spreads clients only over the sockets bound so far).
+    case $t in mailedge|base|mebusy) wait_listeners "$P" "$MAILEDGE_WORKERS" ;; esac
     pids=$pid
     for c in $(children_of "$pid"); do pids="$pids,$c"; done
     eval "PIDS_$t=\$pids MAIN_$t=\$pid"
@@ -382,6 +397,7 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
     echo "  net:         ip_local_port_range $(tr '\t' ' ' </proc/sys/net/ipv4/ip_local_port_range)," \
          "tcp_tw_reuse $(cat /proc/sys/net/ipv4/tcp_tw_reuse), somaxconn $(cat /proc/sys/net/core/somaxconn)"
     echo "  load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "  nice:        $(nice) (of the bench and everything it starts; 0 unless run under nice)"
     echo "  busiest other processes at start (pid %cpu elapsed command):"
     ps -eo pid=,pcpu=,etime=,comm= --sort=-pcpu 2>/dev/null | awk -v me=$$ '$1 != me' | head -3 | sed 's/^/    /'
     echo "software"
@@ -426,7 +442,7 @@ measure() { # round target test
     both)  args="both -c $STREAMS -t $SECS -w $WARM" ;;
     esac
     # shellcheck disable=SC2086
-    if line=$($PIN_LOAD "$LG" $args -a "$a" $p $CORE_ARG 2>"$TMP/lg.err"); then rc=0; else rc=$?; fi
+    if line=$($PIN_LOAD "$LG" $args -a "$a" $p -b "$BE_PID" $CORE_ARG 2>"$TMP/lg.err"); then rc=0; else rc=$?; fi
     [ -n "$line" ] || line="no_output=1 $(tr '\n' ' ' <"$TMP/lg.err")"
     echo "round=$r target=$t test=$x rc=$rc $line" >>"$RAW"
     [ "$x" != idle ] || sed "s/^slab /round=$r target=$t /" "$TMP/lg.err" >>"$TMP/slab.txt"

@@ -81,6 +81,39 @@ END {
     # Per-round differences against the direct connection of the same round.
     for (i = 1; i <= nr; i++) {
         r = rounds[i]
+        # CPU of client, server and proxy together, and what the proxy added
+        # to the direct connection's: on loopback, the kernel's work for a
+        # packet runs in the sender's or the receiver's context depending on
+        # timing, so some of a proxy's work can land on its peers, and back.
+        split("short cpu_us_per_session lg_cpu_us_per_session be_cpu_us_per_session;" \
+              "up cpu_ms_per_gb lg_cpu_ms_per_gb be_cpu_ms_per_gb;" \
+              "both cpu_ms_per_gb lg_cpu_ms_per_gb be_cpu_ms_per_gb", tot, ";")
+        for (j = 1; j <= nt; j++) {
+            t = T[j]
+            for (q = 1; q <= 3; q++) {
+                split(tot[q], f, " ")
+                if (!((t SUBSEP f[1] SUBSEP f[3] SUBSEP r) in val) || \
+                    !((t SUBSEP f[1] SUBSEP f[4] SUBSEP r) in val))
+                    continue
+                v = val[t, f[1], f[3], r] + val[t, f[1], f[4], r]
+                if (t != "direct") {
+                    if (!((t SUBSEP f[1] SUBSEP f[2] SUBSEP r) in val))
+                        continue
+                    v += val[t, f[1], f[2], r]
+                }
+                val[t, f[1], "all_cpu", r] = v
+            }
+        }
+        for (j = 1; j <= nt; j++) {
+            t = T[j]
+            for (q = 1; q <= 3; q++) {
+                split(tot[q], f, " ")
+                if (t != "direct" && (t SUBSEP f[1] SUBSEP "all_cpu" SUBSEP r) in val && \
+                    ("direct" SUBSEP f[1] SUBSEP "all_cpu" SUBSEP r) in val)
+                    val[t, f[1], "added_cpu", r] = val[t, f[1], "all_cpu", r] - \
+                        val["direct", f[1], "all_cpu", r]
+            }
+        }
         for (j = 1; j <= nt; j++) {
             t = T[j]
             if (t == "direct")
@@ -97,18 +130,36 @@ END {
     }
 
     # label | test | key | printf format | does "direct" have a value | better
-    # | the target shown in the mailedge column (default mailedge)
+    # ("i": no ratios, it explains the row above) | the target shown in the
+    # mailedge column (default mailedge)
     nrow = split("short sessions/s (c=" conc ")|short|rate|%.0f|y|hi;" \
                  "  session p50 us|short|p50_us|%.0f|y|lo;" \
                  "  session p99 us|short|p99_us|%.0f|y|lo;" \
                  "  proxy CPU us/session|short|cpu_us_per_session|%.1f|n|lo;" \
+                 "    of it in the kernel %|short|sys_pct|%.0f|n|i;" \
+                 "  proxy run-queue wait us/session|short|wait_cpu_us_per_session|%.1f|n|i;" \
                  "  proxy core busy us/session|short|core_us_per_session|%.1f|n|lo;" \
+                 "  load generator CPU us/session|short|lg_cpu_us_per_session|%.1f|y|i;" \
+                 "  backend CPU us/session|short|be_cpu_us_per_session|%.1f|y|i;" \
+                 "  client+server+proxy CPU us/session|short|all_cpu|%.1f|y|lo;" \
+                 "  added to direct's us/session|short|added_cpu|%.1f|n|lo;" \
+                 "  machine busy % (all CPUs)|short|machine_busy_pct|%.0f|y|i;" \
                  "bulk one way Gbit/s|up|gbps|%.2f|y|hi;" \
                  "  proxy CPU ms/GB|up|cpu_ms_per_gb|%.0f|n|lo;" \
+                 "    of it in the kernel %|up|sys_pct|%.1f|n|i;" \
                  "  proxy core busy ms/GB|up|core_ms_per_gb|%.0f|n|lo;" \
+                 "  load generator CPU ms/GB|up|lg_cpu_ms_per_gb|%.0f|y|i;" \
+                 "  backend CPU ms/GB|up|be_cpu_ms_per_gb|%.0f|y|i;" \
+                 "  client+server+proxy CPU ms/GB|up|all_cpu|%.0f|y|lo;" \
+                 "  added to direct's ms/GB|up|added_cpu|%.0f|n|lo;" \
                  "bulk both ways Gbit/s (sum)|both|gbps|%.2f|y|hi;" \
                  "  proxy CPU ms/GB|both|cpu_ms_per_gb|%.0f|n|lo;" \
+                 "    of it in the kernel %|both|sys_pct|%.1f|n|i;" \
                  "  proxy core busy ms/GB|both|core_ms_per_gb|%.0f|n|lo;" \
+                 "  load generator CPU ms/GB|both|lg_cpu_ms_per_gb|%.0f|y|i;" \
+                 "  backend CPU ms/GB|both|be_cpu_ms_per_gb|%.0f|y|i;" \
+                 "  client+server+proxy CPU ms/GB|both|all_cpu|%.0f|y|lo;" \
+                 "  added to direct's ms/GB|both|added_cpu|%.0f|n|lo;" \
                  "idle: proxy RSS B/session|idle|rss_b_per_session|%.0f|n|lo;" \
                  "idle: kernel B/session, all|idle|kernel_b_per_session|%.0f|y|lo;" \
                  "idle: kernel B/session, proxy|idle|kernel_proxy_b|%.0f|n|lo;" \
@@ -143,6 +194,17 @@ END {
         g = get("nginx", c[2], c[3])
         if (d == "" && m == "" && ha == "" && hs == "" && g == "")
             continue    # a test this run left out
+        if (c[6] == "i") {
+            # A figure that explains the row above it: HAProxy's value from
+            # the variant that row chose, and no ratios.
+            h = which == " a" ? ha : which == " s" ? hs : ""
+            line = sprintf("%-34s %8s %8s", c[1], fmt(d, c[4]), fmt(m, c[4]))
+            if (hb) line = line sprintf(" %8s", fmt(b, c[4]))
+            line = line sprintf(" %8s %8s %8s %10s", fmt(ha, c[4]), fmt(hs, c[4]), fmt(g, c[4]), \
+                                fmt(h, c[4]) (h == "" ? "" : which))
+            print line
+            continue
+        }
         h = better(ha, hs, c[6])
         which = h == "" ? "" : (ha != "" && h == ha) ? " a" : " s"
         line = sprintf("%-34s %8s %8s", c[1], fmt(d, c[4]), fmt(m, c[4]))
