@@ -77,18 +77,35 @@ boot_time(void)
     return bt;
 }
 
-int
-procstat_read(struct metrics_process *p)
+/* Start time and resident memory from <path> (a /proc/PID/stat). */
+static int
+read_stat(const char *path, struct metrics_process *p)
 {
     char buf[1024];
     uint64_t ticks, pages;
-    ssize_t len = slurp("/proc/self/stat", buf, sizeof(buf));
+    ssize_t len = slurp(path, buf, sizeof(buf));
     long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
     if (len < 0 || procstat_parse_stat(buf, (size_t)len, &ticks, &pages) == -1 || hz <= 0 ||
         page <= 0)
         return -1;
     p->start_time = boot_time() + ticks / (uint64_t)hz;
     p->resident_bytes = pages * (uint64_t)page;
+    return 0;
+}
+
+int
+procstat_read_pid(int pid, struct metrics_process *p)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    return read_stat(path, p);
+}
+
+int
+procstat_read(struct metrics_process *p)
+{
+    if (read_stat("/proc/self/stat", p) == -1)
+        return -1;
 
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
