@@ -68,12 +68,10 @@ slot_of(const void *own, size_t stride, unsigned k)
 struct metricshare_proc *
 metricshare_start(uint64_t pid, uint64_t started)
 {
-    const size_t stride = STRIDE(struct metricshare_proc);
-    void *blk = block("metrics", "workers", stride);
-    if (blk == NULL)
+    procs = block("metrics", "workers", STRIDE(struct metricshare_proc));
+    if (procs == NULL)
         fatal("metrics: cannot allocate the process table");
-    procs = blk;
-    struct metricshare_proc *p = mine(blk, stride);
+    struct metricshare_proc *p = metricshare_self();
     p->sessions = 0;
     p->open_fds = p->resident_bytes = 0;
     p->log_base = p->log_lines_failed;

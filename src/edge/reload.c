@@ -108,9 +108,9 @@ tables_build(struct worker *w, const struct conf *c, struct worker_counters *t)
     for (size_t i = 0; i < c->nbackends; i++)
         nservers += c->backends[i].nservers;
     memset(t, 0, sizeof(*t));
-    t->l = calloc(c->nlisteners + m->nl_all + 1, sizeof(*t->l));
-    t->s = calloc(nservers + m->ns_all + 1, sizeof(*t->s));
-    t->b = calloc(c->nbackends + m->nb_all + 1, sizeof(*t->b));
+    t->l = calloc(c->nlisteners + m->nl_all + 1, sizeof(struct metrics_listener *));
+    t->s = calloc(nservers + m->ns_all + 1, sizeof(struct metrics_server *));
+    t->b = calloc(c->nbackends + m->nb_all + 1, sizeof(struct metrics_backend *));
     if (t->l == NULL || t->s == NULL || t->b == NULL)
         goto oom;
 
