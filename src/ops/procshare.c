@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "loop.h"
 #include "metricshare.h"
 #include "procstat.h"
@@ -21,6 +22,7 @@ publish(struct metrics_process *p)
     if (procstat_read(p) == -1)
         return -1;
     struct metricshare_proc *me = metricshare_self();
+    __atomic_store_n(&me->log_lines_failed, me->log_base + log_lines_failed(), __ATOMIC_RELAXED);
     __atomic_store_n(&me->open_fds, p->open_fds, __ATOMIC_RELAXED);
     __atomic_store_n(&me->resident_bytes, p->resident_bytes, __ATOMIC_RELAXED);
     __atomic_store_n(&me->max_fds, p->max_fds, __ATOMIC_RELAXED);
@@ -38,6 +40,9 @@ on_publish(struct timer *t)
 int
 procshare_start(struct loop *loop)
 {
+    /* Worker 0 reads its own at each request; alone, it has nothing to publish. */
+    if (shm_worker() == 0)
+        return 0;
     if (loop_timer_reserve(loop, 1) == -1)
         return -1;
     pub.loop = loop;

@@ -16,7 +16,10 @@ struct loop;
 
 #define PROCSHARE_PUBLISH_MS 1000
 
-/* Publishes this worker's figures now and about every PROCSHARE_PUBLISH_MS. 0, or -1. */
+/*
+ * A worker other than 0: publishes its figures now and about every
+ * PROCSHARE_PUBLISH_MS (worker 0 reads its own when asked). 0, or -1.
+ */
 int procshare_start(struct loop *loop);
 void procshare_stop(struct loop *loop);
 
