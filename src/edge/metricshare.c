@@ -108,14 +108,20 @@ metricshare_running(unsigned k)
     return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
+/* This worker's slot of block <kind>/<name>; NULL: out of memory. */
+static void *
+take(const char *kind, const char *name, size_t stride)
+{
+    void *blk = block(kind, name, stride);
+    return blk != NULL ? mine(blk, stride) : NULL;
+}
+
 struct metrics_listener *
 metricshare_listener(const char *name)
 {
-    const size_t stride = STRIDE(struct metrics_listener);
-    void *blk = block("ml", name, stride);
-    if (blk == NULL)
+    struct metrics_listener *m = take("ml", name, STRIDE(struct metrics_listener));
+    if (m == NULL)
         return NULL;
-    struct metrics_listener *m = mine(blk, stride);
     m->name = name;
     m->abuse = NULL;
     m->active = 0;
@@ -125,13 +131,11 @@ metricshare_listener(const char *name)
 struct metrics_server *
 metricshare_server(const char *backend, const char *name)
 {
-    const size_t stride = STRIDE(struct metrics_server);
     char key[2 * 64];
     snprintf(key, sizeof(key), "%s/%s", backend, name);
-    void *blk = block("ms", key, stride);
-    if (blk == NULL)
+    struct metrics_server *m = take("ms", key, STRIDE(struct metrics_server));
+    if (m == NULL)
         return NULL;
-    struct metrics_server *m = mine(blk, stride);
     m->backend = backend;
     m->name = name;
     m->active = 0;
@@ -142,11 +146,9 @@ metricshare_server(const char *backend, const char *name)
 struct metrics_backend *
 metricshare_backend(const char *name)
 {
-    const size_t stride = STRIDE(struct metrics_backend);
-    void *blk = block("mb", name, stride);
-    if (blk == NULL)
+    struct metrics_backend *m = take("mb", name, STRIDE(struct metrics_backend));
+    if (m == NULL)
         return NULL;
-    struct metrics_backend *m = mine(blk, stride);
     m->name = name;
     m->queued = 0;
     return m;
