@@ -35,7 +35,10 @@ struct metrics_listener {
     uint64_t bytes_in, bytes_out;        /* of ended sessions */
     uint64_t proxy_errors[3];            /* by enum metrics_proxy_err */
     uint64_t refused_maxconn;            /* turned away at maxconn (src/edge/listener.c) */
-    const struct abuse_stats *abuse;     /* limits and bans (src/edge/abuse.c); NULL: none */
+    /* Limits and bans (src/edge/abuse.c); NULL: none. Never summed over
+     * workers: worker 0's, which are the host's once the abuse tables are
+     * in shared memory (issue 19). */
+    const struct abuse_stats *abuse;
 };
 
 /* One server of one backend. */

@@ -97,8 +97,8 @@ tables_free(struct worker_counters *t)
  * Builds the tables for <c>: the current config's entries first, in conf
  * order (the counters of the name when the worker has them, else its slots
  * taken now, src/edge/metricshare.h), then every entry of a name no longer
- * configured. Returns 0 or -1 (memory). Slots taken stay the worker's
- * either way: a later attempt finds them by name.
+ * configured. Returns 0 or -1 (memory); a slot taken before the failure
+ * is taken again by a later attempt (its shared block is found by name).
  */
 static int
 tables_build(struct worker *w, const struct conf *c, struct worker_counters *t)

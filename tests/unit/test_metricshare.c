@@ -19,6 +19,7 @@
 
 #include "metrics.h"
 #include "metricshare.h"
+#include "procstat.h"
 #include "shm.h"
 
 /* Worker 1, in a child: takes its slots, counts, and dies without giving anything back. */
@@ -177,6 +178,20 @@ test_render_clamps_histogram_and_workers(void **state)
     metrics_free(&m);
 }
 
+/* Another process's start and memory (the supervisor's, for worker 0). */
+static void
+test_read_other_pid(void **state)
+{
+    (void)state;
+    struct metrics_process self, other = {0};
+    assert_int_equal(procstat_read(&self), 0);
+    assert_int_equal(procstat_read_pid((int)getpid(), &other), 0);
+    assert_int_equal(other.start_time, self.start_time);
+    assert_true(other.resident_bytes > 0);
+    assert_int_equal(other.open_fds, 0); /* not read: another's may not be */
+    assert_int_equal(procstat_read_pid(-1, &other), -1);
+}
+
 int
 main(void)
 {
@@ -184,6 +199,7 @@ main(void)
         cmocka_unit_test(test_sums_over_workers_and_restart),
         cmocka_unit_test(test_private_without_region),
         cmocka_unit_test(test_render_clamps_histogram_and_workers),
+        cmocka_unit_test(test_read_other_pid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
