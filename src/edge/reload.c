@@ -117,7 +117,8 @@ tables_build(struct worker *w, const struct conf *c, struct worker_counters *t)
     for (size_t i = 0; i < c->nlisteners; i++) {
         const char *name = c->listeners[i].name;
         struct metrics_listener *o = find_l(m->l, m->nl_all, name);
-        if (o == NULL && ((name = intern(w, name)) == NULL || (o = metricshare_listener(name)) == NULL))
+        if (o == NULL &&
+            ((name = intern(w, name)) == NULL || (o = metricshare_listener(name)) == NULL))
             goto oom;
         t->l[t->nl++] = o;
     }
@@ -130,7 +131,8 @@ tables_build(struct worker *w, const struct conf *c, struct worker_counters *t)
         const struct conf_backend *cb = &c->backends[i];
         const char *bname = cb->name;
         struct metrics_backend *ob = find_b(m->b, m->nb_all, bname);
-        if (ob == NULL && ((bname = intern(w, bname)) == NULL || (ob = metricshare_backend(bname)) == NULL))
+        if (ob == NULL &&
+            ((bname = intern(w, bname)) == NULL || (ob = metricshare_backend(bname)) == NULL))
             goto oom;
         t->b[t->nb++] = ob;
         for (size_t j = 0; j < cb->nservers; j++) {

@@ -187,7 +187,8 @@ status_workers(const struct worker *w, const bool *run, unsigned n, struct strbu
                     "%s{\"index\":%u,\"pid\":%llu,\"running\":%s,\"started\":%llu,"
                     "\"restarts\":%llu,\"sessions_active\":%llu,\"listeners\":[",
                     k ? "," : "", k, (unsigned long long)(p != NULL && run[k] ? rd(&p->pid) : 0),
-                    run[k] ? "true" : "false", (unsigned long long)(p != NULL ? rd(&p->started) : 0),
+                    run[k] ? "true" : "false",
+                    (unsigned long long)(p != NULL ? rd(&p->started) : 0),
                     (unsigned long long)(starts > 0 ? starts - 1 : 0),
                     (unsigned long long)(p != NULL && run[k] ? rd(&p->sessions) : 0));
         for (size_t i = 0; i < w->counters.nl; i++) {
