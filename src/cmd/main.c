@@ -180,7 +180,8 @@ start_admin(struct worker *w)
 {
     struct admin_view v = {.loop = w->loop, .arg = w, .metrics = view_metrics,
                            .metrics_free = status_metrics_free, .conf = view_conf,
-                           .ready = view_ready, .status = view_status, .abuse = view_abuse, .remote_status = view_remote_status,
+                           .ready = view_ready, .status = view_status, .abuse = view_abuse,
+                           .remote_status = view_remote_status,
                            .remote_walk = view_remote_walk};
     return admin_start(&v);
 }

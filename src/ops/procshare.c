@@ -93,6 +93,7 @@ procshare_fill(struct metrics *m)
             continue;
         m->process.resident_bytes += m->workers[k].resident_bytes;
         m->process.open_fds += m->workers[k].open_fds;
-        m->process.max_fds += k == me ? own.max_fds : __atomic_load_n(&p->max_fds, __ATOMIC_RELAXED);
+        m->process.max_fds +=
+            k == me ? own.max_fds : __atomic_load_n(&p->max_fds, __ATOMIC_RELAXED);
     }
 }
