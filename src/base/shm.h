@@ -27,7 +27,7 @@
 #define SHM_RESERVE_DEFAULT ((size_t)1 << 30) /* 1 GiB of address space */
 #define SHM_RESERVE_MIN ((size_t)16 << 20)    /* the least it settles for */
 #define SHM_NAMES_MAX 1024                    /* named blocks at once */
-#define SHM_NAME_MAX 96                       /* kind + name, NUL included */
+#define SHM_NAME_MAX 160 /* kind + name, NUL included: room for "kind/backend/server" */
 #define SHM_WORKERS_MAX 64                    /* the most workers a region serves */
 
 struct shm;

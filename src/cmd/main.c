@@ -26,6 +26,7 @@
 #include "notify.h"
 #include "privs.h"
 #include "probe.h"
+#include "procshare.h"
 #include "receiver_config.h"
 #include "reload.h"
 #include "roundtrip.h"
@@ -148,6 +149,12 @@ view_ready(void *arg, struct strbuf *why)
     return status_ready(arg, why);
 }
 
+static int
+view_metrics(void *arg, struct metrics *m)
+{
+    return status_metrics(arg, m);
+}
+
 static void
 view_status(void *arg, struct strbuf *out)
 {
@@ -178,9 +185,10 @@ view_remote_walk(void *arg, size_t *pos, size_t max,
 static struct admin *
 start_admin(struct worker *w)
 {
-    struct admin_view v = {.loop = w->loop, .metrics = &w->metrics, .arg = w,
-                           .conf = view_conf, .ready = view_ready, .status = view_status,
-                           .abuse = view_abuse, .remote_status = view_remote_status,
+    struct admin_view v = {.loop = w->loop, .arg = w, .metrics = view_metrics,
+                           .metrics_free = status_metrics_free, .conf = view_conf,
+                           .ready = view_ready, .status = view_status, .abuse = view_abuse,
+                           .remote_status = view_remote_status,
                            .remote_walk = view_remote_walk};
     return admin_start(&v);
 }
@@ -256,6 +264,7 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     struct worker w;
     struct admin *admin = NULL;
     if (edge_init(&w, conf, r->path, inherited, (size_t)nfds) == -1 ||
+        procshare_start(w.loop) == -1 ||
         (admin_here && w.conf->global.admin_set && (admin = start_admin(&w)) == NULL) ||
         unmatched_inherited(inherited, nfds) > 0) {
         admin_stop(admin);
@@ -308,6 +317,7 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     watch_stop(wa);
     close(sg.io.fd);
     admin_stop(admin);
+    procshare_stop(w.loop);
     edge_free(&w);
     return rc;
 }

@@ -122,6 +122,54 @@ metrics_connect_ok(struct metrics_server *s, uint64_t ms)
     /* Slower than the last bound: only in +Inf, which is the count. */
 }
 
+/* ---- sums over workers ---- */
+
+/* One counter of another worker's, which that worker may be writing now. */
+static uint64_t
+rd(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static void
+add_n(uint64_t *to, const uint64_t *from, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        to[i] += rd(&from[i]);
+}
+
+void
+metrics_listener_add(struct metrics_listener *to, const struct metrics_listener *from,
+                     bool gauges)
+{
+    if (gauges)
+        to->active += rd(&from->active);
+    add_n(to->ended, from->ended, METRICS_REASONS_MAX);
+    to->bytes_in += rd(&from->bytes_in);
+    to->bytes_out += rd(&from->bytes_out);
+    add_n(to->proxy_errors, from->proxy_errors, 3);
+    to->refused_maxconn += rd(&from->refused_maxconn);
+}
+
+void
+metrics_server_add(struct metrics_server *to, const struct metrics_server *from, bool gauges)
+{
+    if (gauges)
+        to->active += rd(&from->active);
+    to->connects += rd(&from->connects);
+    add_n(to->connect_errors, from->connect_errors, 3);
+    to->attempts_abandoned += rd(&from->attempts_abandoned);
+    add_n(to->lat_bucket, from->lat_bucket, METRICS_LAT_BUCKETS);
+    to->lat_sum_ms += rd(&from->lat_sum_ms);
+}
+
+void
+metrics_backend_add(struct metrics_backend *to, const struct metrics_backend *from, bool gauges)
+{
+    if (gauges)
+        to->queued += rd(&from->queued);
+}
+
 /* ---- rendering ---- */
 
 /* A label value: backslash, double quote and newline escaped (exposition format 0.0.4). */
@@ -275,13 +323,16 @@ render_servers(const struct metrics *m, struct strbuf *b)
             const char *l[] = {"backend", s->backend, "server", s->name, "le", le, NULL};
             sample_u64(b, "mailedge_server_connect_duration_seconds_bucket", l, cum);
         }
+        /* Summed over workers while they count, a bucket may be a connect
+         * ahead of the count: never let +Inf be below a bucket. */
+        uint64_t count = cum > s->connects ? cum : s->connects;
         const char *inf[] = {"backend", s->backend, "server", s->name, "le", "+Inf", NULL};
-        sample_u64(b, "mailedge_server_connect_duration_seconds_bucket", inf, s->connects);
+        sample_u64(b, "mailedge_server_connect_duration_seconds_bucket", inf, count);
         const char *l[] = {"backend", s->backend, "server", s->name, NULL};
         char sum[32];
         ms_as_seconds(s->lat_sum_ms, sum, sizeof(sum));
         sample(b, "mailedge_server_connect_duration_seconds_sum", l, sum);
-        sample_u64(b, "mailedge_server_connect_duration_seconds_count", l, s->connects);
+        sample_u64(b, "mailedge_server_connect_duration_seconds_count", l, count);
     }
     family(b, "mailedge_server_up", "gauge",
            "1 when new sessions may use the server (always, without a health check).");
@@ -476,6 +527,51 @@ render_bansync(const struct metrics *m, struct strbuf *b)
     sample_u64(b, "mailedge_remote_ban_refusals_total", none, s->refused);
 }
 
+/* One gauge or counter per worker, labelled with its index. */
+static void
+worker_family(struct strbuf *b, const struct metrics *m, const char *name, const char *type,
+              const char *help, size_t offset)
+{
+    family(b, name, type, help);
+    for (size_t i = 0; i < m->nworkers; i++) {
+        char idx[24];
+        uint64_t v;
+        snprintf(idx, sizeof(idx), "%zu", i);
+        const char *l[] = {"worker", idx, NULL};
+        memcpy(&v, (const char *)&m->workers[i] + offset, sizeof(v));
+        sample_u64(b, name, l, v);
+    }
+}
+
+/* The worker processes (workers N; one with workers 1). */
+static void
+render_workers(const struct metrics *m, struct strbuf *b)
+{
+    const char *none[] = {NULL};
+    uint64_t running = 0;
+
+    for (size_t i = 0; i < m->nworkers; i++)
+        running += m->workers[i].running;
+    family(b, "mailedge_workers", "gauge", "Worker processes running now.");
+    sample_u64(b, "mailedge_workers", none, running);
+    worker_family(b, m, "mailedge_worker_restarts_total", "counter",
+                  "Worker processes started again after one died, per worker index.",
+                  offsetof(struct metrics_worker, restarts));
+    worker_family(b, m, "mailedge_worker_start_time_seconds", "gauge",
+                  "Start time of the worker's process, Unix seconds.",
+                  offsetof(struct metrics_worker, start_time));
+    worker_family(b, m, "mailedge_worker_sessions_active", "gauge",
+                  "Sessions open now in the worker (lingering ones included).",
+                  offsetof(struct metrics_worker, sessions));
+    worker_family(b, m, "mailedge_worker_open_fds", "gauge",
+                  "Open file descriptors of the worker (each has its own limit: "
+                  "mailedge_descriptors_limit).",
+                  offsetof(struct metrics_worker, open_fds));
+    worker_family(b, m, "mailedge_worker_resident_memory_bytes", "gauge",
+                  "Resident memory of the worker's process in bytes.",
+                  offsetof(struct metrics_worker, resident_bytes));
+}
+
 int
 metrics_render(const struct metrics *m, struct strbuf *out)
 {
@@ -510,5 +606,7 @@ metrics_render(const struct metrics *m, struct strbuf *out)
         render_reloads(m, out);
     if (m->bansync.on)
         render_bansync(m, out);
+    if (m->nworkers > 0)
+        render_workers(m, out);
     return out->oom ? -1 : 0;
 }

@@ -96,6 +96,15 @@ struct metrics_backend {
     uint64_t queued; /* clients held now, waiting for a server (queue-timeout) */
 };
 
+/* One worker process of several (src/edge/metricshare.h), for its own families. */
+struct metrics_worker {
+    bool running;            /* its process is alive now */
+    uint64_t start_time;     /* Unix time its process started */
+    uint64_t restarts;       /* processes started for this index after the first */
+    uint64_t sessions;       /* open now */
+    uint64_t open_fds, resident_bytes;
+};
+
 struct metrics {
     const char *version;                   /* build info */
     const char *const *reason_names;       /* label values of ended[] */
@@ -119,6 +128,8 @@ struct metrics {
     bool process_info;               /* render process_* from <process> */
     struct metrics_process process;
     struct metrics_bansync bansync;  /* rendered when bansync.on */
+    struct metrics_worker *workers;  /* by index; owned by the caller; rendered when nworkers > 0 */
+    size_t nworkers;
 };
 
 /* A growing string. Start it zeroed; free .p when done. */
@@ -140,6 +151,21 @@ void strbuf_json_str(struct strbuf *b, const char *s);
  */
 int metrics_init(struct metrics *m, size_t nlisteners, size_t nservers);
 void metrics_free(struct metrics *m);
+
+/*
+ * Sums over workers (src/edge/metricshare.h): add what <from>, the
+ * counters of a worker that may be counting right now, holds into <to>.
+ * Each field of <from> is read once with a relaxed atomic load (its worker
+ * writes it with plain increments). The gauges (active, queued) are added
+ * only when <gauges> (its process runs). For a server, only what each
+ * worker counts for itself: connects, errors, latency, active; health and
+ * checks are worker 0's, never summed.
+ */
+void metrics_listener_add(struct metrics_listener *to, const struct metrics_listener *from,
+                          bool gauges);
+void metrics_server_add(struct metrics_server *to, const struct metrics_server *from, bool gauges);
+void metrics_backend_add(struct metrics_backend *to, const struct metrics_backend *from,
+                         bool gauges);
 
 /* Counts one successful connect that took <ms> milliseconds. */
 void metrics_connect_ok(struct metrics_server *s, uint64_t ms);

@@ -37,6 +37,7 @@
 #include "gen.h"
 #include "listener.h"
 #include "log.h"
+#include "metricshare.h"
 #include "resolve.h"
 #include "session.h"
 #include "sock.h"
@@ -56,45 +57,35 @@ intern(struct worker *w, const char *s)
     return e != NULL ? e->name : NULL;
 }
 
-/* The counter tables of a generation about to become current. */
-struct tables {
-    struct metrics_listener *l;
-    size_t nl, nl_all;
-    struct metrics_server *s;
-    size_t ns, ns_all;
-    struct metrics_backend *b;
-    size_t nb, nb_all;
-};
-
 static struct metrics_listener *
-find_l(struct metrics_listener *v, size_t n, const char *name)
+find_l(struct metrics_listener *const *v, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].name, name) == 0)
-            return &v[i];
+        if (strcmp(v[i]->name, name) == 0)
+            return v[i];
     return NULL;
 }
 
 static struct metrics_server *
-find_s(struct metrics_server *v, size_t n, const char *backend, const char *name)
+find_s(struct metrics_server *const *v, size_t n, const char *backend, const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].backend, backend) == 0 && strcmp(v[i].name, name) == 0)
-            return &v[i];
+        if (strcmp(v[i]->backend, backend) == 0 && strcmp(v[i]->name, name) == 0)
+            return v[i];
     return NULL;
 }
 
 static struct metrics_backend *
-find_b(struct metrics_backend *v, size_t n, const char *name)
+find_b(struct metrics_backend *const *v, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].name, name) == 0)
-            return &v[i];
+        if (strcmp(v[i]->name, name) == 0)
+            return v[i];
     return NULL;
 }
 
 static void
-tables_free(struct tables *t)
+tables_free(struct worker_counters *t)
 {
     free(t->l);
     free(t->s);
@@ -104,68 +95,64 @@ tables_free(struct tables *t)
 
 /*
  * Builds the tables for <c>: the current config's entries first, in conf
- * order (their counters carried from the entry of the same name), then
- * every entry of a name no longer configured. Returns 0 or -1 (memory).
+ * order (the counters of the name when the worker has them, else its slots
+ * taken now, src/edge/metricshare.h), then every entry of a name no longer
+ * configured. Returns 0 or -1 (memory); a slot taken before the failure
+ * is taken again by a later attempt (its shared block is found by name).
  */
 static int
-tables_build(struct worker *w, const struct conf *c, struct tables *t)
+tables_build(struct worker *w, const struct conf *c, struct worker_counters *t)
 {
-    struct metrics *m = &w->metrics;
+    const struct worker_counters *m = &w->counters;
     size_t nservers = 0;
     for (size_t i = 0; i < c->nbackends; i++)
         nservers += c->backends[i].nservers;
     memset(t, 0, sizeof(*t));
-    t->l = calloc(c->nlisteners + w->nlisteners_all + 1, sizeof(*t->l));
-    t->s = calloc(nservers + w->nservers_all + 1, sizeof(*t->s));
-    t->b = calloc(c->nbackends + w->nbackends_all + 1, sizeof(*t->b));
+    t->l = calloc(c->nlisteners + m->nl_all + 1, sizeof(struct metrics_listener *));
+    t->s = calloc(nservers + m->ns_all + 1, sizeof(struct metrics_server *));
+    t->b = calloc(c->nbackends + m->nb_all + 1, sizeof(struct metrics_backend *));
     if (t->l == NULL || t->s == NULL || t->b == NULL)
         goto oom;
 
     for (size_t i = 0; i < c->nlisteners; i++) {
-        const struct metrics_listener *o = find_l(m->listeners, w->nlisteners_all, c->listeners[i].name);
-        if (o != NULL)
-            t->l[t->nl] = *o;
-        else if ((t->l[t->nl].name = intern(w, c->listeners[i].name)) == NULL)
+        const char *name = c->listeners[i].name;
+        struct metrics_listener *o = find_l(m->l, m->nl_all, name);
+        if (o == NULL &&
+            ((name = intern(w, name)) == NULL || (o = metricshare_listener(name)) == NULL))
             goto oom;
-        t->nl++;
+        t->l[t->nl++] = o;
     }
     t->nl_all = t->nl;
-    for (size_t i = 0; i < w->nlisteners_all; i++)
-        if (find_l(t->l, t->nl, m->listeners[i].name) == NULL)
-            t->l[t->nl_all++] = m->listeners[i];
+    for (size_t i = 0; i < m->nl_all; i++)
+        if (find_l(t->l, t->nl, m->l[i]->name) == NULL)
+            t->l[t->nl_all++] = m->l[i];
 
     for (size_t i = 0; i < c->nbackends; i++) {
         const struct conf_backend *cb = &c->backends[i];
-        const struct metrics_backend *ob = find_b(m->backends, w->nbackends_all, cb->name);
-        if (ob != NULL)
-            t->b[t->nb] = *ob;
-        else if ((t->b[t->nb].name = intern(w, cb->name)) == NULL)
+        const char *bname = cb->name;
+        struct metrics_backend *ob = find_b(m->b, m->nb_all, bname);
+        if (ob == NULL &&
+            ((bname = intern(w, bname)) == NULL || (ob = metricshare_backend(bname)) == NULL))
             goto oom;
-        t->nb++;
+        t->b[t->nb++] = ob;
         for (size_t j = 0; j < cb->nservers; j++) {
-            struct metrics_server *ns = &t->s[t->ns++];
-            const struct metrics_server *os =
-                find_s(m->servers, w->nservers_all, cb->name, cb->servers[j].name);
-            if (os != NULL) {
-                *ns = *os;
-            } else if ((ns->backend = intern(w, cb->name)) == NULL ||
-                       (ns->name = intern(w, cb->servers[j].name)) == NULL) {
+            const char *sname = cb->servers[j].name;
+            struct metrics_server *os = find_s(m->s, m->ns_all, ob->name, sname);
+            if (os == NULL && ((sname = intern(w, sname)) == NULL ||
+                               (os = metricshare_server(ob->name, sname)) == NULL))
                 goto oom;
-            }
-            ns->checked = cb->check != CHECK_NONE;
+            os->checked = cb->check != CHECK_NONE;
+            t->s[t->ns++] = os;
         }
     }
     t->nb_all = t->nb;
-    for (size_t i = 0; i < w->nbackends_all; i++)
-        if (find_b(t->b, t->nb, m->backends[i].name) == NULL)
-            t->b[t->nb_all++] = m->backends[i];
+    for (size_t i = 0; i < m->nb_all; i++)
+        if (find_b(t->b, t->nb, m->b[i]->name) == NULL)
+            t->b[t->nb_all++] = m->b[i];
     t->ns_all = t->ns;
-    for (size_t i = 0; i < w->nservers_all; i++)
-        if (find_s(t->s, t->ns, m->servers[i].backend, m->servers[i].name) == NULL) {
-            t->s[t->ns_all] = m->servers[i];
-            t->s[t->ns_all].up = false;
-            t->ns_all++;
-        }
+    for (size_t i = 0; i < m->ns_all; i++)
+        if (find_s(t->s, t->ns, m->s[i]->backend, m->s[i]->name) == NULL)
+            t->s[t->ns_all++] = m->s[i];
     return 0;
 oom:
     tables_free(t);
@@ -176,37 +163,30 @@ oom:
 static void
 point_counters(struct worker *w, struct gen *g)
 {
-    struct metrics *m = &w->metrics;
+    const struct worker_counters *m = &w->counters;
     for (size_t i = 0; i < g->nlisteners; i++) {
         struct listener *l = &g->listeners[i];
         if (l->conf != NULL)
-            l->m = find_l(m->listeners, w->nlisteners_all, l->conf->name);
+            l->m = find_l(m->l, m->nl_all, l->conf->name);
     }
     for (size_t i = 0; i < g->conf->nbackends; i++) {
         struct backend *b = &g->backends[i];
-        b->qm = find_b(m->backends, w->nbackends_all, b->conf->name);
+        b->qm = find_b(m->b, m->nb_all, b->conf->name);
         for (size_t j = 0; j < b->conf->nservers; j++)
-            b->srv[j].m = find_s(m->servers, w->nservers_all, b->conf->name, b->conf->servers[j].name);
+            b->srv[j].m = find_s(m->s, m->ns_all, b->conf->name, b->conf->servers[j].name);
     }
 }
 
 /* Installs <t> (taken) and points every live generation at it. */
 static void
-tables_install(struct worker *w, struct tables *t)
+tables_install(struct worker *w, struct worker_counters *t)
 {
-    struct metrics *m = &w->metrics;
-    free(m->listeners);
-    free(m->servers);
-    free(m->backends);
-    m->listeners = t->l;
-    m->nlisteners = t->nl;
-    w->nlisteners_all = t->nl_all;
-    m->servers = t->s;
-    m->nservers = t->ns;
-    w->nservers_all = t->ns_all;
-    m->backends = t->b;
-    m->nbackends = t->nb;
-    w->nbackends_all = t->nb_all;
+    struct worker_counters *m = &w->counters;
+    /* Removed servers are down: /status and the sums leave them out anyway. */
+    for (size_t i = t->ns; i < t->ns_all; i++)
+        t->s[i]->up = false;
+    tables_free(m);
+    *m = *t;
     memset(t, 0, sizeof(*t));
     for (struct gen *g = w->gens; g != NULL; g = g->next)
         point_counters(w, g);
@@ -653,9 +633,9 @@ abuse_install(struct worker *w)
             (void)abuse_set_policy(wa->t, &none);
         }
     }
-    for (size_t i = 0; i < w->metrics.nlisteners; i++) {
-        struct worker_abuse *wa = worker_abuse_find(w, w->metrics.listeners[i].name);
-        w->metrics.listeners[i].abuse = wa != NULL ? abuse_stats(wa->t) : NULL;
+    for (size_t i = 0; i < w->counters.nl; i++) {
+        struct worker_abuse *wa = worker_abuse_find(w, w->counters.l[i]->name);
+        w->counters.l[i]->abuse = wa != NULL ? abuse_stats(wa->t) : NULL;
     }
     for (struct gen *g = w->gens; g != NULL; g = g->next) {
         for (size_t i = 0; i < g->nlisteners; i++) {
@@ -687,7 +667,7 @@ commit_timers(const struct gen *ng)
  * for checks or DNS, which leaves servers as they were carried).
  */
 static void
-commit(struct worker *w, struct gen *ng, struct prep *p, struct tables *t)
+commit(struct worker *w, struct gen *ng, struct prep *p, struct worker_counters *t)
 {
     struct gen *old = w->gen;
     size_t kept = 0, opened = 0, closed = 0, held = 0, dropped = 0;
@@ -774,7 +754,7 @@ install(struct worker *w, struct conf *conf,
         void (*failed)(struct worker *w, bool alloc, const char *why))
 {
     char why[512];
-    struct tables t;
+    struct worker_counters t;
     struct gen *old = w->gen;
     struct gen *ng = gen_for(conf, old != NULL ? old->id + 1 : 1);
     if (ng == NULL || loop_timer_reserve(w->loop, commit_timers(ng)) == -1) {
@@ -870,6 +850,8 @@ reload(struct worker *w)
     if (install(w, conf, reload_install_failed) == 0)
         w->metrics.reloads_ok++;
 out:
+    w->proc->reloads_ok = w->metrics.reloads_ok;
+    w->proc->reloads_failed = w->metrics.reloads_failed;
     if (w->notify != NULL)
         w->notify("READY=1\nSTATUS=accepting connections");
 }

@@ -494,6 +494,7 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
         w->sessions->prev = s;
     w->sessions = s;
     w->nsessions++;
+    w->proc->sessions = w->nsessions; /* for worker 0's /status and /metrics */
     l->m->active++;
 
     if (loop_add(w->loop, &s->cio, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {

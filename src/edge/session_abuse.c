@@ -96,7 +96,7 @@ session_admit(struct session *s)
     const struct banset_entry *e;
     if (!lconf(s)->shared_bans_off && (e = bouncer_lookup(s->w, &s->client.sa)) != NULL &&
         !abuse_allowed(s->l->abuse, &s->client.sa)) {
-        s->w->metrics.bansync.refused++;
+        s->w->proc->remote_refused++; /* summed over workers (src/edge/status.c) */
         s->remote_ban = e;
         session_refuse(s, END_BANNED, NULL);
         return false;

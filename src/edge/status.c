@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "addr.h"
 #include "backend.h"
@@ -10,6 +11,9 @@
 #include "check.h"
 #include "conf.h"
 #include "listener.h"
+#include "log.h"
+#include "metricshare.h"
+#include "shm.h"
 #include "worker.h"
 #include "verifyrun.h"
 
@@ -51,6 +55,154 @@ json_str(struct strbuf *b, const char *s)
     strbuf_json_str(b, s);
 }
 
+/* ---- every worker's counters (src/edge/metricshare.h) ---- */
+
+static unsigned
+nworkers(void)
+{
+    return shm_host() != NULL ? shm_nworkers() : 1;
+}
+
+/* Which workers run now: their gauges count; a dead one's sessions are gone. */
+static void
+live(bool *run, unsigned n)
+{
+    for (unsigned k = 0; k < n; k++)
+        run[k] = metricshare_running(k);
+}
+
+static struct metrics_listener
+sum_listener(const struct metrics_listener *own, const bool *run, unsigned n)
+{
+    /* abuse: this worker's table. Once the abuse tables are one per host in
+     * shared memory (issue 19, sharedabuse), its stats are the host's:
+     * rendered once, never summed. */
+    struct metrics_listener t = {.name = own->name, .abuse = own->abuse};
+    for (unsigned k = 0; k < n; k++)
+        metrics_listener_add(&t, metricshare_listener_of(own, k), run[k]);
+    return t;
+}
+
+static struct metrics_server
+sum_server(const struct metrics_server *own, const bool *run, unsigned n)
+{
+    /* Health and checks are worker 0's, the one that checks: not summed. */
+    struct metrics_server t = {.backend = own->backend, .name = own->name,
+                               .checked = own->checked, .up = own->up,
+                               .went_up = own->went_up, .went_down = own->went_down,
+                               .last_change = own->last_change};
+    memcpy(t.check_failures, own->check_failures, sizeof(t.check_failures));
+    for (unsigned k = 0; k < n; k++)
+        metrics_server_add(&t, metricshare_server_of(own, k), run[k]);
+    return t;
+}
+
+static uint64_t
+sum_queued(const struct metrics_backend *own, const bool *run, unsigned n)
+{
+    struct metrics_backend t = {0};
+    for (unsigned k = 0; k < n; k++)
+        metrics_backend_add(&t, metricshare_backend_of(own, k), run[k]);
+    return t.queued;
+}
+
+static uint64_t
+rd(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+int
+status_metrics(const struct worker *w, struct metrics *out)
+{
+    const struct worker_counters *c = &w->counters;
+    unsigned n = nworkers();
+    bool run[SHM_WORKERS_MAX];
+
+    live(run, n);
+    *out = w->metrics;
+    out->listeners = calloc(c->nl + 1, sizeof(*out->listeners));
+    out->servers = calloc(c->ns + 1, sizeof(*out->servers));
+    out->backends = calloc(c->nb + 1, sizeof(*out->backends));
+    out->workers = calloc(n, sizeof(*out->workers));
+    if (out->listeners == NULL || out->servers == NULL || out->backends == NULL ||
+        out->workers == NULL) {
+        status_metrics_free(out);
+        return -1;
+    }
+    for (size_t i = 0; i < c->nl; i++)
+        out->listeners[i] = sum_listener(c->l[i], run, n);
+    out->nlisteners = c->nl;
+    for (size_t i = 0; i < c->ns; i++)
+        out->servers[i] = sum_server(c->s[i], run, n);
+    out->nservers = c->ns;
+    for (size_t i = 0; i < c->nb; i++)
+        out->backends[i] = (struct metrics_backend){.name = c->b[i]->name,
+                                                    .queued = sum_queued(c->b[i], run, n)};
+    out->nbackends = c->nb;
+    out->bansync.refused = 0;
+    out->log_lines_failed = 0;
+    w->proc->log_lines_failed = w->proc->log_base + log_lines_failed();
+    for (unsigned k = 0; k < n; k++) {
+        const struct metricshare_proc *p = metricshare_proc_of(k);
+        struct metrics_worker *mw = &out->workers[k];
+        if (p == NULL)
+            continue;
+        uint64_t starts = rd(&p->starts);
+        out->bansync.refused += rd(&p->remote_refused);
+        out->log_lines_failed += rd(&p->log_lines_failed);
+        mw->running = run[k];
+        mw->start_time = rd(&p->started);
+        mw->restarts = starts > 0 ? starts - 1 : 0;
+        if (run[k]) {
+            mw->sessions = rd(&p->sessions);
+            mw->open_fds = rd(&p->open_fds);
+            mw->resident_bytes = rd(&p->resident_bytes);
+        }
+    }
+    out->nworkers = n;
+    return 0;
+}
+
+void
+status_metrics_free(struct metrics *m)
+{
+    free(m->backends);
+    free(m->workers);
+    m->backends = NULL;
+    m->workers = NULL;
+    m->nbackends = m->nworkers = 0;
+    metrics_free(m);
+}
+
+/* "workers": each worker's process and sessions, for /status. */
+static void
+status_workers(const struct worker *w, const bool *run, unsigned n, struct strbuf *out)
+{
+    strbuf_add(out, ",\"workers\":[");
+    for (unsigned k = 0; k < n; k++) {
+        const struct metricshare_proc *p = metricshare_proc_of(k);
+        uint64_t starts = p != NULL ? rd(&p->starts) : 0;
+        strbuf_addf(out,
+                    "%s{\"index\":%u,\"pid\":%llu,\"running\":%s,\"started\":%llu,"
+                    "\"restarts\":%llu,\"sessions_active\":%llu,\"listeners\":[",
+                    k ? "," : "", k, (unsigned long long)(p != NULL && run[k] ? rd(&p->pid) : 0),
+                    run[k] ? "true" : "false",
+                    (unsigned long long)(p != NULL ? rd(&p->started) : 0),
+                    (unsigned long long)(starts > 0 ? starts - 1 : 0),
+                    (unsigned long long)(p != NULL && run[k] ? rd(&p->sessions) : 0));
+        for (size_t i = 0; i < w->counters.nl; i++) {
+            const struct metrics_listener *l = metricshare_listener_of(w->counters.l[i], k);
+            strbuf_add(out, i ? ",{\"name\":" : "{\"name\":");
+            json_str(out, w->counters.l[i]->name);
+            strbuf_addf(out, ",\"sessions_active\":%llu}",
+                        (unsigned long long)(run[k] ? rd(&l->active) : 0));
+        }
+        strbuf_add(out, "]}");
+    }
+    strbuf_add(out, "]");
+}
+
 void
 status_json(const struct worker *w, struct strbuf *out)
 {
@@ -58,11 +210,21 @@ status_json(const struct worker *w, struct strbuf *out)
     struct strbuf why = {0};
     bool ready = status_ready(w, &why);
     char a[ADDR_STRLEN];
+    unsigned n = nworkers();
+    bool run[SHM_WORKERS_MAX];
+    uint64_t sessions = 0;
 
+    live(run, n);
+    for (unsigned k = 0; k < n; k++) {
+        const struct metricshare_proc *p = metricshare_proc_of(k);
+        sessions += p != NULL && run[k] ? rd(&p->sessions) : 0;
+    }
+    /* Every figure is the sum over the workers; "workers" has each one's. */
     strbuf_add(out, "{\"version\":");
     json_str(out, MAILEDGE_VERSION);
-    strbuf_addf(out, ",\"ready\":%s,\"draining\":%s,\"sessions_active\":%zu,\"listeners\":[",
-                ready ? "true" : "false", w->draining ? "true" : "false", w->nsessions);
+    strbuf_addf(out, ",\"ready\":%s,\"draining\":%s,\"sessions_active\":%llu,\"listeners\":[",
+                ready ? "true" : "false", w->draining ? "true" : "false",
+                (unsigned long long)sessions);
     free(why.p);
     for (size_t i = 0; i < c->nlisteners; i++) {
         const struct conf_listener *l = &c->listeners[i];
@@ -81,9 +243,10 @@ status_json(const struct worker *w, struct strbuf *out)
             json_str(out, l->route.backend->name);
         else
             strbuf_add(out, "null");
-        const struct abuse_stats *ab = w->metrics.listeners[i].abuse;
+        struct metrics_listener ml = sum_listener(w->counters.l[i], run, n);
+        const struct abuse_stats *ab = ml.abuse;
         strbuf_addf(out, ",\"sessions_active\":%llu,\"bans_active\":%llu}",
-                    (unsigned long long)w->metrics.listeners[i].active,
+                    (unsigned long long)ml.active,
                     (unsigned long long)(ab != NULL ? ab->bans_active : 0));
     }
     strbuf_add(out, "],\"backends\":[");
@@ -96,7 +259,7 @@ status_json(const struct worker *w, struct strbuf *out)
                     "\"servers\":[",
                     conf_balance_name(b->balance),
                     conf_check_name(b->check), backend_servers_up(&w->backends[i]),
-                    w->backends[i].nheld);
+                    (size_t)sum_queued(w->backends[i].qm, run, n));
         for (size_t j = 0; j < b->nservers; j++) {
             const struct conf_server *s = &b->servers[j];
             strbuf_add(out, j ? ",{\"name\":" : "{\"name\":");
@@ -112,7 +275,8 @@ status_json(const struct worker *w, struct strbuf *out)
                 json_str(out, addr_format((const struct sockaddr *)&s->addr, a, sizeof(a)));
             else
                 json_str(out, addr_format_ip((const struct sockaddr *)&s->addr, a, sizeof(a)));
-            const struct metrics_server *m = w->backends[i].srv[j].m;
+            const struct metrics_server sm = sum_server(w->backends[i].srv[j].m, run, n);
+            const struct metrics_server *m = &sm;
             uint64_t errors = m->connect_errors[0] + m->connect_errors[1] + m->connect_errors[2];
             const struct backend_server *st = &w->backends[i].srv[j];
             if (s->is_name) {
@@ -139,6 +303,7 @@ status_json(const struct worker *w, struct strbuf *out)
         strbuf_add(out, "]}");
     }
     strbuf_add(out, "]");
+    status_workers(w, run, n, out);
     struct bouncer_status bs;
     if (bouncer_status(w, &bs)) {
         /* Remote bans (src/edge/bouncer.c): the sync's state. */

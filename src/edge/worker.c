@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "abuse.h"
 #include "log.h"
@@ -125,6 +126,10 @@ worker_init(struct worker *w, const char *path, int *inherited, size_t ninherite
         return -1;
     }
     w->metrics.version = MAILEDGE_VERSION;
+    /* A restarted worker continues its predecessor's reload counts. */
+    w->proc = metricshare_start((uint64_t)getpid(), (uint64_t)time(NULL));
+    w->metrics.reloads_ok = w->proc->reloads_ok;
+    w->metrics.reloads_failed = w->proc->reloads_failed;
     timer_init(&w->abuse_timer, on_abuse_sweep);
     return 0;
 }
@@ -182,6 +187,7 @@ void
 worker_session_gone(struct worker *w)
 {
     w->nsessions--;
+    w->proc->sessions = w->nsessions;
     if (w->any_full)
         loop_defer(w->loop, &w->room_defer);
     if (w->draining && w->nsessions == 0) {
@@ -194,8 +200,10 @@ void
 worker_free(struct worker *w)
 {
     relay_pool_free(w->pool);
-    free(w->metrics.backends);
-    metrics_free(&w->metrics);
+    free(w->counters.l);
+    free(w->counters.s);
+    free(w->counters.b);
+    metricshare_free();
     byname_free(&w->names, NULL);
     byname_free(&w->abuse, abuse_unmake);
     loop_free(w->loop);

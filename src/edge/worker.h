@@ -21,6 +21,7 @@
 #include "fdbudget.h"
 #include "loop.h"
 #include "metrics.h"
+#include "metricshare.h"
 
 struct listener;
 struct session;
@@ -49,6 +50,23 @@ struct worker_abuse {
 
 struct gen;
 
+/*
+ * This worker's counters (its slots of the host's shared blocks,
+ * src/edge/metricshare.h), keyed by listener, backend and server name so
+ * they survive reloads: l[0..nl) are the current config's (in conf order,
+ * rendered), the rest up to nl_all of names a reload removed (kept, not
+ * rendered, in case sessions of an old generation still count there or the
+ * name comes back). Same for servers and backends.
+ */
+struct worker_counters {
+    struct metrics_listener **l;
+    size_t nl, nl_all;
+    struct metrics_server **s;
+    size_t ns, ns_all;
+    struct metrics_backend **b;
+    size_t nb, nb_all;
+};
+
 struct worker {
     struct loop *loop;
     struct relay_pool *pool;
@@ -70,14 +88,12 @@ struct worker {
     bool draining;
     bool reuseport;                  /* one of several worker processes: binds with SO_REUSEPORT */
     struct timer grace_timer;
-    /* Counters are keyed by listener, backend and server name so they
-     * survive reloads: metrics.listeners[0..nlisteners) are the current
-     * config's (in conf order, rendered), the rest up to nlisteners_all
-     * are of names a reload removed (kept, not rendered, in case sessions
-     * of an old generation still count there or the name comes back).
-     * Same for servers and backends. */
+    /* What /metrics renders besides the counters below (build, reloads,
+     * descriptors, remote bans); its listeners, servers and backends are
+     * filled only for a rendering (src/edge/status.c: the sums over workers). */
     struct metrics metrics;
-    size_t nlisteners_all, nservers_all, nbackends_all;
+    struct worker_counters counters;
+    struct metricshare_proc *proc;   /* what this process says of itself (src/edge/metricshare.h) */
     struct byname names;             /* label values of the counters: names alone */
     const char *reason_names[METRICS_REASONS_MAX];
     const char *check_reason_names[METRICS_CHECK_REASONS_MAX];

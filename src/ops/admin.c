@@ -29,7 +29,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
-#include "procstat.h"
+#include "procshare.h"
 #include "sock.h"
 #include "util.h"
 
@@ -236,9 +236,14 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return ret;
     }
     if (strcmp(url, "/metrics") == 0) {
-        a->v.metrics->log_lines_failed = log_lines_failed();
-        a->v.metrics->process_info = procstat_read(&a->v.metrics->process) == 0;
-        metrics_render(a->v.metrics, &body);
+        struct metrics m;
+        if (a->v.metrics(a->v.arg, &m) == -1) {
+            body.oom = true;
+        } else {
+            procshare_fill(&m);
+            metrics_render(&m, &body);
+            a->v.metrics_free(&m);
+        }
         return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &body);
     }
     if (strcmp(url, "/healthz") == 0) {

@@ -1,7 +1,7 @@
 /*
  * admin_view: what the admin endpoint (admin.c, admin_bans.c) sees of the
- * proxy: the loop it runs in, the counters it renders, and through
- * functions the configuration in force, readiness, status and the abuse
+ * proxy: the loop it runs in, and through functions the counters it
+ * renders, the configuration in force, readiness, status and the abuse
  * tables. main wires it to a worker (src/cmd/main.c), so the endpoint
  * never reads struct worker.
  */
@@ -21,8 +21,11 @@ struct loop;
 
 struct admin_view {
     struct loop *loop;        /* the endpoint's descriptors and timers run in it */
-    struct metrics *metrics;  /* /metrics renders them, with the log's and the process's figures */
     void *arg;                /* of the functions below */
+    /* /metrics: fills <m> with every worker's figures (the counters summed,
+     * src/edge/metricshare.h) and frees it after the rendering. */
+    int (*metrics)(void *arg, struct metrics *m);
+    void (*metrics_free)(struct metrics *m);
     /* The configuration in force (the admin settings, the listeners): read
      * again on every request, so a reload's token or hosts apply at once. */
     const struct conf *(*conf)(void *arg);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int
@@ -77,28 +78,52 @@ boot_time(void)
     return bt;
 }
 
-int
-procstat_read(struct metrics_process *p)
+/* Start time and resident memory from <path> (a /proc/PID/stat). */
+static int
+read_stat(const char *path, struct metrics_process *p)
 {
     char buf[1024];
     uint64_t ticks, pages;
-    ssize_t len = slurp("/proc/self/stat", buf, sizeof(buf));
+    ssize_t len = slurp(path, buf, sizeof(buf));
     long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
     if (len < 0 || procstat_parse_stat(buf, (size_t)len, &ticks, &pages) == -1 || hz <= 0 ||
         page <= 0)
         return -1;
     p->start_time = boot_time() + ticks / (uint64_t)hz;
     p->resident_bytes = pages * (uint64_t)page;
+    return 0;
+}
 
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
+int
+procstat_read_pid(int pid, struct metrics_process *p)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    return read_stat(path, p);
+}
+
+int
+procstat_read(struct metrics_process *p)
+{
+    if (read_stat("/proc/self/stat", p) == -1)
         return -1;
-    uint64_t n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    p->open_fds = n > 0 ? n - 1 : 0; /* not the directory's own descriptor */
+
+    /* Linux 6.2 and later give the count as the directory's size: no walk
+     * over every descriptor (a worker publishes it every second). */
+    struct stat sb;
+    if (stat("/proc/self/fd", &sb) == 0 && sb.st_size > 0) {
+        p->open_fds = (uint64_t)sb.st_size;
+    } else {
+        DIR *d = opendir("/proc/self/fd");
+        if (d == NULL)
+            return -1;
+        uint64_t n = 0;
+        for (struct dirent *e; (e = readdir(d)) != NULL;)
+            if (e->d_name[0] != '.')
+                n++;
+        closedir(d);
+        p->open_fds = n > 0 ? n - 1 : 0; /* not the directory's own descriptor */
+    }
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1)

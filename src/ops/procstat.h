@@ -22,4 +22,10 @@ int procstat_parse_stat(const char *text, size_t len, uint64_t *start_ticks, uin
 /* Fills <p> from /proc/self. Returns 0, or -1 when /proc cannot be read. */
 int procstat_read(struct metrics_process *p);
 
+/*
+ * The start time and resident memory of process <pid> (its stat file, which
+ * anyone may read; its descriptors may not be). Returns 0, or -1.
+ */
+int procstat_read_pid(int pid, struct metrics_process *p);
+
 #endif
