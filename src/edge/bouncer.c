@@ -125,6 +125,10 @@ of(const struct worker *w)
     return w->bouncer;
 }
 
+/* The sync's figures (metrics.bansync: gauges, errors, last_success) are
+ * per host: worker 0 keeps them; the other workers leave them at 0 and
+ * count only their refusals, so a sum over workers is right (except
+ * last_success, a time: worker 0's is the host's). */
 static void
 update_gauges(struct bouncer *b)
 {

@@ -32,6 +32,7 @@ struct table {
 };
 
 static struct table *tab;
+static bool tab_failed;
 
 static void
 table_init(void *arg, void *block)
@@ -42,13 +43,18 @@ table_init(void *arg, void *block)
         fatal("dnsshare: cannot make a process-shared lock");
 }
 
+/* The host's table; NULL with workers 1, or when the region is full (then
+ * every worker resolves for itself, as before). */
 static struct table *
 table(void)
 {
     struct shm *shm = shm_host();
-    if (tab == NULL && shm != NULL && shm_nworkers() > 1 &&
-        (tab = shm_named(shm, "dns", "servers", sizeof(*tab), table_init, NULL)) == NULL)
-        fatal("dnsshare: the shared region is full");
+    if (tab == NULL && !tab_failed && shm != NULL && shm_nworkers() > 1 &&
+        (tab = shm_named(shm, "dns", "servers", sizeof(*tab), table_init, NULL)) == NULL) {
+        tab_failed = true;
+        log_warnx("workers: the shared region is full: this worker resolves server names "
+                  "itself");
+    }
     return tab;
 }
 

@@ -9,43 +9,13 @@ Which worker accepts a client is the kernel's SO_REUSEPORT hash of the
 4-tuple: the tests open clients until both worker PIDs have served one
 (ss -p), as test_workers.py does."""
 
-import struct
-
-import pytest
-
 import harness as h
-from dnsserver import DnsServer
+from test_dns_move import dns  # noqa: F401 (the fixture: a DNS server counting lookups by id)
 from test_workers import children, owner_of
 
 NAME = "mx1.dns.test"
 GREET_A = b"220 one ESMTP\r\n"
 GREET_B = b"220 two ESMTP\r\n"
-
-
-class CountingDns(DnsServer):
-    """The test DNS server, also keeping the id of every question: c-ares
-    sends a retry with the id of the first try, so distinct ids count the
-    lookups made, not the packets."""
-
-    def __init__(self, ip):
-        self.ids = set()
-        super().__init__(ip)
-
-    def _answer(self, q):
-        with self.lock:
-            self.ids.add(struct.unpack("!H", q[:2])[0])
-        return super()._answer(q)
-
-    def lookups(self):
-        with self.lock:
-            return len(self.ids)
-
-
-@pytest.fixture
-def dns(rig):
-    d = CountingDns(rig.ip(53))
-    yield d
-    d.close()
 
 
 def start(rig, dns, port, n=2):
@@ -87,7 +57,7 @@ def test_workers_make_the_queries_of_one(rig, dns):
     ev = me.wait_log("resolve", name=NAME)
     assert [e["worker"] for e in ev] == ["0"]
     served_by_every_worker(rig, me, lip, lport, GREET_A)
-    assert dns.lookups() == 2, dns.ids
+    assert dns.rounds() == 2, dns.ids
     # The followers log no resolve line: the resolve lines are worker 0's.
     assert [e["worker"] for e in me.events("resolve")] == ["0"]
 
