@@ -395,6 +395,7 @@ succeeded(struct bouncer *b, size_t n_new, size_t n_del)
         /* In force for every worker from here; nobody else sees the old one. */
         shm_mutex_lock(&b->hb->mu);
         b->hb->set = b->fresh;
+        b->hb->fresh = NULL;
         shm_mutex_unlock(&b->hb->mu);
         if (b->retired == NULL) {
             b->retired = b->hb->retired = old;
@@ -403,7 +404,7 @@ succeeded(struct bouncer *b, size_t n_new, size_t n_del)
             banset_free(old); /* whole lists in quick succession: rare */
         }
         b->set = b->fresh;
-        b->fresh = b->hb->fresh = NULL;
+        b->fresh = NULL;
         b->full_due_ms = b->cf.resync_ms == UINT64_MAX ? UINT64_MAX : now + b->cf.resync_ms;
         b->last_full = (uint64_t)time(NULL);
         b->need_full = false;
@@ -822,8 +823,10 @@ bouncer_on(struct bouncer *b)
     /* A restarted worker 0: the host's set stays in force until the whole
      * list (asked for first) replaces it; what its predecessor was building
      * or retiring goes. */
-    banset_free(b->hb->fresh);
-    banset_free(b->hb->retired);
+    if (b->hb->fresh != b->hb->set) /* a predecessor killed inside the swap */
+        banset_free(b->hb->fresh);
+    if (b->hb->retired != b->hb->set)
+        banset_free(b->hb->retired);
     b->hb->fresh = b->hb->retired = NULL;
     b->set = b->hb->set;
     update_gauges(b);
@@ -901,7 +904,10 @@ bouncer_configure(struct worker *w)
 
     if (cf->url[0] == '\0') {
         if (b != NULL && b->on) {
+            bool said = b->syncer; /* the ban_sync lines are worker 0's */
             bouncer_off(b, false);
+            if (!said)
+                return 0;
             log_begin(LOG_INFO, "ban_sync");
             log_str("source", "crowdsec");
             log_str("state", "off");
