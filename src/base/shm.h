@@ -59,7 +59,12 @@ struct shm *shm_host(void);
 unsigned shm_worker(void);
 unsigned shm_nworkers(void);
 
-/* <size> zeroed bytes, 64-byte aligned, or NULL when the region is full. */
+/*
+ * <size> zeroed bytes, 64-byte aligned, or NULL when the region is full.
+ * The region's own lock is a leaf (nothing is locked under it): these two
+ * may be called while holding a struct shm_mutex of a block, as a shared
+ * set that grows under its lock does (src/edge/banset.c).
+ */
 void *shm_alloc(struct shm *s, size_t size);
 void shm_free(struct shm *s, void *p);
 

@@ -241,7 +241,6 @@ struct run {
     const char *path;
     bool watch_conf;
     struct fault_plan faults;
-    struct healthshare *health;   /* workers N: server health from worker 0 to the others */
     struct shm *shm;              /* what the workers share (src/base/shm.h); also with workers 1 */
 };
 
@@ -260,7 +259,7 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     bool admin_here = index <= 0;
     shm_attach(r->shm, index < 0 ? 0 : (unsigned)index, conf->global.workers);
     if (index >= 0)
-        healthshare_attach(r->health, index == 0);
+        healthshare_attach();
     struct worker w;
     struct admin *admin = NULL;
     if (edge_init(&w, conf, r->path, inherited, (size_t)nfds) == -1 ||
@@ -453,10 +452,6 @@ main(int argc, char **argv)
             log_begin(LOG_ERROR, "socket_activation");
             log_str("error", "inherited sockets (LISTEN_FDS) work with workers 1 only");
             log_end();
-            conf_free(conf);
-            return 1;
-        }
-        if ((r.health = healthshare_create()) == NULL) {
             conf_free(conf);
             return 1;
         }

@@ -290,15 +290,6 @@ cf_crowdsec_finish(struct ctx *x)
                     "crowdsec-* settings need 'crowdsec URL' too (the Local API's address)");
         return;
     }
-    if (x->c->global.workers > 1) {
-        /* Each worker would poll with the one key, and the LAPI keeps one
-         * "last pull" per key: every worker would miss changes the others
-         * took (docs/scaling.md, "Several workers"). */
-        cf_errp(x, &cs->pos,
-                "crowdsec works with workers 1 only for now (each worker would poll with the "
-                "same key and miss the changes the others took)");
-        return;
-    }
     if (x->cs_key_pos.line == 0) {
         cf_errp(x, &cs->pos,
                 "crowdsec needs its bouncer key: add crowdsec-key-file PATH or crowdsec-key-env "

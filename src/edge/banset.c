@@ -16,6 +16,10 @@
  * shorter than /96 can still cover ::ffff:0:0/96; such entries are counted
  * and, while there are any, an IPv4 lookup also tries the IPv6 lengths
  * under 96 with the mapped address.
+ *
+ * banset_new_in() with a shared region allocates everything there (the
+ * struct, the arrays, the strings), so plain pointers inside the set mean
+ * the same in every worker; the caller locks (bouncer.c).
  */
 #include "banset.h"
 
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm.h"
 #include "util.h"
 
 #define NONE UINT32_MAX
@@ -45,6 +50,7 @@ struct entry {
 };
 
 struct banset {
+    struct shm *shm;  /* where it lives; NULL: malloc */
     struct entry *e;
     uint64_t *slots; /* high half: the key's tag; low half: entry index + 1; 0: empty */
     uint32_t *heap;  /* entry indices, earliest expiry first */
@@ -61,6 +67,27 @@ struct banset {
 };
 
 static const uint8_t mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* ---- memory: the region's, or malloc's ---- */
+
+static void *
+mem_zalloc(struct shm *shm, size_t n, size_t size)
+{
+    if (shm == NULL)
+        return calloc(n, size);
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    return shm_alloc(shm, n * size);
+}
+
+static void
+mem_free(struct shm *shm, void *p)
+{
+    if (shm == NULL)
+        free(p);
+    else
+        shm_free(shm, p);
+}
 
 /* ---- interned strings ---- */
 
@@ -84,7 +111,7 @@ static int
 str_grow(struct banset *s)
 {
     size_t nb = s->nstrbuckets ? s->nstrbuckets * 2 : 16;
-    struct istr **b = calloc(nb, sizeof(struct istr *));
+    struct istr **b = mem_zalloc(s->shm, nb, sizeof(struct istr *));
 
     if (b == NULL)
         return -1;
@@ -95,7 +122,7 @@ str_grow(struct banset *s)
             b[x->hash & (nb - 1)] = x;
         }
     }
-    free(s->strs);
+    mem_free(s->shm, s->strs);
     s->strs = b;
     s->nstrbuckets = nb;
     return 0;
@@ -119,7 +146,7 @@ str_get(struct banset *s, const char *p)
             return x->s;
         }
     }
-    struct istr *x = malloc(sizeof(*x) + n + 1);
+    struct istr *x = mem_zalloc(s->shm, 1, sizeof(*x) + n + 1);
     if (x == NULL)
         return NULL;
     memcpy(x->s, p, n);
@@ -147,7 +174,7 @@ str_put(struct banset *s, const char *p)
     *pp = x->next;
     s->nstrs--;
     s->strbytes -= sizeof(*x) + n + 1;
-    free(x);
+    mem_free(s->shm, x);
 }
 
 /* ---- keys ---- */
@@ -306,10 +333,17 @@ heap_fix(struct banset *s, size_t at)
 struct banset *
 banset_new(size_t cap, uint64_t seed)
 {
-    struct banset *s = calloc(1, sizeof(*s));
+    return banset_new_in(NULL, cap, seed);
+}
+
+struct banset *
+banset_new_in(struct shm *shm, size_t cap, uint64_t seed)
+{
+    struct banset *s = mem_zalloc(shm, 1, sizeof(*s));
 
     if (s == NULL)
         return NULL;
+    s->shm = shm;
     if (cap < 1)
         cap = 1;
     if (cap > BANSET_CAP_MAX)
@@ -320,9 +354,9 @@ banset_new(size_t cap, uint64_t seed)
         s->nslots *= 2;
     s->seed = seed;
     s->free_head = NONE;
-    s->e = calloc(cap, sizeof(*s->e));
-    s->slots = calloc(s->nslots, sizeof(*s->slots));
-    s->heap = calloc(cap, sizeof(*s->heap));
+    s->e = mem_zalloc(shm, cap, sizeof(*s->e));
+    s->slots = mem_zalloc(shm, s->nslots, sizeof(*s->slots));
+    s->heap = mem_zalloc(shm, cap, sizeof(*s->heap));
     if (s->e == NULL || s->slots == NULL || s->heap == NULL || str_grow(s) != 0) {
         banset_free(s);
         return NULL;
@@ -336,7 +370,7 @@ free_strings(struct banset *s)
     for (size_t i = 0; i < s->nstrbuckets; i++) {
         for (struct istr *x = s->strs[i], *next; x != NULL; x = next) {
             next = x->next;
-            free(x);
+            mem_free(s->shm, x);
         }
         s->strs[i] = NULL;
     }
@@ -349,12 +383,13 @@ banset_free(struct banset *s)
 {
     if (s == NULL)
         return;
+    struct shm *shm = s->shm;
     free_strings(s);
-    free(s->strs);
-    free(s->e);
-    free(s->slots);
-    free(s->heap);
-    free(s);
+    mem_free(shm, s->strs);
+    mem_free(shm, s->e);
+    mem_free(shm, s->slots);
+    mem_free(shm, s->heap);
+    mem_free(shm, s);
 }
 
 static void

@@ -21,9 +21,18 @@
 #include "cidr.h"
 
 struct banset;
+struct shm;
 
 /* At most <cap> entries; <seed> keys the hashes. NULL: out of memory. */
 struct banset *banset_new(size_t cap, uint64_t seed);
+
+/*
+ * The same, all of it in the shared region <shm> (NULL: private memory,
+ * as banset_new()): one set for every worker of the host. The set takes
+ * no lock of its own: its user locks around changes and lookups (the
+ * region's allocator lock is taken inside, a leaf).
+ */
+struct banset *banset_new_in(struct shm *shm, size_t cap, uint64_t seed);
 void banset_free(struct banset *s);
 
 /*

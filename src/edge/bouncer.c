@@ -12,14 +12,30 @@
 #include "decisions.h"
 #include "log.h"
 #include "loop.h"
+#include "shm.h"
 #include "util.h"
 #include "worker.h"
 
 #define BIO_MAX 4          /* curl sockets at once: one connection, Happy Eyeballs, spare */
-#define EXPIRE_BUDGET 1024 /* expired entries dropped per loop pass (about 1 µs each) */
+#define EXPIRE_BUDGET BOUNCER_BATCH /* expired entries dropped per loop pass (and lock) */
 #define SPENT_BUDGET 8     /* blocks of a spent answer freed per pass (decisions_free_some) */
 
 struct bouncer;
+
+/*
+ * The remote bans of the host (docs/scaling.md, "Several workers"): one
+ * set for every worker, in the shared region, found by name, so a worker 0
+ * that restarts finds it again (sticky: it stays in force until worker 0's
+ * next whole list replaces it). Worker 0 alone writes it (the sync), under
+ * <mu>, in sections of BOUNCER_BATCH changes at most; the other workers
+ * look up under <mu>. Worker 0 reads without it: nobody else writes.
+ */
+struct hostbans {
+    struct shm_mutex mu;
+    struct banset *set;      /* in force; NULL until the first answer */
+    struct banset *fresh;    /* worker 0's, not in force yet: a restarted */
+    struct banset *retired;  /* worker 0 frees what its predecessor left */
+};
 
 struct bio {
     struct io io;
@@ -36,6 +52,11 @@ enum phase {
 struct bouncer {
     struct worker *w;
     bool on;                       /* crowdsec configured; off: only this struct is left */
+    bool syncer;                   /* worker 0: polls the LAPI and writes the host's set */
+    struct shm *shm;               /* where the sets live: the host's region (NULL: none) */
+    struct hostbans *hb;           /* the host's set */
+    struct banset_entry hit;       /* bouncer_lookup()'s answer, copied out of the set */
+    char hit_origin[256], hit_scenario[256];
     struct conf_crowdsec cf;       /* the settings in force */
     CURLM *multi;
     CURL *easy;
@@ -104,6 +125,10 @@ of(const struct worker *w)
     return w->bouncer;
 }
 
+/* The sync's figures (metrics.bansync: gauges, errors, last_success) are
+ * per host: worker 0 keeps them; the other workers leave them at 0 and
+ * count only their refusals, so a sum over workers is right (except
+ * last_success, a time: worker 0's is the host's). */
 static void
 update_gauges(struct bouncer *b)
 {
@@ -272,6 +297,7 @@ on_retire(struct defer *d)
     } else {
         banset_free(b->retired);
         b->retired = NULL;
+        b->hb->retired = NULL;
     }
     step_end(b, t0);
 }
@@ -334,6 +360,7 @@ drop_answer(struct bouncer *b)
     spend_answer(b);
     banset_free(b->fresh);
     b->fresh = NULL;
+    b->hb->fresh = NULL;
 }
 
 /* A poll failed: nothing in force changes; try again later. */
@@ -364,11 +391,17 @@ succeeded(struct bouncer *b, size_t n_new, size_t n_del)
     bool changed = b->state != ST_UP;
 
     if (b->startup) {
+        struct banset *old = b->set;
+        /* In force for every worker from here; nobody else sees the old one. */
+        shm_mutex_lock(&b->hb->mu);
+        b->hb->set = b->fresh;
+        b->hb->fresh = NULL;
+        shm_mutex_unlock(&b->hb->mu);
         if (b->retired == NULL) {
-            b->retired = b->set;
+            b->retired = b->hb->retired = old;
             loop_defer(b->w->loop, &b->retire_defer);
         } else {
-            banset_free(b->set); /* whole lists in quick succession: rare */
+            banset_free(old); /* whole lists in quick succession: rare */
         }
         b->set = b->fresh;
         b->fresh = NULL;
@@ -455,6 +488,11 @@ on_apply(struct defer *df)
     struct decision d;
     const char *why;
 
+    /* The set in force is every worker's: changed under its lock, one batch
+     * at a time (a startup answer's fresh set is worker 0's alone). */
+    bool shared = target == b->set;
+    if (shared)
+        shm_mutex_lock(&b->hb->mu);
     /* Deleted first: a decision deleted and made again in one delta stays. */
     for (; b->next_del < n_del && budget > 0; b->next_del++, budget--) {
         if (decisions_get(b->ans, true, b->next_del, &d, &why) == 0 &&
@@ -474,6 +512,8 @@ on_apply(struct defer *df)
             b->added++;
         }
     }
+    if (shared)
+        shm_mutex_unlock(&b->hb->mu);
     if (b->next_del < n_del || b->next_new < n_new) {
         if (!b->startup)
             update_gauges(b);
@@ -491,12 +531,18 @@ on_apply(struct defer *df)
 static void
 apply_start(struct bouncer *b)
 {
-    if (b->set == NULL && (b->set = banset_new(b->cf.max_bans, b->w->id_seed ^ 0x5bd1e995)) == NULL) {
-        failed(b, METRICS_SYNC_HTTP, "out of memory");
-        return;
+    if (b->set == NULL) {
+        if ((b->set = banset_new_in(b->shm, b->cf.max_bans, b->w->id_seed ^ 0x5bd1e995)) == NULL) {
+            failed(b, METRICS_SYNC_HTTP, "out of memory");
+            return;
+        }
+        shm_mutex_lock(&b->hb->mu);
+        b->hb->set = b->set;
+        shm_mutex_unlock(&b->hb->mu);
     }
     if (b->startup &&
-        (b->fresh = banset_new(b->cf.max_bans, b->w->id_seed ^ (uint64_t)time(NULL))) == NULL) {
+        (b->fresh = b->hb->fresh = banset_new_in(b->shm, b->cf.max_bans,
+                                                 b->w->id_seed ^ (uint64_t)time(NULL))) == NULL) {
         failed(b, METRICS_SYNC_HTTP, "out of memory");
         return;
     }
@@ -624,7 +670,9 @@ on_expire(struct defer *d)
     if (!b->on || b->set == NULL)
         return;
     uint64_t t0 = step_begin();
+    shm_mutex_lock(&b->hb->mu);
     size_t n = banset_expire(b->set, loop_now(b->w->loop), EXPIRE_BUDGET);
+    shm_mutex_unlock(&b->hb->mu);
     if (n > 0)
         update_gauges(b);
     if (n == EXPIRE_BUDGET)
@@ -685,6 +733,33 @@ source_changed(const struct conf_crowdsec *a, const struct conf_crowdsec *c)
            a->max_bans != c->max_bans;
 }
 
+static void
+hostbans_init(void *arg, void *block)
+{
+    struct hostbans *hb = block;
+
+    (void)arg;
+    if (shm_mutex_init(&hb->mu) == -1)
+        fatal("bouncer: cannot make a process-shared lock");
+}
+
+/* The host's set, found or made once per process (private without a region). */
+static struct hostbans *
+hostbans(struct shm *shm)
+{
+    static struct hostbans *hb;
+
+    if (hb != NULL)
+        return hb;
+    if (shm != NULL) {
+        hb = shm_named(shm, "crowdsec", "bans", sizeof(*hb), hostbans_init, NULL);
+    } else if ((hb = calloc(1, sizeof(*hb))) != NULL && shm_mutex_init(&hb->mu) == -1) {
+        free(hb);
+        hb = NULL;
+    }
+    return hb;
+}
+
 /* The poller's own state, made once per worker and kept until edge_free():
  * its defers may still be queued in the loop when crowdsec is turned off. */
 static struct bouncer *
@@ -694,6 +769,12 @@ bouncer_get(struct worker *w)
 
     if (b != NULL || (b = calloc(1, sizeof(*b))) == NULL)
         return b;
+    b->shm = shm_host();
+    if ((b->hb = hostbans(b->shm)) == NULL) {
+        free(b);
+        return NULL;
+    }
+    b->syncer = shm_worker() == 0;
     b->w = w;
     b->last_kind = -1;
     timer_init(&b->poll_timer, on_poll_timer);
@@ -739,6 +820,16 @@ bouncer_on(struct bouncer *b)
     b->last_kind = -1;
     b->error[0] = '\0';
     w->metrics.bansync.on = true;
+    /* A restarted worker 0: the host's set stays in force until the whole
+     * list (asked for first) replaces it; what its predecessor was building
+     * or retiring goes. */
+    if (b->hb->fresh != b->hb->set) /* a predecessor killed inside the swap */
+        banset_free(b->hb->fresh);
+    if (b->hb->retired != b->hb->set)
+        banset_free(b->hb->retired);
+    b->hb->fresh = b->hb->retired = NULL;
+    b->set = b->hb->set;
+    update_gauges(b);
     return 0;
 }
 
@@ -753,14 +844,24 @@ abort_poll(struct bouncer *b)
     drop_answer(b);
 }
 
-/* Turns crowdsec off: curl, timers and sets go; the struct stays. */
+/*
+ * Turns crowdsec off: curl, timers and sets go; the struct stays. The
+ * host's set goes too when crowdsec was taken out of the configuration,
+ * not when the process ends (<ending>): other workers enforce it, and a
+ * restarted worker 0 takes it over.
+ */
 static void
-bouncer_off(struct bouncer *b)
+bouncer_off(struct bouncer *b, bool ending)
 {
     struct worker *w = b->w;
 
     if (!b->on)
         return;
+    if (!b->syncer) {
+        b->on = false;
+        memset(&w->metrics.bansync, 0, sizeof(w->metrics.bansync));
+        return;
+    }
     decisions_free(b->ans); /* at once: no defer is queued while turning off */
     b->ans = NULL;
     decisions_free(b->spent);
@@ -782,9 +883,14 @@ bouncer_off(struct bouncer *b)
     loop_timer_cancel(w->loop, &b->poll_timer);
     loop_timer_cancel(w->loop, &b->curl_timer);
     loop_timer_release(w->loop, BOUNCER_TIMERS);
-    banset_free(b->set);
+    if (!ending) {
+        shm_mutex_lock(&b->hb->mu);
+        b->hb->set = NULL;
+        shm_mutex_unlock(&b->hb->mu);
+        banset_free(b->set);
+    }
     banset_free(b->retired);
-    b->set = b->retired = NULL;
+    b->set = b->retired = b->hb->retired = NULL;
     explicit_bzero(b->cf.key, sizeof(b->cf.key));
     b->on = false;
     memset(&w->metrics.bansync, 0, sizeof(w->metrics.bansync));
@@ -798,7 +904,10 @@ bouncer_configure(struct worker *w)
 
     if (cf->url[0] == '\0') {
         if (b != NULL && b->on) {
-            bouncer_off(b);
+            bool said = b->syncer; /* the ban_sync lines are worker 0's */
+            bouncer_off(b, false);
+            if (!said)
+                return 0;
             log_begin(LOG_INFO, "ban_sync");
             log_str("source", "crowdsec");
             log_str("state", "off");
@@ -810,6 +919,15 @@ bouncer_configure(struct worker *w)
         log_warnx("bouncer: cannot allocate");
         return -1;
     }
+    if (!b->syncer) {
+        /* Another worker: worker 0 syncs; this one enforces the host's set.
+         * Its metrics.bansync keeps its refusals; the gauges, errors and
+         * times of the sync are worker 0's (per host): zero here, so a sum
+         * over workers is right. */
+        b->on = true;
+        w->metrics.bansync.on = true;
+        return 0;
+    }
     bool fresh = !b->on;
     if (fresh && bouncer_on(b) == -1) {
         log_warnx("bouncer: cannot allocate");
@@ -819,7 +937,7 @@ bouncer_configure(struct worker *w)
     b->cf = *cf;
     if (easy_setup(b) == -1) {
         log_warnx("bouncer: cannot allocate");
-        bouncer_off(b);
+        bouncer_off(b, false);
         return -1;
     }
     if (!changed) {
@@ -848,19 +966,39 @@ bouncer_free(struct worker *w)
 {
     if (w->bouncer == NULL)
         return;
-    bouncer_off(w->bouncer);
+    bouncer_off(w->bouncer, true);
     free(w->bouncer);
     w->bouncer = NULL;
+}
+
+/* <e> copied to b->hit: the set may change once the lock is let go. */
+static const struct banset_entry *
+hit(struct bouncer *b, const struct banset_entry *e)
+{
+    if (e == NULL)
+        return NULL;
+    b->hit = *e;
+    util_strlcpy(b->hit_origin, e->origin, sizeof(b->hit_origin));
+    util_strlcpy(b->hit_scenario, e->scenario, sizeof(b->hit_scenario));
+    b->hit.origin = b->hit_origin;
+    b->hit.scenario = b->hit_scenario;
+    return &b->hit;
 }
 
 const struct banset_entry *
 bouncer_lookup(struct worker *w, const struct sockaddr *sa)
 {
-    const struct bouncer *b = w->bouncer;
+    struct bouncer *b = w->bouncer;
+    const struct banset_entry *e;
 
-    if (b == NULL || b->set == NULL)
+    if (b == NULL || !b->on)
         return NULL;
-    return banset_lookup(b->set, sa, loop_now(w->loop));
+    if (b->syncer) /* the only writer of the set: no lock to read it */
+        return b->set != NULL ? hit(b, banset_lookup(b->set, sa, loop_now(w->loop))) : NULL;
+    shm_mutex_lock(&b->hb->mu);
+    e = b->hb->set != NULL ? hit(b, banset_lookup(b->hb->set, sa, loop_now(w->loop))) : NULL;
+    shm_mutex_unlock(&b->hb->mu);
+    return e;
 }
 
 bool
@@ -870,7 +1008,7 @@ bouncer_status(const struct worker *w, struct bouncer_status *out)
     struct banset_stats st = {0};
 
     memset(out, 0, sizeof(*out));
-    if (b == NULL || !b->on)
+    if (b == NULL || !b->on || !b->syncer)
         return false;
     if (b->set != NULL)
         banset_stats(b->set, &st);

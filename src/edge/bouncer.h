@@ -19,6 +19,13 @@
  * running; the next try comes after 1 s, doubling up to BOUNCER_RETRY_MAX_MS
  * (or the interval when longer); one log line per change of state. Nothing
  * on the accept path waits: bouncer_lookup() is a lookup in memory.
+ *
+ * With `workers N`, worker 0 alone polls; the set is the host's, in the
+ * shared region (src/base/shm.h), so one poller per host and every worker
+ * enforces the same bans. The other workers look it up under its lock;
+ * worker 0 changes it under that lock, BOUNCER_BATCH changes at most at a
+ * time. A worker 0 that restarts finds the set in force and keeps it until
+ * its first whole list (startup=true) replaces it.
  */
 #ifndef MAILEDGE_BOUNCER_H
 #define MAILEDGE_BOUNCER_H
@@ -51,7 +58,8 @@ int bouncer_configure(struct worker *w);
 /* Stops and frees the poller and its set. */
 void bouncer_free(struct worker *w);
 
-/* The remote ban holding <sa> now; NULL when none, or no crowdsec. */
+/* The remote ban holding <sa> now (a copy, valid until the next call);
+ * NULL when none, or no crowdsec. */
 const struct banset_entry *bouncer_lookup(struct worker *w, const struct sockaddr *sa);
 
 /* What /status shows. */

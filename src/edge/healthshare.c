@@ -5,12 +5,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "backend.h"
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
+#include "shm.h"
 #include "util.h"
 #include "worker.h"
 
@@ -36,23 +36,18 @@ static struct {
     unsigned long *seen;      /* passes seen, per slot */
 } fol;
 
-struct healthshare *
-healthshare_create(void)
-{
-    void *p = mmap(NULL, sizeof(struct healthshare), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        log_warn("workers: cannot map the shared health region");
-        return NULL;
-    }
-    return p;
-}
-
 void
-healthshare_attach(struct healthshare *hs, bool is_checker)
+healthshare_attach(void)
 {
-    region = hs;
-    checker = is_checker;
+    struct shm *shm = shm_host();
+    if (shm == NULL || shm_nworkers() < 2 || region != NULL)
+        return;
+    region = shm_named(shm, "health", "servers", sizeof(*region), NULL, NULL);
+    if (region == NULL) {
+        log_warnx("workers: the shared region is full: this worker checks its servers itself");
+        return;
+    }
+    checker = shm_worker() == 0;
 }
 
 bool

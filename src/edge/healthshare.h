@@ -1,8 +1,8 @@
 /*
  * healthshare: with `workers N`, one worker (0, the checker) runs the
- * health checks and publishes each server's health in a region of shared
- * memory that the supervisor maps before it forks; the other workers (the
- * followers) run no check and read the region every HEALTHSHARE_POLL_MS:
+ * health checks and publishes each server's health in a block of the
+ * host's shared region (src/base/shm.h, "health/servers"); the others (the
+ * followers) run no check and read it every HEALTHSHARE_POLL_MS:
  * a server of theirs goes up or down as the checker's does, and a new pass
  * of an up server wakes their held clients, as a check of their own would.
  * So N workers make the checks of one. Entries are keyed by backend and
@@ -17,19 +17,17 @@
 
 struct worker;
 struct backend;
-struct healthshare;
 
 #define HEALTHSHARE_SLOTS 1024   /* checked servers over all backends and reloads */
 #define HEALTHSHARE_POLL_MS 100
 
-/* Maps a new region (before the fork). NULL after logging on failure. */
-struct healthshare *healthshare_create(void);
-
 /*
- * This process's worker is the checker (<checker>) or a follower of <hs>.
- * Without a call (workers 1), the worker checks and publishes nothing.
+ * With workers N (after shm_attach()): this process's worker is the
+ * checker (worker 0) or a follower. Without a call, or with workers 1,
+ * the worker checks and publishes nothing; when the block cannot be had
+ * (the region is full), every worker checks for itself, as with workers 1.
  */
-void healthshare_attach(struct healthshare *hs, bool checker);
+void healthshare_attach(void);
 
 /* False in a follower: it runs no check. */
 bool healthshare_checks_here(void);

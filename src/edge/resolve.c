@@ -10,6 +10,7 @@
 
 #include "addr.h"
 #include "backend.h"
+#include "dnsshare.h"
 #include "log.h"
 #include "loop.h"
 #include "util.h"
@@ -28,6 +29,9 @@ struct resolve_query {
     uint64_t retry_ms;         /* failure back-off; 0 after a success */
     uint64_t started_ms;       /* loop_now() when the last query started */
     uint64_t due_ms;           /* when the timer fires next; 0: not armed */
+    int slot;                  /* workers N: its slot of the shared table; -1: none */
+    uint64_t version;          /* a follower: of the answer it has */
+    unsigned asked;            /* worker 0: early queries the followers asked, seen */
 };
 
 struct rio {
@@ -41,6 +45,10 @@ struct resolver {
     size_t ntimers;            /* timers it reserved in the loop */
     ares_channel ch;
     bool stopping;
+    bool follower;             /* workers N, not worker 0: no lookups, the shared table */
+    bool shared;               /* workers N: the shared table is read every DNSSHARE_POLL_MS */
+    uint64_t seen;             /* a follower: the table's version last read */
+    struct timer share_timer;
     struct timer timer;        /* c-ares's own timeouts */
     struct rio ios[RIO_MAX];
     struct resolve_query *q;
@@ -207,6 +215,7 @@ on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *res)
         }
         q->last_status = ARES_SUCCESS;
         q->retry_ms = 0;
+        dnsshare_publish(q->slot, q->b, q->si);
         next_ms = (uint64_t)ttl * 1000;
         if (next_ms < RESOLVE_MIN_MS)
             next_ms = RESOLVE_MIN_MS;
@@ -263,6 +272,15 @@ resolve_refresh(struct resolve_query *q)
     if (q == NULL || q->busy || q->r->stopping)
         return;
     struct loop *l = q->r->loop;
+    if (q->r->follower) {
+        /* Worker 0 queries (its own limit applies too); at most once per
+         * RESOLVE_REFRESH_MS from here. */
+        if (q->started_ms == 0 || loop_now(l) >= q->started_ms + RESOLVE_REFRESH_MS) {
+            q->started_ms = loop_now(l);
+            dnsshare_ask(q->slot);
+        }
+        return;
+    }
     uint64_t when = q->started_ms + RESOLVE_REFRESH_MS;
     if (when <= loop_now(l)) {
         query_start(q);
@@ -274,6 +292,57 @@ resolve_refresh(struct resolve_query *q)
     }
 }
 
+/* workers N: a follower takes new answers; worker 0 serves the followers' early queries. */
+static void
+on_share_timer(struct timer *t)
+{
+    struct resolver *r = container_of(t, struct resolver, share_timer);
+    bool pull = r->follower && dnsshare_changed(&r->seen);
+    for (size_t i = 0; i < r->nq; i++) {
+        struct resolve_query *q = &r->q[i];
+        if (pull) {
+            dnsshare_pull(q->b, q->si, &q->slot, &q->version);
+        } else if (!r->follower && dnsshare_asked(q->slot) != q->asked) {
+            q->asked = dnsshare_asked(q->slot);
+            resolve_refresh(q);
+        }
+    }
+    loop_timer_at(r->loop, t, loop_now(r->loop) + DNSSHARE_POLL_MS);
+}
+
+/* Sets up query <q> for server <j> of <b>, without starting it. */
+static void
+query_init(struct resolver *r, struct resolve_query *q, struct backend *b, size_t j)
+{
+    q->r = r;
+    q->b = b;
+    q->si = j;
+    q->last_status = -1;
+    q->slot = -1;
+    timer_init(&q->timer, on_query_timer);
+    b->srv[j].rq = q;
+}
+
+/*
+ * workers N, not worker 0: no c-ares; every named server takes worker 0's
+ * answers from the shared table, now and every DNSSHARE_POLL_MS.
+ */
+static int
+follow_all(struct resolver *r, const struct conf *c, struct backend *backends)
+{
+    if (loop_timer_reserve(r->loop, 1) == -1) {
+        log_warnx("resolve: cannot allocate");
+        return -1;
+    }
+    r->ntimers = 1;
+    for (size_t i = 0; i < c->nbackends; i++)
+        for (size_t j = 0; j < c->backends[i].nservers; j++)
+            if (c->backends[i].servers[j].is_name)
+                query_init(r, &r->q[r->nq++], &backends[i], j);
+    on_share_timer(&r->share_timer);
+    return 0;
+}
+
 int
 resolve_start_all(struct resolver **out, struct loop *loop, const struct conf *c,
                   struct backend *backends)
@@ -283,8 +352,13 @@ resolve_start_all(struct resolver **out, struct loop *loop, const struct conf *c
     for (size_t i = 0; i < c->nbackends; i++)
         for (size_t j = 0; j < c->backends[i].nservers; j++)
             nq += c->backends[i].servers[j].is_name;
-    if (nq == 0)
+    if (nq == 0) {
+        if (dnsshare_on() && dnsshare_resolves_here()) {
+            dnsshare_begin(); /* frees the slots of servers gone */
+            dnsshare_end();
+        }
         return 0;
+    }
     struct resolver *r = calloc(1, sizeof(*r));
     if (r == NULL || (r->q = calloc(nq, sizeof(*r->q))) == NULL) {
         free(r);
@@ -293,9 +367,14 @@ resolve_start_all(struct resolver **out, struct loop *loop, const struct conf *c
     }
     r->loop = loop;
     timer_init(&r->timer, on_timeout);
+    timer_init(&r->share_timer, on_share_timer);
     for (size_t i = 0; i < RIO_MAX; i++)
         r->ios[i].io.fd = -1;
     *out = r;
+    r->shared = dnsshare_on();
+    r->follower = r->shared && !dnsshare_resolves_here();
+    if (r->follower)
+        return follow_all(r, c, backends);
     int rc = ares_library_init(ARES_LIB_INIT_ALL);
     if (rc != ARES_SUCCESS) {
         log_warnx("resolve: c-ares: %s", ares_strerror(rc));
@@ -328,25 +407,28 @@ resolve_start_all(struct resolver **out, struct loop *loop, const struct conf *c
             return -1;
         }
     }
-    if (loop_timer_reserve(loop, nq + 1) == -1) {
+    if (loop_timer_reserve(loop, nq + 1 + r->shared) == -1) {
         log_warnx("resolve: cannot allocate");
         return -1;
     }
-    r->ntimers = nq + 1;
+    r->ntimers = nq + 1 + r->shared;
+    dnsshare_begin();
     for (size_t i = 0; i < c->nbackends; i++) {
         for (size_t j = 0; j < c->backends[i].nservers; j++) {
             if (!c->backends[i].servers[j].is_name)
                 continue;
             struct resolve_query *q = &r->q[r->nq++];
-            q->r = r;
-            q->b = &backends[i];
-            q->si = j;
-            q->last_status = -1;
-            timer_init(&q->timer, on_query_timer);
-            backends[i].srv[j].rq = q;
+            query_init(r, q, &backends[i], j);
+            if (r->shared) {
+                q->slot = dnsshare_claim(&backends[i], j);
+                q->asked = dnsshare_asked(q->slot);
+            }
             query_start(q);
         }
     }
+    dnsshare_end();
+    if (r->shared)
+        loop_timer_at(loop, &r->share_timer, loop_now(loop) + DNSSHARE_POLL_MS);
     return 0;
 }
 
@@ -356,8 +438,8 @@ resolve_free_all(struct resolver **rp)
     struct resolver *r = *rp;
     if (r == NULL)
         return;
+    r->stopping = true;
     if (r->ch != NULL) {
-        r->stopping = true;
         ares_destroy(r->ch);
         ares_library_cleanup();
     }
@@ -365,6 +447,7 @@ resolve_free_all(struct resolver **rp)
         if (r->ios[i].used)
             loop_del(r->loop, &r->ios[i].io);
     loop_timer_cancel(r->loop, &r->timer);
+    loop_timer_cancel(r->loop, &r->share_timer);
     for (size_t i = 0; i < r->nq; i++) {
         loop_timer_cancel(r->loop, &r->q[i].timer);
         r->q[i].b->srv[r->q[i].si].rq = NULL;

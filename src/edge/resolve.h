@@ -12,6 +12,8 @@
  * RESOLVE_REFRESH_MS per name: a server that moved is found in about a
  * second, not when a long TTL runs out.
  * The answer lives in struct backend_server (addrs, naddrs).
+ * With `workers N`, worker 0 alone resolves; the others take its answers
+ * from shared memory (src/edge/dnsshare.c) and ask it for the early query.
  */
 #ifndef MAILEDGE_RESOLVE_H
 #define MAILEDGE_RESOLVE_H

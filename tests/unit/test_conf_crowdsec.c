@@ -50,6 +50,12 @@ test_values(void **state)
     assert_int_equal(cs->max_answer, 64 << 20);
     conf_free(c);
 
+    /* With workers N: worker 0 syncs for all of them (src/edge/bouncer.c). */
+    c = load_ok(CS "    workers 2\n}\n" ONE_L, false);
+    assert_int_equal(c->global.workers, 2);
+    assert_string_equal(c->global.crowdsec.url, "http://127.0.0.1:8080");
+    conf_free(c);
+
     c = load_ok(CS "    crowdsec-interval 2s\n    crowdsec-resync off\n    crowdsec-captcha ban\n"
                    "    crowdsec-origins crowdsec cscli\n"
                    "    crowdsec-scenarios-containing ssh mailedge\n"
@@ -87,7 +93,6 @@ test_mistakes(void **state)
              false, 2, 14, "bad crowdsec URL");
     load_bad("global {\n    crowdsec http://127.0.0.1:8080\n}\n" ONE_L, false, 2, 5,
              "crowdsec needs its bouncer key");
-    load_bad(CS "    workers 2\n}\n" ONE_L, false, 2, 5, "crowdsec works with workers 1 only");
     load_bad("global {\n    crowdsec-interval 5s\n}\n" ONE_L, false, 2, 5,
              "crowdsec-* settings need 'crowdsec URL' too");
     load_bad(CS "    crowdsec-interval 100ms\n}\n" ONE_L, false, 4, 23,
