@@ -4,6 +4,7 @@
  * small: everything with a concern of its own lives in its module.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,6 +41,8 @@
 
 #define DEFAULT_CONF "/etc/mailedge/mailedge.conf"
 
+_Static_assert(CONF_WORKERS_MAX <= SHM_WORKERS_MAX, "the shared region serves every worker");
+
 /* What the process does besides the worker: signals and the watchdog. */
 struct service {
     struct io io;               /* signalfd */
@@ -59,6 +62,29 @@ usage(FILE *fp)
                 "  -w       reload when the configuration file changes, as on SIGHUP\n"
                 "  -f       stay in the foreground (always the case; for init scripts)\n"
                 "  -V       print version and build features\n");
+}
+
+/* The CPUs this process may run on (its affinity mask, as taskset or a
+ * systemd CPUAffinity= sets it), for `workers auto`. */
+static long
+usable_cpus(void)
+{
+    for (int n = CPU_SETSIZE; n <= (1 << 16); n *= 2) {
+        cpu_set_t *set = CPU_ALLOC((size_t)n);
+        size_t size = CPU_ALLOC_SIZE((size_t)n);
+        if (set == NULL)
+            break;
+        CPU_ZERO_S(size, set);
+        if (sched_getaffinity(0, size, set) == 0) {
+            int c = CPU_COUNT_S(size, set);
+            CPU_FREE(set);
+            return c;
+        }
+        CPU_FREE(set);
+        if (errno != EINVAL)
+            break;
+    }
+    return sysconf(_SC_NPROCESSORS_ONLN);
 }
 
 static void
@@ -364,6 +390,7 @@ main(int argc, char **argv)
 
     struct conf *conf = NULL;
     struct diag_list diags = {0};
+    conf_set_cpus(usable_cpus());
     if (conf_load(path, &conf, &diags) == -1) {
         diag_list_print(&diags, stderr);
         diag_list_free(&diags);
@@ -372,7 +399,8 @@ main(int argc, char **argv)
     if (check_only) {
         diag_list_print(&diags, stderr); /* warnings */
         diag_list_free(&diags);
-        printf("%s: configuration ok\n", path);
+        printf("%s: configuration ok (workers %u%s)\n", path, conf->global.workers,
+               conf->global.workers_auto ? ", auto: one per usable CPU" : "");
         conf_free(conf);
         return 0;
     }
@@ -399,8 +427,8 @@ main(int argc, char **argv)
     log_str("version", MAILEDGE_VERSION);
     log_u64("pid", (uint64_t)getpid());
     log_str("config", path);
-    if (conf->global.workers > 1)
-        log_u64("workers", conf->global.workers);
+    log_u64("workers", conf->global.workers);
+    log_str("workers_from", conf->global.workers_auto ? "auto" : "config");
     log_end();
 
     /* Socket activation: sockets the service manager bound for us. */
