@@ -204,7 +204,12 @@ start_admin(struct worker *w)
     return admin_start(&v);
 }
 
-/* Logs every inherited socket no configured bind took; returns how many. */
+/*
+ * Logs every inherited socket no configured bind took; returns how many.
+ * A restarted worker of several closes them instead: the configuration
+ * was checked against them at the start, and a reload since may have
+ * dropped an address.
+ */
 static int
 unmatched_inherited(const int *fds, int n)
 {
@@ -214,6 +219,10 @@ unmatched_inherited(const int *fds, int n)
         char a[ADDR_STRLEN] = "?";
         if (fds[i] < 0)
             continue;
+        if (supervise_restarted()) {
+            close(fds[i]);
+            continue;
+        }
         if (sock_local(fds[i], &ss) == 0)
             addr_format((const struct sockaddr *)&ss, a, sizeof(a));
         log_begin(LOG_ERROR, "socket_activation");
@@ -253,6 +262,8 @@ struct run {
     bool watch_conf;
     struct fault_plan faults;
     struct healthshare *health;   /* workers N: server health from worker 0 to the others */
+    int *inherited;               /* socket activation: the same sockets for every worker */
+    int ninherited;
     struct shm *shm;              /* what the workers share (src/base/shm.h); also with workers 1 */
 };
 
@@ -334,7 +345,9 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
 static int
 run_child(unsigned index, struct conf *conf, void *arg)
 {
-    return run_worker(arg, conf, NULL, 0, (int)index);
+    const struct run *r = arg;
+    /* The child's copy of the list: take_inherited() marks what it took. */
+    return run_worker(r, conf, r->inherited, r->ninherited, (int)index);
 }
 
 int
@@ -459,19 +472,17 @@ main(int argc, char **argv)
         return 1;
     }
     if (conf->global.workers > 1) {
-        free(inherited);
-        if (nfds > 0) {
-            log_begin(LOG_ERROR, "socket_activation");
-            log_str("error", "inherited sockets (LISTEN_FDS) work with workers 1 only");
-            log_end();
-            conf_free(conf);
-            return 1;
-        }
+        /* Inherited sockets stay open here, for a worker started again. */
+        r.inherited = inherited;
+        r.ninherited = nfds;
         if ((r.health = healthshare_create()) == NULL) {
             conf_free(conf);
+            free(inherited);
             return 1;
         }
-        return supervise_run(path, conf, run_child, &r);
+        int rc = supervise_run(path, conf, run_child, &r);
+        free(inherited);
+        return rc;
     }
     int rc = run_worker(&r, conf, inherited, nfds, -1);
     free(inherited);

@@ -52,6 +52,13 @@ struct sup {
 
 /* In a worker: the write end of its readiness pipe until it said READY. */
 static int ready_wfd = -1;
+static bool restarted; /* supervise_restarted() */
+
+bool
+supervise_restarted(void)
+{
+    return restarted;
+}
 
 void
 supervise_notify(const char *state)
@@ -86,6 +93,7 @@ become_worker(struct sup *s, unsigned i, int wfd, pid_t parent)
     free(s->pfd);
     free(s->who);
     ready_wfd = wfd;
+    restarted = s->serving;
     log_set_worker((int)i);
     /* The supervisor gone (even by SIGKILL), the worker drains. */
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);

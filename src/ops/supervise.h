@@ -14,6 +14,8 @@
 #ifndef MAILEDGE_SUPERVISE_H
 #define MAILEDGE_SUPERVISE_H
 
+#include <stdbool.h>
+
 struct conf;
 
 /*
@@ -37,5 +39,8 @@ int supervise_run(const char *path, struct conf *conf, supervise_worker_fn run, 
  * speaks to the service manager).
  */
 void supervise_notify(const char *state);
+
+/* In a worker: true when it was started again after one died (not at the start). */
+bool supervise_restarted(void);
 
 #endif
