@@ -113,8 +113,16 @@ on_signal(struct io *io, uint32_t ev)
                 session_cut_all(sg->w);
                 break;
             }
+            /* Without the supervisor (it died), nobody would end the wait. */
+            if (supervise_orphaned())
+                sg->w->linger_admin = false;
             sg->w->notify("STOPPING=1");
             edge_drain(sg->w);
+            break;
+        case SIGUSR2:
+            /* The supervisor: every other worker is gone. */
+            sg->w->linger_admin = false;
+            worker_drain_check(sg->w);
             break;
         case SIGUSR1:
             if (log_reopen() == -1) {
@@ -244,6 +252,7 @@ signal_mask(sigset_t *mask)
     sigaddset(mask, SIGINT);
     sigaddset(mask, SIGHUP);
     sigaddset(mask, SIGUSR1);
+    sigaddset(mask, SIGUSR2);
 }
 
 static void
@@ -296,6 +305,7 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     w.inherited = NULL;
     w.ninherited = 0;
     w.notify = index < 0 ? notify_send : supervise_notify;
+    w.linger_admin = index == 0 && admin != NULL;
     char perr[256];
     if (privs_drop(&w.conf->global, perr, sizeof(perr)) == -1) {
         log_begin(LOG_ERROR, "privileges");

@@ -53,11 +53,18 @@ struct sup {
 /* In a worker: the write end of its readiness pipe until it said READY. */
 static int ready_wfd = -1;
 static bool restarted; /* supervise_restarted() */
+static pid_t supervisor;
 
 bool
 supervise_restarted(void)
 {
     return restarted;
+}
+
+bool
+supervise_orphaned(void)
+{
+    return getppid() != supervisor;
 }
 
 void
@@ -94,6 +101,7 @@ become_worker(struct sup *s, unsigned i, int wfd, pid_t parent)
     free(s->who);
     ready_wfd = wfd;
     restarted = s->serving;
+    supervisor = parent;
     log_set_worker((int)i);
     /* The supervisor gone (even by SIGKILL), the worker drains. */
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -159,6 +167,18 @@ signal_all(struct sup *s, int sig)
     }
 }
 
+/* In a drain, worker 0 keeps the admin endpoint up until the others are gone: tell it. */
+static void
+others_gone(const struct sup *s)
+{
+    for (unsigned j = 1; j < s->n; j++) {
+        if (s->kids[j].pid > 0)
+            return;
+    }
+    if (s->kids[0].pid > 0)
+        (void)kill(s->kids[0].pid, SIGUSR2);
+}
+
 static void
 drain(struct sup *s)
 {
@@ -172,6 +192,7 @@ drain(struct sup *s)
     for (unsigned i = 0; i < s->n; i++)
         s->kids[i].restart_at_ms = 0;
     signal_all(s, SIGTERM);
+    others_gone(s);
 }
 
 static void
@@ -226,8 +247,10 @@ on_exit_of(struct sup *s, pid_t pid, int status)
         log_u64("status", (uint64_t)WEXITSTATUS(status));
     }
     log_end();
-    if (s->draining)
+    if (s->draining) {
+        others_gone(s);
         return;
+    }
     if (!s->serving) {
         /* One worker could not start (a bind failed...): none runs. */
         log_begin(LOG_ERROR, "start_failed");

@@ -7,8 +7,9 @@
  * The supervisor restarts a worker that dies (logged, with a back-off when
  * one keeps dying at once), checks a new configuration before it passes a
  * SIGHUP on (an invalid one reaches no worker), passes SIGTERM/SIGINT (a
- * drain of all; a second one cuts) and SIGUSR1 on, speaks to the service
- * manager for all of them, and exits once every worker has.
+ * drain of all; a second one cuts) and SIGUSR1 on, sends worker 0 (the
+ * admin endpoint's) SIGUSR2 once the others are gone in a drain, speaks
+ * to the service manager for all of them, and exits once every worker has.
  * docs/scaling.md is the user-facing contract.
  */
 #ifndef MAILEDGE_SUPERVISE_H
@@ -42,5 +43,8 @@ void supervise_notify(const char *state);
 
 /* In a worker: true when it was started again after one died (not at the start). */
 bool supervise_restarted(void);
+
+/* In a worker: true once the supervisor is gone (its parent is another process). */
+bool supervise_orphaned(void);
 
 #endif

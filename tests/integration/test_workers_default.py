@@ -2,7 +2,8 @@
 on, also as `workers auto`, said by -t and by the start line; and socket
 activation with several workers: every worker accepts on the inherited
 sockets (one accept queue), a restarted worker too, also after a reload
-dropped an inherited address."""
+dropped an inherited address; in a drain, worker 0 keeps the admin
+endpoint up until the other workers are gone."""
 
 import os
 import signal
@@ -10,6 +11,8 @@ import subprocess
 
 import harness as h
 from test_activation import GREETING, Activated, prebound
+from test_admin import admin_endpoint, http
+from test_admin import start as admin_start
 from test_workers import children, owner_of
 
 ONE_L = h.listener_block("one", "127.0.0.1:1", "smtp", "127.0.0.1:2")
@@ -141,3 +144,52 @@ def test_restarted_worker_accepts_after_a_reload_dropped_the_socket(rig):
     me.wait_log("worker_ready", count=4)
     h.wait_until(lambda: len(children(me.pid)) == 2, what="2 workers", info=me.describe)
     assert not me.events("socket_activation"), me.log_text()
+
+
+# ---- the admin endpoint in a drain of several workers ----
+
+
+def test_admin_answers_until_the_last_worker_exits(rig):
+    """Worker 0 runs the admin endpoint: drained before another worker, it
+    keeps answering (/readyz 503) until the last one exits."""
+    admin = admin_endpoint(rig)
+    s = admin_start(rig, admin, send_proxy=None, grace="30s", global_extra=["workers 2"])
+    h.wait_until(lambda: len(children(s.me.pid)) == 2, what="2 workers", info=s.me.describe)
+    out = subprocess.run(["ss", "-ltnpH", "sport", "= :%d" % admin[1]], capture_output=True,
+                         text=True, check=True).stdout
+    zero = int(out.split("pid=")[1].split(",")[0])
+    # A client on the other worker (the kernel's hash picks one by port).
+    other = None
+    for i in range(64):
+        c = rig.client(s.ip, s.port, name="c%d" % i)
+        c.wait_endswith(GREETING)
+        if owner_of(s.port, c) != zero:
+            other = c
+            break
+        c.close()
+    assert other is not None
+    s.me.signal(signal.SIGTERM)
+    s.me.wait_log("drain", count=2)
+    status, _, body = http(admin, "/readyz")
+    assert status == 503 and "draining" in body, (status, body)
+    assert zero in children(s.me.pid) and not s.me.events("exit", worker="0")
+    other.close()
+    assert s.me.wait_exit() == 0
+    assert s.me.events("exit", worker="0")
+
+
+def test_workers_with_admin_follow_a_killed_supervisor(rig):
+    """Nobody is left to end worker 0's wait for the others: it exits too."""
+    s = admin_start(rig, admin_endpoint(rig), send_proxy=None, global_extra=["workers 2"])
+    h.wait_until(lambda: len(children(s.me.pid)) == 2, what="2 workers", info=s.me.describe)
+    pids = children(s.me.pid)
+    s.me.proc.kill()
+    s.me.proc.wait(h.DEADLINE)
+    rig.daemons.remove(s.me)
+
+    def gone():
+        return all(not os.path.exists("/proc/%d" % p)
+                   or open("/proc/%d/stat" % p).read().split(") ")[1][0] == "Z"
+                   for p in pids)
+    h.wait_until(gone, what="the workers to exit", info=s.me.describe)
+    assert len(s.me.events("exit")) == 2, s.me.log_text()
