@@ -40,6 +40,14 @@ void healthshare_publish(const struct backend *b, size_t i, bool passed);
 /* A follower: starts reading the region (once, at start). Returns 0, or -1 after logging. */
 int healthshare_follow(struct worker *w);
 
+/*
+ * A follower: takes the published health of <b>'s servers now, between two
+ * polls (a session about to find no server up asks first, so a follower
+ * does not refuse a client the checker already saw a server up for).
+ * Nothing elsewhere.
+ */
+void healthshare_refresh(struct backend *b);
+
 /* A follower: stops reading (drain, exit); frees what healthshare_follow() took. Idempotent. */
 void healthshare_unfollow(struct worker *w);
 
