@@ -322,7 +322,8 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
         fatal("signalfd");
     struct watch *wa = NULL;
-    if (r->watch_conf && (wa = watch_start(&w, r->path)) == NULL) {
+    /* With several workers, worker 0 alone watches: a change reloads all of them. */
+    if (r->watch_conf && index <= 0 && (wa = watch_start(&w, r->path)) == NULL) {
         worker_free(&w);
         return 1;
     }

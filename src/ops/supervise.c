@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -27,7 +28,9 @@
 
 struct kid {
     pid_t pid;                /* 0: not running */
-    int ready_fd;             /* read end of its readiness pipe until it said READY; -1 */
+    int ready_fd;             /* read end of its readiness pipe (a byte per READY=1); -1 */
+    bool ready;               /* said READY=1 since it started */
+    bool reload_pending;      /* signalled to reload; its READY=1 not read yet */
     uint64_t started_ms;
     uint64_t restart_at_ms;   /* 0: no restart pending */
     uint64_t backoff_ms;
@@ -45,12 +48,14 @@ struct sup {
     unsigned *who;            /* pfd[j] is the pipe of worker who[j] */
     int sfd;                  /* signalfd */
     bool serving;             /* every worker said READY once */
+    bool reloading;           /* told the service manager RELOADING=1; READY=1 once all reloaded */
     bool draining;
     bool start_failed;
     uint64_t watchdog_ms, watchdog_at;
 };
 
-/* In a worker: the write end of its readiness pipe until it said READY. */
+/* In a worker: the write end of its readiness pipe: a byte for each READY=1
+ * (the start, then the end of each reload). */
 static int ready_wfd = -1;
 static bool restarted; /* supervise_restarted() */
 static pid_t supervisor;
@@ -67,14 +72,20 @@ supervise_orphaned(void)
     return getppid() != supervisor;
 }
 
+int
+supervise_reload_all(void)
+{
+    if (supervisor == 0)
+        return -1;
+    return kill(supervisor, SIGHUP);
+}
+
 void
 supervise_notify(const char *state)
 {
     if (ready_wfd >= 0 && strncmp(state, "READY=1", 7) == 0) {
         ssize_t r = write(ready_wfd, "R", 1);
         (void)r; /* the supervisor sees EOF when we die; nothing else to do */
-        close(ready_wfd);
-        ready_wfd = -1;
     }
 }
 
@@ -142,6 +153,7 @@ spawn(struct sup *s, unsigned i)
     close(p[1]);
     k->pid = pid;
     k->ready_fd = p[0];
+    k->ready = false;
     k->started_ms = now_ms();
     k->restart_at_ms = 0;
     return 0;
@@ -195,6 +207,20 @@ drain(struct sup *s)
     others_gone(s);
 }
 
+/* The end of a reload: READY=1 to the service manager once no running worker is still at it. */
+static void
+reload_done(struct sup *s)
+{
+    if (!s->reloading)
+        return;
+    for (unsigned j = 0; j < s->n; j++) {
+        if (s->kids[j].pid > 0 && s->kids[j].reload_pending)
+            return;
+    }
+    s->reloading = false;
+    notify_send("READY=1\nSTATUS=accepting connections");
+}
+
 static void
 on_ready(struct sup *s, unsigned i)
 {
@@ -203,12 +229,20 @@ on_ready(struct sup *s, unsigned i)
     ssize_t r = read(k->ready_fd, &c, 1);
     if (r == -1 && (errno == EINTR || errno == EAGAIN))
         return;
-    close(k->ready_fd);
-    k->ready_fd = -1;
-    if (r != 1 || s->serving)
-        return; /* EOF: it died before READY; its exit says the rest */
+    if (r != 1) {
+        /* EOF: it died; its exit says the rest */
+        close(k->ready_fd);
+        k->ready_fd = -1;
+        return;
+    }
+    k->ready = true;
+    k->reload_pending = false; /* a READY=1 ends its reload, or it started on the new file */
+    if (s->serving) {
+        reload_done(s);
+        return;
+    }
     for (unsigned j = 0; j < s->n; j++) {
-        if (s->kids[j].pid == 0 || s->kids[j].ready_fd >= 0)
+        if (s->kids[j].pid == 0 || !s->kids[j].ready)
             return;
     }
     s->serving = true;
@@ -232,6 +266,8 @@ on_exit_of(struct sup *s, pid_t pid, int status)
         close(k->ready_fd);
         k->ready_fd = -1;
     }
+    k->reload_pending = false;
+    reload_done(s);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     k->failed = !clean;
     log_begin(s->draining && clean ? LOG_INFO : LOG_ERROR, "worker_exit");
@@ -308,6 +344,11 @@ reload(struct sup *s)
     struct conf *conf = NULL;
     struct diag_list diags = {0};
     char why[512];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(why, sizeof(why), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u);
+    notify_send(why);
     if (conf_load(s->path, &conf, &diags) == -1) {
         for (size_t i = 0; i < diags.n; i++) {
             conf_diag_text(&diags.v[i], why, sizeof(why));
@@ -324,6 +365,7 @@ reload(struct sup *s)
         log_str("workers", "not signalled");
         log_end();
         diag_list_free(&diags);
+        notify_send("READY=1\nSTATUS=accepting connections");
         return;
     }
     diag_list_free(&diags);
@@ -332,7 +374,11 @@ reload(struct sup *s)
     /* A worker started from now on starts on this one. */
     conf_free(s->conf);
     s->conf = conf;
+    for (unsigned i = 0; i < s->n; i++)
+        s->kids[i].reload_pending = s->kids[i].pid > 0;
+    s->reloading = true;
     signal_all(s, SIGHUP);
+    reload_done(s); /* no worker running: nothing to wait for */
 }
 
 static void

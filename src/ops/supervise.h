@@ -47,4 +47,10 @@ bool supervise_restarted(void);
 /* In a worker: true once the supervisor is gone (its parent is another process). */
 bool supervise_orphaned(void);
 
+/*
+ * In a worker: asks the supervisor for a reload of every worker (a SIGHUP:
+ * it checks the file first). -1 when this process is no supervised worker.
+ */
+int supervise_reload_all(void);
+
 #endif

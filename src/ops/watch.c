@@ -17,6 +17,7 @@
 #include "log.h"
 #include "loop.h"
 #include "reload.h"
+#include "supervise.h"
 #include "worker.h"
 
 struct file_id {
@@ -67,7 +68,7 @@ on_quiet(struct timer *t)
     log_end();
     if (wa->w->draining)
         log_warnx("configuration changed while draining: not reloading");
-    else
+    else if (supervise_reload_all() == -1) /* several workers: all, as a SIGHUP */
         reload_request(wa->w);
 }
 
