@@ -39,6 +39,7 @@
 #include "log.h"
 #include "resolve.h"
 #include "session.h"
+#include "shm.h"
 #include "sock.h"
 #include "util.h"
 #include "worker.h"
@@ -830,11 +831,14 @@ reload_log_diags(const struct diag_list *diags)
 
     for (size_t i = 0; i < diags->n; i++) {
         const struct conf_diag *g = &diags->v[i];
+        nerr += !g->warning;
+        /* Of several workers reading one file, worker 0 says its warnings. */
+        if (g->warning && shm_worker() != 0)
+            continue;
         conf_diag_text(g, text, sizeof(text));
         log_begin(g->warning ? LOG_WARN : LOG_ERROR, g->warning ? "config_warning" : "config_error");
         log_str(g->warning ? "warning" : "error", text);
         log_end();
-        nerr += !g->warning;
     }
     return nerr;
 }
