@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -381,9 +382,45 @@ reload(struct sup *s)
     reload_done(s); /* no worker running: nothing to wait for */
 }
 
+/*
+ * SIGUSR1 in a supervisor that kept root while its workers run as `user`:
+ * the log file is opened with the user's identity, as the workers open it
+ * next. As root it would be made root's (the workers could not open it),
+ * and root would follow whatever the user put at that path.
+ */
+static int
+reopen_as_user(const struct conf_global *g)
+{
+    if (!g->user_set || geteuid() != 0)
+        return log_reopen();
+    gid_t groups[64];
+    int ng = getgroups(64, groups);
+    gid_t egid = getegid();
+    int rc = -1, err = EPERM;
+    if (ng >= 0 && setgroups(1, &g->gid) == 0) {
+        if (setegid(g->gid) == 0) {
+            if (seteuid(g->uid) == 0) {
+                rc = log_reopen();
+                err = errno;
+                if (seteuid(0) == -1)
+                    fatal("supervisor: cannot take root back after the log reopen");
+            }
+            if (setegid(egid) == -1)
+                fatal("supervisor: cannot take its group back after the log reopen");
+        }
+        if (setgroups((size_t)ng, groups) == -1)
+            fatal("supervisor: cannot take its groups back after the log reopen");
+    }
+    errno = err;
+    return rc;
+}
+
 static void
 on_signals(struct sup *s)
 {
+    /* A reload waits for the batch of signals read: a TERM in it wins, as in a
+     * single process (the workers would get both and drop the reload). */
+    bool want_reload = false;
     struct signalfd_siginfo si;
     while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         switch (si.ssi_signo) {
@@ -401,10 +438,10 @@ on_signals(struct sup *s)
             if (s->draining)
                 log_warnx("SIGHUP while draining: not reloading");
             else
-                reload(s);
+                want_reload = true;
             break;
         case SIGUSR1:
-            if (log_reopen() == -1)
+            if (reopen_as_user(&s->conf->global) == -1)
                 log_warn("log_reopen %s", log_file());
             signal_all(s, SIGUSR1);
             break;
@@ -415,6 +452,8 @@ on_signals(struct sup *s)
             break;
         }
     }
+    if (want_reload && !s->draining)
+        reload(s);
 }
 
 static int
