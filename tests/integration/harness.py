@@ -408,6 +408,14 @@ class Client(Peer):
         super().__init__(s, name)
 
 
+def listening_pid(port: int) -> int:
+    """The pid of the process listening on TCP <port> (ss -p): with several
+    workers, worker 0 for the admin endpoint."""
+    out = subprocess.run(["ss", "-ltnpH", "sport", "= :%d" % port], capture_output=True,
+                         text=True, check=True).stdout
+    return int(out.split("pid=")[1].split(",")[0])
+
+
 def connect_refused(ip: str, port: int, source: Optional[str] = None) -> bool:
     """True when a connect to ip:port is refused. A connect that succeeds
     is closed at once (it may be a listener about to close)."""

@@ -155,9 +155,7 @@ def test_admin_answers_until_the_last_worker_exits(rig):
     admin = admin_endpoint(rig)
     s = admin_start(rig, admin, send_proxy=None, grace="30s", global_extra=["workers 2"])
     h.wait_until(lambda: len(children(s.me.pid)) == 2, what="2 workers", info=s.me.describe)
-    out = subprocess.run(["ss", "-ltnpH", "sport", "= :%d" % admin[1]], capture_output=True,
-                         text=True, check=True).stdout
-    zero = int(out.split("pid=")[1].split(",")[0])
+    zero = h.listening_pid(admin[1])
     # A client on the other worker (the kernel's hash picks one by port).
     other = None
     for i in range(64):
