@@ -23,6 +23,7 @@ struct slot {
 };
 
 struct healthshare {
+    atomic_ulong changes;     /* a server went up or down: followers read again */
     struct slot s[HEALTHSHARE_SLOTS];
 };
 
@@ -34,6 +35,7 @@ static struct {
     struct worker *w;
     struct timer timer;
     unsigned long *seen;      /* passes seen, per slot */
+    unsigned long changes;    /* region->changes when it last read every backend */
 } fol;
 
 struct healthshare *
@@ -88,7 +90,8 @@ healthshare_publish(const struct backend *b, size_t i, bool passed)
     struct slot *s = find(b->conf->name, b->conf->servers[i].name, true);
     if (s == NULL)
         return; /* full: that server's followers keep it down (docs/scaling.md) */
-    atomic_store(&s->up, b->srv[i].up);
+    if (atomic_exchange(&s->up, b->srv[i].up) != (unsigned)b->srv[i].up)
+        atomic_fetch_add(&region->changes, 1);
     if (passed)
         atomic_fetch_add(&s->passes, 1);
 }
@@ -126,22 +129,28 @@ read_backend(struct backend *b, bool wake)
 }
 
 static void
-on_poll(struct timer *t)
+read_all(struct worker *w, bool wake)
 {
-    struct worker *w = fol.w;
+    fol.changes = atomic_load(&region->changes);
     for (size_t i = 0; i < w->conf->nbackends; i++) {
         struct backend *b = &w->backends[i];
         if (b->conf->check != CHECK_NONE)
-            read_backend(b, true);
+            read_backend(b, wake);
     }
-    loop_timer_at(w->loop, t, loop_now(w->loop) + HEALTHSHARE_POLL_MS);
+}
+
+static void
+on_poll(struct timer *t)
+{
+    read_all(fol.w, true);
+    loop_timer_at(fol.w->loop, t, loop_now(fol.w->loop) + HEALTHSHARE_POLL_MS);
 }
 
 void
-healthshare_refresh(struct backend *b)
+healthshare_sync(struct worker *w)
 {
-    if (fol.seen != NULL && b->conf->check != CHECK_NONE)
-        read_backend(b, false);
+    if (fol.w == w && atomic_load(&region->changes) != fol.changes)
+        read_all(w, false);
 }
 
 int

@@ -41,12 +41,13 @@ void healthshare_publish(const struct backend *b, size_t i, bool passed);
 int healthshare_follow(struct worker *w);
 
 /*
- * A follower: takes the published health of <b>'s servers now, between two
- * polls (a session about to find no server up asks first, so a follower
- * does not refuse a client the checker already saw a server up for).
+ * A follower, as a session is about to pick a server: when a server went
+ * up or down since it last read the region, reads it now (one atomic load
+ * otherwise), so it never sends a client where the checker already saw
+ * the server go down, nor refuses one for a server it saw come up.
  * Nothing elsewhere.
  */
-void healthshare_refresh(struct backend *b);
+void healthshare_sync(struct worker *w);
 
 /* A follower: stops reading (drain, exit); frees what healthshare_follow() took. Idempotent. */
 void healthshare_unfollow(struct worker *w);

@@ -344,8 +344,7 @@ session_start_connect(struct session *s, const struct conf_route *r)
 {
     s->route = r;
     s->backend = gen_backend(s->gen, r->backend);
-    if (backend_servers_up(s->backend) == 0)
-        healthshare_refresh(s->backend);
+    healthshare_sync(s->w);
     s->srv_first = backend_first(s->backend);
     s->attempt = 0;
     session_connect_next(s);
