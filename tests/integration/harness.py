@@ -800,6 +800,16 @@ class Mailedge:
         return wait_until(check, timeout, "log event=%s %r x%d" % (event, match, count),
                           info=self.describe)
 
+    def nworkers(self) -> int:
+        """The workers in effect, from the start line (1: one process)."""
+        return int(self.wait_log("start")[0].get("workers", "1"))
+
+    def wait_drained(self):
+        """After a SIGTERM: every worker began its drain (its listeners are
+        closed). With several, the supervisor passes the signal on: a client
+        that connects before then is still served."""
+        self.wait_log("drain", count=self.nworkers())
+
     def wait_session(self, count: int = 1, timeout: float = None, **match) -> dict:
         """The count-th session line (matching fields), after waiting for it."""
         return self.wait_log("session", count, timeout, **match)[count - 1]

@@ -231,6 +231,7 @@ def test_drain_during_large_transfer(rig, splice):
     t = c.send_async(payload, chunk=256 * 1024)
     conn = s.backend.wait_conn()
     s.me.signal(signal.SIGTERM)
+    s.me.wait_drained()
     h.wait_until(lambda: h.connect_refused(s.ip, s.port, source=rig.ip(11)),
                  what="the listener to close")
     conn.resume()
@@ -594,6 +595,7 @@ def test_drain_serves_sessions_accepted_before_sigterm(rig, net, state):
                        grace="30s")
     c = rig.client(lip, lport)
     me.signal(signal.SIGTERM)
+    me.wait_drained()
     h.wait_until(lambda: h.connect_refused(lip, lport, source=rig.ip(11)),
                  what="the listener to close")
     if state == "read_proxy":

@@ -66,7 +66,7 @@ class Conf:
         self.me.signal(signal.SIGHUP)
         h.wait_until(lambda: reloads(self.admin, result) > before,
                      what="reload counted as %s" % result, info=self.me.describe)
-        n = int(self.me.events("start")[0].get("workers", "1"))
+        n = self.me.nworkers()
         if result == "success" and n > 1:
             self.me.wait_log("reload", count=lines + n, result="success")
 
@@ -466,7 +466,7 @@ def test_burst_of_sighups(rig):
     # until the loop runs the reload: between 1 and 20 reloads.
     h.wait_until(lambda: reloads(conf.admin) >= 1, what="a reload", info=me.describe)
     # With several workers, each of them (worker 0's counter is not enough).
-    n = int(me.events("start")[0].get("workers", "1"))
+    n = me.nworkers()
     h.wait_until(lambda: len({ln.get("worker") for ln in me.events("reload", result="success")})
                  == n, what="every worker reloaded", info=me.describe)
     assert greeting_of(rig, lip, lport) == GREET_B
