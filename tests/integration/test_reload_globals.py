@@ -46,22 +46,25 @@ class Globals:
         return self.me
 
     def reload(self, log_file=None, **kw):
-        """Rewrites the file, SIGHUP, waits for the reload's line (success),
+        """Rewrites the file, SIGHUP, waits for the reload's lines (success),
         in <log_file> when the new config logs there."""
         tmp = self.path + ".new"
         with open(tmp, "w") as f:
             f.write(self.text(**kw))
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.path)
+        # With several workers, each one's line: a client may meet any of them.
+        k = self.me.nworkers()
         if log_file is not None:
             self.me.signal(signal.SIGHUP)
-            return h.wait_until(lambda: events_in(log_file, "reload"),
-                                what="the reload line in %s" % log_file, info=self.me.describe)[0]
+            return h.wait_until(lambda: len(events_in(log_file, "reload")) >= k and
+                                events_in(log_file, "reload"),
+                                what="the reload lines in %s" % log_file, info=self.me.describe)[0]
         n = len(self.me.events("reload"))
         self.me.signal(signal.SIGHUP)
-        line = self.me.wait_log("reload", count=n + 1)[n]
-        assert line["result"] == "success", line
-        return line
+        lines = self.me.wait_log("reload", count=n + k)[n:]
+        assert all(ln["result"] == "success" for ln in lines), lines
+        return lines[0]
 
 
 def events_in(path, event):
