@@ -4,6 +4,7 @@
  * small: everything with a concern of its own lives in its module.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -41,6 +42,8 @@
 
 #define DEFAULT_CONF "/etc/mailedge/mailedge.conf"
 
+_Static_assert(CONF_WORKERS_MAX <= SHM_WORKERS_MAX, "the shared region serves every worker");
+
 /* What the process does besides the worker: signals and the watchdog. */
 struct service {
     struct io io;               /* signalfd */
@@ -60,6 +63,29 @@ usage(FILE *fp)
                 "  -w       reload when the configuration file changes, as on SIGHUP\n"
                 "  -f       stay in the foreground (always the case; for init scripts)\n"
                 "  -V       print version and build features\n");
+}
+
+/* The CPUs this process may run on (its affinity mask, as taskset or a
+ * systemd CPUAffinity= sets it), for `workers auto`. */
+static long
+usable_cpus(void)
+{
+    for (int n = CPU_SETSIZE; n <= (1 << 16); n *= 2) {
+        cpu_set_t *set = CPU_ALLOC((size_t)n);
+        size_t size = CPU_ALLOC_SIZE((size_t)n);
+        if (set == NULL)
+            break;
+        CPU_ZERO_S(size, set);
+        if (sched_getaffinity(0, size, set) == 0) {
+            int c = CPU_COUNT_S(size, set);
+            CPU_FREE(set);
+            return c;
+        }
+        CPU_FREE(set);
+        if (errno != EINVAL)
+            break;
+    }
+    return sysconf(_SC_NPROCESSORS_ONLN);
 }
 
 static void
@@ -86,8 +112,16 @@ on_signal(struct io *io, uint32_t ev)
                 session_cut_all(sg->w);
                 break;
             }
+            /* Without the supervisor (it died), nobody would end the wait. */
+            if (supervise_orphaned())
+                sg->w->linger_admin = false;
             sg->w->notify("STOPPING=1");
             edge_drain(sg->w);
+            break;
+        case SIGUSR2:
+            /* The supervisor: every other worker is gone. */
+            sg->w->linger_admin = false;
+            worker_drain_check(sg->w);
             break;
         case SIGUSR1:
             if (log_reopen() == -1) {
@@ -132,7 +166,7 @@ on_conf_changed(void *arg)
     struct worker *w = arg;
     if (w->draining)
         log_warnx("configuration changed while draining: not reloading");
-    else
+    else if (supervise_reload_all() == -1) /* several workers: all, as a SIGHUP */
         reload_request(w);
 }
 
@@ -193,7 +227,12 @@ start_admin(struct worker *w)
     return admin_start(&v);
 }
 
-/* Logs every inherited socket no configured bind took; returns how many. */
+/*
+ * Logs every inherited socket no configured bind took; returns how many.
+ * A restarted worker of several closes them instead: the configuration
+ * was checked against them at the start, and a reload since may have
+ * dropped an address.
+ */
 static int
 unmatched_inherited(const int *fds, int n)
 {
@@ -203,6 +242,10 @@ unmatched_inherited(const int *fds, int n)
         char a[ADDR_STRLEN] = "?";
         if (fds[i] < 0)
             continue;
+        if (supervise_restarted()) {
+            close(fds[i]);
+            continue;
+        }
         if (sock_local(fds[i], &ss) == 0)
             addr_format((const struct sockaddr *)&ss, a, sizeof(a));
         log_begin(LOG_ERROR, "socket_activation");
@@ -224,6 +267,7 @@ signal_mask(sigset_t *mask)
     sigaddset(mask, SIGINT);
     sigaddset(mask, SIGHUP);
     sigaddset(mask, SIGUSR1);
+    sigaddset(mask, SIGUSR2);
 }
 
 static void
@@ -241,6 +285,8 @@ struct run {
     const char *path;
     bool watch_conf;
     struct fault_plan faults;
+    int *inherited;               /* socket activation: the same sockets for every worker */
+    int ninherited;
     struct shm *shm;              /* what the workers share (src/base/shm.h); also with workers 1 */
 };
 
@@ -274,6 +320,7 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     w.inherited = NULL;
     w.ninherited = 0;
     w.notify = index < 0 ? notify_send : supervise_notify;
+    w.linger_admin = index == 0 && admin != NULL;
     char perr[256];
     if (privs_drop(&w.conf->global, perr, sizeof(perr)) == -1) {
         log_begin(LOG_ERROR, "privileges");
@@ -290,7 +337,9 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
     if (sg.io.fd == -1 || loop_add(w.loop, &sg.io, EPOLLIN) == -1)
         fatal("signalfd");
     struct watch *wa = NULL;
-    if (r->watch_conf && (wa = watch_start(w.loop, r->path, on_conf_changed, &w)) == NULL) {
+    /* With several workers, worker 0 alone watches: a change reloads all of them. */
+    if (r->watch_conf && index <= 0 &&
+        (wa = watch_start(w.loop, r->path, on_conf_changed, &w)) == NULL) {
         worker_free(&w);
         return 1;
     }
@@ -324,7 +373,9 @@ run_worker(const struct run *r, struct conf *conf, int *inherited, int nfds, int
 static int
 run_child(unsigned index, struct conf *conf, void *arg)
 {
-    return run_worker(arg, conf, NULL, 0, (int)index);
+    const struct run *r = arg;
+    /* The child's copy of the list: take_inherited() marks what it took. */
+    return run_worker(r, conf, r->inherited, r->ninherited, (int)index);
 }
 
 int
@@ -380,6 +431,7 @@ main(int argc, char **argv)
 
     struct conf *conf = NULL;
     struct diag_list diags = {0};
+    conf_set_cpus(usable_cpus());
     if (conf_load(path, &conf, &diags) == -1) {
         diag_list_print(&diags, stderr);
         diag_list_free(&diags);
@@ -388,7 +440,8 @@ main(int argc, char **argv)
     if (check_only) {
         diag_list_print(&diags, stderr); /* warnings */
         diag_list_free(&diags);
-        printf("%s: configuration ok\n", path);
+        printf("%s: configuration ok (workers %u%s)\n", path, conf->global.workers,
+               conf->global.workers_auto ? ", auto: one per usable CPU" : "");
         conf_free(conf);
         return 0;
     }
@@ -415,8 +468,8 @@ main(int argc, char **argv)
     log_str("version", MAILEDGE_VERSION);
     log_u64("pid", (uint64_t)getpid());
     log_str("config", path);
-    if (conf->global.workers > 1)
-        log_u64("workers", conf->global.workers);
+    log_u64("workers", conf->global.workers);
+    log_str("workers_from", conf->global.workers_auto ? "auto" : "config");
     log_end();
 
     /* Socket activation: sockets the service manager bound for us. */
@@ -447,15 +500,12 @@ main(int argc, char **argv)
         return 1;
     }
     if (conf->global.workers > 1) {
+        /* Inherited sockets stay open here, for a worker started again. */
+        r.inherited = inherited;
+        r.ninherited = nfds;
+        int rc = supervise_run(path, conf, run_child, &r);
         free(inherited);
-        if (nfds > 0) {
-            log_begin(LOG_ERROR, "socket_activation");
-            log_str("error", "inherited sockets (LISTEN_FDS) work with workers 1 only");
-            log_end();
-            conf_free(conf);
-            return 1;
-        }
-        return supervise_run(path, conf, run_child, &r);
+        return rc;
     }
     int rc = run_worker(&r, conf, inherited, nfds, -1);
     free(inherited);

@@ -1292,6 +1292,22 @@ finish(struct ctx *x)
 
 /* ---- entry points ---- */
 
+static long auto_cpus = 1; /* conf_set_cpus() */
+
+unsigned
+conf_workers_auto(long cpus)
+{
+    if (cpus < 1)
+        return 1;
+    return cpus > CONF_WORKERS_MAX ? CONF_WORKERS_MAX : (unsigned)cpus;
+}
+
+void
+conf_set_cpus(long cpus)
+{
+    auto_cpus = cpus;
+}
+
 static struct conf *
 conf_new(void)
 {
@@ -1302,7 +1318,8 @@ conf_new(void)
     c->global.log_format = LOG_FORMAT_LOGFMT;
     c->global.grace_ms = DEFAULT_GRACE_MS;
     c->global.splice = true;
-    c->global.workers = 1;
+    c->global.workers = conf_workers_auto(auto_cpus);
+    c->global.workers_auto = true;
     c->global.verify_timeout_ms = 60000;
     c->global.admin_ban_v4 = DEFAULT_ADMIN_BAN_V4;
     c->global.admin_ban_v6 = DEFAULT_ADMIN_BAN_V6;

@@ -193,7 +193,8 @@ struct conf_global {
     bool group_set;
     struct conf_pos group_pos;
     unsigned maxconn;                /* maxconn N; 0: derived from RLIMIT_NOFILE (src/edge/fdbudget.c) */
-    unsigned workers;                /* workers N: worker processes (src/ops/supervise.c); default 1 */
+    unsigned workers;                /* workers N|auto: worker processes (src/ops/supervise.c) */
+    bool workers_auto;               /* workers auto, or not set: one per usable CPU (conf_set_cpus) */
     bool verify_on_start;            /* verify on-start: run `verify` at start and each reload */
     uint64_t verify_timeout_ms;      /* verify ... timeout DURATION: kills a run; default 60s */
     struct conf_crowdsec crowdsec;
@@ -228,6 +229,21 @@ struct diag_list {
  * Warnings are appended too, and <diags> may hold some after a success.
  */
 int conf_load(const char *path, struct conf **out, struct diag_list *diags);
+
+/*
+ * The number of workers `workers auto` (the default) means on a host whose
+ * process may run on <cpus> CPUs: one per CPU, at least 1, at most
+ * CONF_WORKERS_MAX. The descriptor limit does not lower it: each worker is
+ * a process with its own RLIMIT_NOFILE, so more workers only hold more.
+ */
+unsigned conf_workers_auto(long cpus);
+
+/*
+ * The CPU count `workers auto` resolves with in the loads that follow (main
+ * passes util_usable_cpus() before the first load); 1 until called, so
+ * loads without it (the unit tests, the commands) stay machine-independent.
+ */
+void conf_set_cpus(long cpus);
 
 /*
  * The same from text in memory; <name> is used in diagnostics. With

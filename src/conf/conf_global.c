@@ -429,19 +429,23 @@ cf_d_maxconn(struct ctx *x, const struct lex_word *w, size_t n)
         cf_cur_listener(x)->maxconn = (unsigned)v;
 }
 
-/* workers N: worker processes sharing the listening ports (src/ops/supervise.c) */
+/* workers N|auto: worker processes sharing the listening ports (src/ops/supervise.c);
+ * auto (as without the directive) is conf_new()'s count, one per usable CPU */
 static void
 cf_d_workers(struct ctx *x, const struct lex_word *w, size_t n)
 {
     uint64_t v;
 
     (void)n;
+    if (cf_is_word(&w[1], "auto"))
+        return;
     if (util_parse_uint(w[1].text, CONF_WORKERS_MAX, &v) != 0 || v == 0) {
-        cf_errw(x, &w[1], "bad workers '%s': expected a count of processes from 1 to %d",
+        cf_errw(x, &w[1], "bad workers '%s': expected auto or a count of processes from 1 to %d",
                 w[1].text, CONF_WORKERS_MAX);
         return;
     }
     x->c->global.workers = (unsigned)v;
+    x->c->global.workers_auto = false;
 }
 
 /* verify on-start|off [timeout DURATION]: the verify command in the background (src/edge/verifyrun.c) */
@@ -491,7 +495,7 @@ static const struct directive global_v[] = {
     {"user", D_COUNT, true, 1, 1, "user NAME", cf_d_user},
     {"group", D_COUNT, true, 1, 1, "group NAME", cf_d_group},
     {"maxconn", D_COUNT, true, 1, 1, "maxconn N", cf_d_maxconn},
-    {"workers", D_COUNT, true, 1, 1, "workers N", cf_d_workers},
+    {"workers", D_COUNT, true, 1, 1, "workers N|auto", cf_d_workers},
     {"verify", D_COUNT, true, 1, 3, "verify on-start|off [timeout DURATION]", cf_d_verify},
 };
 const struct directive_table cf_global_dirs = {

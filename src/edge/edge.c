@@ -117,7 +117,7 @@ edge_drain(struct worker *w)
     /* Held clients have not started: they get the goodbye at once. */
     session_drain_held(w);
     if (w->nsessions == 0)
-        loop_stop(w->loop);
+        worker_drain_check(w);
     else
         loop_timer_at(w->loop, &w->grace_timer, loop_now(w->loop) + w->conf->global.grace_ms);
 }

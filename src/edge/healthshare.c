@@ -23,6 +23,7 @@ struct slot {
 };
 
 struct healthshare {
+    atomic_ulong changes;     /* a server went up or down: followers read again */
     struct slot s[HEALTHSHARE_SLOTS];
 };
 
@@ -34,6 +35,7 @@ static struct {
     struct worker *w;
     struct timer timer;
     unsigned long *seen;      /* passes seen, per slot */
+    unsigned long changes;    /* region->changes when it last read every backend */
 } fol;
 
 void
@@ -83,41 +85,67 @@ healthshare_publish(const struct backend *b, size_t i, bool passed)
     struct slot *s = find(b->conf->name, b->conf->servers[i].name, true);
     if (s == NULL)
         return; /* full: that server's followers keep it down (docs/scaling.md) */
-    atomic_store(&s->up, b->srv[i].up);
+    if (atomic_exchange(&s->up, b->srv[i].up) != (unsigned)b->srv[i].up)
+        atomic_fetch_add(&region->changes, 1);
     if (passed)
         atomic_fetch_add(&s->passes, 1);
+}
+
+/*
+ * Takes the published health of <b>'s servers. <wake>: held clients are
+ * woken on a new pass of an up server (the poll); without it, the passes
+ * stay unseen for the next poll to wake them.
+ */
+static void
+read_backend(struct backend *b, bool wake)
+{
+    bool woke = false;
+    for (size_t j = 0; j < b->conf->nservers; j++) {
+        struct slot *s = find(b->conf->name, b->conf->servers[j].name, false);
+        if (s == NULL)
+            continue;
+        struct backend_server *st = &b->srv[j];
+        bool up = atomic_load(&s->up) != 0;
+        if (up != st->up) {
+            st->up = up;
+            st->m->up = up;
+            *(up ? &st->m->went_up : &st->m->went_down) += 1;
+        }
+        if (!wake)
+            continue;
+        unsigned long passes = atomic_load(&s->passes);
+        size_t k = (size_t)(s - region->s);
+        if (up && passes != fol.seen[k])
+            woke = true;
+        fol.seen[k] = passes;
+    }
+    if (woke)
+        backend_wake(b);
+}
+
+static void
+read_all(struct worker *w, bool wake)
+{
+    fol.changes = atomic_load(&region->changes);
+    for (size_t i = 0; i < w->conf->nbackends; i++) {
+        struct backend *b = &w->backends[i];
+        if (b->conf->check != CHECK_NONE)
+            read_backend(b, wake);
+    }
 }
 
 static void
 on_poll(struct timer *t)
 {
-    struct worker *w = fol.w;
-    for (size_t i = 0; i < w->conf->nbackends; i++) {
-        struct backend *b = &w->backends[i];
-        if (b->conf->check == CHECK_NONE)
-            continue;
-        bool wake = false;
-        for (size_t j = 0; j < b->conf->nservers; j++) {
-            struct slot *s = find(b->conf->name, b->conf->servers[j].name, false);
-            if (s == NULL)
-                continue;
-            struct backend_server *st = &b->srv[j];
-            bool up = atomic_load(&s->up) != 0;
-            unsigned long passes = atomic_load(&s->passes);
-            size_t k = (size_t)(s - region->s);
-            if (up != st->up) {
-                st->up = up;
-                st->m->up = up;
-                *(up ? &st->m->went_up : &st->m->went_down) += 1;
-            }
-            if (up && passes != fol.seen[k])
-                wake = true;
-            fol.seen[k] = passes;
-        }
-        if (wake)
-            backend_wake(b);
-    }
-    loop_timer_at(w->loop, t, loop_now(w->loop) + HEALTHSHARE_POLL_MS);
+    read_all(fol.w, true);
+    loop_timer_at(fol.w->loop, t, loop_now(fol.w->loop) + HEALTHSHARE_POLL_MS);
+}
+
+void
+healthshare_sync(struct worker *w)
+{
+    if (fol.w == w && atomic_load(&region->changes) != fol.changes)
+        read_all(w, false);
 }
 
 int

@@ -38,6 +38,15 @@ void healthshare_publish(const struct backend *b, size_t i, bool passed);
 /* A follower: starts reading the region (once, at start). Returns 0, or -1 after logging. */
 int healthshare_follow(struct worker *w);
 
+/*
+ * A follower, as a session is about to pick a server: when a server went
+ * up or down since it last read the region, reads it now (one atomic load
+ * otherwise), so it never sends a client where the checker already saw
+ * the server go down, nor refuses one for a server it saw come up.
+ * Nothing elsewhere.
+ */
+void healthshare_sync(struct worker *w);
+
 /* A follower: stops reading (drain, exit); frees what healthshare_follow() took. Idempotent. */
 void healthshare_unfollow(struct worker *w);
 

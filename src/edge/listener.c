@@ -47,13 +47,27 @@ has_room(const struct listener *l)
            (l->conf->maxconn == 0 || l->m->active < l->conf->maxconn);
 }
 
+/*
+ * Polls <l>'s socket for clients (<on>) or stops. The kernel refuses
+ * EPOLL_CTL_MOD on an EPOLLEXCLUSIVE registration: a shared socket is
+ * taken out of the loop and put back instead.
+ */
+static int
+poll_accept(struct listener *l, bool on)
+{
+    if (!l->shared)
+        return loop_mod(l->w->loop, &l->io, on ? EPOLLIN : 0);
+    loop_del(l->w->loop, &l->io);
+    return on ? loop_add(l->w->loop, &l->io, EPOLLIN | EPOLLEXCLUSIVE) : 0;
+}
+
 static void
 pause_accepting(struct listener *l, int err)
 {
     uint64_t now = loop_now(l->w->loop);
     char a[ADDR_STRLEN];
     /* Level-triggered and still pending: stop polling it, or we would spin. */
-    if (loop_mod(l->w->loop, &l->io, 0) == -1)
+    if (poll_accept(l, false) == -1)
         log_warn("listener %s: cannot pause accepting", l->conf->name);
     loop_timer_at(l->w->loop, &l->pause_timer, now + LISTENER_PAUSE_MS);
     listener_log_paused(now, &l->last_pause_log, l->conf->name,
@@ -63,7 +77,7 @@ pause_accepting(struct listener *l, int err)
 static void
 resume(struct listener *l)
 {
-    if (l->io.fd >= 0 && loop_mod(l->w->loop, &l->io, EPOLLIN) == -1)
+    if (l->io.fd >= 0 && poll_accept(l, true) == -1)
         log_warn("listener %s: cannot resume accepting", l->conf->name);
 }
 
@@ -87,7 +101,7 @@ went_full(struct listener *l)
 
     l->full = LISTENER_FULL_WAITING;
     w->any_full = true;
-    if (loop_mod(w->loop, &l->io, 0) == -1)
+    if (poll_accept(l, false) == -1)
         log_warn("listener %s: cannot pause accepting", l->conf->name);
     loop_timer_at(w->loop, &l->pause_timer, now + LISTENER_FULL_WAIT_MS);
     if (!util_due(&l->last_full_log, now, PAUSE_LOG_EVERY_MS))
@@ -178,7 +192,7 @@ on_accept(struct io *io, uint32_t ev)
 
 int
 listener_attach(struct listener *l, struct worker *w, const struct conf_listener *conf,
-                const struct conf_bind *bind, int fd, bool registered)
+                const struct conf_bind *bind, int fd, bool registered, bool shared)
 {
     struct gen *g = l->gen;
     memset(l, 0, sizeof(*l));
@@ -187,15 +201,17 @@ listener_attach(struct listener *l, struct worker *w, const struct conf_listener
     l->conf = conf;
     l->bind = bind;
     l->wildcard = bind->any || is_unspecified((const struct sockaddr *)&bind->addr);
+    l->shared = shared;
     timer_init(&l->pause_timer, on_resume);
     l->io.cb = on_accept;
     /* The pause timer's room is reserved while the listener has a socket. */
     if (loop_timer_reserve(w->loop, 1) == -1)
         return -1;
     l->io.fd = fd;
-    /* Taken over: EPOLL_CTL_MOD points the registration at <l>; the socket
-     * never stops listening, so no client is refused meanwhile. */
-    if ((registered ? loop_mod(w->loop, &l->io, EPOLLIN) : loop_add(w->loop, &l->io, EPOLLIN)) == -1) {
+    /* Taken over: EPOLL_CTL_MOD points the registration at <l> (a shared
+     * socket's is removed and added again); the socket never stops
+     * listening, so no client is refused meanwhile. */
+    if ((registered || shared ? poll_accept(l, true) : loop_add(w->loop, &l->io, EPOLLIN)) == -1) {
         l->io.fd = -1;
         loop_timer_release(w->loop, 1);
         return -1;
@@ -210,7 +226,7 @@ listener_open(struct listener *l, struct worker *w, const struct conf_listener *
     int fd = sock_listen((const struct sockaddr *)&bind->addr, bind->any, w->reuseport, 1024);
     if (fd == -1)
         return -1;
-    if (listener_attach(l, w, conf, bind, fd, false) == -1) {
+    if (listener_attach(l, w, conf, bind, fd, false, false) == -1) {
         int saved = errno;
         close(fd);
         errno = saved;

@@ -31,6 +31,8 @@ struct listener {
     struct metrics_listener *m;         /* counters of its conf listener */
     struct abuse *abuse;                /* limits and bans of its conf listener */
     bool wildcard;                      /* bound to 0.0.0.0 or [::]: ask getsockname */
+    bool shared;                        /* the one socket of every worker (socket activation):
+                                         * polled with EPOLLEXCLUSIVE */
     struct timer pause_timer;           /* resumes accepting after EMFILE, or ends the
                                          * backlog wait at maxconn */
     uint64_t last_pause_log;
@@ -63,10 +65,13 @@ int listener_open(struct listener *l, struct worker *w, const struct conf_listen
  * from the listener of the previous configuration with listener_detach).
  * <registered>: the descriptor is in the loop already (taken over); the
  * registration is moved to <l> without a moment of not listening.
+ * <shared>: the same socket (one accept queue) is polled by the other
+ * workers too (an inherited one with several workers): a client then
+ * wakes one of them, not all (EPOLLEXCLUSIVE).
  * Returns 0, or -1 with errno; <fd> stays the caller's on failure.
  */
 int listener_attach(struct listener *l, struct worker *w, const struct conf_listener *conf,
-                    const struct conf_bind *bind, int fd, bool registered);
+                    const struct conf_bind *bind, int fd, bool registered, bool shared);
 
 /*
  * Gives up <l>'s socket without closing it or removing it from the loop,

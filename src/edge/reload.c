@@ -40,6 +40,7 @@
 #include "metricshare.h"
 #include "resolve.h"
 #include "session.h"
+#include "shm.h"
 #include "sock.h"
 #include "util.h"
 #include "worker.h"
@@ -205,6 +206,7 @@ bind_same(const struct conf_bind *a, const struct conf_bind *b)
 struct prep {
     int fd;                 /* the listening socket */
     struct listener *from;  /* kept from this listener of the running generation; NULL: new */
+    bool shared;            /* polled by every worker: listener_attach() */
 };
 
 /* A socket the service manager passed for <b> (socket activation), or -1. */
@@ -275,12 +277,16 @@ prepare_binds(struct worker *w, struct gen *old, struct gen *ng, char *why, size
                     taken[m] = true;
                     p[k].from = ol;
                     p[k].fd = ol->io.fd;
+                    p[k].shared = ol->shared;
                     break;
                 }
             }
             if (p[k].from != NULL)
                 continue;
             p[k].fd = take_inherited(w, b);
+            /* Several workers inherited the same socket (each a copy of the
+             * supervisor's descriptor): one accept queue for them all. */
+            p[k].shared = p[k].fd >= 0 && w->reuseport;
             if (p[k].fd >= 0)
                 continue;
             p[k].fd = sock_listen((const struct sockaddr *)&b->addr, b->any, w->reuseport, 1024);
@@ -339,7 +345,7 @@ switch_listeners(struct worker *w, struct gen *old, struct gen *ng, struct prep 
             bool registered = p[k].from != NULL;
             if (registered)
                 (void)listener_detach(p[k].from);
-            if (listener_attach(l, w, lc, &lc->binds[j], p[k].fd, registered) == -1) {
+            if (listener_attach(l, w, lc, &lc->binds[j], p[k].fd, registered, p[k].shared) == -1) {
                 /* Only loop_add can fail here (out of memory in the kernel). */
                 char a[ADDR_STRLEN];
                 log_begin(LOG_ERROR, "listen_failed");
@@ -811,11 +817,14 @@ reload_log_diags(const struct diag_list *diags)
 
     for (size_t i = 0; i < diags->n; i++) {
         const struct conf_diag *g = &diags->v[i];
+        nerr += !g->warning;
+        /* Of several workers reading one file, worker 0 says its warnings. */
+        if (g->warning && shm_worker() != 0)
+            continue;
         conf_diag_text(g, text, sizeof(text));
         log_begin(g->warning ? LOG_WARN : LOG_ERROR, g->warning ? "config_warning" : "config_error");
         log_str(g->warning ? "warning" : "error", text);
         log_end();
-        nerr += !g->warning;
     }
     return nerr;
 }

@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "connector.h"
 #include "gen.h"
+#include "healthshare.h"
 #include "log.h"
 #include "loop.h"
 #include "ownaddr.h"
@@ -343,6 +344,7 @@ session_start_connect(struct session *s, const struct conf_route *r)
 {
     s->route = r;
     s->backend = gen_backend(s->gen, r->backend);
+    healthshare_sync(s->w);
     s->srv_first = backend_first(s->backend);
     s->attempt = 0;
     session_connect_next(s);

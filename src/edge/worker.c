@@ -190,10 +190,17 @@ worker_session_gone(struct worker *w)
     w->proc->sessions = w->nsessions;
     if (w->any_full)
         loop_defer(w->loop, &w->room_defer);
-    if (w->draining && w->nsessions == 0) {
-        loop_timer_cancel(w->loop, &w->grace_timer);
+    worker_drain_check(w);
+}
+
+void
+worker_drain_check(struct worker *w)
+{
+    if (!w->draining || w->nsessions != 0)
+        return;
+    loop_timer_cancel(w->loop, &w->grace_timer);
+    if (!w->linger_admin)
         loop_stop(w->loop);
-    }
 }
 
 void

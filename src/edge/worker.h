@@ -86,6 +86,10 @@ struct worker {
     struct ownaddr *own;             /* the host's addresses, for loops (src/edge/ownaddr.c) */
     uint64_t id_seed, id_next;       /* session ids */
     bool draining;
+    /* Worker 0 of several, with the admin endpoint: its drain done, it keeps
+     * serving the endpoint until the supervisor says the other workers are
+     * gone (main clears it), so the endpoint answers until the last exit. */
+    bool linger_admin;
     bool reuseport;                  /* one of several worker processes: binds with SO_REUSEPORT */
     struct timer grace_timer;
     /* What /metrics renders besides the counters below (build, reloads,
@@ -154,6 +158,9 @@ struct worker_abuse *worker_abuse_find(struct worker *w, const char *name);
 
 /* Called by sessions as they end. */
 void worker_session_gone(struct worker *w);
+
+/* A drain is done when the last session is gone: the loop stops (unless linger_admin). */
+void worker_drain_check(struct worker *w);
 
 /*
  * Shares RLIMIT_NOFILE out for the current configuration (at start and

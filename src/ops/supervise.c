@@ -3,15 +3,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -27,7 +30,9 @@
 
 struct kid {
     pid_t pid;                /* 0: not running */
-    int ready_fd;             /* read end of its readiness pipe until it said READY; -1 */
+    int ready_fd;             /* read end of its readiness pipe (a byte per READY=1); -1 */
+    bool ready;               /* said READY=1 since it started */
+    bool reload_pending;      /* signalled to reload; its READY=1 not read yet */
     uint64_t started_ms;
     uint64_t restart_at_ms;   /* 0: no restart pending */
     uint64_t backoff_ms;
@@ -45,13 +50,37 @@ struct sup {
     unsigned *who;            /* pfd[j] is the pipe of worker who[j] */
     int sfd;                  /* signalfd */
     bool serving;             /* every worker said READY once */
+    bool reloading;           /* told the service manager RELOADING=1; READY=1 once all reloaded */
     bool draining;
     bool start_failed;
     uint64_t watchdog_ms, watchdog_at;
 };
 
-/* In a worker: the write end of its readiness pipe until it said READY. */
+/* In a worker: the write end of its readiness pipe: a byte for each READY=1
+ * (the start, then the end of each reload). */
 static int ready_wfd = -1;
+static bool restarted; /* supervise_restarted() */
+static pid_t supervisor;
+
+bool
+supervise_restarted(void)
+{
+    return restarted;
+}
+
+bool
+supervise_orphaned(void)
+{
+    return getppid() != supervisor;
+}
+
+int
+supervise_reload_all(void)
+{
+    if (supervisor == 0)
+        return -1;
+    return kill(supervisor, SIGHUP);
+}
 
 void
 supervise_notify(const char *state)
@@ -59,8 +88,6 @@ supervise_notify(const char *state)
     if (ready_wfd >= 0 && strncmp(state, "READY=1", 7) == 0) {
         ssize_t r = write(ready_wfd, "R", 1);
         (void)r; /* the supervisor sees EOF when we die; nothing else to do */
-        close(ready_wfd);
-        ready_wfd = -1;
     }
 }
 
@@ -78,6 +105,8 @@ become_worker(struct sup *s, unsigned i, int wfd, pid_t parent)
     free(s->pfd);
     free(s->who);
     ready_wfd = wfd;
+    restarted = s->serving;
+    supervisor = parent;
     log_set_worker((int)i);
     /* The supervisor gone (even by SIGKILL), the worker drains. */
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -118,6 +147,7 @@ spawn(struct sup *s, unsigned i)
     close(p[1]);
     k->pid = pid;
     k->ready_fd = p[0];
+    k->ready = false;
     k->started_ms = util_monotonic_ms();
     k->restart_at_ms = 0;
     return 0;
@@ -143,6 +173,18 @@ signal_all(struct sup *s, int sig)
     }
 }
 
+/* In a drain, worker 0 keeps the admin endpoint up until the others are gone: tell it. */
+static void
+others_gone(const struct sup *s)
+{
+    for (unsigned j = 1; j < s->n; j++) {
+        if (s->kids[j].pid > 0)
+            return;
+    }
+    if (s->kids[0].pid > 0)
+        (void)kill(s->kids[0].pid, SIGUSR2);
+}
+
 static void
 drain(struct sup *s)
 {
@@ -156,6 +198,21 @@ drain(struct sup *s)
     for (unsigned i = 0; i < s->n; i++)
         s->kids[i].restart_at_ms = 0;
     signal_all(s, SIGTERM);
+    others_gone(s);
+}
+
+/* The end of a reload: READY=1 to the service manager once no running worker is still at it. */
+static void
+reload_done(struct sup *s)
+{
+    if (!s->reloading)
+        return;
+    for (unsigned j = 0; j < s->n; j++) {
+        if (s->kids[j].pid > 0 && s->kids[j].reload_pending)
+            return;
+    }
+    s->reloading = false;
+    notify_send("READY=1\nSTATUS=accepting connections");
 }
 
 static void
@@ -166,12 +223,20 @@ on_ready(struct sup *s, unsigned i)
     ssize_t r = read(k->ready_fd, &c, 1);
     if (r == -1 && (errno == EINTR || errno == EAGAIN))
         return;
-    close(k->ready_fd);
-    k->ready_fd = -1;
-    if (r != 1 || s->serving)
-        return; /* EOF: it died before READY; its exit says the rest */
+    if (r != 1) {
+        /* EOF: it died; its exit says the rest */
+        close(k->ready_fd);
+        k->ready_fd = -1;
+        return;
+    }
+    k->ready = true;
+    k->reload_pending = false; /* a READY=1 ends its reload, or it started on the new file */
+    if (s->serving) {
+        reload_done(s);
+        return;
+    }
     for (unsigned j = 0; j < s->n; j++) {
-        if (s->kids[j].pid == 0 || s->kids[j].ready_fd >= 0)
+        if (s->kids[j].pid == 0 || !s->kids[j].ready)
             return;
     }
     s->serving = true;
@@ -195,6 +260,8 @@ on_exit_of(struct sup *s, pid_t pid, int status)
         close(k->ready_fd);
         k->ready_fd = -1;
     }
+    k->reload_pending = false;
+    reload_done(s);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     k->failed = !clean;
     log_begin(s->draining && clean ? LOG_INFO : LOG_ERROR, "worker_exit");
@@ -210,8 +277,10 @@ on_exit_of(struct sup *s, pid_t pid, int status)
         log_u64("status", (uint64_t)WEXITSTATUS(status));
     }
     log_end();
-    if (s->draining)
+    if (s->draining) {
+        others_gone(s);
         return;
+    }
     if (!s->serving) {
         /* One worker could not start (a bind failed...): none runs. */
         log_begin(LOG_ERROR, "start_failed");
@@ -269,6 +338,11 @@ reload(struct sup *s)
     struct conf *conf = NULL;
     struct diag_list diags = {0};
     char why[512];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(why, sizeof(why), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u);
+    notify_send(why);
     if (conf_load(s->path, &conf, &diags) == -1) {
         for (size_t i = 0; i < diags.n; i++) {
             conf_diag_text(&diags.v[i], why, sizeof(why));
@@ -285,6 +359,7 @@ reload(struct sup *s)
         log_str("workers", "not signalled");
         log_end();
         diag_list_free(&diags);
+        notify_send("READY=1\nSTATUS=accepting connections");
         return;
     }
     diag_list_free(&diags);
@@ -293,12 +368,52 @@ reload(struct sup *s)
     /* A worker started from now on starts on this one. */
     conf_free(s->conf);
     s->conf = conf;
+    for (unsigned i = 0; i < s->n; i++)
+        s->kids[i].reload_pending = s->kids[i].pid > 0;
+    s->reloading = true;
     signal_all(s, SIGHUP);
+    reload_done(s); /* no worker running: nothing to wait for */
+}
+
+/*
+ * SIGUSR1 in a supervisor that kept root while its workers run as `user`:
+ * the log file is opened with the user's identity, as the workers open it
+ * next. As root it would be made root's (the workers could not open it),
+ * and root would follow whatever the user put at that path.
+ */
+static int
+reopen_as_user(const struct conf_global *g)
+{
+    if (!g->user_set || geteuid() != 0)
+        return log_reopen();
+    gid_t groups[64];
+    int ng = getgroups(64, groups);
+    gid_t egid = getegid();
+    int rc = -1, err = EPERM;
+    if (ng >= 0 && setgroups(1, &g->gid) == 0) {
+        if (setegid(g->gid) == 0) {
+            if (seteuid(g->uid) == 0) {
+                rc = log_reopen();
+                err = errno;
+                if (seteuid(0) == -1)
+                    fatal("supervisor: cannot take root back after the log reopen");
+            }
+            if (setegid(egid) == -1)
+                fatal("supervisor: cannot take its group back after the log reopen");
+        }
+        if (setgroups((size_t)ng, groups) == -1)
+            fatal("supervisor: cannot take its groups back after the log reopen");
+    }
+    errno = err;
+    return rc;
 }
 
 static void
 on_signals(struct sup *s)
 {
+    /* A reload waits for the batch of signals read: a TERM in it wins, as in a
+     * single process (the workers would get both and drop the reload). */
+    bool want_reload = false;
     struct signalfd_siginfo si;
     while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         switch (si.ssi_signo) {
@@ -312,10 +427,10 @@ on_signals(struct sup *s)
             if (s->draining)
                 log_warnx("SIGHUP while draining: not reloading");
             else
-                reload(s);
+                want_reload = true;
             break;
         case SIGUSR1:
-            if (log_reopen() == -1)
+            if (reopen_as_user(&s->conf->global) == -1)
                 log_warn("log_reopen %s", log_file());
             signal_all(s, SIGUSR1);
             break;
@@ -326,6 +441,8 @@ on_signals(struct sup *s)
             break;
         }
     }
+    if (want_reload && !s->draining)
+        reload(s);
 }
 
 static int

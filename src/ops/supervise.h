@@ -7,12 +7,15 @@
  * The supervisor restarts a worker that dies (logged, with a back-off when
  * one keeps dying at once), checks a new configuration before it passes a
  * SIGHUP on (an invalid one reaches no worker), passes SIGTERM/SIGINT (a
- * drain of all; a second one cuts) and SIGUSR1 on, speaks to the service
- * manager for all of them, and exits once every worker has.
+ * drain of all; a second one cuts) and SIGUSR1 on, sends worker 0 (the
+ * admin endpoint's) SIGUSR2 once the others are gone in a drain, speaks
+ * to the service manager for all of them, and exits once every worker has.
  * docs/scaling.md is the user-facing contract.
  */
 #ifndef MAILEDGE_SUPERVISE_H
 #define MAILEDGE_SUPERVISE_H
+
+#include <stdbool.h>
 
 struct conf;
 
@@ -37,5 +40,17 @@ int supervise_run(const char *path, struct conf *conf, supervise_worker_fn run, 
  * speaks to the service manager).
  */
 void supervise_notify(const char *state);
+
+/* In a worker: true when it was started again after one died (not at the start). */
+bool supervise_restarted(void);
+
+/* In a worker: true once the supervisor is gone (its parent is another process). */
+bool supervise_orphaned(void);
+
+/*
+ * In a worker: asks the supervisor for a reload of every worker (a SIGHUP:
+ * it checks the file first). -1 when this process is no supervised worker.
+ */
+int supervise_reload_all(void);
 
 #endif

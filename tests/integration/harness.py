@@ -408,6 +408,14 @@ class Client(Peer):
         super().__init__(s, name)
 
 
+def listening_pid(port: int) -> int:
+    """The pid of the process listening on TCP <port> (ss -p): with several
+    workers, worker 0 for the admin endpoint."""
+    out = subprocess.run(["ss", "-ltnpH", "sport", "= :%d" % port], capture_output=True,
+                         text=True, check=True).stdout
+    return int(out.split("pid=")[1].split(",")[0])
+
+
 def connect_refused(ip: str, port: int, source: Optional[str] = None) -> bool:
     """True when a connect to ip:port is refused. A connect that succeeds
     is closed at once (it may be a listener about to close)."""
@@ -791,6 +799,16 @@ class Mailedge:
             return None
         return wait_until(check, timeout, "log event=%s %r x%d" % (event, match, count),
                           info=self.describe)
+
+    def nworkers(self) -> int:
+        """The workers in effect, from the start line (1: one process)."""
+        return int(self.wait_log("start")[0].get("workers", "1"))
+
+    def wait_drained(self):
+        """After a SIGTERM: every worker began its drain (its listeners are
+        closed). With several, the supervisor passes the signal on: a client
+        that connects before then is still served."""
+        self.wait_log("drain", count=self.nworkers())
 
     def wait_session(self, count: int = 1, timeout: float = None, **match) -> dict:
         """The count-th session line (matching fields), after waiting for it."""

@@ -20,6 +20,7 @@ import pytest
 
 import harness as h
 from test_abuse import metrics
+from test_workers import children
 
 GREETING = b"220 test ESMTP\r\n"
 WRITE = {"Mailedge-Admin": "1"}
@@ -391,15 +392,17 @@ def _tcp_table():
 
 
 def _admin_sockets(pid, port):
-    """(admin connections mailedge holds, connections waiting in the accept queue)."""
+    """(admin connections mailedge holds, connections waiting in the accept
+    queue), over its processes (worker 0 holds the endpoint)."""
     inodes = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(int(link[8:-1]))
+    for p in [pid] + children(pid):
+        for fd in os.listdir("/proc/%d/fd" % p):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (p, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(int(link[8:-1]))
     held = queued = 0
     for lport, state, rx, inode in _tcp_table():
         if lport != port:

@@ -247,8 +247,9 @@ def test_least_conn_goes_to_the_idle_server(rig):
     b1 = rig.backend(2, greeting=GREETING, greet_when=h.Backend.after_proxy_header, name="b1")
     b2 = rig.backend(3, greeting=GREETING, greet_when=h.Backend.after_proxy_header, name="b2")
     admin = rig.endpoint(5)
-    me, lip, lport = _start(rig, None, [("s1", b1.addr), ("s2", b2.addr)],
-                            balance="least-conn", global_extra=["admin %s" % h.fmt_addr(*admin)])
+    # One process: least-conn counts each worker's sessions (docs/scaling.md).
+    me, lip, lport = _start(rig, None, [("s1", b1.addr), ("s2", b2.addr)], balance="least-conn",
+                            global_extra=["workers 1", "admin %s" % h.fmt_addr(*admin)])
     # Ties go in turn: s1, s2, s1.
     c1 = _served(rig, b1, lip, lport, "c1", n=1)
     c2 = _served(rig, b2, lip, lport, "c2", n=1)
@@ -284,8 +285,9 @@ def test_least_conn_counts_sessions_of_before_a_reload(rig):
     b1 = rig.backend(2, greeting=GREETING, greet_when=h.Backend.after_proxy_header, name="b1")
     b2 = rig.backend(3, greeting=GREETING, greet_when=h.Backend.after_proxy_header, name="b2")
     admin = rig.endpoint(5)
-    me, lip, lport = _start(rig, None, [("s1", b1.addr), ("s2", b2.addr)],
-                            balance="least-conn", global_extra=["admin %s" % h.fmt_addr(*admin)])
+    # One process: least-conn counts each worker's sessions (docs/scaling.md).
+    me, lip, lport = _start(rig, None, [("s1", b1.addr), ("s2", b2.addr)], balance="least-conn",
+                            global_extra=["workers 1", "admin %s" % h.fmt_addr(*admin)])
     c1 = _served(rig, b1, lip, lport, "c1", n=1)
     c2 = _served(rig, b2, lip, lport, "c2", n=1)
     c3 = _served(rig, b1, lip, lport, "c3", n=2)

@@ -252,7 +252,10 @@ FAULT_CASES = {
 def test_failure_at_each_session_site(rig, monkeypatch, site):
     splice, seen, reason = FAULT_CASES[site]
     monkeypatch.setenv("MAILEDGE_TEST_FAULTS", "%s:1" % site)
-    s = rig.simple(send_proxy="v2", splice=splice, echo=True)
+    # One process: the plan is each process's (the first call at the site
+    # fails in every worker), and the second client must meet the process
+    # that already took its failure.
+    s = rig.simple(send_proxy="v2", splice=splice, echo=True, global_extra=["workers 1"])
     first = rig.client(s.ip, s.port, name="first")
     if seen == "served":
         first.wait_endswith(GREETING)

@@ -29,6 +29,12 @@ from test_admin import http, metric, scrape
 pytestmark = pytest.mark.skipif(
     h.WRAPPED, reason="valgrind keeps descriptors of its own above the limit")
 
+# One process: these tests lower, or start with, the RLIMIT_NOFILE of the
+# process they started and count what it derives from it (maxconn, the
+# reserve, a listener's maxconn). Each of several workers does the same
+# with its own limit (docs/scaling.md).
+ONE = "workers 1"
+
 
 def fds(pid: int) -> int:
     return len(os.listdir("/proc/%d/fd" % pid))
@@ -83,7 +89,7 @@ def test_admin_comes_back_after_emfile(rig, open_conns):
     once descriptors are free again, the request that waited in the backlog
     is answered and /healthz works, without any admin connection closing."""
     admin = rig.endpoint(5)
-    s = rig.simple(global_extra=["admin %s" % h.fmt_addr(*admin)])
+    s = rig.simple(global_extra=[ONE, "admin %s" % h.fmt_addr(*admin)])
     base = fds(s.me.pid)
     assert healthz_ok(admin)
     held = [socket.create_connection(admin, timeout=h.DEADLINE) for _ in range(open_conns)]
@@ -118,7 +124,7 @@ def test_emfile_pause_is_not_a_busy_loop(rig):
     warning is logged once per listener for the whole time (at most once per
     10 s, docs/logging.md). Then everything waiting is served."""
     admin = rig.endpoint(5)
-    s = rig.simple(global_extra=["admin %s" % h.fmt_addr(*admin)])
+    s = rig.simple(global_extra=[ONE, "admin %s" % h.fmt_addr(*admin)])
     window = 3.0
     tick = os.sysconf("SC_CLK_TCK")
     with Starved(s.me.pid):
@@ -186,7 +192,7 @@ def test_clients_beyond_maxconn_are_refused_and_checks_keep_working(rig, monkeyp
                             extra=["check smtp interval 300ms rise 1", "queue-timeout 60s"])
             + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
     me = start_with_nofile(rig, monkeypatch, body,
-                           global_extra=["admin %s" % h.fmt_addr(*admin)])
+                           global_extra=[ONE, "admin %s" % h.fmt_addr(*admin)])
     lim = me.wait_log("limits")[0]
     maxconn = int(lim["maxconn"])
     assert int(lim["nofile"]) == NOFILE
@@ -240,7 +246,7 @@ def test_listener_maxconn_refuses_politely(rig, proto):
     listener serves again."""
     hello = b"\x16\x03\x01\x00\x05hello" if proto == "tls" else b""
     s = rig.simple(protocol=proto, send_proxy=None, greeting=b"hi\r\n",
-                   listener_extra=["maxconn 3"])
+                   listener_extra=["maxconn 3"], global_extra=[ONE])
     served = [rig.client(s.ip, s.port, source=rig.ip(20 + i), name="s%d" % i) for i in range(3)]
     for c in served:
         c.wait_endswith(b"hi\r\n")
@@ -345,7 +351,7 @@ def test_more_clients_than_descriptors_while_the_server_restarts(rig):
                             extra=["check smtp interval 1s rise 1", "queue-timeout 300s",
                                    "queue-max 100000", "timeout connect 60s"])
             + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
-    me = rig.start(body, global_extra=["admin %s" % h.fmt_addr(*admin)])
+    me = rig.start(body, global_extra=[ONE, "admin %s" % h.fmt_addr(*admin)])
     lim = me.wait_log("limits")[0]
     maxconn = int(lim["maxconn"])
     assert int(lim["nofile"]) == HARD and maxconn < CLIENTS // 2, lim
@@ -419,7 +425,7 @@ def test_maxconn_too_large_is_cut_and_a_reload_applies_a_new_one(rig, monkeypatc
     body = (h.backend_block("mail", [("srv1", b.addr)])
             + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
     me = start_with_nofile(rig, monkeypatch, body,
-                           global_extra=["admin %s" % h.fmt_addr(*admin), "maxconn 100000"])
+                           global_extra=[ONE, "admin %s" % h.fmt_addr(*admin), "maxconn 100000"])
     lim = me.wait_log("limits")[0]
     assert lim["level"] == "warn" and lim["error"] == "maxconn 100000 does not fit in 300 descriptors"
     assert int(lim["maxconn"]) == (NOFILE - int(lim["reserve"]) - 8) // 2
@@ -458,7 +464,7 @@ def test_parallel_connects_stay_within_the_headroom(rig, monkeypatch):
                                 extra=["happy-eyeballs-delay 10ms", "timeout connect 2s"])
                 + h.listener_block("front", h.fmt_addr(lip, lport), "smtp", "mail"))
         me = start_with_nofile(rig, monkeypatch, body,
-                               global_extra=["resolvers %s:%d" % (dns.ip, dns.port)])
+                               global_extra=[ONE, "resolvers %s:%d" % (dns.ip, dns.port)])
         extra = int(me.wait_log("limits")[0]["parallel_connects"])
         me.wait_log("resolve", server="srv1")
         base = fds(me.pid)

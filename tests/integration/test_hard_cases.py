@@ -231,6 +231,7 @@ def test_drain_during_large_transfer(rig, splice):
     t = c.send_async(payload, chunk=256 * 1024)
     conn = s.backend.wait_conn()
     s.me.signal(signal.SIGTERM)
+    s.me.wait_drained()
     h.wait_until(lambda: h.connect_refused(s.ip, s.port, source=rig.ip(11)),
                  what="the listener to close")
     conn.resume()
@@ -390,7 +391,9 @@ def test_recovers_from_fd_exhaustion(rig):
     """With RLIMIT_NOFILE nearly used up, mailedge keeps running and serves
     again once descriptors are free."""
     import resource
-    s = rig.simple(send_proxy="v2", greeting=b"220 fd\r\n")
+    # One process: its descriptor limit is lowered below (with several
+    # workers the client could meet another one).
+    s = rig.simple(send_proxy="v2", greeting=b"220 fd\r\n", global_extra=["workers 1"])
     n = _fds(s.me.pid)
     soft, hard = resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE)
     resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE, (n + 5, hard))
@@ -414,7 +417,8 @@ def test_smtp_client_told_421_when_no_fd_for_backend(rig):
     """Accepted with the last free descriptor, no descriptor left for the
     backend socket: an SMTP client gets 421 4.3.2, never a silent close."""
     import resource
-    s = rig.simple(send_proxy="v2", greeting=b"220 fd\r\n")
+    # One process, as above.
+    s = rig.simple(send_proxy="v2", greeting=b"220 fd\r\n", global_extra=["workers 1"])
     n = _fds(s.me.pid)
     soft, hard = resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE)
     resource.prlimit(s.me.pid, resource.RLIMIT_NOFILE, (n + 1, hard))
@@ -591,6 +595,7 @@ def test_drain_serves_sessions_accepted_before_sigterm(rig, net, state):
                        grace="30s")
     c = rig.client(lip, lport)
     me.signal(signal.SIGTERM)
+    me.wait_drained()
     h.wait_until(lambda: h.connect_refused(lip, lport, source=rig.ip(11)),
                  what="the listener to close")
     if state == "read_proxy":

@@ -50,14 +50,15 @@ class Down:
 
 
 def start(rig, addr, proto="smtp", queue=("queue-timeout 30s",),
-          check="smtp interval 100ms rise 1 fall 1", grace="5s"):
+          check="smtp interval 100ms rise 1 fall 1", grace="5s", global_extra=()):
     admin = rig.endpoint(5)
     lines = ["server mx1 %s" % addr, "send-proxy v2", "check %s" % check] + list(queue)
     lip = rig.ip(1)
     lport = h.free_port(lip)
     body = (h.block("backend", "mail", lines)
             + h.listener_block("front", h.fmt_addr(lip, lport), proto, "mail"))
-    me = rig.start(body, grace=grace, global_extra=["admin %s" % h.fmt_addr(*admin)])
+    me = rig.start(body, grace=grace,
+                   global_extra=["admin %s" % h.fmt_addr(*admin)] + list(global_extra))
     return me, (lip, lport), admin
 
 
@@ -125,7 +126,9 @@ def test_queue_timeout_goodbye(rig, proto):
 
 def test_queue_max_full(rig):
     down = Down(rig)
-    me, (lip, lport), admin = start(rig, down.addr, queue=["queue-timeout 30s", "queue-max 1"])
+    # One process: queue-max bounds each worker's queue (docs/scaling.md).
+    me, (lip, lport), admin = start(rig, down.addr, queue=["queue-timeout 30s", "queue-max 1"],
+                                    global_extra=["workers 1"])
     c1 = rig.client(lip, lport, name="c1")
     wait_depth(admin, 1, me)
     c2 = rig.client(lip, lport, source=rig.ip(11), name="c2")

@@ -76,6 +76,7 @@ def test_drain_keeps_established_sessions(rig, splice, sig):
     conn = s.backend.wait_conn()
 
     s.me.signal(sig)
+    s.me.wait_drained()
     # New connections are refused once the listener is closed.
     h.wait_until(lambda: h.connect_refused(s.ip, s.port, source=rig.ip(11)),
                  what="the listener to close after %s" % sig.name, info=s.me.describe)
@@ -136,6 +137,7 @@ def test_half_open_session_survives_drain(rig):
     c.shutdown_write()
     conn.wait_eof()
     s.me.signal(signal.SIGTERM)
+    s.me.wait_drained()
     h.wait_until(lambda: h.connect_refused(s.ip, s.port, source=rig.ip(11)),
                  what="the listener to close")
     conn.send(b"221 bye\r\n")

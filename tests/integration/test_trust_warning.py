@@ -28,7 +28,7 @@ def test_check_warns_and_passes(rig):
     path = rig.write_config(_body(rig, "127.0.0.0/8 0.0.0.0/0 ::/0 2001:db8::/32"))
     r = h.run_mailedge(rig.binary, ["-t", "-c", path])
     assert r.returncode == 0, r.stderr
-    assert r.stdout == "%s: configuration ok\n" % path
+    assert r.stdout.startswith("%s: configuration ok" % path)
     assert r.stderr.splitlines() == ["%s:4:38: %s" % (path, _msg("0.0.0.0/0")),
                                      "%s:4:48: %s" % (path, _msg("::/0"))]
 

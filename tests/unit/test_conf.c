@@ -1138,7 +1138,7 @@ static const struct bad_case bad_cases[] = {
      "verify: expected 'timeout DURATION' after 'on-start'"},
     {"global {\n    verify on-start timeout 0s\n}\n", 2, 29, "bad verify timeout '0s'"},
     {"global {\n    workers 0\n}\n", 2, 13,
-     "bad workers '0': expected a count of processes from 1 to 64"},
+     "bad workers '0': expected auto or a count of processes from 1 to 64"},
     {"global {\n    workers 65\n}\n", 2, 13, "bad workers '65'"},
     {"global {\n    workers 2\n    workers 3\n}\n", 3, 5, "duplicate"},
     {"backend b {\n    server s 10.0.0.1:25\n    bind :25\n}\n", 3, 5,
