@@ -46,6 +46,13 @@ int resolve_start_all(struct resolver **out, struct loop *loop, const struct con
  */
 void resolve_refresh(struct resolve_query *q);
 
+/*
+ * A follower (workers N): takes the answers worker 0 published since the
+ * last copy, at once, as a worker resolving for itself would have them; a
+ * session calls it before it picks a server. Else (and NULL) a no-op.
+ */
+void resolve_sync(struct resolver *r);
+
 /* Stops and frees *<r> (pending queries are cancelled) and sets it to NULL.
  * NULL is a no-op. */
 void resolve_free_all(struct resolver **r);

@@ -345,6 +345,7 @@ session_start_connect(struct session *s, const struct conf_route *r)
     s->route = r;
     s->backend = gen_backend(s->gen, r->backend);
     healthshare_sync(s->w);
+    resolve_sync(s->w->resolver);
     s->srv_first = backend_first(s->backend);
     s->attempt = 0;
     session_connect_next(s);
