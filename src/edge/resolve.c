@@ -293,6 +293,20 @@ resolve_refresh(struct resolve_query *q)
     }
 }
 
+void
+resolve_family_sync(struct backend_server *st)
+{
+    if (st->rq != NULL)
+        dnsshare_family_load(st->rq->slot, &st->slow_family, &st->slow_until_ms);
+}
+
+void
+resolve_family_publish(const struct backend_server *st)
+{
+    if (st->rq != NULL)
+        dnsshare_family_store(st->rq->slot, st->slow_family, st->slow_until_ms);
+}
+
 /* A follower: takes worker 0's new answers, if any, and wakes the clients
  * held for a server that now has addresses. */
 static void

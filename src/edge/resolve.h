@@ -53,6 +53,15 @@ void resolve_refresh(struct resolve_query *q);
  */
 void resolve_sync(struct resolver *r);
 
+/*
+ * workers N: the Happy Eyeballs memory of <st> (slow_family, slow_until_ms)
+ * is the host's, kept with the name's shared answer: sync reads it into
+ * <st>, publish writes <st>'s. A no-op for an IP literal or a single process.
+ */
+struct backend_server;
+void resolve_family_sync(struct backend_server *st);
+void resolve_family_publish(const struct backend_server *st);
+
 /* Stops and frees *<r> (pending queries are cancelled) and sets it to NULL.
  * NULL is a no-op. */
 void resolve_free_all(struct resolver **r);
