@@ -307,16 +307,15 @@ resolve_family_publish(const struct backend_server *st)
         dnsshare_family_store(st->rq->slot, st->slow_family, st->slow_until_ms);
 }
 
-/* A follower: takes worker 0's new answers, if any, and wakes the clients
- * held for a server that now has addresses. */
+/* A follower: takes worker 0's new answers, if any. Held clients are woken
+ * by the next pass of the server's check, as in a single process. */
 static void
 pull_all(struct resolver *r)
 {
     if (!dnsshare_changed(&r->seen))
         return;
     for (size_t i = 0; i < r->nq; i++)
-        if (dnsshare_pull(r->q[i].b, r->q[i].si, &r->q[i].slot, &r->q[i].version))
-            backend_wake(r->q[i].b);
+        dnsshare_pull(r->q[i].b, r->q[i].si, &r->q[i].slot, &r->q[i].version);
 }
 
 void
