@@ -20,6 +20,9 @@ struct slot {
     struct sockaddr_storage addrs[BACKEND_ADDRS_MAX];
     size_t naddrs;
     uint32_t ttl;
+    /* Happy Eyeballs memory, any worker's: slow_until_ms << 2 | family code
+     * (0 none, 1 IPv4, 2 IPv6); CLOCK_MONOTONIC is the host's. */
+    _Atomic uint64_t family;
     atomic_uint asked;               /* early queries asked by followers, ever */
 };
 
@@ -135,6 +138,7 @@ dnsshare_claim(struct backend *b, size_t si)
         util_strlcpy(s->server, b->conf->servers[si].name, sizeof(s->server));
         util_strlcpy(s->host, host, sizeof(s->host));
         s->naddrs = 0;
+        atomic_store(&s->family, 0);
         s->version = bump(t);
     }
     s->epoch = t->epoch;
@@ -236,4 +240,25 @@ dnsshare_pull(struct backend *b, size_t si, int *slot, uint64_t *version)
     }
     shm_mutex_unlock(&t->mu);
     return changed;
+}
+
+void
+dnsshare_family_load(int slot, int *family, uint64_t *until_ms)
+{
+    struct table *t = table();
+    if (t == NULL || slot < 0)
+        return;
+    uint64_t v = atomic_load(&t->s[slot].family);
+    *family = (v & 3) == 1 ? AF_INET : (v & 3) == 2 ? AF_INET6 : 0;
+    *until_ms = v >> 2;
+}
+
+void
+dnsshare_family_store(int slot, int family, uint64_t until_ms)
+{
+    struct table *t = table();
+    if (t == NULL || slot < 0)
+        return;
+    uint64_t code = family == AF_INET ? 1 : family == AF_INET6 ? 2 : 0;
+    atomic_store(&t->s[slot].family, code == 0 ? 0 : until_ms << 2 | code);
 }

@@ -65,4 +65,13 @@ bool dnsshare_changed(uint64_t *seen);
  */
 bool dnsshare_pull(struct backend *b, size_t si, int *slot, uint64_t *version);
 
+/*
+ * The Happy Eyeballs memory of the server of <slot> (its slow family, 0 for
+ * none, and until when), shared by every worker so that one session's lesson
+ * serves the host's next ones; no table or slot -1: load leaves *<family>
+ * and *<until_ms> as they are, store does nothing.
+ */
+void dnsshare_family_load(int slot, int *family, uint64_t *until_ms);
+void dnsshare_family_store(int slot, int family, uint64_t until_ms);
+
 #endif

@@ -203,6 +203,8 @@ on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *res)
         memcpy(st->addrs, got, n * sizeof(got[0]));
         st->naddrs = n;
         st->ttl = ttl;
+        /* Before the log line: once it is out, every worker serves the answer. */
+        dnsshare_publish(q->slot, q->b, q->si);
         if (changed || q->last_status != ARES_SUCCESS) {
             addrs_text(st, text, sizeof(text));
             log_begin(LOG_INFO, "resolve");
@@ -215,7 +217,6 @@ on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *res)
         }
         q->last_status = ARES_SUCCESS;
         q->retry_ms = 0;
-        dnsshare_publish(q->slot, q->b, q->si);
         next_ms = (uint64_t)ttl * 1000;
         if (next_ms < RESOLVE_MIN_MS)
             next_ms = RESOLVE_MIN_MS;
@@ -292,17 +293,48 @@ resolve_refresh(struct resolve_query *q)
     }
 }
 
+void
+resolve_family_sync(struct backend_server *st)
+{
+    if (st->rq != NULL)
+        dnsshare_family_load(st->rq->slot, &st->slow_family, &st->slow_until_ms);
+}
+
+void
+resolve_family_publish(const struct backend_server *st)
+{
+    if (st->rq != NULL)
+        dnsshare_family_store(st->rq->slot, st->slow_family, st->slow_until_ms);
+}
+
+/* A follower: takes worker 0's new answers, if any. Held clients are woken
+ * by the next pass of the server's check, as in a single process. */
+static void
+pull_all(struct resolver *r)
+{
+    if (!dnsshare_changed(&r->seen))
+        return;
+    for (size_t i = 0; i < r->nq; i++)
+        dnsshare_pull(r->q[i].b, r->q[i].si, &r->q[i].slot, &r->q[i].version);
+}
+
+void
+resolve_sync(struct resolver *r)
+{
+    if (r != NULL && r->follower)
+        pull_all(r);
+}
+
 /* workers N: a follower takes new answers; worker 0 serves the followers' early queries. */
 static void
 on_share_timer(struct timer *t)
 {
     struct resolver *r = container_of(t, struct resolver, share_timer);
-    bool pull = r->follower && dnsshare_changed(&r->seen);
-    for (size_t i = 0; i < r->nq; i++) {
+    if (r->follower)
+        pull_all(r);
+    for (size_t i = 0; i < r->nq && !r->follower; i++) {
         struct resolve_query *q = &r->q[i];
-        if (pull) {
-            dnsshare_pull(q->b, q->si, &q->slot, &q->version);
-        } else if (!r->follower && dnsshare_asked(q->slot) != q->asked) {
+        if (dnsshare_asked(q->slot) != q->asked) {
             q->asked = dnsshare_asked(q->slot);
             resolve_refresh(q);
         }

@@ -46,6 +46,22 @@ int resolve_start_all(struct resolver **out, struct loop *loop, const struct con
  */
 void resolve_refresh(struct resolve_query *q);
 
+/*
+ * A follower (workers N): takes the answers worker 0 published since the
+ * last copy, at once, as a worker resolving for itself would have them; a
+ * session calls it before it picks a server. Else (and NULL) a no-op.
+ */
+void resolve_sync(struct resolver *r);
+
+/*
+ * workers N: the Happy Eyeballs memory of <st> (slow_family, slow_until_ms)
+ * is the host's, kept with the name's shared answer: sync reads it into
+ * <st>, publish writes <st>'s. A no-op for an IP literal or a single process.
+ */
+struct backend_server;
+void resolve_family_sync(struct backend_server *st);
+void resolve_family_publish(const struct backend_server *st);
+
 /* Stops and frees *<r> (pending queries are cancelled) and sets it to NULL.
  * NULL is a no-op. */
 void resolve_free_all(struct resolver **r);

@@ -139,8 +139,10 @@ remember_family(struct session *s, const struct sockaddr *won)
     int lost = connector_lost_family(s->conn);
     uint64_t now = loop_now(s->w->loop);
 
+    resolve_family_sync(st);
     if (won->sa_family == st->slow_family) {
         st->slow_family = 0;
+        resolve_family_publish(st);
         return;
     }
     if (lost == 0)
@@ -155,12 +157,14 @@ remember_family(struct session *s, const struct sockaddr *won)
     }
     st->slow_family = lost;
     st->slow_until_ms = now + BACKEND_SLOW_FAMILY_MS;
+    resolve_family_publish(st);
 }
 
 /* The family a new connect to <st> tries first. */
 static int
-first_family(const struct backend_server *st, uint64_t now)
+first_family(struct backend_server *st, uint64_t now)
 {
+    resolve_family_sync(st);
     if (st->slow_family == AF_INET6 && now < st->slow_until_ms)
         return AF_INET;
     return AF_INET6;
@@ -345,6 +349,7 @@ session_start_connect(struct session *s, const struct conf_route *r)
     s->route = r;
     s->backend = gen_backend(s->gen, r->backend);
     healthshare_sync(s->w);
+    resolve_sync(s->w->resolver);
     s->srv_first = backend_first(s->backend);
     s->attempt = 0;
     session_connect_next(s);
