@@ -503,7 +503,7 @@ main(int argc, char **argv)
         /* Inherited sockets stay open here, for a worker started again. */
         r.inherited = inherited;
         r.ninherited = nfds;
-        int rc = supervise_run(path, conf, run_child, &r);
+        int rc = supervise_run(path, conf, r.shm, run_child, &r);
         free(inherited);
         return rc;
     }

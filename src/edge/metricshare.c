@@ -172,6 +172,15 @@ metricshare_backend_of(const struct metrics_backend *own, unsigned k)
     return slot_of(own, STRIDE(struct metrics_backend), k);
 }
 
+struct metricshare_host *
+metricshare_host(struct shm *s)
+{
+    static struct metricshare_host *host; /* a forked worker inherits it: the same block */
+    if (host == NULL && s != NULL)
+        host = shm_named(s, "metrics", "host", sizeof(*host), NULL, NULL);
+    return host;
+}
+
 void
 metricshare_free(void)
 {

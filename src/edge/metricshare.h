@@ -78,6 +78,27 @@ const struct metrics_server *metricshare_server_of(const struct metrics_server *
 const struct metrics_backend *metricshare_backend_of(const struct metrics_backend *own,
                                                      unsigned k);
 
+/*
+ * What the host says beyond its workers' slots, in one block: the
+ * supervisor counts there the reloads it refused (an invalid file reaches
+ * no worker, so no worker counts it), and worker 0 publishes the
+ * generation in force, which the supervisor's refusal line names.
+ */
+struct metricshare_host {
+    uint64_t reloads_refused; /* written by the supervisor alone */
+    uint64_t refused_last;    /* 1: the last reload was refused (supervisor) */
+    uint64_t generation;      /* worker 0's configuration in force (worker 0) */
+};
+
+struct shm;
+
+/*
+ * The host block of <s> (the supervisor passes its region, a worker
+ * shm_host()), found once and kept for the process: NULL without a region
+ * or when it is full.
+ */
+struct metricshare_host *metricshare_host(struct shm *s);
+
 /* Frees the private slots (at the worker's end; the shared ones stay). */
 void metricshare_free(void);
 

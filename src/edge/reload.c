@@ -785,6 +785,9 @@ install(struct worker *w, struct conf *conf,
     if (old != NULL)
         apply_global(w->conf, ng->conf);
     commit(w, ng, p, &t);
+    struct metricshare_host *host = metricshare_host(shm_host());
+    if (host != NULL && shm_worker() == 0)
+        __atomic_store_n(&host->generation, ng->id, __ATOMIC_RELAXED);
     w->metrics.last_reload_ok = true;
     w->metrics.last_reload_ok_time = (uint64_t)time(NULL);
     return 0;

@@ -121,6 +121,13 @@ status_metrics(const struct worker *w, struct metrics *out)
 
     live(run, n);
     *out = w->metrics;
+    /* Reloads the supervisor refused reached no worker: counted once, here. */
+    const struct metricshare_host *host = metricshare_host(shm_host());
+    if (host != NULL) {
+        out->reloads_failed += rd(&host->reloads_refused);
+        if (rd(&host->refused_last) != 0)
+            out->last_reload_ok = false;
+    }
     out->listeners = calloc(c->nl + 1, sizeof(*out->listeners));
     out->servers = calloc(c->ns + 1, sizeof(*out->servers));
     out->backends = calloc(c->nb + 1, sizeof(*out->backends));

@@ -19,6 +19,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "metricshare.h"
 #include "notify.h"
 #include "util.h"
 
@@ -49,6 +50,7 @@ struct sup {
     struct pollfd *pfd;       /* the signalfd, then the readiness pipes */
     unsigned *who;            /* pfd[j] is the pipe of worker who[j] */
     int sfd;                  /* signalfd */
+    struct metricshare_host *host; /* refused reloads, for /metrics; NULL: not counted */
     bool serving;             /* every worker said READY once */
     bool reloading;           /* told the service manager RELOADING=1; READY=1 once all reloaded */
     bool draining;
@@ -357,7 +359,15 @@ reload(struct sup *s)
         log_str("error", "invalid configuration");
         log_str("running", "previous configuration");
         log_str("workers", "not signalled");
+        if (s->host != NULL)
+            log_u64("generation", __atomic_load_n(&s->host->generation, __ATOMIC_RELAXED));
         log_end();
+        if (s->host != NULL) {
+            /* The one writer of these: worker 0 adds them to its own when it renders. */
+            __atomic_store_n(&s->host->reloads_refused, s->host->reloads_refused + 1,
+                             __ATOMIC_RELAXED);
+            __atomic_store_n(&s->host->refused_last, 1, __ATOMIC_RELAXED);
+        }
         diag_list_free(&diags);
         notify_send("READY=1\nSTATUS=accepting connections");
         return;
@@ -368,6 +378,8 @@ reload(struct sup *s)
     /* A worker started from now on starts on this one. */
     conf_free(s->conf);
     s->conf = conf;
+    if (s->host != NULL)
+        __atomic_store_n(&s->host->refused_last, 0, __ATOMIC_RELAXED);
     for (unsigned i = 0; i < s->n; i++)
         s->kids[i].reload_pending = s->kids[i].pid > 0;
     s->reloading = true;
@@ -461,9 +473,11 @@ next_timeout(const struct sup *s)
 }
 
 int
-supervise_run(const char *path, struct conf *conf, supervise_worker_fn run, void *arg)
+supervise_run(const char *path, struct conf *conf, struct shm *shm, supervise_worker_fn run,
+              void *arg)
 {
-    struct sup s = {.path = path, .conf = conf, .run = run, .arg = arg, .n = conf->global.workers};
+    struct sup s = {.path = path, .conf = conf, .run = run, .arg = arg, .n = conf->global.workers,
+                    .host = metricshare_host(shm)};
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 
 struct conf;
+struct shm;
 
 /*
  * Runs worker <index> (0..N-1) in a child on <conf> (the child owns it);
@@ -30,9 +31,11 @@ typedef int (*supervise_worker_fn)(unsigned index, struct conf *conf, void *arg)
  * drain. <conf> is owned from now on; <path> is read again on SIGHUP.
  * Expects SIGTERM, SIGINT, SIGHUP and SIGUSR1 blocked. Returns the exit
  * status: 0 when every worker drained and exited 0, else 1 (also when a
- * worker could not start).
+ * worker could not start). <shm> is the workers' region (the supervisor
+ * itself is attached to none): a reload it refuses is counted there.
  */
-int supervise_run(const char *path, struct conf *conf, supervise_worker_fn run, void *arg);
+int supervise_run(const char *path, struct conf *conf, struct shm *shm, supervise_worker_fn run,
+                  void *arg);
 
 /*
  * A worker's struct worker notify: its first READY=1 tells the supervisor
