@@ -40,12 +40,14 @@ def crowdsec(rig):
     c.stop()
 
 
-def start_edge(rig, crowdsec, listener_extra, log_format="", accept_proxy=None):
+def start_edge(rig, crowdsec, listener_extra, log_format="", accept_proxy=None,
+               global_extra=()):
     """A mailedge whose backend greets only when the test says so, logging
     to a file the agent reads; returns (Simple, log path)."""
     log = str(rig.tmp / "mailedge.log")
     s = rig.simple(greeting=None, send_proxy="v2", log=log + log_format,
-                   accept_proxy=accept_proxy, listener_extra=listener_extra)
+                   accept_proxy=accept_proxy, listener_extra=listener_extra,
+                   global_extra=global_extra)
     crowdsec.acquire([log], "mailedge")
     crowdsec.start()
     return s, log
