@@ -126,20 +126,6 @@ cf_d_busy_poll(struct ctx *x, const struct lex_word *w, size_t n)
     x->c->global.busy_poll_us = (uint32_t)us;
 }
 
-/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
-static bool
-is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr) >> 24) ==
-               127;
-    if (ss->ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return false;
-}
-
 /* resolvers ADDR[:PORT]... (IP literals; port 53 by default) */
 static void
 cf_d_resolvers(struct ctx *x, const struct lex_word *w, size_t n)
@@ -191,7 +177,7 @@ cf_d_admin(struct ctx *x, const struct lex_word *w, size_t n)
         return;
     }
     g->admin_allow_remote = n == 3;
-    if (!g->admin_allow_remote && (any || !is_loopback(&ss))) {
+    if (!g->admin_allow_remote && (any || !addr_is_loopback((const struct sockaddr *)&ss))) {
         cf_errw(x, &w[1],
                 "admin address '%s' is not a loopback address: the admin endpoint has no "
                 "authentication; write 'admin %s allow-remote' to expose it anyway",
