@@ -185,18 +185,23 @@ def test_worker_that_cannot_bind_fails_the_start(rig):
         taken.close()
 
 
-def test_workers_follow_a_killed_supervisor(rig):
-    s = start(rig, 2, send_proxy="v2")
-    pids = children(s.me.pid)
-    s.me.proc.kill()
-    s.me.proc.wait(h.DEADLINE)
-    rig.daemons.remove(s.me)
+def kill_supervisor(rig, me):
+    """SIGKILL mailedge's supervisor and wait until its workers have exited."""
+    pids = children(me.pid)
+    me.proc.kill()
+    me.proc.wait(h.DEADLINE)
+    rig.daemons.remove(me)
 
     def gone():
         return all(not os.path.exists("/proc/%d" % p)
                    or open("/proc/%d/stat" % p).read().split(") ")[1][0] == "Z"
                    for p in pids)
-    h.wait_until(gone, what="the workers to exit", info=s.me.describe)
+    h.wait_until(gone, what="the workers to exit", info=me.describe)
+
+
+def test_workers_follow_a_killed_supervisor(rig):
+    s = start(rig, 2, send_proxy="v2")
+    kill_supervisor(rig, s.me)
     assert workers_of(s.me, "drain") == {"0", "1"}
     assert s.me.sanitizer_report() is None, s.me.stderr()
 

@@ -13,7 +13,7 @@ import harness as h
 from test_activation import GREETING, Activated, prebound
 from test_admin import admin_endpoint, http
 from test_admin import start as admin_start
-from test_workers import children, owner_of
+from test_workers import children, kill_supervisor, owner_of
 
 ONE_L = h.listener_block("one", "127.0.0.1:1", "smtp", "127.0.0.1:2")
 
@@ -180,14 +180,5 @@ def test_workers_with_admin_follow_a_killed_supervisor(rig):
     """Nobody is left to end worker 0's wait for the others: it exits too."""
     s = admin_start(rig, admin_endpoint(rig), send_proxy=None, global_extra=["workers 2"])
     h.wait_until(lambda: len(children(s.me.pid)) == 2, what="2 workers", info=s.me.describe)
-    pids = children(s.me.pid)
-    s.me.proc.kill()
-    s.me.proc.wait(h.DEADLINE)
-    rig.daemons.remove(s.me)
-
-    def gone():
-        return all(not os.path.exists("/proc/%d" % p)
-                   or open("/proc/%d/stat" % p).read().split(") ")[1][0] == "Z"
-                   for p in pids)
-    h.wait_until(gone, what="the workers to exit", info=s.me.describe)
+    kill_supervisor(rig, s.me)
     assert len(s.me.events("exit")) == 2, s.me.log_text()
