@@ -17,7 +17,8 @@
 #                    splice forced both ways; mebusy: mailedge with busy-poll,
 #                    latency test only); "base" is added by BENCH_BASE_BIN
 #   BENCH_BASE_BIN   a second mailedge binary measured alongside (an A/B)
-#   BENCH_SPLICE, BENCH_BASE_SPLICE  `splice` of mailedge and base (default on)
+#   BENCH_SPLICE, BENCH_BASE_SPLICE  `splice` of mailedge and base (default: not
+#                                   written, the binary's own default)
 #   BENCH_BUSY_POLL  busy-poll value of mebusy (default 100us)
 #   BENCH_RUNS       subset of "pinned multi" (default both)
 #   BENCH_WORKERS    N of the multi run (default: the number of CPUs)
@@ -180,13 +181,14 @@ write_configs() {
     for t in mailedge base mebusy; do
         extra=""
         [ $t != mebusy ] || extra="    busy-poll $BUSY"
-        splice=${BENCH_SPLICE:-on}
-        [ $t != base ] || splice=${BENCH_BASE_SPLICE:-on}
+        splice=${BENCH_SPLICE:-}
+        [ $t != base ] || splice=${BENCH_BASE_SPLICE:-}
+        [ -z "$splice" ] || splice="    splice $splice"
         eval "port=\$P_$t"
         cat >"$TMP/$t.conf" <<EOF
 global {
     log $TMP/$t.log format logfmt level info
-    splice $splice
+$splice
     grace 1s
     user $(id -un)
 $wl
@@ -414,7 +416,7 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
          "option splice-auto; hap-splc: option splice-request + splice-response"
     echo "  nginx: workers (+ master, counted), proxy_protocol on (v1), listen reuseport, multi_accept," \
          "accept_mutex off, tcp_nodelay, proxy_buffer_size 16k, access_log to a file"
-    echo "  mailedge: send-proxy v2, splice ${BENCH_SPLICE:-on}, log file; mebusy: the same with busy-poll $BUSY (latency test only)"
+    echo "  mailedge: send-proxy v2, splice ${BENCH_SPLICE:-(its default)}, log file; mebusy: the same with busy-poll $BUSY (latency test only)"
     [ -z "$BASE_BIN" ] || echo "  base: $("$BASE_BIN" -V | head -1) (binary $BASE_BIN, sha256 $(sha256sum "$BASE_BIN" | cut -c1-12)), same config as mailedge but splice ${BENCH_BASE_SPLICE:-on}"
 } >"$OUT.tmp"
 

@@ -67,9 +67,11 @@ relay_pool_free(struct relay_pool *p)
 }
 
 void
-relay_half_init(struct relay_half *h, bool copy)
+relay_half_init(struct relay_half *h, enum relay_mode mode)
 {
-    *h = (struct relay_half){.pipe = {-1, -1}, .copy = copy};
+    *h = (struct relay_half){.pipe = {-1, -1},
+                             .copy = mode != RELAY_SPLICE,
+                             .autosplice = mode == RELAY_AUTO};
 }
 
 static void
@@ -191,6 +193,10 @@ static ssize_t
 fill(struct relay_pool *p, struct relay_half *h, int src)
 {
     ssize_t n;
+    if (h->bulk) {
+        /* The last read filled the buffer: bulk, splice from now on. */
+        h->bulk = h->autosplice = h->copy = false;
+    }
     if (!h->copy) {
         if (take_pipe(p, h) == 0) {
             do {
@@ -213,6 +219,7 @@ fill(struct relay_pool *p, struct relay_half *h, int src)
         n = recv(src, h->buf, BUF_SIZE, 0);
     } while (n == -1 && errno == EINTR);
     h->off = 0;
+    h->bulk = h->autosplice && n == (ssize_t)BUF_SIZE;
     return n;
 }
 
@@ -258,6 +265,10 @@ relay_pump(struct relay_pool *p, struct relay_half *h, struct relay_end *src,
         ssize_t n = fill(p, h, src->fd);
         if (n > 0) {
             h->pending = (uint32_t)n;
+            /* A short recv took all the socket had; a short splice proves
+             * nothing (it stops where the pipe runs out of slots). */
+            if (h->copy && (size_t)n < BUF_SIZE && !src->fin)
+                src->rd = false;
             continue;
         }
         int saved = errno;

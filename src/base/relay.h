@@ -1,6 +1,7 @@
 /*
  * relay: moves bytes one way between two non-blocking sockets, with
- * splice(2) through a pipe or with read/write through a buffer. A pipe or a
+ * splice(2) through a pipe or with read/write through a buffer, or (auto)
+ * small reads by copy and bulk by splice. A pipe or a
  * buffer is held only while bytes are in flight and goes back to a pool as
  * soon as it is empty, so an idle session holds neither (IMAP IDLE scale).
  * Readiness is cached per socket (edge-triggered epoll): the caller sets the
@@ -20,6 +21,15 @@ struct relay_end {
     int fd;
     bool rd;   /* may have bytes (or EOF/error) to read */
     bool wr;   /* may accept bytes */
+    bool fin;  /* the kernel signalled the peer's FIN or an error: read on
+                * to EOF or EAGAIN even after a short read */
+};
+
+/* How a half moves bytes. */
+enum relay_mode {
+    RELAY_SPLICE,       /* splice(2) through a pipe */
+    RELAY_COPY,         /* recv/send through a buffer */
+    RELAY_AUTO,         /* copy until a read fills the buffer, then splice */
 };
 
 /* One direction of a session. Zero it, set pipe to -1 (relay_half_init). */
@@ -30,6 +40,8 @@ struct relay_half {
     uint32_t off;       /* copy mode: where pending bytes start in buf */
     uint64_t bytes;     /* delivered to the destination */
     bool copy;          /* read/write instead of splice */
+    bool autosplice;    /* RELAY_AUTO, still copying: a full read switches */
+    bool bulk;          /* a read filled the buffer: the next read splices */
     bool eof;           /* the source sent FIN */
     bool done;          /* and we passed it on with shutdown(SHUT_WR) */
 };
@@ -51,11 +63,15 @@ void relay_pool_free(struct relay_pool *p);
  * instead of splicing. Idle pipes above it are closed now. */
 void relay_pool_set_pipes_max(struct relay_pool *p, size_t max);
 
-void relay_half_init(struct relay_half *h, bool copy);
+void relay_half_init(struct relay_half *h, enum relay_mode mode);
 
 /*
  * Moves bytes from <src> to <dst> until one would block, the source ends,
  * or about <budget> bytes went through. Sets <*moved> when any byte moved.
+ * A read by copy that returns less than the buffer drained the socket
+ * (TCP copies all it has), so unless <src->fin> it clears <src->rd>
+ * without the read that would only say EAGAIN: under edge-triggered
+ * epoll, bytes that come later are a new event.
  */
 enum relay_result relay_pump(struct relay_pool *p, struct relay_half *h, struct relay_end *src,
                              struct relay_end *dst, size_t budget, bool *moved);

@@ -1317,7 +1317,7 @@ conf_new(void)
         return NULL;
     c->global.log_format = LOG_FORMAT_LOGFMT;
     c->global.grace_ms = DEFAULT_GRACE_MS;
-    c->global.splice = true;
+    c->global.splice = CONF_SPLICE_AUTO;
     c->global.workers = conf_workers_auto(auto_cpus);
     c->global.workers_auto = true;
     c->global.verify_timeout_ms = 60000;

@@ -168,12 +168,15 @@ struct conf_crowdsec {
     struct conf_pos pos;
 };
 
+/* splice off|on|auto: copy, splice(2), or copy small reads and splice bulk. */
+enum conf_splice { CONF_SPLICE_OFF, CONF_SPLICE_ON, CONF_SPLICE_AUTO };
+
 struct conf_global {
     char log_path[4096];             /* "" means stderr */
     enum log_format log_format;
     bool log_debug;                  /* log level debug instead of info */
     uint64_t grace_ms;               /* drain time on SIGTERM, default 30s */
-    bool splice;                     /* relay with splice(2), default on */
+    enum conf_splice splice;         /* how the relay moves bytes, default auto */
     uint32_t busy_poll_us;           /* busy-poll DURATION, in microseconds; 0: off */
     bool admin_set;                  /* admin ADDR:PORT given; off by default */
     bool admin_allow_remote;         /* admin ... allow-remote: not loopback only */

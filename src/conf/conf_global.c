@@ -84,11 +84,13 @@ cf_d_splice(struct ctx *x, const struct lex_word *w, size_t n)
 {
     (void)n;
     if (cf_is_word(&w[1], "on"))
-        x->c->global.splice = true;
+        x->c->global.splice = CONF_SPLICE_ON;
     else if (cf_is_word(&w[1], "off"))
-        x->c->global.splice = false;
+        x->c->global.splice = CONF_SPLICE_OFF;
+    else if (cf_is_word(&w[1], "auto"))
+        x->c->global.splice = CONF_SPLICE_AUTO;
     else
-        cf_errw(x, &w[1], "bad value '%s' for splice: expected on or off", w[1].text);
+        cf_errw(x, &w[1], "bad value '%s' for splice: expected on, off or auto", w[1].text);
 }
 
 #define BUSY_POLL_MAX_US 10000u
@@ -468,7 +470,7 @@ static const struct directive global_v[] = {
     {"log", D_COUNT, true, 1, 5, "log stderr|PATH [format logfmt|json] [level info|debug]",
      cf_d_log},
     {"grace", D_COUNT, true, 1, 1, "grace DURATION", cf_d_grace},
-    {"splice", D_COUNT, true, 1, 1, "splice on|off", cf_d_splice},
+    {"splice", D_COUNT, true, 1, 1, "splice on|off|auto", cf_d_splice},
     {"busy-poll", D_COUNT, true, 1, 1, "busy-poll off|DURATION (like 50us)", cf_d_busy_poll},
     {"admin", D_COUNT, true, 1, 2, "admin ADDR:PORT [allow-remote]", cf_d_admin},
     {"admin-host", D_COUNT, true, 1, CONF_ADMIN_HOSTS_MAX, "admin-host NAME ...",

@@ -277,8 +277,8 @@ session_relay(struct session *s)
             return;
         hold_up = s->pg_watch;
     }
-    struct relay_end c = {s->cio.fd, s->c_rd, s->c_wr};
-    struct relay_end b = {s->bio.fd, s->b_rd, s->b_wr};
+    struct relay_end c = {s->cio.fd, s->c_rd, s->c_wr, s->c_fin};
+    struct relay_end b = {s->bio.fd, s->b_rd, s->b_wr, s->b_fin};
     bool moved = false;
     struct relay_pool *pool = s->w->pool;
 
@@ -393,6 +393,8 @@ on_client(struct io *io, uint32_t ev)
         s->c_wr = true;
     if (ev & (EPOLLRDHUP | EPOLLHUP))
         s->c_hup = true;
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->c_fin = true;
     switch (s->state) {
     case SESSION_READ_PROXY:
         if (s->c_rd)
@@ -437,6 +439,8 @@ on_backend(struct io *io, uint32_t ev)
         s->b_rd = true;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         s->b_wr = true;
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->b_fin = true;
     switch (s->state) {
     case SESSION_RELAYING:
         session_relay(s);
@@ -473,9 +477,11 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
     s->sni = peek ? s->tail : NULL;
     s->cio = (struct io){.fd = fd, .cb = on_client};
     s->bio = (struct io){.fd = -1, .cb = on_backend};
-    bool copy = !w->conf->global.splice;
-    relay_half_init(&s->up, copy);
-    relay_half_init(&s->down, copy);
+    static const enum relay_mode modes[] = {[CONF_SPLICE_OFF] = RELAY_COPY,
+                                            [CONF_SPLICE_ON] = RELAY_SPLICE,
+                                            [CONF_SPLICE_AUTO] = RELAY_AUTO};
+    relay_half_init(&s->up, modes[w->conf->global.splice]);
+    relay_half_init(&s->down, modes[w->conf->global.splice]);
     timer_init(&s->timer, on_timer);
     defer_init(&s->defer, on_defer);
     s->id = w->id_seed + w->id_next++;

@@ -43,6 +43,7 @@ struct session {
     struct defer defer;                /* deferred free, or relay continuation */
     enum session_state state;
     bool c_rd, c_wr, c_hup, b_rd, b_wr;
+    bool c_fin, b_fin;                 /* FIN or error signalled: relay_end.fin */
     uint8_t first_fin;                 /* 0 none, 1 client, 2 backend */
     bool pg_watch;                     /* smtp pregreet: client bytes before the greeting? */
     bool talked_early;                 /* it sent some (logged as pregreet=1) */

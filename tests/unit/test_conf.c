@@ -147,7 +147,7 @@ test_defaults(void **state)
     assert_int_equal(c->global.log_format, LOG_FORMAT_LOGFMT);
     assert_false(c->global.log_debug);
     assert_int_equal(c->global.grace_ms, 30 * MS_S);
-    assert_true(c->global.splice);
+    assert_int_equal(c->global.splice, CONF_SPLICE_AUTO);
 
     assert_int_equal(c->nbackends, 1);
     const struct conf_backend *b = &c->backends[0];
@@ -220,7 +220,7 @@ test_everything_set(void **state)
     assert_int_equal(c->global.log_format, LOG_FORMAT_JSON);
     assert_true(c->global.log_debug);
     assert_int_equal(c->global.grace_ms, 0);
-    assert_false(c->global.splice);
+    assert_int_equal(c->global.splice, CONF_SPLICE_OFF);
 
     const struct conf_backend *b = conf_find_backend(c, "mailbox");
     assert_non_null(b);
@@ -1171,7 +1171,7 @@ static const struct bad_case bad_cases[] = {
      "block)"},
     {"backend b {\n    timeout idle 5s\n}\n", 2, 13,
      "timeout idle does not belong in a backend block"},
-    {"global {\n    splice yes\n}\n", 2, 12, "bad value 'yes' for splice: expected on or off"},
+    {"global {\n    splice yes\n}\n", 2, 12, "bad value 'yes' for splice: expected on, off or auto"},
     {"global {\n    log syslog\n}\n", 2, 9, "log destination must be 'stderr' or an absolute path"},
     {"global {\n    log stderr format xml\n}\n", 2, 23,
      "bad log format 'xml': expected logfmt or json"},

@@ -61,7 +61,7 @@ path_close(struct path *p)
 static void
 pump_stuck(struct relay_pool *pool, struct relay_half *h, struct path *p)
 {
-    struct relay_end src = {p->src[0], true, false}, dst = {p->dst[0], false, true};
+    struct relay_end src = {p->src[0], true, false, false}, dst = {p->dst[0], false, true, false};
     bool moved = false;
 
     assert_int_equal(relay_pump(pool, h, &src, &dst, 1 << 20, &moved), RELAY_BLOCKED);
@@ -81,8 +81,8 @@ test_pipe_cap(void **state)
     relay_pool_set_pipes_max(pool, 1);
     path_open(&pa);
     path_open(&pb);
-    relay_half_init(&a, false);
-    relay_half_init(&b, false);
+    relay_half_init(&a, RELAY_SPLICE);
+    relay_half_init(&b, RELAY_SPLICE);
     pump_stuck(pool, &a, &pa);
     assert_true(a.pipe[0] >= 0); /* the one pipe */
     assert_false(a.copy);
@@ -108,12 +108,12 @@ test_lower_cap_closes_idle_pipes(void **state)
     (void)state;
     assert_non_null(pool);
     path_open(&p);
-    relay_half_init(&h, false);
+    relay_half_init(&h, RELAY_SPLICE);
     pump_stuck(pool, &h, &p);
     /* Drain the destination: the pipe empties and goes back to the pool, idle. */
     for (;;) {
         char buf[65536];
-        struct relay_end src = {p.src[0], false, false}, dst = {p.dst[0], false, true};
+        struct relay_end src = {p.src[0], false, false, false}, dst = {p.dst[0], false, true, false};
         bool moved = false;
         while (recv(p.dst[1], buf, sizeof(buf), 0) > 0)
             ;
