@@ -22,7 +22,8 @@
 # as bench/run.sh (loopback 127.77.0.1, proxy on cpu 1, load on cpu 0),
 # everything started here is stopped by PID. About 7 minutes for all.
 # Output: stdout and bench/results/profile-<date>.txt (PROFILE_OUT to change).
-# PROFILE_SPLICE sets mailedge's `splice` (default on; auto to profile that).
+# PROFILE_SPLICE sets mailedge's `splice` (default: not written, the binary's default).
+# mailedge runs `workers 1`: the profile is of one worker process.
 set -eu
 
 die() { echo "profile: $*" >&2; exit 1; }
@@ -76,7 +77,8 @@ mconf() { # name port
     cat >"$TMP/$1.conf" <<EOF
 global {
     log $TMP/$1.log format logfmt level info
-    splice ${PROFILE_SPLICE:-on}
+    workers 1
+${PROFILE_SPLICE:+    splice $PROFILE_SPLICE}
     grace 1s
     user $(id -un)
 }

@@ -254,7 +254,8 @@ relay_pump(struct relay_pool *p, struct relay_half *h, struct relay_end *src,
             if (!h->done) {
                 h->done = true;
                 /* ENOTCONN: the peer is gone already; the other half will tell. */
-                (void)shutdown(dst->fd, SHUT_WR);
+                if (!dst->closes)
+                    (void)shutdown(dst->fd, SHUT_WR);
             }
             return RELAY_DONE;
         }

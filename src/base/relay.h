@@ -23,6 +23,9 @@ struct relay_end {
     bool wr;   /* may accept bytes */
     bool fin;  /* the kernel signalled the peer's FIN or an error: read on
                 * to EOF or EAGAIN even after a short read */
+    bool closes; /* as destination: the caller closes it once this direction
+                  * is done (the other is done already), and that close sends
+                  * the FIN: no shutdown(SHUT_WR) */
 };
 
 /* How a half moves bytes. */

@@ -126,7 +126,9 @@ on_io(struct io *io, uint32_t ev)
 
     if (c->dead || !c->busy || io->fd < 0 || !(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
         return;
-    int err = sock_error(io->fd);
+    /* Writable without an error or a hang-up: connected (a failed connect
+     * always raises EPOLLERR), no getsockopt(SO_ERROR) needed. */
+    int err = ev & (EPOLLERR | EPOLLHUP) ? sock_error(io->fd) : 0;
     if (err == 0 && (ev & (EPOLLERR | EPOLLHUP)))
         err = ECONNRESET;
     if (err == 0) {

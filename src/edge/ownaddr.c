@@ -3,6 +3,7 @@
 
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,9 @@ struct ownaddr {
     size_t n;
     uint64_t at_ms;
     bool valid;
+    unsigned port_lo, port_hi;  /* net.ipv4.ip_local_port_range */
+    uint64_t ports_at_ms;
+    bool ports_valid;
 };
 
 static bool
@@ -55,12 +59,20 @@ refresh(struct ownaddr *o, uint64_t now)
     o->valid = true;
 }
 
+static struct ownaddr *
+own(struct worker *w)
+{
+    if (w->own == NULL)
+        w->own = calloc(1, sizeof(*w->own));
+    return w->own;
+}
+
 static bool
 is_local(struct worker *w, const struct sockaddr *dst)
 {
     uint64_t now = loop_now(w->loop);
 
-    if (w->own == NULL && (w->own = calloc(1, sizeof(*w->own))) == NULL)
+    if (own(w) == NULL)
         return false;
     if (!w->own->valid || now - w->own->at_ms >= OWNADDR_REFRESH_MS)
         refresh(w->own, now);
@@ -86,13 +98,35 @@ ownaddr_is_listener(struct worker *w, const struct sockaddr *dst)
     return false;
 }
 
+/*
+ * Whether the kernel may pick <port> as the source port of a connect (the
+ * ephemeral range, read at most once a second). Unknown: yes.
+ */
+static bool
+ephemeral(struct worker *w, unsigned port)
+{
+    struct ownaddr *o = own(w);
+    uint64_t now = loop_now(w->loop);
+    if (o == NULL)
+        return true;
+    if (!o->ports_valid || now - o->ports_at_ms >= OWNADDR_REFRESH_MS) {
+        FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+        o->ports_at_ms = now;
+        o->ports_valid = f != NULL && fscanf(f, "%u %u", &o->port_lo, &o->port_hi) == 2;
+        if (f != NULL)
+            fclose(f);
+    }
+    return !o->ports_valid || (port >= o->port_lo && port <= o->port_hi);
+}
+
 bool
-ownaddr_is_self_connection(int fd, const struct sockaddr *dst)
+ownaddr_is_self_connection(struct worker *w, int fd, const struct sockaddr *dst)
 {
     struct sockaddr_storage local;
 
-    /* Only a connect that stayed on this host can meet itself. */
-    if (!addr_is_this_host(dst) || sock_local(fd, &local) == -1)
+    /* Only a connect that stayed on this host, to a port the kernel could
+     * have picked as its own source port, can meet itself. */
+    if (!addr_is_this_host(dst) || !ephemeral(w, addr_port(dst)) || sock_local(fd, &local) == -1)
         return false;
     return addr_equal((const struct sockaddr *)&local, dst);
 }

@@ -24,8 +24,9 @@ bool ownaddr_is_listener(struct worker *w, const struct sockaddr *dst);
 /*
  * True when the connected socket <fd> to <dst> is connected to itself
  * (a loopback connect to a free port in the ephemeral range can be).
+ * A port outside net.ipv4.ip_local_port_range needs no getsockname(2).
  */
-bool ownaddr_is_self_connection(int fd, const struct sockaddr *dst);
+bool ownaddr_is_self_connection(struct worker *w, int fd, const struct sockaddr *dst);
 
 /* Frees the address cache of <w>. */
 void ownaddr_free(struct worker *w);

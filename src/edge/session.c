@@ -277,8 +277,9 @@ session_relay(struct session *s)
             return;
         hold_up = s->pg_watch;
     }
-    struct relay_end c = {s->cio.fd, s->c_rd, s->c_wr, s->c_fin};
-    struct relay_end b = {s->bio.fd, s->b_rd, s->b_wr, s->b_fin};
+    /* Once both directions are done, both sockets are closed at once. */
+    struct relay_end c = {s->cio.fd, s->c_rd, s->c_wr, s->c_fin, s->up.done};
+    struct relay_end b = {s->bio.fd, s->b_rd, s->b_wr, s->b_fin, s->down.done};
     bool moved = false;
     struct relay_pool *pool = s->w->pool;
 
@@ -286,6 +287,7 @@ session_relay(struct session *s)
         hold_up ? RELAY_BLOCKED : relay_pump(pool, &s->up, &c, &b, RELAY_BUDGET, &moved);
     enum relay_result rd = RELAY_BLOCKED;
     if (!pump_failed(s, ru, true)) {
+        c.closes = s->up.done;
         rd = relay_pump(pool, &s->down, &b, &c, RELAY_BUDGET, &moved);
         if (pump_failed(s, rd, false))
             return;

@@ -197,7 +197,7 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
 {
     struct session *s = arg;
 
-    if (fd >= 0 && ownaddr_is_self_connection(fd, sa)) {
+    if (fd >= 0 && ownaddr_is_self_connection(s->w, fd, sa)) {
         close(fd);
         fd = -1;
         err = ELOOP;

@@ -39,9 +39,9 @@ def net(request) -> h.Net:
     return h.allocate_net(request.node.nodeid)
 
 
-@pytest.fixture(params=["on", "off"], ids=["splice", "copy"])
+@pytest.fixture(params=["on", "off", "auto"], ids=["splice", "copy", "auto"])
 def splice(request) -> str:
-    """Relay tests run with `splice on` and `splice off`."""
+    """Relay tests run with `splice on`, `splice off` and `splice auto`."""
     return request.param
 
 

@@ -1,5 +1,5 @@
 """Relaying bytes: large transfers with hashes equal at both ends, half-close
-in both directions, resets. Every test runs with splice on and off."""
+in both directions, resets. Every test runs with splice on, off and auto."""
 
 import hashlib
 import os

@@ -3,8 +3,9 @@
  * small read and turns to splice after a read that fills its buffer, and
  * every byte arrives in order either way; a short read by copy ends the
  * pump without the read that would only say EAGAIN, unless the peer's FIN
- * was signalled (relay_end.fin). Unix socket pairs stand in for the
- * client and the server.
+ * was signalled (relay_end.fin); the EOF is passed on with a shutdown
+ * unless the caller closes the destination next (relay_end.closes). Unix
+ * socket pairs stand in for the client and the server.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,11 +75,18 @@ drain_check(struct path *p, size_t *at)
 }
 
 static enum relay_result
-pump(struct relay_pool *pool, struct relay_half *h, struct path *p, bool fin)
+pump_to(struct relay_pool *pool, struct relay_half *h, struct path *p, bool fin, bool closes)
 {
-    struct relay_end src = {p->src[0], true, false, fin}, dst = {p->dst[0], false, true, false};
+    struct relay_end src = {.fd = p->src[0], .rd = true, .fin = fin},
+                     dst = {.fd = p->dst[0], .wr = true, .closes = closes};
     bool moved = false;
     return relay_pump(pool, h, &src, &dst, 1 << 22, &moved);
+}
+
+static enum relay_result
+pump(struct relay_pool *pool, struct relay_half *h, struct path *p, bool fin)
+{
+    return pump_to(pool, h, p, fin, false);
 }
 
 static void
@@ -189,6 +197,39 @@ test_fin_signalled_reads_to_eof(void **state)
     short_read_then_eof(RELAY_SPLICE, false, RELAY_DONE, true);
 }
 
+/* The source's EOF is passed on with shutdown(SHUT_WR), unless the
+ * destination is closed right after (relay_end.closes). */
+static void
+eof_passed_on(bool closes, bool want_fin)
+{
+    struct relay_pool *pool = relay_pool_new(4);
+    struct relay_half h;
+    struct path p;
+    char b[16];
+
+    path_open(&p);
+    relay_half_init(&h, RELAY_AUTO);
+    assert_int_equal(shutdown(p.src[1], SHUT_WR), 0);
+    assert_int_equal(pump_to(pool, &h, &p, true, closes), RELAY_DONE);
+    assert_true(h.done);
+    ssize_t n = recv(p.dst[1], b, sizeof(b), MSG_DONTWAIT);
+    if (want_fin)
+        assert_int_equal(n, 0);
+    else
+        assert_int_equal(n, -1); /* EAGAIN: no FIN until the caller closes */
+    relay_half_release(pool, &h);
+    path_close(&p);
+    relay_pool_free(pool);
+}
+
+static void
+test_eof_shutdown_unless_closing(void **state)
+{
+    (void)state;
+    eof_passed_on(false, true);
+    eof_passed_on(true, false);
+}
+
 int
 main(void)
 {
@@ -197,6 +238,7 @@ main(void)
         cmocka_unit_test(test_splice_on_small),
         cmocka_unit_test(test_short_copy_read_skips_the_eagain_read),
         cmocka_unit_test(test_fin_signalled_reads_to_eof),
+        cmocka_unit_test(test_eof_shutdown_unless_closing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

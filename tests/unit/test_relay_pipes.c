@@ -61,7 +61,7 @@ path_close(struct path *p)
 static void
 pump_stuck(struct relay_pool *pool, struct relay_half *h, struct path *p)
 {
-    struct relay_end src = {p->src[0], true, false, false}, dst = {p->dst[0], false, true, false};
+    struct relay_end src = {.fd = p->src[0], .rd = true}, dst = {.fd = p->dst[0], .wr = true};
     bool moved = false;
 
     assert_int_equal(relay_pump(pool, h, &src, &dst, 1 << 20, &moved), RELAY_BLOCKED);
@@ -113,7 +113,7 @@ test_lower_cap_closes_idle_pipes(void **state)
     /* Drain the destination: the pipe empties and goes back to the pool, idle. */
     for (;;) {
         char buf[65536];
-        struct relay_end src = {p.src[0], false, false, false}, dst = {p.dst[0], false, true, false};
+        struct relay_end src = {.fd = p.src[0]}, dst = {.fd = p.dst[0], .wr = true};
         bool moved = false;
         while (recv(p.dst[1], buf, sizeof(buf), 0) > 0)
             ;
