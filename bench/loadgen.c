@@ -1051,6 +1051,8 @@ idle_child(long n, int ctl, int rep)
                 inflight++;
             next++;
         }
+        if (next == nmax && inflight == 0)
+            break; /* every session started has ended: some failed */
         idle_pump(20, &inflight);
     }
     report(rep, done_total);
