@@ -33,8 +33,10 @@
 #                    the hard fd limit: W = 2 descriptors per session over that
 #                    (6 at 20,000), the sessions opened by several load-generator
 #                    processes (loadgen idle -j) and served by several backends
-#                    (round robin, each also under 85% of the ephemeral ports of
-#                    one source/destination pair); at least 2 of each
+#                    (round robin, each also under 85% of half the ephemeral ports
+#                    of one source/destination pair: connect() tries the even
+#                    ports first, and past them each connect() walks all of
+#                    them); at least 2 of each
 #   BENCH_SECS       seconds per throughput measurement (default 3, quick 0.5)
 #   BENCH_CONC       concurrency of the short sessions (default 50)
 #   BENCH_STREAMS    bulk streams (default 4)
@@ -541,7 +543,7 @@ run_hold() {
     lim=$HARD_FD
     [ "$lim" != unlimited ] || lim=1048576
     budget=$((lim * 85 / 100))
-    ports=$(awk '{ print int(($2 - $1 + 1) * 85 / 100) }' /proc/sys/net/ipv4/ip_local_port_range)
+    ports=$(awk '{ print int(($2 - $1 + 1) / 2 * 85 / 100) }' /proc/sys/net/ipv4/ip_local_port_range)
     per_be=$budget
     [ "$ports" -ge "$per_be" ] || per_be=$ports
     hw=$(atleast2 "$(ceil $((HOLD * 2)) "$budget")")
