@@ -1,12 +1,12 @@
 /*
  * bench/backend.c: the mail server behind the proxies in `make bench`.
  *
- *   backend -p ADDR:PORT -d ADDR:PORT
+ *   backend -p ADDR:PORT [-d ADDR:PORT]
  *
  * One thread, one epoll loop, level-triggered. Two listeners:
  *   -p  behind a proxy: waits for a PROXY header (v1 or v2; anything else
  *       is taken as commands), discards it, then greets;
- *   -d  direct: greets at once (server speaks first, as SMTP does).
+ *   -d  direct: greets at once (server speaks first, as SMTP does); optional.
  * After "220 bench ESMTP\r\n" it reads lines:
  *   QUIT        -> "221 bye\r\n", close (the server closes first, as in SMTP)
  *   BULK UP     -> discard every byte until EOF
@@ -348,12 +348,12 @@ main(int argc, char **argv)
         else if (ch == 'd')
             daddr = optarg;
         else {
-            fprintf(stderr, "usage: backend -p ADDR:PORT -d ADDR:PORT\n");
+            fprintf(stderr, "usage: backend -p ADDR:PORT [-d ADDR:PORT]\n");
             return 2;
         }
     }
-    if (paddr == NULL || daddr == NULL) {
-        fprintf(stderr, "usage: backend -p ADDR:PORT -d ADDR:PORT\n");
+    if (paddr == NULL) {
+        fprintf(stderr, "usage: backend -p ADDR:PORT [-d ADDR:PORT]\n");
         return 2;
     }
     struct rlimit rl;
@@ -374,9 +374,10 @@ main(int argc, char **argv)
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd == -1)
         die("epoll_create1");
-    int pfd = listen_on(paddr), dfd = listen_on(daddr);
+    int pfd = listen_on(paddr), dfd = daddr != NULL ? listen_on(daddr) : -1;
     ctl(EPOLL_CTL_ADD, pfd, EPOLLIN);
-    ctl(EPOLL_CTL_ADD, dfd, EPOLLIN);
+    if (dfd != -1)
+        ctl(EPOLL_CTL_ADD, dfd, EPOLLIN);
 
     struct epoll_event evs[256];
     while (!stop) {

@@ -10,15 +10,20 @@
  *          read "221", read EOF, close. Stops after -n sessions or -t s.
  *   up     -c bulk streams client -> server for -t s ("BULK UP")
  *   both   -c bulk streams both ways at once for -t s ("BULK BOTH")
- *   idle   opens -n sessions (greeting read) and holds them; reports the
- *          memory of the -p processes and of the kernel before and after.
+ *   idle   opens -n sessions and holds them: every one must read its "220 "
+ *          greeting (greeted=) and still be open once all are greeted and
+ *          settled (sessions=); reports the time to all greeted, the memory
+ *          of the -p processes and of the kernel before and after, and the
+ *          descriptors of each -p process while they are held. The sessions
+ *          are opened by -j child processes, each under the fd limit.
  *
  * Options:
  *   -a ADDR:PORT   server (IPv4 loopback)
  *   -S A.B.C.D     first source address (default 127.77.1.1)
  *   -s N           number of source addresses, consecutive (default 16)
- *   -c N           concurrency / streams / connects in flight (idle)
+ *   -c N           concurrency / streams / connects in flight (idle: per -j process)
  *   -n N           sessions (short: at most, idle: exactly)
+ *   -j N           idle: processes that open and hold the sessions (default 1)
  *   -t SECONDS     duration bound of the measured part (default 3)
  *   -w SECONDS     warm-up before measuring (default 0.3); idle: settling time
  *                  between the last session opened and the memory sample
@@ -46,6 +51,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,7 +60,8 @@
 #endif
 
 #define CHUNK (256 * 1024)
-#define MAX_PIDS 16
+#define MAX_PIDS 64
+#define MAX_JOBS 64
 #define MAX_ERRORS 100
 #define DRAIN_NS (10 * NS)
 #define NS 1000000000ull
@@ -93,7 +100,7 @@ struct sample {
 static enum mode mode;
 static struct sockaddr_in dst;
 static uint32_t src_first;
-static int nsrc = 16, conc = 50, core = -1;
+static int nsrc = 16, conc = 50, core = -1, jobs = 1;
 static long nmax = 100000;
 static double dur = 3, warm = 0.3;
 static int pids[MAX_PIDS], npids, be_pid;
@@ -127,7 +134,7 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: loadgen probe|short|up|both|idle -a ADDR:PORT [-S SRC] [-s N] [-c N]"
-                    " [-n N] [-t S] [-w S] [-p PID,...] [-b PID] [-k CPU]\n");
+                    " [-n N] [-j N] [-t S] [-w S] [-p PID,...] [-b PID] [-k CPU] [-v]\n");
     exit(2);
 }
 
@@ -951,6 +958,12 @@ run_bulk(bool both)
 
 /* --- idle sessions ------------------------------------------------------- */
 
+/* The epoll slot of an idle child's control pipe: readable when the parent
+ * asks for the count (or has died). */
+#define CTL_SLOT UINT32_MAX
+
+static bool ctl_ready;
+
 static bool
 idle_event(int i)
 {
@@ -978,6 +991,10 @@ idle_pump(int ms, long *inflight)
     struct epoll_event evs[256];
     int n = epoll_wait(epfd, evs, 256, ms);
     for (int k = 0; k < n; k++) {
+        if (evs[k].data.u32 == CTL_SLOT) {
+            ctl_ready = true;
+            continue;
+        }
         int i = (int)evs[k].data.u32;
         if (conns[i].state == S_FREE)
             continue;
@@ -992,11 +1009,36 @@ idle_pump(int ms, long *inflight)
     }
 }
 
-static int
-run_idle(void)
+/* What an idle child tells its parent, twice: when all its sessions are
+ * greeted (or it gave up), then how many it still held when asked. */
+struct idle_report {
+    long count;
+    long errors;
+    char last_error[160];
+};
+
+static void
+report(int fd, long count)
 {
-    struct sample s0 = {0}, s1 = {0};
-    take(&s0, true, &snaps[0]);
+    struct idle_report r = {.count = count, .errors = errors};
+    memcpy(r.last_error, last_error, sizeof(r.last_error));
+    if (write(fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+        _exit(1);
+}
+
+/* One idle child: opens n sessions (at most -c connects in flight, within
+ * -t s) and reads every greeting; reports; holds them, watching for losses,
+ * until the parent writes to ctl (bounded: -t + 600 s); reports how many it
+ * still holds; closes them with RST (no TIME_WAIT) and exits. */
+static void
+idle_child(long n, int ctl, int rep)
+{
+    close(epfd);
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event e = {.events = EPOLLIN, .data.u32 = CTL_SLOT};
+    if (epfd == -1 || epoll_ctl(epfd, EPOLL_CTL_ADD, ctl, &e) == -1)
+        _exit(1);
+    nmax = n;
     uint64_t t_end = now_ns() + (uint64_t)(dur * 1e9);
     long next = 0, inflight = 0;
     while (done_total < nmax && errors < MAX_ERRORS) {
@@ -1009,23 +1051,140 @@ run_idle(void)
                 inflight++;
             next++;
         }
+        if (next == nmax && inflight == 0)
+            break; /* every session started has ended: some failed */
         idle_pump(20, &inflight);
     }
-    /* Let the proxy settle (deferred frees, pools), still watching for losses. */
-    uint64_t t_settle = now_ns() + (uint64_t)(warm * 1e9);
-    while (now_ns() < t_settle)
+    report(rep, done_total);
+    uint64_t t_kill = t_end + 600 * NS;
+    while (!ctl_ready && now_ns() < t_kill)
         idle_pump(50, &inflight);
-    take(&s1, true, &snaps[1]);
     long held = 0;
     for (long i = 0; i < nmax; i++)
         held += conns[i].state == S_IDLE;
-    /* Tear down with RST (no TIME_WAIT), then wait for the proxy to let go. */
+    report(rep, held);
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     for (long i = 0; i < nmax; i++) {
         if (conns[i].fd >= 0)
             (void)setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         conn_close((int)i);
     }
+    _exit(0);
+}
+
+/* Reads one report of every child; false when a child did not send one. */
+static bool
+collect(const int *rep, int n, long *count)
+{
+    bool ok = true;
+    *count = 0;
+    for (int k = 0; k < n; k++) {
+        struct idle_report r;
+        ssize_t got;
+        do
+            got = read(rep[k], &r, sizeof(r));
+        while (got == -1 && errno == EINTR);
+        if (got != (ssize_t)sizeof(r)) {
+            fail("idle_child_gone", 0);
+            ok = false;
+            continue;
+        }
+        *count += r.count;
+        errors += r.errors;
+        if (r.last_error[0] != '\0')
+            memcpy(last_error, r.last_error, sizeof(last_error));
+    }
+    return ok;
+}
+
+/* Descriptors open in a process (/proc/PID/fd), -1 if it cannot be read. */
+static long
+proc_fds(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* The sessions are opened by -j child processes (each under the descriptor
+ * limit); this process samples memory before, once all are greeted and
+ * settled, and after they closed. */
+static int
+run_idle(void)
+{
+    struct sample s0 = {0}, s1 = {0};
+    take(&s0, true, &snaps[0]);
+    uint64_t t_open = now_ns();
+    int ctl[MAX_JOBS], rep[MAX_JOBS];
+    pid_t kids[MAX_JOBS];
+    int nk = 0;
+    for (int k = 0; k < jobs; k++) {
+        int cp[2], rp[2];
+        if (pipe2(cp, O_CLOEXEC) == -1 || pipe2(rp, O_CLOEXEC) == -1) {
+            fail("pipe", errno);
+            break;
+        }
+        long share = nmax / jobs + (k < nmax % jobs);
+        pid_t pid = fork();
+        if (pid == -1) {
+            fail("fork", errno);
+            break;
+        }
+        if (pid == 0) {
+            for (int j = 0; j < nk; j++) {
+                close(ctl[j]);
+                close(rep[j]);
+            }
+            close(cp[1]);
+            close(rp[0]);
+            src_next = (uint64_t)k; /* the children start at different sources */
+            idle_child(share, cp[0], rp[1]);
+        }
+        close(cp[0]);
+        close(rp[1]);
+        ctl[nk] = cp[1];
+        rep[nk] = rp[0];
+        kids[nk++] = pid;
+    }
+    long greeted = 0, held = 0;
+    bool all = nk == jobs && collect(rep, nk, &greeted);
+    double secs_greeted = (double)(now_ns() - t_open) / 1e9;
+    /* Let the proxy settle (deferred frees, pools); the children still
+     * watch for losses. */
+    struct timespec settle = {.tv_sec = (time_t)warm,
+                              .tv_nsec = (long)((warm - (double)(time_t)warm) * 1e9)};
+    while (nanosleep(&settle, &settle) == -1 && errno == EINTR)
+        ;
+    take(&s1, true, &snaps[1]);
+    char fds[16 * MAX_PIDS] = "";
+    long fds_max = 0;
+    for (int i = 0; i < npids; i++) {
+        long f = proc_fds(pids[i]);
+        size_t l = strlen(fds);
+        snprintf(fds + l, sizeof(fds) - l, "%s%ld", i ? "," : "", f);
+        if (f > fds_max)
+            fds_max = f;
+    }
+    for (int k = 0; k < nk; k++)
+        if (write(ctl[k], "x", 1) != 1)
+            fail("idle_ctl", errno);
+    all = collect(rep, nk, &held) && all;
+    for (int k = 0; k < nk; k++) {
+        close(ctl[k]);
+        close(rep[k]);
+        int st;
+        while (waitpid(kids[k], &st, 0) == -1 && errno == EINTR)
+            ;
+    }
+    /* The children closed with RST; wait for the proxy to let go. */
     uint64_t t_wait = now_ns() + 15 * NS;
     long long mem, inuse = 0;
     do {
@@ -1057,17 +1216,19 @@ run_idle(void)
     char kernel[64] = "kernel_b_per_session=na";
     if (s0.slab_b >= 0 && s1.slab_b >= 0 && s2.slab_b >= 0) /* /proc/slabinfo is root's */
         snprintf(kernel, sizeof(kernel), "kernel_b_per_session=%.0f", (double)(rise + fall) / 2 / n);
-    printf("sessions=%ld rss_before_kb=%lld rss_after_kb=%lld rss_b_per_session=%.0f "
+    printf("sessions=%ld greeted=%ld procs=%d secs_to_greeted=%.2f rss_before_kb=%lld "
+           "rss_after_kb=%lld rss_b_per_session=%.0f "
            "rss_fall_b_per_session=%.0f kernel_rise_b_per_session=%.0f "
            "kernel_fall_b_per_session=%.0f %s tcpmem_delta_b=%lld "
            "slab_all_delta_b=%lld slab_pages_delta_b=%lld slab_shrunk=%d tcp_inuse_left=%lld "
-           "errors=%ld last_error=%s\n",
-           held, s0.rss_kb, s1.rss_kb, (double)(s1.rss_kb - s0.rss_kb) * 1024.0 / n,
-           (double)(s1.rss_kb - s2.rss_kb) * 1024.0 / n, (double)rise / n, (double)fall / n,
-           kernel, s1.tcpmem_b - s0.tcpmem_b, s1.slab_b - s0.slab_b,
-           s1.slabpg_b - s0.slabpg_b, shrunk ? 1 : 0, inuse - s0.tcp_inuse, errors,
+           "pid_fds=%s fds_max=%ld errors=%ld last_error=%s\n",
+           held, greeted, nk, secs_greeted, s0.rss_kb, s1.rss_kb,
+           (double)(s1.rss_kb - s0.rss_kb) * 1024.0 / n,
+           (double)(s1.rss_kb - s2.rss_kb) * 1024.0 / n, (double)rise / n, (double)fall / n, kernel,
+           s1.tcpmem_b - s0.tcpmem_b, s1.slab_b - s0.slab_b, s1.slabpg_b - s0.slabpg_b,
+           shrunk ? 1 : 0, inuse - s0.tcp_inuse, fds[0] ? fds : "-", fds_max, errors,
            last_error[0] ? last_error : "-");
-    return errors == 0 && held == nmax ? 0 : 1;
+    return all && errors == 0 && held == nmax && greeted == nmax ? 0 : 1;
 }
 
 /* --- probe --------------------------------------------------------------- */
@@ -1118,7 +1279,7 @@ main(int argc, char **argv)
     const char *addr = NULL, *srcs = "127.77.1.1";
     int ch;
     optind = 2;
-    while ((ch = getopt(argc, argv, "a:S:s:c:n:t:w:p:b:k:v")) != -1) {
+    while ((ch = getopt(argc, argv, "a:S:s:c:n:t:w:p:b:k:j:v")) != -1) {
         switch (ch) {
         case 'v':
             verbose = true;
@@ -1147,6 +1308,9 @@ main(int argc, char **argv)
         case 'k':
             core = atoi(optarg);
             break;
+        case 'j':
+            jobs = atoi(optarg);
+            break;
         case 'b':
             be_pid = atoi(optarg);
             break;
@@ -1161,7 +1325,8 @@ main(int argc, char **argv)
     }
     struct in_addr sa;
     if (addr == NULL || parse_addr(addr, &dst) == -1 || inet_pton(AF_INET, srcs, &sa) != 1 ||
-        nsrc < 1 || conc < 1 || nmax < 1 || dur <= 0 || dur > 600 || warm < 0 || warm > 60)
+        nsrc < 1 || conc < 1 || nmax < 1 || jobs < 1 || jobs > MAX_JOBS || dur <= 0 || dur > 600 ||
+        warm < 0 || warm > 60)
         usage();
     src_first = ntohl(sa.s_addr);
     clk_tck = sysconf(_SC_CLK_TCK);
@@ -1174,10 +1339,13 @@ main(int argc, char **argv)
     }
     if (mode == M_PROBE)
         conc = 1;
-    long slots = mode == M_IDLE ? nmax : conc;
-    if (mode == M_IDLE && (rlim_t)nmax + 16 > rl.rlim_cur) {
-        fprintf(stderr, "loadgen: %ld sessions need more than the fd limit %llu\n", nmax,
-                (unsigned long long)rl.rlim_cur);
+    /* idle: each of the -j children holds its share of the sessions. */
+    long slots = mode == M_IDLE ? (nmax + jobs - 1) / jobs : conc;
+    if (mode == M_IDLE && (rlim_t)slots + 16 > rl.rlim_cur) {
+        fprintf(stderr,
+                "loadgen: %ld sessions per process need more than the fd limit %llu"
+                " (-j spreads them over more processes)\n",
+                slots, (unsigned long long)rl.rlim_cur);
         return 2;
     }
     conns = calloc((size_t)slots, sizeof(*conns));

@@ -2,7 +2,8 @@
 # bench/run.sh: mailedge side by side with HAProxy, nginx stream and a direct
 # connection, in one run with interleaved rounds (`make bench`), twice: one
 # worker per proxy pinned to one core ("pinned"), then N workers or threads
-# per proxy with nothing pinned ("multi").
+# per proxy with nothing pinned ("multi"); then 50,000 idle sessions held at
+# once by one mailedge of several workers ("hold").
 #
 #   sh bench/run.sh                 full run (about 12 minutes), results in
 #                                   bench/results/<date>.txt and latest.txt
@@ -20,12 +21,22 @@
 #   BENCH_SPLICE, BENCH_BASE_SPLICE  `splice` of mailedge and base (default: not
 #                                   written, the binary's own default)
 #   BENCH_BUSY_POLL  busy-poll value of mebusy (default 100us)
-#   BENCH_RUNS       subset of "pinned multi" (default both)
+#   BENCH_RUNS       subset of "pinned multi hold" (default all three)
 #   BENCH_WORKERS    N of the multi run (default: the number of CPUs)
 #   BENCH_MULTI_TESTS, BENCH_MULTI_ROUNDS  tests and rounds of the multi run
 #                    (default "short up both", 3; quick: "short", 1)
 #   BENCH_TESTS      subset of "idle lat short up both" (the table shows "-" for the rest)
 #   BENCH_IDLE       idle sessions held at once (default 9600: under mailedge's derived maxconn of 9,650 at a 20,000 limit; quick 300)
+#   BENCH_HOLD       sessions of the hold run (default 50000, quick 2000), held at
+#                    once by mailedge with W workers and by nginx with W
+#                    worker_processes, unpinned. Every process stays under 85% of
+#                    the hard fd limit: W = 2 descriptors per session over that
+#                    (6 at 20,000), the sessions opened by several load-generator
+#                    processes (loadgen idle -j) and served by several backends
+#                    (round robin, each also under 85% of half the ephemeral ports
+#                    of one source/destination pair: connect() tries the even
+#                    ports first, and past them each connect() walks all of
+#                    them); at least 2 of each
 #   BENCH_SECS       seconds per throughput measurement (default 3, quick 0.5)
 #   BENCH_CONC       concurrency of the short sessions (default 50)
 #   BENCH_STREAMS    bulk streams (default 4)
@@ -49,14 +60,14 @@ QUICK=${BENCH_QUICK:-0}
 [ "$QUICK" = 1 ] || QUICK=0
 if [ $QUICK = 1 ]; then
     ROUNDS=${BENCH_ROUNDS:-1}; IDLE=${BENCH_IDLE:-300}; SECS=${BENCH_SECS:-0.3}
-    LAT_N=${BENCH_LAT_N:-200}; WARM=0.1; SETTLE=0.2
+    LAT_N=${BENCH_LAT_N:-200}; WARM=0.1; SETTLE=0.2; HOLD=${BENCH_HOLD:-2000}
 else
     ROUNDS=${BENCH_ROUNDS:-5}; IDLE=${BENCH_IDLE:-9600}; SECS=${BENCH_SECS:-3}
-    LAT_N=${BENCH_LAT_N:-2000}; WARM=0.3; SETTLE=1
+    LAT_N=${BENCH_LAT_N:-2000}; WARM=0.3; SETTLE=1; HOLD=${BENCH_HOLD:-50000}
 fi
 CONC=${BENCH_CONC:-50}
 NCPU=$(nproc 2>/dev/null || echo 1)
-RUNS=${BENCH_RUNS:-pinned multi}
+RUNS=${BENCH_RUNS:-pinned multi hold}
 NWORK=${BENCH_WORKERS:-$NCPU}
 BUSY=${BENCH_BUSY_POLL:-100us}
 BASE_BIN=${BENCH_BASE_BIN:-}
@@ -162,9 +173,23 @@ P_hapsplice=$((BASE + 5)); P_base=$((BASE + 6)); P_mebusy=$((BASE + 7))
 # pinned run). Every proxy sends a PROXY header and writes one log line per
 # session to a file, as a production edge does.
 MAILEDGE_WORKERS_NOTE=""
+SERVER_PORTS=""  # the hold run's backends; the others have one, $P_BPROXY
+NGX_CONNS=""     # nginx worker_connections (default: for the idle test)
 write_configs() {
     n=$1
     wl=""
+    me_servers="" ngx_up="" i=0
+    for p in ${SERVER_PORTS:-$P_BPROXY}; do
+        i=$((i + 1))
+        me_servers="$me_servers    server b$i $ADDR:$p
+"
+        ngx_up="$ngx_up        server $ADDR:$p;
+"
+    done
+    if [ $i = 1 ]; then ngx_pass=$ADDR:${SERVER_PORTS:-$P_BPROXY} ngx_up=""
+    else ngx_pass=bench ngx_up="    upstream bench {
+$ngx_up    }
+"; fi
     MAILEDGE_WORKERS=1
     MAILEDGE_WORKERS_NOTE="one worker"
     # `workers N` is written out, 1 too (the default may be the number of
@@ -195,8 +220,7 @@ $wl
 $extra
 }
 backend bench {
-    server b1 $ADDR:$P_BPROXY
-    send-proxy v2
+${me_servers}    send-proxy v2
 }
 listener smtp {
     bind $ADDR:$port
@@ -255,7 +279,7 @@ daemon off;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log warn;
 events {
-    worker_connections $((IDLE * 2 + 100));
+    worker_connections ${NGX_CONNS:-$((IDLE * 2 + 100))};
     multi_accept on;
     accept_mutex off;
 }
@@ -263,9 +287,9 @@ stream {
     log_format basic '\$remote_addr [\$time_local] \$protocol \$status \$bytes_sent \$bytes_received \$session_time';
     access_log $TMP/nginx/access.log basic;
     tcp_nodelay on;
-    server {
+${ngx_up}    server {
         listen $ADDR:$P_nginx backlog=1024 reuseport;
-        proxy_pass $ADDR:$P_BPROXY;
+        proxy_pass $ngx_pass;
         proxy_protocol on;
         proxy_buffer_size 16k;
         proxy_connect_timeout 5s;
@@ -412,6 +436,7 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
     echo "  rounds: pinned $ROUNDS, multi $MROUNDS, interleaved (target order rotates each round), medians"
     echo "  short: c=$CONC, ${SECS}s after ${WARM}s warm-up; bulk: $STREAMS streams, ${SECS}s;" \
          "idle: $IDLE sessions; latency: c=1, $LAT_N sessions"
+    echo "  hold: $HOLD idle sessions at once, W workers or worker_processes from the fd limit (run 3's title)"
     echo "  HAProxy: mode tcp, send-proxy-v2, tune.pipesize 1 MiB, tcplog to a file; hap-auto:" \
          "option splice-auto; hap-splc: option splice-request + splice-response"
     echo "  nginx: workers (+ master, counted), proxy_protocol on (v1), listen reuseport, multi_accept," \
@@ -442,19 +467,20 @@ measure() { # round target test
     short) args="short -c $CONC -n 10000000 -t $SECS -w $WARM" ;;
     up)    args="up -c $STREAMS -t $SECS -w $WARM" ;;
     both)  args="both -c $STREAMS -t $SECS -w $WARM" ;;
+    hold)  args="idle -v -j $HOLD_J -c 200 -n $HOLD -t $HOLD_SECS -w $SETTLE" ;;
     esac
     # shellcheck disable=SC2086
     if line=$($PIN_LOAD "$LG" $args -a "$a" $p -b "$BE_PID" $CORE_ARG 2>"$TMP/lg.err"); then rc=0; else rc=$?; fi
     [ -n "$line" ] || line="no_output=1 $(tr '\n' ' ' <"$TMP/lg.err")"
     echo "round=$r target=$t test=$x rc=$rc $line" >>"$RAW"
-    [ "$x" != idle ] || sed "s/^slab /round=$r target=$t /" "$TMP/lg.err" >>"$TMP/slab.txt"
+    case $x in idle|hold) sed "s/^slab /round=$r target=$t /" "$TMP/lg.err" >>"$TMP/slab.txt" ;; esac
     if [ $rc != 0 ]; then
         case $t in hapauto|hapsplice|nginx) PEER_FAILED=$((PEER_FAILED + 1)) ;;
         *) FAILED=$((FAILED + 1)) ;; esac
         note "round $r $x $t FAILED: $line"
     else
         printf 'bench: round %s %-5s %-8s %s\n' "$r" "$x" "$t" \
-            "$(echo "$line" | tr ' ' '\n' | grep -E '^(rate|p50_us|gbps|cpu_us_per_session|cpu_ms_per_gb|rss_b_per_session|kernel_b_per_session)=' | tr '\n' ' ')" >&2
+            "$(echo "$line" | tr ' ' '\n' | grep -E '^(sessions|greeted|secs_to_greeted|fds_max|rate|p50_us|gbps|cpu_us_per_session|cpu_ms_per_gb|rss_b_per_session|kernel_b_per_session)=' | tr '\n' ' ')" >&2
     fi
 }
 
@@ -507,9 +533,79 @@ run_phase() {
     fi >"$TMP/slab-$phase.txt"
 }
 
+# run_hold: BENCH_HOLD idle sessions held at once by mailedge with W workers
+# and by nginx with W worker_processes, one round each, nothing pinned; every
+# process under 85% of the hard fd limit (see BENCH_HOLD above). Writes
+# $TMP/raw-hold.txt, table-hold.txt and slab-hold.txt.
+ceil() { echo $((($1 + $2 - 1) / $2)); }
+atleast2() { if [ "$1" -lt 2 ]; then echo 2; else echo "$1"; fi; }
+run_hold() {
+    lim=$HARD_FD
+    [ "$lim" != unlimited ] || lim=1048576
+    budget=$((lim * 85 / 100))
+    ports=$(awk '{ print int(($2 - $1 + 1) / 2 * 85 / 100) }' /proc/sys/net/ipv4/ip_local_port_range)
+    per_be=$budget
+    [ "$ports" -ge "$per_be" ] || per_be=$ports
+    hw=$(atleast2 "$(ceil $((HOLD * 2)) "$budget")")
+    HOLD_J=$(atleast2 "$(ceil "$HOLD" "$budget")")
+    hb=$(atleast2 "$(ceil "$HOLD" "$per_be")")
+    [ "$hb" -le 8 ] || die "BENCH_HOLD=$HOLD needs $hb backends; the bench has ports for 8"
+    if [ "$QUICK" = 1 ]; then HOLD_SECS=30; else HOLD_SECS=300; fi
+    RAW=$TMP/raw-hold.txt
+    : >"$RAW"
+    : >"$TMP/slab.txt"
+    PIN_LOAD='' PIN_PROXY='' CORE_ARG='' BE_PID=''
+    SERVER_PORTS="" hold_be=""
+    b=0
+    while [ $b -lt "$hb" ]; do
+        port=$((BASE + 8 + b))
+        "$BE" -p "$ADDR:$port" 2>>"$TMP/backend.stderr" &
+        hold_be="$hold_be $!"
+        STARTED="$STARTED $!"
+        SERVER_PORTS="$SERVER_PORTS $port"
+        wait_listeners "$port" 1
+        b=$((b + 1))
+    done
+    NGX_CONNS=$((budget + 100))
+    write_configs "$hw"
+    targets=""
+    for t in mailedge nginx; do
+        case " $TARGETS " in *" $t "*)
+            targets="$targets $t"
+            start_proxy "$t"
+            measure 1 "$t" hold
+            stop_proxy "$t" ;;
+        esac
+    done
+    for p in $hold_be; do stop_pid "$p"; done
+    rest=""
+    for p in $STARTED; do case " $hold_be " in *" $p "*) ;; *) rest="$rest $p" ;; esac; done
+    STARTED=$rest SERVER_PORTS="" NGX_CONNS=""
+    hap=""
+    case " $TARGETS " in *" hapauto "*|*" hapsplice "*)
+        hap="one process (nbthread $hw: its threads share one limit of $lim descriptors, 2 per session: at most $(((lim - 64) / 2)) sessions)" ;;
+    esac
+    {
+        echo "== run 3: $HOLD idle sessions held at once, nothing pinned (mailedge: $MAILEDGE_WORKERS_NOTE;" \
+             "nginx worker_processes $hw; $hb backends, round robin; $HOLD_J load-generator processes)"
+        awk -v targets="${targets# }" -v phase=hold -v hold="$HOLD" -v fdlim="$lim" -v hap="$hap" \
+            -f bench/summarize.awk "$RAW"
+        echo
+    } >"$TMP/table-hold.txt"
+    if [ -s "$TMP/slab.txt" ]; then
+        echo "kernel memory per idle session by slab cache, hold run (rise when opened, fall when closed)"
+        sed 's/^round=[0-9]* /  /' "$TMP/slab.txt"
+        echo
+    fi >"$TMP/slab-hold.txt"
+}
+
 PIN_LOAD_1=$PIN_LOAD PIN_PROXY_1=$PIN_PROXY CORE_ARG_1=$CORE_ARG
 for phase in $RUNS; do
-    case $phase in pinned|multi) run_phase "$phase" ;; *) die "unknown run '$phase'" ;; esac
+    case $phase in
+    pinned|multi) run_phase "$phase" ;;
+    hold) run_hold ;;
+    *) die "unknown run '$phase'" ;;
+    esac
 done
 
 # --- report -------------------------------------------------------------------

@@ -67,7 +67,11 @@ BEGIN {
         if (k == "round") r = v
         else if (k == "target") t = v
         else if (k == "test") x = v
-        else if (k == "rc" && v != "0") break    # a failed measurement counts for nothing
+        else if (k == "rc" && v != "0") {
+            if (phase != "hold") break           # a failed measurement counts for nothing
+            bad[t] = 1                           # hold: its counts say what failed
+        }
+        else if (k == "pid_fds") pidfds[t] = v
         else if (r != "" && t != "" && x != "" && v ~ /^-?[0-9.]+$/)
             val[t, x, k, r] = v
     }
@@ -78,6 +82,10 @@ BEGIN {
 }
 
 END {
+    if (phase == "hold") {
+        hold_table()
+        exit
+    }
     # Per-round differences against the direct connection of the same round.
     for (i = 1; i <= nr; i++) {
         r = rounds[i]
@@ -245,8 +253,64 @@ function pinned_targets() {
           W["lat", "added_us"], "le", 1.0, "us")
     check("latency added at c=1, busy-poll", M["mebusy", "lat", "added_us"], \
           H["lat", "added_us"], W["lat", "added_us"], "le", 0.6, "us")
-    printf "  [n/a] %-36s (not run here: needs several worker processes)\n", \
-        "50,000 idle sessions"
+}
+
+# The hold run (one round): idle sessions held at once by mailedge and
+# nginx with several workers, and its target (all of them held and greeted).
+function hold_table(    rows, c, j, t, m, g, v, line, ok, what) {
+    line = sprintf("%-40s", "one round")
+    for (j = 1; j <= nt; j++)
+        line = line sprintf(" %10s", T[j])
+    if (have["nginx"] && have["mailedge"])
+        line = line sprintf(" %8s", "me/ngx")
+    print line
+    split("sessions held (of " hold ")|sessions;greeted|greeted;" \
+          "time to all greeted, s|secs_to_greeted;" \
+          "RSS B/session, all processes|rss_b_per_session;" \
+          "kernel B/session, 4 sockets|kernel_b_per_session;" \
+          "  kernel rise|kernel_rise_b_per_session;  kernel fall|kernel_fall_b_per_session;" \
+          "descriptors, most in one process|fds_max", rows, ";")
+    for (c = 1; c in rows; c++) {
+        split(rows[c], f, "|")
+        line = sprintf("%-40s", f[1])
+        for (j = 1; j <= nt; j++) {
+            v = get(T[j], "hold", f[2])
+            line = line sprintf(" %10s", fmt(v, f[2] == "secs_to_greeted" ? "%.2f" : "%.0f"))
+        }
+        if (have["nginx"] && have["mailedge"] && f[2] ~ /^(rss|kernel)_b_per_session$/)
+            line = line sprintf(" %8s", ratio(get("mailedge", "hold", f[2]), get("nginx", "hold", f[2])))
+        print line
+    }
+    for (j = 1; j <= nt; j++)
+        if (T[j] in pidfds)
+            printf "  descriptors per process, %s: %s (first: the supervisor or master)%s\n", T[j], \
+                pidfds[T[j]], bad[T[j]] ? "; this measurement FAILED" : ""
+    print "  kernel: active slab objects of the socket, file and epoll caches plus TCP buffer pages, host-wide,"
+    print "    mean of the rise when the sessions opened and the fall when they closed; a session's four"
+    print "    sockets on loopback (client, the proxy's two, the server's), about half of it the proxy's"
+    if (hap != "")
+        print "  HAProxy: not run: " hap
+    print ""
+    m = get("mailedge", "hold", "sessions")
+    g = get("mailedge", "hold", "greeted")
+    what = sprintf("%s idle sessions", commas(hold))
+    print "targets (issue 19), idle sessions held by one mailedge of several workers:"
+    if (!have["mailedge"])
+        printf "  [n/a] %-36s (mailedge not measured in this run)\n", what
+    else {
+        ok = !bad["mailedge"] && m == hold && g == hold
+        printf "  [%s]   %-36s %s held, %s greeted, in %.1f s; at most %s descriptors in one process (limit %s)%s\n", \
+            ok ? "✓" : "✗", what, fmt(m, "%d"), fmt(g, "%d"), get("mailedge", "hold", "secs_to_greeted"), \
+            fmt(get("mailedge", "hold", "fds_max"), "%d"), fdlim, \
+            hold < 50000 ? " (issue 19's target is 50,000)" : ""
+    }
+}
+
+function commas(n,    s) {
+    s = sprintf("%d", n)
+    while (s ~ /[0-9][0-9][0-9][0-9]/)
+        sub(/[0-9][0-9][0-9]($|,)/, ",&", s)
+    return s
 }
 
 # Prints one target line: want "le" (at most f times ref) or "ge" (at least).
