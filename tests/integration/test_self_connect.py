@@ -39,7 +39,7 @@ def test_connect_to_itself_ends_the_session(rig, monkeypatch):
             c = rig.client("127.0.0.1", lport, source="127.0.0.1", source_port=lport + 1)
         assert c.wait_end() == "eof"
         assert c.snapshot().startswith(b"421 4.3.2 "), c.snapshot()
-        warn = me.wait_log("backend_loop")
+        warn = me.wait_log("backend_loop")[0]
         assert warn["error"] == "connected to itself", warn
         assert warn["addr"] == "127.0.0.1:%d" % port, warn
         h.assert_session(me.wait_session(), reason="backend_loop", server="-", backend="mail")
