@@ -112,7 +112,7 @@ class Rig:
         path.write_text(text)
         return str(path)
 
-    def start(self, body: str, splice: str = "on", grace: str = "5s", global_extra=(),
+    def start(self, body: str, splice: Optional[str] = None, grace: str = "5s", global_extra=(),
               with_global: bool = True, wait_ready: bool = True,
               log: str = "stderr") -> h.Mailedge:
         text = (h.global_block(splice=splice, grace=grace, log=log, extra=global_extra)
@@ -128,7 +128,7 @@ class Rig:
         return me
 
     def simple(self, protocol: str = "smtp", send_proxy: Optional[str] = "v2",
-               splice: str = "on", greeting: Optional[bytes] = b"220 test ESMTP\r\n",
+               splice: Optional[str] = None, greeting: Optional[bytes] = b"220 test ESMTP\r\n",
                greet_when=None, echo: bool = False, accept_proxy: Optional[str] = None,
                listener_extra=(), backend_extra=(), global_extra=(), grace: str = "5s",
                listen_ip: Optional[str] = None, backend_ip=None,

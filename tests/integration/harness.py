@@ -909,7 +909,7 @@ def block(kind: str, name: Optional[str], lines) -> str:
 AS_ROOT = ["user root"] if os.geteuid() == 0 else []
 
 
-def global_block(splice: str = "on", grace: str = "5s", log: str = "stderr", extra=()) -> str:
+def global_block(splice: Optional[str] = None, grace: str = "5s", log: str = "stderr", extra=()) -> str:
     lines = ["log %s" % log, "grace %s" % grace]
     if not any(str(x).split()[:1] == ["user"] for x in extra):
         lines += AS_ROOT

@@ -22,32 +22,41 @@
 #define BIG (256 * 1024)
 
 /* src[1] -> (relay) -> dst[1]: the pump reads src[0] and writes dst[0]. */
-struct path {
+struct rig {
     int src[2], dst[2];
+    struct relay_pool *pool;
+    struct relay_half h;
+    size_t at; /* bytes checked at the destination */
 };
 
 static void
-path_open(struct path *p)
+rig_open(struct rig *r, enum relay_mode mode)
 {
     int big = 4 * BIG;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p->src), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p->dst), 0);
-    (void)setsockopt(p->src[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-    (void)setsockopt(p->dst[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, r->src), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, r->dst), 0);
+    (void)setsockopt(r->src[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    (void)setsockopt(r->dst[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    r->pool = relay_pool_new(4);
+    assert_non_null(r->pool);
+    relay_half_init(&r->h, mode);
 }
 
 static void
-path_close(struct path *p)
+rig_close(struct rig *r)
 {
-    close(p->src[0]);
-    close(p->src[1]);
-    close(p->dst[0]);
-    close(p->dst[1]);
+    relay_half_release(r->pool, &r->h);
+    relay_pool_free(r->pool);
+    for (int i = 0; i < 2; i++) {
+        close(r->src[i]);
+        close(r->dst[i]);
+    }
 }
 
-/* Sends <n> bytes of a counting pattern starting at <from>. */
+/* Sends <n> bytes of a counting pattern that starts at <from>. */
 static void
-feed(struct path *p, size_t from, size_t n)
+feed(struct rig *r, size_t from, size_t n)
 {
     static unsigned char b[BIG];
     assert_true(n <= sizeof(b));
@@ -55,102 +64,80 @@ feed(struct path *p, size_t from, size_t n)
         b[i] = (unsigned char)((from + i) % 251);
     size_t off = 0;
     while (off < n) {
-        ssize_t k = send(p->src[1], b + off, n - off, 0);
+        ssize_t k = send(r->src[1], b + off, n - off, 0);
         assert_true(k > 0);
         off += (size_t)k;
     }
 }
 
-/* Reads what reached the destination and checks it continues the pattern at <*at>. */
+/* Reads what reached the destination and checks it continues the pattern. */
 static void
-drain_check(struct path *p, size_t *at)
+drain_check(struct rig *r)
 {
     unsigned char b[65536];
     ssize_t k;
-    while ((k = recv(p->dst[1], b, sizeof(b), MSG_DONTWAIT)) > 0) {
+    while ((k = recv(r->dst[1], b, sizeof(b), MSG_DONTWAIT)) > 0) {
         for (ssize_t i = 0; i < k; i++)
-            assert_int_equal(b[i], (unsigned char)((*at + (size_t)i) % 251));
-        *at += (size_t)k;
+            assert_int_equal(b[i], (unsigned char)((r->at + (size_t)i) % 251));
+        r->at += (size_t)k;
     }
 }
 
 static enum relay_result
-pump_to(struct relay_pool *pool, struct relay_half *h, struct path *p, bool fin, bool closes)
+pump(struct rig *r, bool fin, bool closes)
 {
-    struct relay_end src = {.fd = p->src[0], .rd = true, .fin = fin},
-                     dst = {.fd = p->dst[0], .wr = true, .closes = closes};
+    struct relay_end src = {.fd = r->src[0], .rd = true, .fin = fin},
+                     dst = {.fd = r->dst[0], .wr = true, .closes = closes};
     bool moved = false;
-    return relay_pump(pool, h, &src, &dst, 1 << 22, &moved);
-}
-
-static enum relay_result
-pump(struct relay_pool *pool, struct relay_half *h, struct path *p, bool fin)
-{
-    return pump_to(pool, h, p, fin, false);
+    return relay_pump(r->pool, &r->h, &src, &dst, 1 << 22, &moved);
 }
 
 static void
 test_auto_copies_small_then_splices_bulk(void **state)
 {
-    struct relay_pool *pool = relay_pool_new(4);
-    struct relay_half h;
-    struct path p;
-    size_t at = 0;
+    struct rig r;
 
     (void)state;
-    assert_non_null(pool);
-    path_open(&p);
-    relay_half_init(&h, RELAY_AUTO);
+    rig_open(&r, RELAY_AUTO);
+    feed(&r, 0, 100); /* a greeting */
+    assert_int_equal(pump(&r, false, false), RELAY_BLOCKED);
+    assert_true(r.h.copy);
+    assert_int_equal(r.h.pipe[0], -1);
+    assert_null(r.h.buf); /* back in the pool once empty */
+    drain_check(&r);
+    assert_int_equal(r.at, 100);
 
-    feed(&p, 0, 100); /* a greeting */
-    assert_int_equal(pump(pool, &h, &p, false), RELAY_BLOCKED);
-    assert_true(h.copy);
-    assert_int_equal(h.pipe[0], -1);
-    assert_null(h.buf); /* back in the pool once empty */
-    drain_check(&p, &at);
-    assert_int_equal(at, 100);
-
-    feed(&p, 100, BIG); /* a message body: fills the buffer, then splices */
-    while (at < 100 + BIG) {
-        enum relay_result r = pump(pool, &h, &p, false);
-        assert_true(r == RELAY_BLOCKED || r == RELAY_MORE);
-        drain_check(&p, &at);
+    feed(&r, 100, BIG); /* a message body: fills the buffer, then splices */
+    while (r.at < 100 + BIG) {
+        enum relay_result res = pump(&r, false, false);
+        assert_true(res == RELAY_BLOCKED || res == RELAY_MORE);
+        drain_check(&r);
     }
-    assert_int_equal(at, 100 + BIG);
-    assert_false(h.copy);
-    assert_false(h.autosplice);
-    assert_int_equal(h.bytes, 100 + BIG);
+    assert_false(r.h.copy);
+    assert_false(r.h.autosplice);
+    assert_int_equal(r.h.bytes, 100 + BIG);
 
-    feed(&p, 100 + BIG, 10); /* small again: stays spliced */
-    assert_int_equal(pump(pool, &h, &p, false), RELAY_BLOCKED);
-    drain_check(&p, &at);
-    assert_int_equal(at, 110 + BIG);
-    assert_false(h.copy);
-
-    relay_half_release(pool, &h);
-    path_close(&p);
-    relay_pool_free(pool);
+    feed(&r, 100 + BIG, 10); /* small again: stays spliced */
+    assert_int_equal(pump(&r, false, false), RELAY_BLOCKED);
+    drain_check(&r);
+    assert_int_equal(r.at, 110 + BIG);
+    assert_false(r.h.copy);
+    rig_close(&r);
 }
 
 static void
 test_splice_on_small(void **state)
 {
-    struct relay_pool *pool = relay_pool_new(4);
-    struct relay_half h;
-    struct path p;
-    size_t at = 0;
+    struct rig r;
 
     (void)state;
-    path_open(&p);
-    relay_half_init(&h, RELAY_SPLICE);
-    feed(&p, 0, 100);
-    assert_int_equal(pump(pool, &h, &p, false), RELAY_BLOCKED);
-    assert_false(h.copy);
-    drain_check(&p, &at);
-    assert_int_equal(at, 100);
-    relay_half_release(pool, &h);
-    path_close(&p);
-    relay_pool_free(pool);
+    rig_open(&r, RELAY_SPLICE);
+    feed(&r, 0, 100);
+    assert_int_equal(pump(&r, false, false), RELAY_BLOCKED);
+    assert_false(r.h.copy);
+    drain_check(&r);
+    assert_int_equal(r.at, 100);
+    rig_close(&r);
 }
 
 /*
@@ -161,22 +148,16 @@ test_splice_on_small(void **state)
 static void
 short_read_then_eof(enum relay_mode mode, bool fin, enum relay_result want, bool want_eof)
 {
-    struct relay_pool *pool = relay_pool_new(4);
-    struct relay_half h;
-    struct path p;
-    size_t at = 0;
+    struct rig r;
 
-    path_open(&p);
-    relay_half_init(&h, mode);
-    feed(&p, 0, 100);
-    assert_int_equal(shutdown(p.src[1], SHUT_WR), 0);
-    assert_int_equal(pump(pool, &h, &p, fin), want);
-    assert_int_equal(h.eof, want_eof);
-    drain_check(&p, &at);
-    assert_int_equal(at, 100);
-    relay_half_release(pool, &h);
-    path_close(&p);
-    relay_pool_free(pool);
+    rig_open(&r, mode);
+    feed(&r, 0, 100);
+    assert_int_equal(shutdown(r.src[1], SHUT_WR), 0);
+    assert_int_equal(pump(&r, fin, false), want);
+    assert_int_equal(r.h.eof, want_eof);
+    drain_check(&r);
+    assert_int_equal(r.at, 100);
+    rig_close(&r);
 }
 
 static void
@@ -202,24 +183,19 @@ test_fin_signalled_reads_to_eof(void **state)
 static void
 eof_passed_on(bool closes, bool want_fin)
 {
-    struct relay_pool *pool = relay_pool_new(4);
-    struct relay_half h;
-    struct path p;
+    struct rig r;
     char b[16];
 
-    path_open(&p);
-    relay_half_init(&h, RELAY_AUTO);
-    assert_int_equal(shutdown(p.src[1], SHUT_WR), 0);
-    assert_int_equal(pump_to(pool, &h, &p, true, closes), RELAY_DONE);
-    assert_true(h.done);
-    ssize_t n = recv(p.dst[1], b, sizeof(b), MSG_DONTWAIT);
+    rig_open(&r, RELAY_AUTO);
+    assert_int_equal(shutdown(r.src[1], SHUT_WR), 0);
+    assert_int_equal(pump(&r, true, closes), RELAY_DONE);
+    assert_true(r.h.done);
+    ssize_t n = recv(r.dst[1], b, sizeof(b), MSG_DONTWAIT);
     if (want_fin)
         assert_int_equal(n, 0);
     else
         assert_int_equal(n, -1); /* EAGAIN: no FIN until the caller closes */
-    relay_half_release(pool, &h);
-    path_close(&p);
-    relay_pool_free(pool);
+    rig_close(&r);
 }
 
 static void
