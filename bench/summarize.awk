@@ -230,7 +230,7 @@ END {
     if (phase == "multi") {
         print "targets (issue 19), N workers/threads, unpinned, against HAProxy at its best:"
         check("sessions/s vs HAProxy, same threads", M["mailedge", "short", "rate"], \
-              H["short", "rate"], W["short", "rate"], "ge", 1.1, "/s")
+              H["short", "rate"], W["short", "rate"], "ge", 1.1, "/s", "mailedge", "short", "rate")
     } else
         pinned_targets()
 }
@@ -238,21 +238,27 @@ END {
 function pinned_targets() {
     print "targets (issue 19), one worker, pinned, against HAProxy at its best (and nginx):"
     check("proxy CPU per short session", M["mailedge", "short", "cpu_us_per_session"], \
-          H["short", "cpu_us_per_session"], W["short", "cpu_us_per_session"], "le", 0.9, "us")
+          H["short", "cpu_us_per_session"], W["short", "cpu_us_per_session"], "le", 0.9, "us", \
+          "mailedge", "short", "cpu_us_per_session")
     check("short sessions/s vs HAProxy", M["mailedge", "short", "rate"], H["short", "rate"], \
-          W["short", "rate"], "ge", 1.05, "/s")
+          W["short", "rate"], "ge", 1.05, "/s", "mailedge", "short", "rate")
     check("short sessions/s vs nginx", M["mailedge", "short", "rate"], G["short", "rate"], \
-          "nginx", "ge", 1.05, "/s")
+          "nginx", "ge", 1.05, "/s", "mailedge", "short", "rate")
     check("proxy CPU per GB, one way", M["mailedge", "up", "cpu_ms_per_gb"], \
-          H["up", "cpu_ms_per_gb"], W["up", "cpu_ms_per_gb"], "le", 0.7, "ms")
+          H["up", "cpu_ms_per_gb"], W["up", "cpu_ms_per_gb"], "le", 0.7, "ms", \
+          "mailedge", "up", "cpu_ms_per_gb")
     check("proxy CPU per GB, both ways", M["mailedge", "both", "cpu_ms_per_gb"], \
-          H["both", "cpu_ms_per_gb"], W["both", "cpu_ms_per_gb"], "le", 0.7, "ms")
+          H["both", "cpu_ms_per_gb"], W["both", "cpu_ms_per_gb"], "le", 0.7, "ms", \
+          "mailedge", "both", "cpu_ms_per_gb")
     check("RSS per idle session", M["mailedge", "idle", "rss_b_per_session"], \
-          H["idle", "rss_b_per_session"], W["idle", "rss_b_per_session"], "le", 0.2, "B")
+          H["idle", "rss_b_per_session"], W["idle", "rss_b_per_session"], "le", 0.2, "B", \
+          "mailedge", "idle", "rss_b_per_session")
     check("latency added at c=1", M["mailedge", "lat", "added_us"], H["lat", "added_us"], \
-          W["lat", "added_us"], "le", 1.0, "us")
+          W["lat", "added_us"], "le", 1.0, "us", "mailedge", "lat", "added_us")
     check("latency added at c=1, busy-poll", M["mebusy", "lat", "added_us"], \
-          H["lat", "added_us"], W["lat", "added_us"], "le", 0.6, "us")
+          H["lat", "added_us"], W["lat", "added_us"], "le", 0.6, "us", "mebusy", "lat", "added_us")
+    print "  (rounds: the ratio of each round, where both were measured in it, lowest-highest, and in how"
+    print "   many of them the target held: the medians above hide how much a round can move)"
 }
 
 # The hold run (one round): idle sessions held at once by mailedge and
@@ -313,8 +319,10 @@ function commas(n,    s) {
     return s
 }
 
-# Prints one target line: want "le" (at most f times ref) or "ge" (at least).
-function check(what, m, h, who, want, f, unit,    lim, ok, gap) {
+# Prints one target line: want "le" (at most f times ref) or "ge" (at least),
+# with the spread of the per-round ratios of target <mt> against the peer
+# <who> names, for test <x> and key <k>.
+function check(what, m, h, who, want, f, unit, mt, x, k,    lim, ok, gap) {
     if (m == "" || h == "" || h + 0 <= 0) {
         printf "  [n/a] %-36s (not measured in this run)\n", what
         return
@@ -322,11 +330,30 @@ function check(what, m, h, who, want, f, unit,    lim, ok, gap) {
     lim = f * h
     ok = want == "le" ? (m <= lim) : (m >= lim)
     if (ok)
-        printf "  [✓]   %-36s %.4g %s = %.2fx (target %s %.2fx; against %s)\n", what, m, unit, \
-            m / h, want == "le" ? "<=" : ">=", f, who
+        printf "  [✓]   %-36s %.4g %s = %.2fx (target %s %.2fx; against %s)%s\n", what, m, unit, \
+            m / h, want == "le" ? "<=" : ">=", f, who, spread(mt, x, k, who, want, f)
     else {
         gap = want == "le" ? m - lim : lim - m
-        printf "  [✗]   %-36s %.4g %s = %.2fx (target %s %.2fx; against %s: %.4g %s (%.0f%%) to go)\n", \
-            what, m, unit, m / h, want == "le" ? "<=" : ">=", f, who, gap, unit, 100 * gap / m
+        printf "  [✗]   %-36s %.4g %s = %.2fx (target %s %.2fx; against %s: %.4g %s (%.0f%%) to go)%s\n", \
+            what, m, unit, m / h, want == "le" ? "<=" : ">=", f, who, gap, unit, 100 * gap / m, \
+            spread(mt, x, k, who, want, f)
     }
+}
+
+# "; rounds 0.83-1.13x, met in 2 of 5", or "" with fewer than 2 rounds.
+function spread(mt, x, k, who, want, f,    rt, i, r, q, lo, hi, n, met) {
+    rt = who == "splice-auto" ? "hapauto" : who == "forced splice" ? "hapsplice" : who
+    n = met = 0
+    for (i = 1; i <= nr; i++) {
+        r = rounds[i]
+        if (!((mt SUBSEP x SUBSEP k SUBSEP r) in val) || !((rt SUBSEP x SUBSEP k SUBSEP r) in val) || \
+            val[rt, x, k, r] + 0 <= 0)
+            continue
+        q = val[mt, x, k, r] / val[rt, x, k, r]
+        if (n == 0 || q < lo) lo = q
+        if (n == 0 || q > hi) hi = q
+        n++
+        if (want == "le" ? q <= f : q >= f) met++
+    }
+    return n < 2 ? "" : sprintf("; rounds %.2f-%.2fx, met in %d of %d", lo, hi, met, n)
 }
