@@ -32,6 +32,8 @@ def test_default_check_passes_a_slow_greeter(rig, fakes):
     me, _, _ = start(rig, [("mx1", f.addr)], "smtp rise 1")
     up = me.wait_log("health", server="mx1", state="up", timeout=4 * h.DEADLINE)[0]
     assert up["reason"] == "passed"
+    # The check logs "up" on the 220; its QUIT and close come after.
+    h.wait_until(lambda: f.done(), what="the check's conversation to end")
     r = f.done()[0]
     assert r["early"] == b"" and r["command"] == b"QUIT\r\n" and r["end"] == "fin", r
     assert not me.events("health_down")
