@@ -51,8 +51,14 @@ sock_accept(int lfd, struct sockaddr_storage *peer)
     return fd;
 }
 
+void
+sock_delay_acks(int fd)
+{
+    set_int(fd, IPPROTO_TCP, TCP_QUICKACK, 0);
+}
+
 int
-sock_connect(const struct sockaddr *sa, const struct sockaddr *src)
+sock_connect(const struct sockaddr *sa, const struct sockaddr *src, bool delay_acks)
 {
     if (fault_hit(FAULT_SOCKET)) {
         errno = EMFILE;
@@ -62,6 +68,8 @@ sock_connect(const struct sockaddr *sa, const struct sockaddr *src)
     if (fd == -1)
         return -1;
     set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    if (delay_acks)
+        sock_delay_acks(fd);
     if (src != NULL && bind(fd, src, addr_len(src)) == -1)
         goto fail;
     if (connect(fd, sa, addr_len(sa)) == -1 && errno != EINPROGRESS)

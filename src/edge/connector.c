@@ -26,6 +26,7 @@ struct connector {
     struct defer defer;        /* the deferred free */
     bool busy;                 /* a set is in flight */
     bool dead;                 /* freed: stale events of this batch are ignored */
+    bool delay_acks;           /* sock_connect()'s: the winner writes at once */
     struct conn_budget *budget; /* NULL: unbounded */
     size_t extra;              /* attempts counted in <budget>: inflight - 1 at most */
     size_t n, next, inflight;  /* addresses, the next to start, in flight */
@@ -178,7 +179,7 @@ start_next(struct connector *c)
         struct attempt *a = &c->a[c->next];
         const struct sockaddr *sa = &c->addrs[c->next].sa;
         c->next++;
-        int fd = sock_connect(sa, NULL);
+        int fd = sock_connect(sa, NULL, c->delay_acks);
         if (fd != -1) {
             a->io.fd = fd;
             if (loop_add(c->loop, &a->io, EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLET) == 0) {
@@ -253,6 +254,12 @@ int
 connector_lost_family(const struct connector *c)
 {
     return c->lost_family;
+}
+
+void
+connector_set_delay_acks(struct connector *c, bool on)
+{
+    c->delay_acks = on;
 }
 
 void

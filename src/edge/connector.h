@@ -73,6 +73,12 @@ void connector_start(struct connector *c, const struct sockaddr_storage *addrs, 
  */
 int connector_lost_family(const struct connector *c);
 
+/*
+ * The caller writes the moment an attempt wins (a PROXY header): attempts
+ * connect with sock_connect()'s delay_acks. Off by default.
+ */
+void connector_set_delay_acks(struct connector *c, bool on);
+
 /* Parallel attempts of <c> count in <b> (kept by reference); NULL: unbounded (checks). */
 void connector_set_budget(struct connector *c, struct conn_budget *b);
 

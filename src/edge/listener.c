@@ -167,8 +167,10 @@ on_accept(struct io *io, uint32_t ev)
         }
         int fd = sock_accept(l->io.fd, &peer);
         if (fd >= 0) {
-            if (room)
+            if (room) {
+                sock_delay_acks(fd);
                 l->w->accept(l, fd, &peer);
+            }
             else
                 refuse(l, fd);
             continue;

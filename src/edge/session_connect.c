@@ -211,6 +211,8 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
         connector_free(s->conn);
         s->conn = NULL;
         s->bio.fd = fd;
+        if (s->backend->conf->send_proxy == 0)
+            sock_delay_acks(fd); /* with a header to send, the connect did */
         if (loop_mod(s->w->loop, &s->bio, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
             session_close(s, END_RESOURCE, strerror(errno));
             return;
@@ -316,6 +318,9 @@ session_connect_next(struct session *s)
         loop_timer_cancel(s->w->loop, &s->timer);
         backend_take(b, srv);
         s->counted = true;
+        /* With a PROXY header, connected() writes at once: the handshake's
+         * last ACK rides on it (src/base/sock.h). */
+        connector_set_delay_acks(s->conn, b->conf->send_proxy != 0);
         connector_start(s->conn, ordered, n, b->conf->he_delay_ms, b->conf->timeout_connect_ms);
         return;
     }
