@@ -361,13 +361,18 @@ start_proxy() { # target -> sets PIDS_<target>
     eval "PIDS_$t=\$pids MAIN_$t=\$pid"
 }
 
+# stop_started PID...: stops each and forgets it (cleanup() stops the rest).
+stop_started() {
+    for p in "$@"; do stop_pid "$p"; done
+    rest=""
+    for p in $STARTED; do case " $* " in *" $p "*) ;; *) rest="$rest $p" ;; esac; done
+    STARTED=$rest
+}
+
 stop_proxy() {
     eval "pid=\${MAIN_$1:-}"
     [ -n "$pid" ] || return 0
-    stop_pid "$pid"
-    rest=""
-    for p in $STARTED; do [ "$p" = "$pid" ] || rest="$rest $p"; done
-    STARTED=$rest
+    stop_started "$pid"
     eval "MAIN_$1="
 }
 
@@ -380,10 +385,8 @@ start_backend() {
 }
 stop_backend() {
     [ -n "$BE_PID" ] || return 0
-    stop_pid "$BE_PID"
-    rest=""
-    for p in $STARTED; do [ "$p" = "$BE_PID" ] || rest="$rest $p"; done
-    STARTED=$rest BE_PID=""
+    stop_started "$BE_PID"
+    BE_PID=""
 }
 
 # busy-poll is measured only where the binary knows it (mailedge -t needs a listener).
@@ -577,10 +580,9 @@ run_hold() {
             stop_proxy "$t" ;;
         esac
     done
-    for p in $hold_be; do stop_pid "$p"; done
-    rest=""
-    for p in $STARTED; do case " $hold_be " in *" $p "*) ;; *) rest="$rest $p" ;; esac; done
-    STARTED=$rest SERVER_PORTS="" NGX_CONNS=""
+    # shellcheck disable=SC2086 # a list of PIDs
+    stop_started $hold_be
+    SERVER_PORTS="" NGX_CONNS=""
     hap=""
     case " $TARGETS " in *" hapauto "*|*" hapsplice "*)
         hap="one process (nbthread $hw: its threads share one limit of $lim descriptors, 2 per session: at most $(((lim - 64) / 2)) sessions)" ;;
