@@ -170,9 +170,9 @@ on_accept(struct io *io, uint32_t ev)
             if (room) {
                 sock_delay_acks(fd);
                 l->w->accept(l, fd, &peer);
-            }
-            else
+            } else {
                 refuse(l, fd);
+            }
             continue;
         }
         switch (errno) {

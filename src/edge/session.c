@@ -277,8 +277,9 @@ session_relay(struct session *s)
             return;
         hold_up = s->pg_watch;
     }
-    /* Once both directions are done, both sockets are closed at once. */
-    struct relay_end c = {s->cio.fd, s->c_rd, s->c_wr, s->c_fin, s->up.done};
+    /* .closes: once both directions are done, both sockets are closed at
+     * once; set for each just before it is a destination. */
+    struct relay_end c = {s->cio.fd, s->c_rd, s->c_wr, s->c_fin, false};
     struct relay_end b = {s->bio.fd, s->b_rd, s->b_wr, s->b_fin, s->down.done};
     bool moved = false;
     struct relay_pool *pool = s->w->pool;
