@@ -43,19 +43,24 @@ listener(struct sockaddr_in *sa)
     return lfd;
 }
 
-/* Connects (delay_acks as given), waits until connected, accepts. */
+/*
+ * Connects (delay_acks as given) and waits until connected; writes one byte
+ * first when <first> is set (a PROXY header's place); then accepts.
+ */
 static void
-pair(bool delay_acks, int *cfd, int *afd)
+pair(bool delay_acks, bool first, int *cfd, int *afd)
 {
     struct sockaddr_in sa;
+    struct sockaddr_storage peer;
     int lfd = listener(&sa);
     *cfd = sock_connect((struct sockaddr *)&sa, NULL, delay_acks);
     assert_true(*cfd >= 0);
     struct pollfd p = {.fd = *cfd, .events = POLLOUT};
     assert_int_equal(poll(&p, 1, 5000), 1);
     assert_int_equal(sock_error(*cfd), 0);
+    if (first)
+        assert_int_equal(send(*cfd, "x", 1, 0), 1);
     struct pollfd q = {.fd = lfd, .events = POLLIN};
-    struct sockaddr_storage peer;
     assert_int_equal(poll(&q, 1, 5000), 1);
     *afd = sock_accept(lfd, &peer);
     assert_true(*afd >= 0);
@@ -70,21 +75,10 @@ pair(bool delay_acks, int *cfd, int *afd)
 static void
 test_connect_delay_acks(void **state)
 {
-    struct sockaddr_in sa;
-    struct sockaddr_storage peer;
+    int c, a;
     char b;
     (void)state;
-    int lfd = listener(&sa);
-    int c = sock_connect((struct sockaddr *)&sa, NULL, true);
-    assert_true(c >= 0);
-    struct pollfd p = {.fd = c, .events = POLLOUT};
-    assert_int_equal(poll(&p, 1, 5000), 1);
-    assert_int_equal(sock_error(c), 0);
-    assert_int_equal(send(c, "x", 1, 0), 1);
-    struct pollfd q = {.fd = lfd, .events = POLLIN};
-    assert_int_equal(poll(&q, 1, 5000), 1);
-    int a = sock_accept(lfd, &peer);
-    assert_true(a >= 0);
+    pair(true, true, &c, &a);
     struct pollfd r = {.fd = a, .events = POLLIN};
     assert_int_equal(poll(&r, 1, 5000), 1);
     assert_int_equal(recv(a, &b, 1, 0), 1);
@@ -92,7 +86,6 @@ test_connect_delay_acks(void **state)
     assert_int_equal(quickack(a), 1);
     close(c);
     close(a);
-    close(lfd);
 }
 
 static void
@@ -100,7 +93,7 @@ test_connect_default_acks_at_once(void **state)
 {
     int c, a;
     (void)state;
-    pair(false, &c, &a);
+    pair(false, false, &c, &a);
     assert_int_equal(quickack(c), 1);
     assert_int_equal(quickack(a), 1);
     sock_delay_acks(a);
