@@ -178,7 +178,8 @@ flush(struct relay_half *h, int dst)
     ssize_t n;
     do {
         if (h->copy)
-            n = send(dst, h->buf + h->off, h->pending, MSG_NOSIGNAL);
+            n = send(dst, h->buf + h->off, h->pending,
+                     MSG_NOSIGNAL | (h->last ? MSG_MORE : 0));
         else
             n = splice(h->pipe[0], NULL, dst, NULL, h->pending,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -190,10 +191,16 @@ flush(struct relay_half *h, int dst)
 
 /* Reads into the pipe or buffer. Returns bytes, 0 at EOF, -1 (errno EAGAIN too). */
 static ssize_t
-fill(struct relay_pool *p, struct relay_half *h, int src)
+fill(struct relay_pool *p, struct relay_half *h, const struct relay_end *end)
 {
     ssize_t n;
-    if (h->bulk) {
+    int src = end->fd;
+    if (end->wary) {
+        /* splice(2) stops at the urgent mark and says EAGAIN there for
+         * good; recv steps over it. Copy from now on. */
+        h->copy = true;
+        h->bulk = h->autosplice = false;
+    } else if (h->bulk) {
         /* The last read filled the buffer: bulk, splice from now on. */
         h->bulk = h->autosplice = h->copy = false;
     }
@@ -247,6 +254,7 @@ relay_pump(struct relay_pool *p, struct relay_half *h, struct relay_end *src,
             if (h->pending == 0) {
                 give_pipe(p, h);
                 give_buf(p, h);
+                h->eof = h->last;
             }
             continue;
         }
@@ -263,13 +271,17 @@ relay_pump(struct relay_pool *p, struct relay_half *h, struct relay_end *src,
             return RELAY_MORE;
         if (!src->rd)
             return RELAY_BLOCKED;
-        ssize_t n = fill(p, h, src->fd);
+        ssize_t n = fill(p, h, src);
         if (n > 0) {
             h->pending = (uint32_t)n;
             /* A short recv took all the socket had; a short splice proves
              * nothing (it stops where the pipe runs out of slots). */
-            if (h->copy && (size_t)n < BUF_SIZE && !src->fin)
-                src->rd = false;
+            if (h->copy && (size_t)n < BUF_SIZE && !src->wary) {
+                if (src->fin)
+                    h->last = true;
+                else
+                    src->rd = false;
+            }
             continue;
         }
         int saved = errno;

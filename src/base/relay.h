@@ -21,8 +21,12 @@ struct relay_end {
     int fd;
     bool rd;   /* may have bytes (or EOF/error) to read */
     bool wr;   /* may accept bytes */
-    bool fin;  /* the kernel signalled the peer's FIN or an error: read on
-                * to EOF or EAGAIN even after a short read */
+    bool fin;  /* the kernel signalled the peer's FIN (EPOLLRDHUP): no byte
+                * can follow those queued, so a short read by copy took the
+                * last of them */
+    bool wary; /* an error, a hang-up or urgent data was signalled: read by
+                * copy (splice stalls at the urgent mark) and on to EOF or
+                * EAGAIN (a short read proves nothing: it stops at the mark) */
     bool closes; /* as destination: the caller closes it once this direction
                   * is done (the other is done already), and that close sends
                   * the FIN: no shutdown(SHUT_WR) */
@@ -45,6 +49,8 @@ struct relay_half {
     bool copy;          /* read/write instead of splice */
     bool autosplice;    /* RELAY_AUTO, still copying: a full read switches */
     bool bulk;          /* a read filled the buffer: the next read splices */
+    bool last;          /* the pending bytes are the source's last: its FIN
+                         * follows, and rides on their segment (MSG_MORE) */
     bool eof;           /* the source sent FIN */
     bool done;          /* and we passed it on with shutdown(SHUT_WR) */
 };
@@ -72,9 +78,10 @@ void relay_half_init(struct relay_half *h, enum relay_mode mode);
  * Moves bytes from <src> to <dst> until one would block, the source ends,
  * or about <budget> bytes went through. Sets <*moved> when any byte moved.
  * A read by copy that returns less than the buffer drained the socket
- * (TCP copies all it has), so unless <src->fin> it clears <src->rd>
- * without the read that would only say EAGAIN: under edge-triggered
- * epoll, bytes that come later are a new event.
+ * (TCP copies all it has), unless <src->wary>. Then it skips the read that
+ * would only say EAGAIN and clears <src->rd> (under edge-triggered epoll,
+ * bytes that come later are a new event); or, after <src->fin>, the read
+ * that would only say EOF: the bytes go out with the FIN in one segment.
  */
 enum relay_result relay_pump(struct relay_pool *p, struct relay_half *h, struct relay_end *src,
                              struct relay_end *dst, size_t budget, bool *moved);

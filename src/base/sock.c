@@ -29,6 +29,9 @@ sock_listen(const struct sockaddr *sa, bool dualstack, bool reuseport, int backl
     if (sa->sa_family == AF_INET6)
         set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, dualstack ? 0 : 1);
     set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    /* Accepted sockets inherit it: a client's urgent byte is relayed as
+     * the data it is, not dropped. */
+    set_int(fd, SOL_SOCKET, SO_OOBINLINE, 1);
     if (bind(fd, sa, addr_len(sa)) == -1 || listen(fd, backlog) == -1) {
         int saved = errno;
         close(fd);

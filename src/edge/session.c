@@ -279,8 +279,8 @@ session_relay(struct session *s)
     }
     /* .closes: once both directions are done, both sockets are closed at
      * once; set for each just before it is a destination. */
-    struct relay_end c = {s->cio.fd, s->c_rd, s->c_wr, s->c_fin, false};
-    struct relay_end b = {s->bio.fd, s->b_rd, s->b_wr, s->b_fin, s->down.done};
+    struct relay_end c = {s->cio.fd, s->c_rd, s->c_wr, s->c_fin, s->c_wary, false};
+    struct relay_end b = {s->bio.fd, s->b_rd, s->b_wr, s->b_fin, s->b_wary, s->down.done};
     bool moved = false;
     struct relay_pool *pool = s->w->pool;
 
@@ -390,14 +390,16 @@ on_client(struct io *io, uint32_t ev)
             linger_end(s);
         return;
     }
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    if (ev & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         s->c_rd = true;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         s->c_wr = true;
     if (ev & (EPOLLRDHUP | EPOLLHUP))
         s->c_hup = true;
-    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    if (ev & EPOLLRDHUP)
         s->c_fin = true;
+    if (ev & (EPOLLPRI | EPOLLHUP | EPOLLERR))
+        s->c_wary = true;
     switch (s->state) {
     case SESSION_READ_PROXY:
         if (s->c_rd)
@@ -438,12 +440,14 @@ on_backend(struct io *io, uint32_t ev)
     struct session *s = container_of(io, struct session, bio);
     if (s->state == SESSION_CLOSED)
         return;
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    if (ev & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         s->b_rd = true;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         s->b_wr = true;
-    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    if (ev & EPOLLRDHUP)
         s->b_fin = true;
+    if (ev & (EPOLLPRI | EPOLLHUP | EPOLLERR))
+        s->b_wary = true;
     switch (s->state) {
     case SESSION_RELAYING:
         session_relay(s);
@@ -506,7 +510,7 @@ session_start(struct listener *l, int fd, const struct sockaddr_storage *peer)
     w->proc->sessions = w->nsessions; /* for worker 0's /status and /metrics */
     l->m->active++;
 
-    if (loop_add(w->loop, &s->cio, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+    if (loop_add(w->loop, &s->cio, EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
         session_close(s, END_RESOURCE, strerror(errno));
         return;
     }

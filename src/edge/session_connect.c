@@ -213,7 +213,7 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
         s->bio.fd = fd;
         if (s->backend->conf->send_proxy == 0)
             sock_delay_acks(fd); /* with a header to send, the connect did */
-        if (loop_mod(s->w->loop, &s->bio, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+        if (loop_mod(s->w->loop, &s->bio, EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
             session_close(s, END_RESOURCE, strerror(errno));
             return;
         }

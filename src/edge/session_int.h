@@ -43,7 +43,8 @@ struct session {
     struct defer defer;                /* deferred free, or relay continuation */
     enum session_state state;
     bool c_rd, c_wr, c_hup, b_rd, b_wr;
-    bool c_fin, b_fin;                 /* FIN or error signalled: relay_end.fin */
+    bool c_fin, b_fin;                 /* FIN signalled: relay_end.fin */
+    bool c_wary, b_wary;               /* error, hang-up or urgent data: relay_end.wary */
     uint8_t first_fin;                 /* 0 none, 1 client, 2 backend */
     bool pg_watch;                     /* smtp pregreet: client bytes before the greeting? */
     bool talked_early;                 /* it sent some (logged as pregreet=1) */

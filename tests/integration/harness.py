@@ -348,7 +348,20 @@ class Peer:
             return hashlib.sha256(memoryview(self.data)[start:]).hexdigest()
 
 
-_TCPI_DATA_SEGS_IN = 152   # offset in struct tcp_info (Linux >= 4.6)
+_TCPI_SEGS_IN = 140        # offsets in struct tcp_info (Linux >= 4.2, 4.6)
+_TCPI_DATA_SEGS_IN = 152
+
+
+def segs_in(sock: socket.socket) -> Optional[int]:
+    """Segments received so far, data or not (tcp_info.tcpi_segs_in), or
+    None where the kernel does not report it."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return None
+    if len(info) < _TCPI_SEGS_IN + 4:
+        return None
+    return struct.unpack_from("I", info, _TCPI_SEGS_IN)[0]
 
 
 def data_segs_in(sock: socket.socket) -> Optional[int]:

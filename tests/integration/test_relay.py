@@ -3,6 +3,7 @@ in both directions, resets. Every test runs with splice on, off and auto."""
 
 import hashlib
 import os
+import socket
 
 import pytest
 
@@ -95,6 +96,65 @@ def test_backend_half_close(rig, splice):
     conn.close()
     h.assert_session(s.me.wait_session(), reason="backend_closed", bytes_in=len(more),
                      bytes_out=len(greeting) + 17)
+
+
+def send_urgent(peer, before: bytes, urgent: bytes, after: bytes):
+    """One segment: <before>, the urgent byte, <after> (TCP_CORK)."""
+    sock = peer.sock
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    sock.send(before + urgent, socket.MSG_OOB)
+    sock.sendall(after)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+
+
+def test_urgent_data_does_not_stall(rig, splice):
+    """A read stops short at the urgent mark, and a splice stops there for
+    good: the relay copies, and reads on past the mark instead of taking
+    the short read for a drained socket. The client's
+    urgent byte is relayed inline (the listener's SO_OOBINLINE); the
+    server's is dropped, as a socket without it does."""
+    greeting = b"220 hi\r\n"
+    s = rig.simple(send_proxy="v2", splice=splice, greeting=greeting, close_on_eof=False)
+    c = rig.client(s.ip, s.port)
+    c.wait_endswith(greeting)
+    conn = s.backend.wait_conn()
+    hdr = pp.decode(conn.wait(lambda d: pp.header_length(d) not in (None, 0), what="header"))
+    send_urgent(c, b"NOOP", b"!", b" more\r\n")
+    conn.wait(lambda d: d[hdr.length:] == b"NOOP! more\r\n", what="bytes after the urgent mark")
+    send_urgent(conn, b"250", b"!", b" ok\r\n")
+    c.wait(lambda d: d == greeting + b"250 ok\r\n", what="bytes after the urgent mark")
+    c.close()
+    conn.wait_eof()
+    conn.close()
+    h.assert_session(s.me.wait_session(), reason="client_closed", bytes_in=12,
+                     bytes_out=len(greeting) + 8)
+
+
+def test_last_bytes_carry_the_fin(rig, splice):
+    """A server's last bytes and its FIN in one segment reach the client in
+    one segment too (the FIN rides on the bytes), where the relay copies:
+    a short read after the FIN was signalled took the last bytes."""
+    greeting = b"220 hi\r\n"
+    s = rig.simple(send_proxy="v2", splice=splice, greeting=greeting, close_on_eof=False)
+    c = rig.client(s.ip, s.port)
+    c.wait_endswith(greeting)
+    conn = s.backend.wait_conn()
+    before = h.segs_in(c.sock)
+    if before is None:
+        pytest.skip("the kernel does not report tcpi_segs_in")
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    conn.sock.sendall(b"221 bye\r\n")
+    conn.shutdown_write()
+    assert c.wait_eof() == greeting + b"221 bye\r\n"
+    segs = h.segs_in(c.sock) - before
+    if splice == "on":
+        assert segs in (1, 2)   # a short splice proves nothing: the FIN may follow alone
+    else:
+        assert segs == 1, "the FIN came in a segment of its own"
+    c.close()
+    conn.wait_eof()
+    conn.close()
+    h.assert_session(s.me.wait_session(), reason="backend_closed", bytes_out=len(greeting) + 9)
 
 
 def test_backend_closes_right_after_greeting(rig, splice):

@@ -2,10 +2,12 @@
  * Unit tests for the relay's modes (splice on|off|auto): auto copies a
  * small read and turns to splice after a read that fills its buffer, and
  * every byte arrives in order either way; a short read by copy ends the
- * pump without the read that would only say EAGAIN, unless the peer's FIN
- * was signalled (relay_end.fin); the EOF is passed on with a shutdown
- * unless the caller closes the destination next (relay_end.closes). Unix
- * socket pairs stand in for the client and the server.
+ * pump without the read that would only say EAGAIN, or after the peer's FIN
+ * was signalled (relay_end.fin) without the read that would only say EOF,
+ * unless an error or urgent data was (relay_end.wary); the EOF is passed on
+ * with a shutdown unless the caller closes the destination next
+ * (relay_end.closes). Unix socket pairs stand in for the client and the
+ * server.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,10 +85,13 @@ drain_check(struct rig *r)
     }
 }
 
+/* What the kernel signalled about the source. */
+enum signalled { NOTHING, FIN, WARY };
+
 static enum relay_result
-pump(struct rig *r, bool fin, bool closes)
+pump(struct rig *r, enum signalled sig, bool closes)
 {
-    struct relay_end src = {.fd = r->src[0], .rd = true, .fin = fin},
+    struct relay_end src = {.fd = r->src[0], .rd = true, .fin = sig == FIN, .wary = sig == WARY},
                      dst = {.fd = r->dst[0], .wr = true, .closes = closes};
     bool moved = false;
     return relay_pump(r->pool, &r->h, &src, &dst, 1 << 22, &moved);
@@ -100,7 +105,7 @@ test_auto_copies_small_then_splices_bulk(void **state)
     (void)state;
     rig_open(&r, RELAY_AUTO);
     feed(&r, 0, 100); /* a greeting */
-    assert_int_equal(pump(&r, false, false), RELAY_BLOCKED);
+    assert_int_equal(pump(&r, NOTHING, false), RELAY_BLOCKED);
     assert_true(r.h.copy);
     assert_int_equal(r.h.pipe[0], -1);
     assert_null(r.h.buf); /* back in the pool once empty */
@@ -109,7 +114,7 @@ test_auto_copies_small_then_splices_bulk(void **state)
 
     feed(&r, 100, BIG); /* a message body: fills the buffer, then splices */
     while (r.at < 100 + BIG) {
-        enum relay_result res = pump(&r, false, false);
+        enum relay_result res = pump(&r, NOTHING, false);
         assert_true(res == RELAY_BLOCKED || res == RELAY_MORE);
         drain_check(&r);
     }
@@ -118,7 +123,7 @@ test_auto_copies_small_then_splices_bulk(void **state)
     assert_int_equal(r.h.bytes, 100 + BIG);
 
     feed(&r, 100 + BIG, 10); /* small again: stays spliced */
-    assert_int_equal(pump(&r, false, false), RELAY_BLOCKED);
+    assert_int_equal(pump(&r, NOTHING, false), RELAY_BLOCKED);
     drain_check(&r);
     assert_int_equal(r.at, 110 + BIG);
     assert_false(r.h.copy);
@@ -133,7 +138,7 @@ test_splice_on_small(void **state)
     (void)state;
     rig_open(&r, RELAY_SPLICE);
     feed(&r, 0, 100);
-    assert_int_equal(pump(&r, false, false), RELAY_BLOCKED);
+    assert_int_equal(pump(&r, NOTHING, false), RELAY_BLOCKED);
     assert_false(r.h.copy);
     drain_check(&r);
     assert_int_equal(r.at, 100);
@@ -141,19 +146,24 @@ test_splice_on_small(void **state)
 }
 
 /*
- * 100 bytes and the FIN behind them. Without <fin> the short read ends the
- * pump (the EOF waits for its own event); with it, the pump reads on, sees
- * the EOF and passes it on.
+ * 100 bytes, and the FIN behind them when <shut>. Without a signal the
+ * short read ends the pump (the EOF waits for its own event). With the FIN
+ * signalled, the pump takes the short read for the last bytes and passes
+ * the EOF on without reading it: with no real FIN behind the bytes, it
+ * still ends, which shows that it did not read. Wary, it reads on to
+ * whatever is there.
  */
 static void
-short_read_then_eof(enum relay_mode mode, bool fin, enum relay_result want, bool want_eof)
+short_read(enum relay_mode mode, bool shut, enum signalled sig, enum relay_result want,
+           bool want_eof)
 {
     struct rig r;
 
     rig_open(&r, mode);
     feed(&r, 0, 100);
-    assert_int_equal(shutdown(r.src[1], SHUT_WR), 0);
-    assert_int_equal(pump(&r, fin, false), want);
+    if (shut)
+        assert_int_equal(shutdown(r.src[1], SHUT_WR), 0);
+    assert_int_equal(pump(&r, sig, false), want);
     assert_int_equal(r.h.eof, want_eof);
     drain_check(&r);
     assert_int_equal(r.at, 100);
@@ -164,18 +174,49 @@ static void
 test_short_copy_read_skips_the_eagain_read(void **state)
 {
     (void)state;
-    short_read_then_eof(RELAY_AUTO, false, RELAY_BLOCKED, false);
-    short_read_then_eof(RELAY_COPY, false, RELAY_BLOCKED, false);
+    short_read(RELAY_AUTO, true, NOTHING, RELAY_BLOCKED, false);
+    short_read(RELAY_COPY, true, NOTHING, RELAY_BLOCKED, false);
 }
 
 static void
-test_fin_signalled_reads_to_eof(void **state)
+test_fin_signalled_skips_the_eof_read(void **state)
 {
     (void)state;
-    short_read_then_eof(RELAY_AUTO, true, RELAY_DONE, true);
-    short_read_then_eof(RELAY_COPY, true, RELAY_DONE, true);
+    short_read(RELAY_AUTO, true, FIN, RELAY_DONE, true);
+    short_read(RELAY_COPY, true, FIN, RELAY_DONE, true);
+    short_read(RELAY_AUTO, false, FIN, RELAY_DONE, true);
+    short_read(RELAY_COPY, false, FIN, RELAY_DONE, true);
     /* A short splice proves nothing: splice always reads on. */
-    short_read_then_eof(RELAY_SPLICE, false, RELAY_DONE, true);
+    short_read(RELAY_SPLICE, true, NOTHING, RELAY_DONE, true);
+    short_read(RELAY_SPLICE, false, FIN, RELAY_BLOCKED, false);
+}
+
+static void
+test_wary_reads_on(void **state)
+{
+    (void)state;
+    short_read(RELAY_AUTO, true, WARY, RELAY_DONE, true);
+    short_read(RELAY_COPY, true, WARY, RELAY_DONE, true);
+    short_read(RELAY_AUTO, false, WARY, RELAY_BLOCKED, false);
+    short_read(RELAY_COPY, false, WARY, RELAY_BLOCKED, false);
+    short_read(RELAY_SPLICE, true, WARY, RELAY_DONE, true);
+}
+
+/* Wary, a splicing half copies from then on: splice(2) would stall at an
+ * urgent mark (the integration test sends one). */
+static void
+test_wary_copies(void **state)
+{
+    struct rig r;
+
+    (void)state;
+    rig_open(&r, RELAY_SPLICE);
+    feed(&r, 0, 100);
+    assert_int_equal(pump(&r, WARY, false), RELAY_BLOCKED);
+    assert_true(r.h.copy);
+    drain_check(&r);
+    assert_int_equal(r.at, 100);
+    rig_close(&r);
 }
 
 /* The source's EOF is passed on with shutdown(SHUT_WR), unless the
@@ -188,7 +229,7 @@ eof_passed_on(bool closes, bool want_fin)
 
     rig_open(&r, RELAY_AUTO);
     assert_int_equal(shutdown(r.src[1], SHUT_WR), 0);
-    assert_int_equal(pump(&r, true, closes), RELAY_DONE);
+    assert_int_equal(pump(&r, FIN, closes), RELAY_DONE);
     assert_true(r.h.done);
     ssize_t n = recv(r.dst[1], b, sizeof(b), MSG_DONTWAIT);
     if (want_fin)
@@ -213,7 +254,9 @@ main(void)
         cmocka_unit_test(test_auto_copies_small_then_splices_bulk),
         cmocka_unit_test(test_splice_on_small),
         cmocka_unit_test(test_short_copy_read_skips_the_eagain_read),
-        cmocka_unit_test(test_fin_signalled_reads_to_eof),
+        cmocka_unit_test(test_fin_signalled_skips_the_eof_read),
+        cmocka_unit_test(test_wary_reads_on),
+        cmocka_unit_test(test_wary_copies),
         cmocka_unit_test(test_eof_shutdown_unless_closing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
