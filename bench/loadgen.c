@@ -18,7 +18,10 @@
  *          are opened by -j child processes, each under the fd limit.
  *
  * Options:
- *   -a ADDR:PORT   server (IPv4 loopback)
+ *   -a ADDR:PORT   server (IPv4 loopback); short: -a, -p, -a, -p... measures
+ *                  each target in turn, -l seconds at a time, and prints a
+ *                  line for each (target=K): a drifting machine then slows
+ *                  them alike
  *   -S A.B.C.D     first source address (default 127.77.1.1)
  *   -s N           number of source addresses, consecutive (default 16)
  *   -c N           concurrency / streams / connects in flight (idle: per -j process)
@@ -28,6 +31,8 @@
  *   -w SECONDS     warm-up before measuring (default 0.3); idle: settling time
  *                  between the last session opened and the memory sample
  *   -p PID,PID...  processes whose CPU (utime+stime) and RSS are sampled
+ *                  (those of the -a before it)
+ *   -l SECONDS     short with several -a: the length of a turn
  *   -b PID         the server's process, whose CPU is sampled too
  *   -k CPU         CPU whose busy time (/proc/stat) is sampled too
  *   -v             idle: print the slab caches that grew, per session, on stderr
@@ -62,6 +67,7 @@
 #define CHUNK (256 * 1024)
 #define MAX_PIDS 64
 #define MAX_JOBS 64
+#define MAX_TARGETS 8
 #define MAX_ERRORS 100
 #define DRAIN_NS (10 * NS)
 #define NS 1000000000ull
@@ -134,7 +140,7 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: loadgen probe|short|up|both|idle -a ADDR:PORT [-S SRC] [-s N] [-c N]"
-                    " [-n N] [-j N] [-t S] [-w S] [-p PID,...] [-b PID] [-k CPU] [-v]\n");
+                    " [-n N] [-j N] [-t S] [-w S] [-p PID,...] [-b PID] [-k CPU] [-l S] [-v]\n");
     exit(2);
 }
 
@@ -694,21 +700,22 @@ pct_us(double p)
     return (double)lat[k] / 1000.0;
 }
 
-static int
-run_short(void)
+/*
+ * Short sessions against dst at concurrency conc: from <t_warm> on they are
+ * measured (latencies into lat, <s0> taken at that moment); from <t_end>,
+ * or once <cap> were measured, no new one starts and those in flight
+ * finish. Returns false when they did not finish in time (all closed then).
+ */
+static bool
+short_loop(uint64_t t_warm, uint64_t t_end, long cap, struct sample *s0)
 {
-    latcap = nmax + conc;
-    lat = calloc((size_t)latcap, sizeof(*lat));
-    if (lat == NULL)
-        return 1;
     struct epoll_event evs[256];
-    uint64_t t_start = now_ns();
-    uint64_t t_warm = t_start + (uint64_t)(warm * 1e9);
-    uint64_t t_end = t_warm + (uint64_t)(dur * 1e9);
     uint64_t t_kill = t_end + DRAIN_NS;
-    struct sample s0 = {0}, s1 = {0};
     long inflight = 0;
     bool stopping = false;
+    measuring = now_ns() >= t_warm;
+    if (measuring)
+        take(s0, false, NULL);
     for (int i = 0; i < conc; i++) {
         if (conn_start(i))
             inflight++;
@@ -717,15 +724,17 @@ run_short(void)
         uint64_t now = now_ns();
         if (!measuring && now >= t_warm) {
             measuring = true;
-            take(&s0, false, NULL);
+            take(s0, false, NULL);
         }
-        if (!stopping && (now >= t_end || nlat >= nmax || errors >= MAX_ERRORS))
+        if (!stopping && (now >= t_end || nlat >= cap || errors >= MAX_ERRORS))
             stopping = true;
         if (stopping && inflight == 0)
-            break;
+            return true;
         if (now >= t_kill) {
             fail("timeout", 0);
-            break;
+            for (int i = 0; i < conc; i++)
+                conn_close(i);
+            return false;
         }
         int n = epoll_wait(epfd, evs, 256, 50);
         for (int k = 0; k < n; k++) {
@@ -735,33 +744,157 @@ run_short(void)
             if (!short_event(i))
                 continue;
             inflight--;
-            if (!stopping && !(measuring && nlat >= nmax) && errors < MAX_ERRORS && conn_start(i))
+            if (!stopping && !(measuring && nlat >= cap) && errors < MAX_ERRORS && conn_start(i))
                 inflight++;
         }
     }
-    if (!measuring)
-        take(&s0, false, NULL);
-    take(&s1, false, NULL);
-    uint64_t t1 = last_done_ns > s0.ns ? last_done_ns : s1.ns;
-    double secs = (double)(t1 - s0.ns) / 1e9;
+}
+
+/* Prints the line of a short-session run: the sessions in lat (sorted here)
+ * over <secs>, the CPU and the rest from the samples <s0> to <s1>. */
+static void
+print_short(const struct sample *s0, const struct sample *s1, double secs, long errs,
+            const char *lasterr)
+{
     qsort(lat, (size_t)nlat, sizeof(*lat), cmp_u64);
     double sum = 0;
     for (long k = 0; k < nlat; k++)
         sum += (double)lat[k];
-    double cpu_ms = ticks_ms(s1.proc_ticks - s0.proc_ticks);
-    double core_ms = ticks_ms(s1.core_ticks - s0.core_ticks);
+    double cpu_ms = ticks_ms(s1->proc_ticks - s0->proc_ticks);
+    double core_ms = ticks_ms(s1->core_ticks - s0->core_ticks);
     printf("sessions=%ld secs=%.3f rate=%.0f p50_us=%.1f p99_us=%.1f mean_us=%.1f "
            "cpu_ms=%.0f core_ms=%.0f cpu_us_per_session=%.2f core_us_per_session=%.2f "
            "ipi_per_session=%.2f ctxsw_per_session=%.2f errors=%ld last_error=%s",
            nlat, secs, secs > 0 ? (double)nlat / secs : 0, pct_us(0.50), pct_us(0.99),
            nlat ? sum / (double)nlat / 1000.0 : 0, cpu_ms, core_ms,
            nlat ? cpu_ms * 1000.0 / (double)nlat : 0, nlat ? core_ms * 1000.0 / (double)nlat : 0,
-           nlat ? (double)(s1.ipis - s0.ipis) / (double)nlat : 0,
-           nlat ? (double)(s1.ctxsw - s0.ctxsw) / (double)nlat : 0, errors,
-           last_error[0] ? last_error : "-");
-    print_shares(&s0, &s1, (double)nlat, "cpu_us_per_session", 1.0);
+           nlat ? (double)(s1->ipis - s0->ipis) / (double)nlat : 0,
+           nlat ? (double)(s1->ctxsw - s0->ctxsw) / (double)nlat : 0, errs,
+           lasterr[0] ? lasterr : "-");
+    print_shares(s0, s1, (double)nlat, "cpu_us_per_session", 1.0);
     printf("\n");
+}
+
+static int
+run_short(void)
+{
+    latcap = nmax + conc;
+    lat = calloc((size_t)latcap, sizeof(*lat));
+    if (lat == NULL)
+        return 1;
+    uint64_t t_warm = now_ns() + (uint64_t)(warm * 1e9);
+    struct sample s0 = {0}, s1 = {0};
+    (void)short_loop(t_warm, t_warm + (uint64_t)(dur * 1e9), nmax, &s0);
+    if (!measuring)
+        take(&s0, false, NULL);
+    take(&s1, false, NULL);
+    uint64_t t1 = last_done_ns > s0.ns ? last_done_ns : s1.ns;
+    print_short(&s0, &s1, (double)(t1 - s0.ns) / 1e9, errors, last_error);
     return errors == 0 && nlat > 0 ? 0 : 1;
+}
+
+/* --- short sessions, several targets in turn (-l) ------------------------ */
+
+struct target {
+    struct sockaddr_in dst;
+    int pids[MAX_PIDS], npids;
+    struct sample sum;  /* the measured slices' deltas, added up */
+    uint64_t *lat;
+    long nlat, errors;
+    char last_error[sizeof(last_error)];
+};
+static struct target targets[MAX_TARGETS];
+static int ntargets;
+static double slice; /* -l, seconds */
+
+static void
+sample_add(struct sample *sum, const struct sample *a, const struct sample *b)
+{
+    sum->ns += b->ns - a->ns;
+    sum->proc_ticks += b->proc_ticks - a->proc_ticks;
+    sum->sys_ticks += b->sys_ticks - a->sys_ticks;
+    sum->self_us += b->self_us - a->self_us;
+    sum->be_ticks += b->be_ticks - a->be_ticks;
+    sum->wait_ns += b->wait_ns - a->wait_ns;
+    sum->all_busy += b->all_busy - a->all_busy;
+    sum->all_ticks += b->all_ticks - a->all_ticks;
+    sum->core_ticks += b->core_ticks - a->core_ticks;
+    sum->ipis += b->ipis - a->ipis;
+    sum->ctxsw += b->ctxsw - a->ctxsw;
+}
+
+/* One slice of target <t>: its sessions, and its processes sampled around
+ * them. A warm-up slice is not counted. */
+static void
+run_slice(struct target *t, bool counted)
+{
+    dst = t->dst;
+    memcpy(pids, t->pids, sizeof(pids));
+    npids = t->npids;
+    lat = t->lat;
+    nlat = t->nlat;
+    long before = errors;
+    struct sample s0 = {0}, s1 = {0};
+    uint64_t now = now_ns();
+    uint64_t t_warm = counted ? now : UINT64_MAX;
+    bool ok = short_loop(t_warm, now + (uint64_t)(slice * 1e9), nmax, &s0);
+    if (counted) {
+        take(&s1, false, NULL);
+        sample_add(&t->sum, &s0, &s1);
+        t->nlat = nlat;
+    }
+    if (errors > before || !ok) {
+        t->errors += errors - before;
+        memcpy(t->last_error, last_error, sizeof(last_error));
+    }
+    errors = 0;
+}
+
+/*
+ * Several targets measured in turn, slice by slice, for -t seconds each
+ * (or -n sessions): a machine whose speed drifts over seconds (a busy
+ * host) then slows each target alike, which rounds of seconds per target
+ * cannot promise. One line per target, "target=K " and the keys of run_short.
+ */
+static int
+run_short_turns(void)
+{
+    latcap = nmax + conc;
+    for (int k = 0; k < ntargets; k++) {
+        targets[k].lat = calloc((size_t)latcap, sizeof(*lat));
+        if (targets[k].lat == NULL)
+            return 1;
+    }
+    uint64_t t_warm_end = now_ns() + (uint64_t)(warm * 1e9);
+    do {
+        for (int k = 0; k < ntargets; k++)
+            run_slice(&targets[k], false);
+    } while (now_ns() < t_warm_end);
+    uint64_t want_ns = (uint64_t)(dur * 1e9);
+    bool more = true;
+    /* Bounded: a slice ends by its own deadline, and each adds time. */
+    while (more) {
+        more = false;
+        for (int k = 0; k < ntargets; k++) {
+            struct target *t = &targets[k];
+            if (t->sum.ns >= want_ns || t->nlat >= nmax || t->errors >= MAX_ERRORS)
+                continue;
+            run_slice(t, true);
+            more = true;
+        }
+    }
+    int rc = 0;
+    struct sample zero = {0};
+    for (int k = 0; k < ntargets; k++) {
+        struct target *t = &targets[k];
+        lat = t->lat;
+        nlat = t->nlat;
+        printf("target=%d ", k);
+        print_short(&zero, &t->sum, (double)t->sum.ns / 1e9, t->errors, t->last_error);
+        if (t->errors != 0 || t->nlat == 0)
+            rc = 1;
+    }
+    return rc;
 }
 
 /* --- bulk ---------------------------------------------------------------- */
@@ -1279,13 +1412,18 @@ main(int argc, char **argv)
     const char *addr = NULL, *srcs = "127.77.1.1";
     int ch;
     optind = 2;
-    while ((ch = getopt(argc, argv, "a:S:s:c:n:t:w:p:b:k:j:v")) != -1) {
+    while ((ch = getopt(argc, argv, "a:S:s:c:n:t:w:p:b:k:j:l:v")) != -1) {
         switch (ch) {
         case 'v':
             verbose = true;
             break;
         case 'a':
             addr = optarg;
+            if (ntargets == MAX_TARGETS || parse_addr(addr, &targets[ntargets++].dst) == -1)
+                usage();
+            break;
+        case 'l':
+            slice = atof(optarg);
             break;
         case 'S':
             srcs = optarg;
@@ -1314,10 +1452,12 @@ main(int argc, char **argv)
         case 'b':
             be_pid = atoi(optarg);
             break;
-        case 'p':
-            for (char *tok = strtok(optarg, ","); tok != NULL && npids < MAX_PIDS;
+        case 'p': /* the processes of the last -a */
+            if (ntargets == 0)
+                usage();
+            for (char *tok = strtok(optarg, ","); tok != NULL && targets[ntargets - 1].npids < MAX_PIDS;
                  tok = strtok(NULL, ","))
-                pids[npids++] = atoi(tok);
+                targets[ntargets - 1].pids[targets[ntargets - 1].npids++] = atoi(tok);
             break;
         default:
             usage();
@@ -1326,8 +1466,10 @@ main(int argc, char **argv)
     struct in_addr sa;
     if (addr == NULL || parse_addr(addr, &dst) == -1 || inet_pton(AF_INET, srcs, &sa) != 1 ||
         nsrc < 1 || conc < 1 || nmax < 1 || jobs < 1 || jobs > MAX_JOBS || dur <= 0 || dur > 600 ||
-        warm < 0 || warm > 60)
+        warm < 0 || warm > 60 || (ntargets > 1 && (mode != M_SHORT || slice < 0.01 || slice > dur)))
         usage();
+    npids = targets[0].npids;
+    memcpy(pids, targets[0].pids, sizeof(pids));
     src_first = ntohl(sa.s_addr);
     clk_tck = sysconf(_SC_CLK_TCK);
     memset(xs, 'x', sizeof(xs));
@@ -1360,7 +1502,7 @@ main(int argc, char **argv)
     case M_PROBE:
         return run_probe();
     case M_SHORT:
-        return run_short();
+        return ntargets > 1 ? run_short_turns() : run_short();
     case M_UP:
         return run_bulk(false);
     case M_BOTH:

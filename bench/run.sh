@@ -38,6 +38,8 @@
 #                    ports first, and past them each connect() walks all of
 #                    them); at least 2 of each
 #   BENCH_SECS       seconds per throughput measurement (default 3, quick 0.5)
+#   BENCH_TURN       short and latency tests: seconds per turn of a target
+#                    (default 0.25, quick 0.1); the targets take turns
 #   BENCH_CONC       concurrency of the short sessions (default 50)
 #   BENCH_STREAMS    bulk streams (default 4)
 #   BENCH_LAT_N      sessions of the unloaded latency test (default 2000, quick 200)
@@ -59,10 +61,10 @@ ROOT=$(pwd)
 QUICK=${BENCH_QUICK:-0}
 [ "$QUICK" = 1 ] || QUICK=0
 if [ $QUICK = 1 ]; then
-    ROUNDS=${BENCH_ROUNDS:-1}; IDLE=${BENCH_IDLE:-300}; SECS=${BENCH_SECS:-0.3}
+    ROUNDS=${BENCH_ROUNDS:-1}; IDLE=${BENCH_IDLE:-300}; SECS=${BENCH_SECS:-0.3}; TURN=${BENCH_TURN:-0.1}
     LAT_N=${BENCH_LAT_N:-200}; WARM=0.1; SETTLE=0.2; HOLD=${BENCH_HOLD:-2000}
 else
-    ROUNDS=${BENCH_ROUNDS:-5}; IDLE=${BENCH_IDLE:-9600}; SECS=${BENCH_SECS:-3}
+    ROUNDS=${BENCH_ROUNDS:-5}; IDLE=${BENCH_IDLE:-9600}; SECS=${BENCH_SECS:-3}; TURN=${BENCH_TURN:-0.25}
     LAT_N=${BENCH_LAT_N:-2000}; WARM=0.3; SETTLE=1; HOLD=${BENCH_HOLD:-50000}
 fi
 CONC=${BENCH_CONC:-50}
@@ -436,7 +438,8 @@ git diff --quiet HEAD -- src 2>/dev/null || rev="$rev+uncommitted-src"
     echo "  cc:          $($CC --version | head -1)"
     echo "setup"
     echo "  runs: $RUNS (pinned: one worker or thread per proxy, pinned; multi: $NWORK each, unpinned)"
-    echo "  rounds: pinned $ROUNDS, multi $MROUNDS, interleaved (target order rotates each round), medians"
+    echo "  rounds: pinned $ROUNDS, multi $MROUNDS, interleaved (target order rotates each round), medians;" \
+         "short and latency: within a round the targets take turns of ${TURN}s (one load generator)"
     echo "  short: c=$CONC, ${SECS}s after ${WARM}s warm-up; bulk: $STREAMS streams, ${SECS}s;" \
          "idle: $IDLE sessions; latency: c=1, $LAT_N sessions"
     echo "  hold: $HOLD idle sessions at once, W workers or worker_processes from the fd limit (run 3's title)"
@@ -458,26 +461,25 @@ if ! $PIN_PROXY "$OUTDIR/bansets" $BANSETS_ARGS >"$TMP/bansets.txt" 2>&1; then
     FAILED=$((FAILED + 1))
     note "remote bans FAILED: $(tail -n 1 "$TMP/bansets.txt")"
 fi
-measure() { # round target test
-    r=$1; t=$2; x=$3
-    if [ "$t" = direct ]; then a=$ADDR:$P_BDIRECT; p=""
-    else eval "a=$ADDR:\$P_$t; p=\"-p \$PIDS_$t\""; fi
-    # busy-poll is a latency setting: mebusy runs the latency test only.
-    [ "$t" != mebusy ] || [ "$x" = lat ] || return 0
-    case $x in
-    idle)  args="idle -v -c 200 -n $IDLE -t 60 -w $SETTLE" ;;
-    lat)   args="short -c 1 -n $LAT_N -t $SECS -w $WARM" ;;
-    short) args="short -c $CONC -n 10000000 -t $SECS -w $WARM" ;;
-    up)    args="up -c $STREAMS -t $SECS -w $WARM" ;;
-    both)  args="both -c $STREAMS -t $SECS -w $WARM" ;;
-    hold)  args="idle -v -j $HOLD_J -c 200 -n $HOLD -t $HOLD_SECS -w $SETTLE" ;;
+# target_args TARGET: the load generator's -a (and -p) for it.
+target_args() {
+    if [ "$1" = direct ]; then echo "-a $ADDR:$P_BDIRECT"
+    else eval "echo \"-a $ADDR:\$P_$1 -p \$PIDS_$1\""; fi
+}
+test_args() { # test
+    case $1 in
+    idle)  echo "idle -v -c 200 -n $IDLE -t 60 -w $SETTLE" ;;
+    lat)   echo "short -c 1 -n $LAT_N -t $SECS -w $WARM" ;;
+    short) echo "short -c $CONC -n 10000000 -t $SECS -w $WARM" ;;
+    up)    echo "up -c $STREAMS -t $SECS -w $WARM" ;;
+    both)  echo "both -c $STREAMS -t $SECS -w $WARM" ;;
+    hold)  echo "idle -v -j $HOLD_J -c 200 -n $HOLD -t $HOLD_SECS -w $SETTLE" ;;
     esac
-    # shellcheck disable=SC2086
-    if line=$($PIN_LOAD "$LG" $args -a "$a" $p -b "$BE_PID" $CORE_ARG 2>"$TMP/lg.err"); then rc=0; else rc=$?; fi
-    [ -n "$line" ] || line="no_output=1 $(tr '\n' ' ' <"$TMP/lg.err")"
+}
+record() { # round target test rc line
+    r=$1; t=$2; x=$3; rc=$4; line=$5
     echo "round=$r target=$t test=$x rc=$rc $line" >>"$RAW"
-    case $x in idle|hold) sed "s/^slab /round=$r target=$t /" "$TMP/lg.err" >>"$TMP/slab.txt" ;; esac
-    if [ $rc != 0 ]; then
+    if [ "$rc" != 0 ]; then
         case $t in hapauto|hapsplice|nginx) PEER_FAILED=$((PEER_FAILED + 1)) ;;
         *) FAILED=$((FAILED + 1)) ;; esac
         note "round $r $x $t FAILED: $line"
@@ -485,6 +487,39 @@ measure() { # round target test
         printf 'bench: round %s %-5s %-8s %s\n' "$r" "$x" "$t" \
             "$(echo "$line" | tr ' ' '\n' | grep -E '^(sessions|greeted|secs_to_greeted|fds_max|rate|p50_us|gbps|cpu_us_per_session|cpu_ms_per_gb|rss_b_per_session|kernel_b_per_session)=' | tr '\n' ' ')" >&2
     fi
+}
+measure() { # round target test
+    r=$1; t=$2; x=$3
+    # busy-poll is a latency setting: mebusy runs the latency test only.
+    [ "$t" != mebusy ] || [ "$x" = lat ] || return 0
+    # shellcheck disable=SC2046,SC2086 # word splitting of the argument lists is meant
+    if line=$($PIN_LOAD "$LG" $(test_args "$x") $(target_args "$t") -b "$BE_PID" $CORE_ARG 2>"$TMP/lg.err"); then rc=0; else rc=$?; fi
+    [ -n "$line" ] || line="no_output=1 $(tr '\n' ' ' <"$TMP/lg.err")"
+    case $x in idle|hold) sed "s/^slab /round=$r target=$t /" "$TMP/lg.err" >>"$TMP/slab.txt" ;; esac
+    record "$r" "$t" "$x" "$rc" "$line"
+}
+# measure_turns round test target...: one load generator measures every
+# target in turns of $TURN s (loadgen -l), so that a host whose speed drifts
+# over seconds slows each alike; its line for target K is target K's.
+measure_turns() {
+    r=$1; x=$2; shift 2
+    ts="" targs=""
+    for t in "$@"; do
+        [ "$t" != mebusy ] || [ "$x" = lat ] || continue
+        ts="$ts $t"; targs="$targs $(target_args "$t")"
+    done
+    # shellcheck disable=SC2046,SC2086 # word splitting of the argument lists is meant
+    if $PIN_LOAD "$LG" $(test_args "$x") -l "$TURN" $targs -b "$BE_PID" $CORE_ARG \
+        >"$TMP/lg.out" 2>"$TMP/lg.err"; then rc=0; else rc=$?; fi
+    k=0
+    for t in $ts; do
+        line=$(sed -n "s/^target=$k //p" "$TMP/lg.out")
+        [ -n "$line" ] || line="no_output=1 $(tr '\n' ' ' <"$TMP/lg.err")"
+        trc=1
+        case $line in sessions=0\ *) ;; *" errors=0 "*) trc=0 ;; esac
+        record "$r" "$t" "$x" "$trc" "$line"
+        k=$((k + 1))
+    done
 }
 
 # run_phase pinned|multi: one run of every test on every target, with
@@ -512,7 +547,11 @@ run_phase() {
         # Fresh proxies each round: the idle-memory test runs first on each.
         for t in $order; do [ "$t" = direct ] || start_proxy "$t"; done
         for x in $tests; do
-            for t in $order; do measure "$r" "$t" "$x"; done
+            case $x in
+            # shellcheck disable=SC2086 # $order is a list
+            short|lat) measure_turns "$r" "$x" $order ;;
+            *) for t in $order; do measure "$r" "$t" "$x"; done ;;
+            esac
         done
         for t in $order; do [ "$t" = direct ] || stop_proxy "$t"; done
         r=$((r + 1))
