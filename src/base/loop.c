@@ -27,6 +27,7 @@ struct loop {
     size_t reserved;            /* timers the owners may arm (loop_timer_reserve) */
     struct defer *dhead, **dtail;
     uint32_t busy_us;           /* loop_set_busy_poll */
+    int batch;                  /* events of the current pass (loop_batch) */
 };
 
 static uint64_t
@@ -235,6 +236,12 @@ loop_now(const struct loop *l)
     return l->now;
 }
 
+int
+loop_batch(const struct loop *l)
+{
+    return l->batch;
+}
+
 void
 loop_stop(struct loop *l)
 {
@@ -287,6 +294,7 @@ loop_run(struct loop *l)
             return -1;
         busy = l->busy_us > 0 && n > 0;
         l->now = util_monotonic_ms();
+        l->batch = n > 0 ? n : 0;
         log_batch_begin();
         for (int i = 0; i < n; i++) {
             struct io *io = evs[i].data.ptr;

@@ -65,6 +65,10 @@ void loop_defer(struct loop *l, struct defer *d);
 /* Monotonic milliseconds, refreshed once per batch of events. */
 uint64_t loop_now(const struct loop *l);
 
+/* Events in the current batch: more than one says the process has work
+ * queued (a load signal that costs nothing to read). */
+int loop_batch(const struct loop *l);
+
 /*
  * Busy polling: after a pass that handled events, poll epoll without
  * sleeping for up to <us> microseconds before a blocking wait, so that the

@@ -262,6 +262,12 @@ connector_set_delay_acks(struct connector *c, bool on)
     c->delay_acks = on;
 }
 
+bool
+connector_delays_acks(const struct connector *c)
+{
+    return c->delay_acks;
+}
+
 void
 connector_set_budget(struct connector *c, struct conn_budget *b)
 {

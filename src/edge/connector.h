@@ -78,6 +78,7 @@ int connector_lost_family(const struct connector *c);
  * connect with sock_connect()'s delay_acks. Off by default.
  */
 void connector_set_delay_acks(struct connector *c, bool on);
+bool connector_delays_acks(const struct connector *c);
 
 /* Parallel attempts of <c> count in <b> (kept by reference); NULL: unbounded (checks). */
 void connector_set_budget(struct connector *c, struct conn_budget *b);

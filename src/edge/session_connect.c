@@ -208,11 +208,12 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
         memset(&s->baddr, 0, sizeof(s->baddr));
         memcpy(&s->baddr, sa,
                sa->sa_family == AF_INET6 ? sizeof(s->baddr.in6) : sizeof(s->baddr.in));
+        bool delayed = connector_delays_acks(s->conn);
         connector_free(s->conn);
         s->conn = NULL;
         s->bio.fd = fd;
-        if (s->backend->conf->send_proxy == 0)
-            sock_delay_acks(fd); /* with a header to send, the connect did */
+        if (!delayed)
+            sock_delay_acks(fd); /* else the connect did */
         if (loop_mod(s->w->loop, &s->bio, EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
             session_close(s, END_RESOURCE, strerror(errno));
             return;
@@ -319,8 +320,12 @@ session_connect_next(struct session *s)
         backend_take(b, srv);
         s->counted = true;
         /* With a PROXY header, connected() writes at once: the handshake's
-         * last ACK rides on it (src/base/sock.h). */
-        connector_set_delay_acks(s->conn, b->conf->send_proxy != 0);
+         * last ACK can ride on it (src/base/sock.h), a segment fewer. Only
+         * under load: the server then accepts once we have written the
+         * header, and an idle process that would answer at once pays that
+         * wake-up in latency (docs/performance.md). */
+        connector_set_delay_acks(s->conn,
+                                 b->conf->send_proxy != 0 && loop_batch(s->w->loop) > 1);
         connector_start(s->conn, ordered, n, b->conf->he_delay_ms, b->conf->timeout_connect_ms);
         return;
     }
