@@ -27,6 +27,9 @@ struct connector {
     bool busy;                 /* a set is in flight */
     bool dead;                 /* freed: stale events of this batch are ignored */
     bool delay_acks;           /* sock_connect()'s: the winner writes at once */
+    struct io *lent;           /* the first attempt's registration (connector_lend_io) */
+    uint32_t lent_events;
+    bool won_lent;             /* the first attempt won with it */
     struct conn_budget *budget; /* NULL: unbounded */
     size_t extra;              /* attempts counted in <budget>: inflight - 1 at most */
     size_t n, next, inflight;  /* addresses, the next to start, in flight */
@@ -63,11 +66,19 @@ may_start(struct connector *c)
     return true;
 }
 
+/* The io registered for <a>: the lent one for the first attempt. */
+static struct io *
+attempt_io(struct connector *c, struct attempt *a)
+{
+    return a == c->a && c->lent != NULL ? c->lent : &a->io;
+}
+
 static void
 close_attempt(struct connector *c, struct attempt *a)
 {
     close(a->io.fd); /* never duplicated: close() takes it out of epoll */
     a->io.fd = -1;
+    attempt_io(c, a)->fd = -1;
     c->inflight--;
     if (c->budget != NULL)
         settle(c);
@@ -109,7 +120,10 @@ won(struct connector *c, struct attempt *w)
         if (c->addrs[a - c->a].sa.sa_family != attempt_addr(c, w)->sa_family)
             c->lost_family = c->addrs[a - c->a].sa.sa_family;
     int fd = w->io.fd;
-    w->io.fd = -1; /* still in the loop: the caller takes it over with loop_mod() */
+    /* Still in the loop: the caller takes it over, registered with its own
+     * io already (won_lent) or with loop_mod(). */
+    w->io.fd = -1;
+    c->won_lent = attempt_io(c, w) != &w->io;
     c->inflight--;
     if (c->budget != NULL)
         settle(c);
@@ -120,16 +134,13 @@ won(struct connector *c, struct attempt *w)
 }
 
 static void
-on_io(struct io *io, uint32_t ev)
+attempt_event(struct connector *c, struct attempt *a, uint32_t ev)
 {
-    struct attempt *a = container_of(io, struct attempt, io);
-    struct connector *c = a->c;
-
-    if (c->dead || !c->busy || io->fd < 0 || !(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+    if (c->dead || !c->busy || a->io.fd < 0 || !(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
         return;
     /* Writable without an error or a hang-up: connected (a failed connect
      * always raises EPOLLERR), no getsockopt(SO_ERROR) needed. */
-    int err = ev & (EPOLLERR | EPOLLHUP) ? sock_error(io->fd) : 0;
+    int err = ev & (EPOLLERR | EPOLLHUP) ? sock_error(a->io.fd) : 0;
     if (err == 0 && (ev & (EPOLLERR | EPOLLHUP)))
         err = ECONNRESET;
     if (err == 0) {
@@ -144,6 +155,20 @@ on_io(struct io *io, uint32_t ev)
         start_next(c);
     else if (c->inflight == 0)
         give_up(c, false);
+}
+
+static void
+on_io(struct io *io, uint32_t ev)
+{
+    struct attempt *a = container_of(io, struct attempt, io);
+    attempt_event(a->c, a, ev);
+}
+
+void
+connector_io(struct connector *c, uint32_t ev)
+{
+    if (c->lent != NULL)
+        attempt_event(c, c->a, ev);
 }
 
 static void
@@ -181,14 +206,17 @@ start_next(struct connector *c)
         c->next++;
         int fd = sock_connect(sa, NULL, c->delay_acks);
         if (fd != -1) {
-            a->io.fd = fd;
-            if (loop_add(c->loop, &a->io, EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLET) == 0) {
+            struct io *io = attempt_io(c, a);
+            uint32_t events = io == &a->io ? EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLET
+                                           : c->lent_events;
+            a->io.fd = io->fd = fd;
+            if (loop_add(c->loop, io, events) == 0) {
                 c->inflight++;
                 break;
             }
             int saved = errno;
             close(fd);
-            a->io.fd = -1;
+            a->io.fd = io->fd = -1;
             errno = saved;
         }
         if (c->budget != NULL)
@@ -246,6 +274,7 @@ connector_start(struct connector *c, const struct sockaddr_storage *addrs, size_
     c->deadline = loop_now(c->loop) + timeout_ms;
     c->last_err = EDESTADDRREQ;
     c->lost_family = 0;
+    c->won_lent = false;
     c->busy = true;
     start_next(c);
 }
@@ -254,6 +283,19 @@ int
 connector_lost_family(const struct connector *c)
 {
     return c->lost_family;
+}
+
+void
+connector_lend_io(struct connector *c, struct io *io, uint32_t events)
+{
+    c->lent = io;
+    c->lent_events = events;
+}
+
+bool
+connector_won_lent(const struct connector *c)
+{
+    return c->won_lent;
 }
 
 void

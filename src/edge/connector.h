@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct io;
 struct loop;
 struct connector;
 
@@ -34,8 +35,9 @@ struct connector_ops {
     /*
      * The set is decided: <fd> is the winner's connected socket, now the
      * caller's, with <sa> its address. It is still registered with the
-     * loop: the caller points the registration at its own struct io with
-     * loop_mod() (one syscall less than a delete and an add). Or -1 when
+     * loop: with the caller's io already (connector_won_lent()), or the
+     * caller points the registration at its own struct io with loop_mod()
+     * (one syscall less than a delete and an add). Or -1 when
      * every attempt failed: <err> the last error, <timeout> when the
      * deadline ended it. Called last; the caller may start the connector
      * again or free it from here.
@@ -78,6 +80,18 @@ int connector_lost_family(const struct connector *c);
  * connect with sock_connect()'s delay_acks. Off by default.
  */
 void connector_set_delay_acks(struct connector *c, bool on);
+
+/*
+ * The first attempt of the next starts registers the caller's <io> (its fd
+ * set here; NULL: the connector's own, the default) with <events>, which
+ * the caller wants once connected (they must include EPOLLOUT and
+ * EPOLLET): the caller's callback hands the events to connector_io()
+ * while connecting. When that attempt wins (connector_won_lent() in
+ * done()), the caller keeps the registration as it is: no loop_mod().
+ */
+void connector_lend_io(struct connector *c, struct io *io, uint32_t events);
+void connector_io(struct connector *c, uint32_t events);
+bool connector_won_lent(const struct connector *c);
 bool connector_delays_acks(const struct connector *c);
 
 /* Parallel attempts of <c> count in <b> (kept by reference); NULL: unbounded (checks). */

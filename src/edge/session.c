@@ -434,12 +434,9 @@ on_client(struct io *io, uint32_t ev)
     }
 }
 
-static void
-on_backend(struct io *io, uint32_t ev)
+void
+session_backend_events(struct session *s, uint32_t ev)
 {
-    struct session *s = container_of(io, struct session, bio);
-    if (s->state == SESSION_CLOSED)
-        return;
     if (ev & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         s->b_rd = true;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -448,14 +445,27 @@ on_backend(struct io *io, uint32_t ev)
         s->b_fin = true;
     if (ev & (EPOLLPRI | EPOLLHUP | EPOLLERR))
         s->b_wary = true;
+}
+
+static void
+on_backend(struct io *io, uint32_t ev)
+{
+    struct session *s = container_of(io, struct session, bio);
     switch (s->state) {
+    case SESSION_CONNECTING:
+        /* The connector's first attempt, registered with our io: its
+         * events are the connector's until it wins (and keep this one). */
+        s->conn_ev = ev;
+        if (s->conn != NULL)
+            connector_io(s->conn, ev);
+        break;
     case SESSION_RELAYING:
+        session_backend_events(s, ev);
         session_relay(s);
         break;
     case SESSION_READ_PROXY:
     case SESSION_PEEK_HELLO:
     case SESSION_HOLDING:
-    case SESSION_CONNECTING: /* the socket is the session's once connected */
     case SESSION_CLOSED:
         break;
     }

@@ -209,12 +209,15 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
         memcpy(&s->baddr, sa,
                sa->sa_family == AF_INET6 ? sizeof(s->baddr.in6) : sizeof(s->baddr.in));
         bool delayed = connector_delays_acks(s->conn);
+        bool in_place = connector_won_lent(s->conn);
         connector_free(s->conn);
         s->conn = NULL;
         s->bio.fd = fd;
         if (!delayed)
             sock_delay_acks(fd); /* else the connect did */
-        if (loop_mod(s->w->loop, &s->bio, EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET) == -1) {
+        if (in_place) {
+            session_backend_events(s, s->conn_ev); /* the event it won with */
+        } else if (loop_mod(s->w->loop, &s->bio, SESSION_BACKEND_EVENTS) == -1) {
             session_close(s, END_RESOURCE, strerror(errno));
             return;
         }
@@ -326,6 +329,10 @@ session_connect_next(struct session *s)
          * wake-up in latency (docs/performance.md). */
         connector_set_delay_acks(s->conn,
                                  b->conf->send_proxy != 0 && loop_batch(s->w->loop) > 1);
+        /* One address, one attempt: connect with the session's own
+         * registration. With more, an attempt that loses in the same batch
+         * as the winner could still bring an event to it. */
+        connector_lend_io(s->conn, n == 1 ? &s->bio : NULL, SESSION_BACKEND_EVENTS);
         connector_start(s->conn, ordered, n, b->conf->he_delay_ms, b->conf->timeout_connect_ms);
         return;
     }

@@ -45,6 +45,7 @@ struct session {
     bool c_rd, c_wr, c_hup, b_rd, b_wr;
     bool c_fin, b_fin;                 /* FIN signalled: relay_end.fin */
     bool c_wary, b_wary;               /* error, hang-up or urgent data: relay_end.wary */
+    uint32_t conn_ev;                  /* connecting: the backend socket's last event */
     uint8_t first_fin;                 /* 0 none, 1 client, 2 backend */
     bool pg_watch;                     /* smtp pregreet: client bytes before the greeting? */
     bool talked_early;                 /* it sent some (logged as pregreet=1) */
@@ -97,6 +98,12 @@ void session_tell(struct session *s, const char *msg);
 void session_say_goodbye(struct session *s);
 /* Moves bytes both ways (RELAYING); may close the session. */
 void session_relay(struct session *s);
+
+/* What the backend socket is registered for once connected (the connector
+ * registers its first attempt with it: connector_lend_io). */
+#define SESSION_BACKEND_EVENTS (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+/* Notes what an event on the backend socket says (readable, writable...). */
+void session_backend_events(struct session *s, uint32_t ev);
 /* The client address is final (accept, or after the PROXY header): admit, then peek or connect. */
 void session_begin(struct session *s);
 
