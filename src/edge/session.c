@@ -454,8 +454,10 @@ on_backend(struct io *io, uint32_t ev)
     switch (s->state) {
     case SESSION_CONNECTING:
         /* The connector's first attempt, registered with our io: its
-         * events are the connector's until it wins (and keep this one). */
-        s->conn_ev = ev;
+         * events are the connector's. Noted first: when it wins, the
+         * relay starts at once and needs them (a failed attempt's are
+         * cleared before the next connect). */
+        session_backend_events(s, ev);
         if (s->conn != NULL)
             connector_io(s->conn, ev);
         break;

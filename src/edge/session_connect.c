@@ -215,9 +215,8 @@ on_connect_done(void *arg, int fd, const struct sockaddr *sa, int err, bool time
         s->bio.fd = fd;
         if (!delayed)
             sock_delay_acks(fd); /* else the connect did */
-        if (in_place) {
-            session_backend_events(s, s->conn_ev); /* the event it won with */
-        } else if (loop_mod(s->w->loop, &s->bio, SESSION_BACKEND_EVENTS) == -1) {
+        /* In place, on_backend() noted the event it won with. */
+        if (!in_place && loop_mod(s->w->loop, &s->bio, SESSION_BACKEND_EVENTS) == -1) {
             session_close(s, END_RESOURCE, strerror(errno));
             return;
         }
@@ -333,6 +332,7 @@ session_connect_next(struct session *s)
          * registration. With more, an attempt that loses in the same batch
          * as the winner could still bring an event to it. */
         connector_lend_io(s->conn, n == 1 ? &s->bio : NULL, SESSION_BACKEND_EVENTS);
+        s->b_rd = s->b_wr = s->b_fin = s->b_wary = false;
         connector_start(s->conn, ordered, n, b->conf->he_delay_ms, b->conf->timeout_connect_ms);
         return;
     }

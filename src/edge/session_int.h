@@ -45,7 +45,6 @@ struct session {
     bool c_rd, c_wr, c_hup, b_rd, b_wr;
     bool c_fin, b_fin;                 /* FIN signalled: relay_end.fin */
     bool c_wary, b_wary;               /* error, hang-up or urgent data: relay_end.wary */
-    uint32_t conn_ev;                  /* connecting: the backend socket's last event */
     uint8_t first_fin;                 /* 0 none, 1 client, 2 backend */
     bool pg_watch;                     /* smtp pregreet: client bytes before the greeting? */
     bool talked_early;                 /* it sent some (logged as pregreet=1) */
