@@ -352,26 +352,26 @@ _TCPI_SEGS_IN = 140        # offsets in struct tcp_info (Linux >= 4.2, 4.6)
 _TCPI_DATA_SEGS_IN = 152
 
 
-def segs_in(sock: socket.socket) -> Optional[int]:
-    """Segments received so far, data or not (tcp_info.tcpi_segs_in), or
-    None where the kernel does not report it."""
+def _tcp_info_u32(sock: socket.socket, offset: int) -> Optional[int]:
+    """A 32-bit field of the socket's struct tcp_info, or None where the
+    kernel does not report it."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     except OSError:
         return None
-    if len(info) < _TCPI_SEGS_IN + 4:
+    if len(info) < offset + 4:
         return None
-    return struct.unpack_from("I", info, _TCPI_SEGS_IN)[0]
+    return struct.unpack_from("I", info, offset)[0]
+
+
+def segs_in(sock: socket.socket) -> Optional[int]:
+    """Segments received so far, data or not (tcpi_segs_in)."""
+    return _tcp_info_u32(sock, _TCPI_SEGS_IN)
 
 
 def data_segs_in(sock: socket.socket) -> Optional[int]:
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-    except OSError:
-        return None
-    if len(info) < _TCPI_DATA_SEGS_IN + 4:
-        return None
-    return struct.unpack_from("I", info, _TCPI_DATA_SEGS_IN)[0]
+    """Data segments received so far (tcpi_data_segs_in)."""
+    return _tcp_info_u32(sock, _TCPI_DATA_SEGS_IN)
 
 
 class SendThread(threading.Thread):
