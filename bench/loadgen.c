@@ -32,7 +32,8 @@
  *                  between the last session opened and the memory sample
  *   -p PID,PID...  processes whose CPU (utime+stime) and RSS are sampled
  *                  (those of the -a before it)
- *   -l SECONDS     short with several -a: the length of a turn
+ *   -l SECONDS     short: the length of a turn (needed with several -a; with
+ *                  one, the line still starts with target=0)
  *   -b PID         the server's process, whose CPU is sampled too
  *   -k CPU         CPU whose busy time (/proc/stat) is sampled too
  *   -v             idle: print the slab caches that grew, per session, on stderr
@@ -1466,7 +1467,8 @@ main(int argc, char **argv)
     struct in_addr sa;
     if (addr == NULL || parse_addr(addr, &dst) == -1 || inet_pton(AF_INET, srcs, &sa) != 1 ||
         nsrc < 1 || conc < 1 || nmax < 1 || jobs < 1 || jobs > MAX_JOBS || dur <= 0 || dur > 600 ||
-        warm < 0 || warm > 60 || (ntargets > 1 && (mode != M_SHORT || slice < 0.01 || slice > dur)))
+        warm < 0 || warm > 60 || (ntargets > 1 && slice <= 0) ||
+        (slice > 0 && (mode != M_SHORT || slice < 0.01 || slice > dur)))
         usage();
     npids = targets[0].npids;
     memcpy(pids, targets[0].pids, sizeof(pids));
@@ -1502,7 +1504,7 @@ main(int argc, char **argv)
     case M_PROBE:
         return run_probe();
     case M_SHORT:
-        return ntargets > 1 ? run_short_turns() : run_short();
+        return slice > 0 ? run_short_turns() : run_short();
     case M_UP:
         return run_bulk(false);
     case M_BOTH:
