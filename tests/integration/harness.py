@@ -786,8 +786,13 @@ class Mailedge:
                    log))
 
     def logs(self) -> List[dict]:
+        """The complete log lines so far: a line still being written (read
+        before its newline) is left for the next call."""
         out = []
-        for line in self.log_text().splitlines():
+        text = self.log_text()
+        if self.proc is not None and self.proc.poll() is None:
+            text = text[:text.rfind("\n") + 1]
+        for line in text.splitlines():
             d = parse_log_line(line)
             if d is not None:
                 out.append(d)
