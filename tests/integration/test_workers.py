@@ -73,7 +73,9 @@ def test_clients_spread_over_workers_and_drain(rig, splice):
     s.me.signal(signal.SIGTERM)
     h.wait_until(lambda: h.connect_refused(s.ip, s.port, source=rig.ip(11)),
                  what="every worker's listener closed", info=s.me.describe)
-    assert workers_of(s.me, "drain") == {"0", "1"}
+    # A worker closes its listeners, then logs its drain line (at the end of the pass).
+    h.wait_until(lambda: workers_of(s.me, "drain") == {"0", "1"}, what="both workers' drain line",
+                 info=s.me.describe)
     for i, c in enumerate(cs):
         msg = b"EHLO c%d\r\n" % i
         c.send(msg)
